@@ -1,0 +1,288 @@
+"""Connection settings, validated once at the edge into frozen models.
+
+``KafkaConnection`` is built from flags, environment, a Java client properties file and ``-X``
+pass-through, and becomes librdkafka's dict in exactly one place: :meth:`KafkaConnection.to_librdkafka`.
+Secrets are ``SecretStr``: they print as ``**********`` and never reach logs or reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from migrator.errors import ConfigError
+
+__all__ = [
+    "BasicAuth",
+    "KafkaConnection",
+    "QStashConnection",
+    "RestConnection",
+    "parse_properties",
+    "parse_x_options",
+    "redact",
+]
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+# librdkafka keys whose values are secret: never printed, never logged.
+SECRET_KEYS = frozenset(
+    {
+        "sasl.password",
+        "sasl.jaas.config",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl.keystore.password",
+        "ssl.truststore.password",
+        "sasl.oauthbearer.client.secret",
+        "basic.auth.user.info",
+    }
+)
+_SECRET_HINT = re.compile(r"(password|secret|token|credential|jaas|api[._-]?key|user\.info)", re.I)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BasicAuth(_Frozen):
+    """HTTP basic credentials for a REST service."""
+
+    username: str
+    password: SecretStr
+
+
+class RestConnection(_Frozen):
+    """A REST service (Schema Registry or Kafka Connect): base URL and optional basic auth."""
+
+    url: str
+    auth: BasicAuth | None = None
+    timeout: float = Field(10.0, gt=0)
+
+    def httpx_auth(self) -> tuple[str, str] | None:
+        if self.auth is None:
+            return None
+        return (self.auth.username, self.auth.password.get_secret_value())
+
+
+class QStashConnection(_Frozen):
+    """Where QStash lives: Upstash's service or the local server. Token from QSTASH_TOKEN."""
+
+    url: str = Field("https://qstash.upstash.io", description="QStash base URL.")
+    token: SecretStr = Field(description="QStash bearer token.")
+
+    @classmethod
+    def from_env(cls, url: str | None = None, token: str | None = None) -> QStashConnection:
+        url = url or os.environ.get("QSTASH_URL") or "https://qstash.upstash.io"
+        token = token or os.environ.get("QSTASH_TOKEN")
+        if not token:
+            raise ConfigError(
+                "No QStash token: set QSTASH_TOKEN or pass --qstash-token "
+                "(for the local server, `migrator dev up --json` prints one)."
+            )
+        return cls(url=url.rstrip("/"), token=SecretStr(token))
+
+
+class KafkaConnection(_Frozen):
+    """How to reach a Kafka cluster. Convert with :meth:`to_librdkafka`, nowhere else."""
+
+    bootstrap_servers: str = Field(description="Comma-separated host:port list.")
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_pem: str | None = Field(None, description="CA certificate(s), PEM text.")
+    ssl_certificate_pem: str | None = None
+    ssl_key_pem: SecretStr | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_endpoint_identification: bool = True
+    extra: Mapping[str, str] = Field(default_factory=dict, description="-X key=value overrides.")
+
+    def to_librdkafka(self) -> dict[str, str]:
+        """The librdkafka configuration dict for this connection (secrets in clear: handle with care)."""
+        conf: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_pem:
+            conf["ssl.ca.pem"] = self.ssl_ca_pem
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        if self.ssl_certificate_pem:
+            conf["ssl.certificate.pem"] = self.ssl_certificate_pem
+        if self.ssl_key_pem is not None:
+            conf["ssl.key.pem"] = self.ssl_key_pem.get_secret_value()
+        if self.ssl_key_password is not None:
+            conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+        if not self.ssl_endpoint_identification:
+            conf["ssl.endpoint.identification.algorithm"] = "none"
+        conf.update(self.extra)
+        return conf
+
+    def describe(self) -> str:
+        """A one-line description safe to print (no secrets)."""
+        who = f" as {self.sasl_username}" if self.sasl_username else ""
+        return f"{self.bootstrap_servers} ({self.security_protocol}{who})"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        bootstrap_servers: str | None = None,
+        properties_file: str | Path | None = None,
+        x_options: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> KafkaConnection:
+        """Build from (lowest to highest precedence) env, a properties file, flags and -X options."""
+        env = os.environ if environ is None else environ
+        props: dict[str, str] = {}
+        if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            props["bootstrap.servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+        where = "command line"
+        if properties_file is not None:
+            where = str(properties_file)
+            props.update(parse_properties(Path(properties_file)))
+        if bootstrap_servers:
+            props["bootstrap.servers"] = bootstrap_servers
+        props.update(parse_x_options(x_options))
+        return cls.from_properties(props, where=where)
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, str], *, where: str = "config") -> KafkaConnection:
+        """Map Java client properties (and librdkafka names) onto the model."""
+        props = dict(props)
+        fields: dict[str, object] = {}
+        servers = props.pop("bootstrap.servers", None)
+        if not servers:
+            raise ConfigError(
+                f"{where}: no bootstrap servers; pass --bootstrap-servers, set "
+                "KAFKA_BOOTSTRAP_SERVERS or put bootstrap.servers in the properties file."
+            )
+        fields["bootstrap_servers"] = servers
+        if "security.protocol" in props:
+            fields["security_protocol"] = props.pop("security.protocol").upper()
+        if "sasl.mechanism" in props:
+            fields["sasl_mechanism"] = props.pop("sasl.mechanism").upper()
+        jaas = props.pop("sasl.jaas.config", None)
+        if jaas is not None:
+            user, password = _parse_jaas(jaas, where)
+            fields["sasl_username"], fields["sasl_password"] = user, password
+        for key, name in (("sasl.username", "sasl_username"), ("sasl.password", "sasl_password")):
+            if key in props:
+                fields[name] = props.pop(key)
+        _take_ssl(props, fields, where)
+        fields["extra"] = props
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(f"{where}: {loc}: {err['msg']}") from None
+
+
+_JAAS_RE = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:
+    """Username and password from a PlainLoginModule / ScramLoginModule JAAS line."""
+    if "LoginModule" not in jaas:
+        raise ConfigError(f"{where}: sasl.jaas.config is not a JAAS login module line.")
+    values = dict(_JAAS_RE.findall(jaas))
+    if "username" not in values or "password" not in values:
+        raise ConfigError(
+            f'{where}: sasl.jaas.config needs username="..." and password="..." '
+            "(PlainLoginModule or ScramLoginModule)."
+        )
+    return values["username"], values["password"]
+
+
+def _take_ssl(props: dict[str, str], fields: dict[str, object], where: str) -> None:
+    """Java ssl.* properties in PEM form onto the model; JKS/PKCS12 stores are refused clearly."""
+    for store in ("ssl.truststore.type", "ssl.keystore.type"):
+        kind = props.pop(store, "PEM").upper()
+        if kind != "PEM":
+            raise ConfigError(
+                f"{where}: {store}={kind} is not supported; convert the store to PEM "
+                "(keytool -exportcert / openssl pkcs12) and use ssl.truststore.certificates "
+                "or ssl.truststore.location with PEM files."
+            )
+    if "ssl.truststore.certificates" in props:
+        fields["ssl_ca_pem"] = props.pop("ssl.truststore.certificates").replace("\\n", "\n")
+    if "ssl.truststore.location" in props:
+        fields["ssl_ca_location"] = props.pop("ssl.truststore.location")
+    if "ssl.keystore.certificate.chain" in props:
+        fields["ssl_certificate_pem"] = props.pop("ssl.keystore.certificate.chain").replace("\\n", "\n")
+    if "ssl.keystore.key" in props:
+        fields["ssl_key_pem"] = props.pop("ssl.keystore.key").replace("\\n", "\n")
+    if "ssl.key.password" in props:
+        fields["ssl_key_password"] = props.pop("ssl.key.password")
+    props.pop("ssl.truststore.password", None)
+    props.pop("ssl.keystore.password", None)
+    algo = props.pop("ssl.endpoint.identification.algorithm", None)
+    if algo is not None and algo.strip().lower() in ("", "none"):
+        fields["ssl_endpoint_identification"] = False
+    # Java-only client settings with no librdkafka meaning are dropped rather than rejected.
+    for java_only in ("key.serializer", "value.serializer", "key.deserializer", "value.deserializer",
+                      "client.dns.lookup", "sasl.login.callback.handler.class"):
+        props.pop(java_only, None)
+
+
+def parse_properties(path: Path) -> dict[str, str]:
+    """Read a Java .properties file (key=value or key: value, # and ! comments, \\ continuations)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the properties file ({exc.strerror}).") from None
+    props: dict[str, str] = {}
+    logical: list[tuple[int, str]] = []
+    buf, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip() if not buf else raw.lstrip()
+        if not buf and (not line or line[0] in "#!"):
+            continue
+        if not buf:
+            start = number
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            buf += line[:-1]
+            continue
+        logical.append((start, buf + line))
+        buf = ""
+    if buf:
+        logical.append((start, buf))
+    for number, line in logical:
+        match = re.match(r"^((?:[^=:\s\\]|\\.)+)\s*[=:\s]\s*(.*)$", line)
+        if not match:
+            raise ConfigError(f"{path}:{number}: expected key=value, got {line.split()[0]!r}.")
+        props[match.group(1)] = match.group(2).strip()
+    return props
+
+
+def parse_x_options(options: Iterable[str]) -> dict[str, str]:
+    """-X key=value pass-through options."""
+    out: dict[str, str] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"-X {option!r}: expected key=value, for example -X fetch.max.bytes=1048576.")
+        out[key.strip()] = value
+    return out
+
+
+def redact(conf: Mapping[str, object]) -> dict[str, object]:
+    """A copy of a config dict with secret values replaced, safe to print or log."""
+    return {
+        k: ("**********" if (k in SECRET_KEYS or _SECRET_HINT.search(k)) else v)
+        for k, v in conf.items()
+    }

@@ -1,0 +1,103 @@
+"""The toolkit's exceptions: one root, a shallow tree.
+
+    MigratorError                      every error the toolkit raises on purpose
+    ├── ConfigError                    bad input: a file, a flag, a value (exit 3)
+    ├── StackError                     the local stack cannot start or is missing a tool (exit 8)
+    ├── KafkaUnavailableError          the cluster does not answer in time (exit 4)
+    ├── KafkaAuthError                 the cluster refuses our credentials (exit 5)
+    ├── ServiceError                   a REST service (QStash, registry, Connect) failed (exit 7)
+    ├── PlanError                      the plan cannot be applied as it stands (exit 6)
+    │   ├── ConflictingPlanError       live state moved since the plan was reviewed
+    │   ├── UnfilledPlaceholderError   endpoints still hold placeholders
+    │   └── DestructiveChangeError     a deletion was needed but not allowed
+    └── DeliveryError                  one record could not be delivered (handled by the bridge)
+        ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
+        └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
+
+Exit codes are chosen from these classes in exactly one place: ``migrator.cli``.
+Messages are sentences that name the object and, where possible, the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConflictingPlanError",
+    "DeliveryError",
+    "DestructiveChangeError",
+    "KafkaAuthError",
+    "KafkaUnavailableError",
+    "MigratorError",
+    "PermanentDeliveryError",
+    "PlanError",
+    "RetryableDeliveryError",
+    "ServiceError",
+    "StackError",
+    "UnfilledPlaceholderError",
+]
+
+
+class MigratorError(Exception):
+    """Root of every error the toolkit raises on purpose."""
+
+
+class ConfigError(MigratorError):
+    """Bad user input: a file, a flag or a value. The message says where and how to fix it."""
+
+
+class StackError(MigratorError):
+    """The local stack could not be resolved, started or reached."""
+
+
+class KafkaUnavailableError(MigratorError):
+    """The Kafka cluster did not answer within the timeout."""
+
+
+class KafkaAuthError(MigratorError):
+    """The Kafka cluster refused the credentials (SASL/SSL) or the operation."""
+
+
+class ServiceError(MigratorError):
+    """A REST service (QStash, Schema Registry, Kafka Connect) answered with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PlanError(MigratorError):
+    """The plan cannot be applied as it stands."""
+
+
+class ConflictingPlanError(PlanError):
+    """The live QStash state changed since the plan was made, in a way that conflicts with it."""
+
+
+class UnfilledPlaceholderError(PlanError):
+    """The plan still holds endpoint placeholders; apply names each one."""
+
+
+class DestructiveChangeError(PlanError):
+    """A deletion is needed but --prune --allow-destructive was not given."""
+
+
+class DeliveryError(MigratorError):
+    """A record could not be delivered to its destination."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Delivery may succeed later: 429, 5xx, timeouts, connection errors."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Delivery will never succeed as the record stands: 412, other 4xx, undecodable payloads."""
