@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from migrator.bridge.config import BridgeConfig, load_bridge_config
+from migrator.errors import ConfigError
+
+GOOD = """\
+kafka:
+  bootstrap_servers: localhost:9092
+  sasl_password: hunter2
+qstash:
+  url: http://127.0.0.1:8080/
+group: g1
+routes:
+  - topic: orders
+    ordered: true
+    payload: {mode: decode, decimal: string}
+    tombstone: dead_letter
+    destinations:
+      - kind: publish-url
+        url: https://example.com/a
+        retries: 3
+        delay: 10s
+        flow_control: {key: "{topic}-{partition}", rate: 10, parallelism: 2, period: 1m}
+        headers: {X-Team: payments}
+      - kind: enqueue-queue
+        queue: orders-{partition}
+        url: https://example.com/q
+      - kind: publish-url-group
+        url_group: fanout
+      - kind: workflow
+        url: https://example.com/wf
+      - kind: direct-http
+        url: http://127.0.0.1:9/x
+        timeout: 2.5
+dead_letter: {topic: orders.dlq}
+batch: {count: 50, bytes: 100000, linger_ms: 2}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "bridge.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_config_loads_every_destination_kind(tmp_path: Path) -> None:
+    cfg = load_bridge_config(write(tmp_path, GOOD))
+    kinds = [d.kind for d in cfg.routes[0].destinations]
+    assert kinds == ["publish-url", "enqueue-queue", "publish-url-group", "workflow", "direct-http"]
+    assert cfg.qstash.url == "http://127.0.0.1:8080"
+    assert cfg.routes[0].payload.decimal == "string"
+    fc = cfg.routes[0].destinations[0].flow_control  # type: ignore[union-attr]
+    assert fc is not None and fc.header_value() == "parallelism=2, rate=10, period=1m"
+    assert "hunter2" not in repr(cfg)
+    with pytest.raises(Exception):  # frozen
+        cfg.group = "other"  # type: ignore[misc]
+
+
+def test_kafka_section_builds_the_connection(tmp_path: Path) -> None:
+    props = write(tmp_path, "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n", "k.properties")
+    cfg = load_bridge_config(
+        write(tmp_path, GOOD.replace("  sasl_password: hunter2\n", "  properties_file: k.properties\n"))
+    )
+    conn = cfg.kafka.connection(base_dir=tmp_path, x_options=["fetch.max.bytes=1000"], environ={})
+    conf = conn.to_librdkafka()
+    assert conf["security.protocol"] == "SASL_PLAINTEXT"
+    assert conf["fetch.max.bytes"] == "1000"
+    assert props.exists()
+
+
+def test_unknown_field_reports_file_line_and_path(tmp_path: Path) -> None:
+    text = GOOD.replace("        timeout: 2.5\n", "        timeout: 2.5\n        tiemout: 3\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_bridge_config(path)
+    line = text.splitlines().index("        tiemout: 3") + 1
+    assert str(err.value).startswith(f"{path}:{line}: routes[0].destinations[4].tiemout: unknown field")
+
+
+def test_type_error_reports_line_of_the_value(tmp_path: Path) -> None:
+    text = GOOD.replace("retries: 3", "retries: lots")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_bridge_config(path)
+    line = text.splitlines().index("        retries: lots") + 1
+    assert f"{path}:{line}: routes[0].destinations[0].retries:" in str(err.value)
+
+
+def test_bad_duration_and_bad_template(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"delay: '10 seconds' is not a duration"):
+        load_bridge_config(write(tmp_path, GOOD.replace("delay: 10s", "delay: 10 seconds")))
+    with pytest.raises(ConfigError, match=r"flow_control.key: unknown placeholder"):
+        load_bridge_config(write(tmp_path, GOOD.replace('"{topic}-{partition}"', '"{offset}"')))
+
+
+def test_json_config_and_cross_field_rules(tmp_path: Path) -> None:
+    data = {"routes": [{"topic": "t", "destinations": [{"kind": "direct-http", "url": "http://h/x"}]}],
+            "start": "timestamp"}
+    path = write(tmp_path, json.dumps(data, indent=1), "bridge.json")
+    with pytest.raises(ConfigError, match="start_timestamp"):
+        load_bridge_config(path)
+    data["start_timestamp"] = "2026-01-01T00:00:00Z"
+    cfg = load_bridge_config(write(tmp_path, json.dumps(data), "bridge.json"))
+    assert cfg.start_timestamp is not None and not cfg.uses_qstash()
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"bridge.yaml:3: not valid YAML"):
+        load_bridge_config(write(tmp_path, "routes:\n  - [unclosed\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_bridge_config(tmp_path / "nope.yaml")
+
+
+def test_qstash_token_from_env_or_error() -> None:
+    cfg = BridgeConfig.model_validate(
+        {"routes": [{"topic": "t", "destinations": [{"kind": "workflow", "url": "http://h/w"}]}]}
+    )
+    url, token = cfg.qstash.resolved({"QSTASH_URL": "http://q:1/", "QSTASH_TOKEN": "tok"})
+    assert (url, token.get_secret_value()) == ("http://q:1", "tok")
+    with pytest.raises(ConfigError, match="QSTASH_TOKEN"):
+        cfg.qstash.resolved({})
+
+
+def test_schema_is_json() -> None:
+    schema = BridgeConfig.model_json_schema()
+    assert "routes" in schema["required"]
+    assert json.dumps(schema)
