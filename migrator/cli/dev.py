@@ -1,0 +1,133 @@
+"""`migrator dev`: the local stack (Kafka, Apicurio Registry, Kafka Connect, QStash) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from migrator import stack
+from migrator.errors import ConfigError
+
+__all__ = ["command"]
+
+_run_dir_option = click.option(
+    "--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the stack keeps state, data and logs (default: $MIGRATOR_DEV_DIR or "
+         "~/.local/state/migrator/dev).",
+)
+
+
+def _run_dir(value: Path | None) -> Path:
+    return (value or stack.default_run_dir()).resolve()
+
+
+@click.group()
+def command() -> None:
+    """Run the local stack the tests and the demo use."""
+
+
+@command.command()
+@_run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the stack.")
+@click.option("--engine", type=click.Choice(["jars", "testcontainers"]), default="jars",
+              show_default=True, help="jars: Maven Central jars on this machine; testcontainers: "
+              "containers on a Docker engine.")
+@click.option("--timeout", type=float, default=180.0, show_default=True,
+              help="Seconds to wait for each server to become ready.")
+@click.option("--qstash-backoff-scale", type=float, default=1.0, show_default=True,
+              help="Scale the local QStash server's retry backoff (e.g. 0.01 for tests).")
+def up(run_dir: Path | None, as_json: bool, engine: str, timeout: float,
+       qstash_backoff_scale: float) -> None:
+    """Start the stack (or reuse the running one) and describe it."""
+    directory = _run_dir(run_dir)
+    if engine == "testcontainers":
+        from migrator.stack.containers import up_containers
+
+        info, reused = up_containers(directory, timeout=timeout)
+    else:
+        tty = sys.stderr.isatty()
+        info, reused = stack.up(
+            directory, timeout=timeout, qstash_backoff_scale=qstash_backoff_scale,
+            progress=(lambda m: click.echo(f"… {m}", err=True)) if tty or not as_json else
+            (lambda _m: None),
+        )
+    if reused:
+        click.echo(f"The stack in {directory} is already running; reusing it.", err=True)
+    if as_json:
+        click.echo(json.dumps(info.public(), indent=2))
+        return
+    _show(info)
+
+
+def _show(info: stack.StackInfo) -> None:
+    rows = [
+        ("Kafka (PLAINTEXT)", info.bootstrap_servers),
+        ("Kafka (SASL_PLAINTEXT, SCRAM-SHA-256)", info.sasl_bootstrap_servers),
+        ("SASL user", f"{info.sasl_username} (password in {info.run_dir}/stack.json)"),
+        ("Schema Registry (Confluent API)", info.schema_registry_url),
+        ("Kafka Connect", info.connect_url),
+        ("QStash (local)", info.qstash_url or "not available"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo(f"{'State file':<{width}}  {info.run_dir}/stack.json (`migrator dev up --json`)")
+
+
+@command.command()
+@_run_dir_option
+def down(run_dir: Path | None) -> None:
+    """Stop the stack and remove its data."""
+    directory = _run_dir(run_dir)
+    if stack.down(directory):
+        click.echo(f"Stopped the stack in {directory} and removed its data.")
+    else:
+        click.echo(f"No stack is running in {directory}.")
+
+
+@command.command()
+@_run_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the stack's JSON if it is up.")
+def status(run_dir: Path | None, as_json: bool) -> None:
+    """Show whether each server runs and answers. Exit 1 when something is down."""
+    directory = _run_dir(run_dir)
+    servers = stack.status(directory)
+    if not servers:
+        click.echo(f"No stack is running in {directory}. Start one with `migrator dev up`.")
+        raise click.exceptions.Exit(1)
+    info = stack.load_state(directory)
+    if as_json and info is not None:
+        click.echo(json.dumps(info.public(), indent=2))
+    else:
+        for s in servers:
+            state = "ready" if s.ready else "running, not answering" if s.alive else "stopped"
+            click.echo(f"{s.name:<10} pid {s.pid:<8} {state}")
+    if not all(s.ready for s in servers):
+        raise click.exceptions.Exit(1)
+
+
+@command.command()
+@_run_dir_option
+@click.argument("server", required=False)
+@click.option("-n", "--lines", type=int, default=40, show_default=True)
+def logs(run_dir: Path | None, server: str | None, lines: int) -> None:
+    """Show the tail of each server's log (or of SERVER: kafka, registry, connect, qstash)."""
+    if lines < 1:
+        raise ConfigError("--lines must be at least 1.")
+    for name, text in stack.logs(_run_dir(run_dir), server, lines).items():
+        click.echo(f"==> {name} <==")
+        click.echo(text)
+
+
+def _register_qstash() -> None:
+    try:
+        from migrator.qstash_server.cli import qstash_command
+    except ImportError:  # the server package is optional at import time
+        return
+    command.add_command(qstash_command, "qstash")
+
+
+_register_qstash()

@@ -1,0 +1,172 @@
+"""The local stack as a whole: bring it up, describe it, tear it down.
+
+``up`` starts the registry, formats and starts the broker, then Connect and the local QStash
+server; it returns a :class:`StackInfo` once every server answers its readiness check. The state
+file in the run directory lets later commands (``status``, ``logs``, ``down``, the test harness)
+find the running stack. ``up`` on a running stack returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.errors import StackError
+from migrator.stack import servers
+from migrator.stack.java import find_java
+from migrator.stack.maven import StackJars, require_tools, resolve_jars
+from migrator.stack.process import free_port, is_alive, stop, tail, wait_until
+from migrator.stack.state import ProcessInfo, StackInfo, load_state, save_state
+
+__all__ = ["ServerStatus", "down", "logs", "status", "up"]
+
+log = logging.getLogger(__name__)
+
+SERVERS = ("registry", "kafka", "connect", "qstash")
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    pid: int
+    alive: bool
+    ready: bool
+
+
+def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1.0,
+       progress: Callable[[str], None] = lambda _msg: None) -> tuple[StackInfo, bool]:
+    """Start the stack (or find it running). Returns the stack and whether it was already up."""
+    current = load_state(run_dir)
+    if current is not None:
+        if all(s.alive for s in status(run_dir)):
+            return current, True
+        log.warning("a previous stack in %s is partly dead; cleaning it up", run_dir)
+        down(run_dir)
+    require_tools("java")
+    find_java(21, purpose="Apicurio Registry 3.3")
+    progress("resolving jars (Maven Central, cached after the first run)")
+    shutil.rmtree(run_dir / "data", ignore_errors=True)  # leftovers of a failed start
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jars = resolve_jars(log=run_dir / "logs" / "maven.log")
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        info = _start_all(jars, run_dir, timeout, qstash_backoff_scale, started, progress)
+    except BaseException:
+        for _name, proc in reversed(started):
+            stop(proc.pid, grace=5)
+        raise
+    save_state(info)
+    return info, False
+
+
+def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
+               started: list[tuple[str, subprocess.Popen[bytes]]],
+               progress: Callable[[str], None]) -> StackInfo:
+    ports = servers.BrokerPorts(free_port(), free_port(), free_port())
+    sr_port, connect_port, qstash_port = free_port(), free_port(), free_port()
+    bootstrap = f"127.0.0.1:{ports.plaintext}"
+    sasl_user, sasl_password = "migrator", secrets.token_urlsafe(18)
+    cluster_id = servers.new_cluster_id()
+    registry_url = f"http://127.0.0.1:{sr_port}/apis/ccompat/v7"
+    connect_url = f"http://127.0.0.1:{connect_port}"
+    logs_dir = run / "logs"
+
+    progress("starting Apicurio Registry")
+    started.append(("registry", servers.start_registry(jars, run, sr_port)))
+    progress("formatting and starting the Kafka broker (KRaft)")
+    servers.format_storage(jars, run, ports, cluster_id, sasl_user, sasl_password)
+    broker = servers.start_broker(jars, run)
+    started.append(("kafka", broker))
+    qstash: tuple[str, str, str] | None = None
+    qstash_proc = None
+    if servers.qstash_available():
+        token = secrets.token_urlsafe(24)
+        keys = ("sig_" + secrets.token_urlsafe(18), "sig_" + secrets.token_urlsafe(18))
+        progress("starting the local QStash server")
+        qstash = (token, *keys)
+        qstash_proc = servers.start_qstash(run, qstash_port, token, *keys,
+                                           backoff_scale=backoff_scale)
+        started.append(("qstash", qstash_proc))
+    wait_until(lambda: servers.broker_ready(bootstrap), timeout=timeout, what="Kafka broker",
+               proc=broker, log=logs_dir / "kafka.log")
+    progress("Kafka is up; starting Kafka Connect")
+    connect = servers.start_connect(jars, run, bootstrap, connect_port)
+    started.append(("connect", connect))
+    wait_until(lambda: servers.registry_ready(registry_url), timeout=timeout,
+               what="Apicurio Registry", proc=started[0][1], log=logs_dir / "registry.log")
+    qstash_url = f"http://127.0.0.1:{qstash_port}" if qstash else None
+    if qstash is not None and qstash_url is not None:
+        token = qstash[0]
+        wait_until(lambda: servers.qstash_ready(qstash_url, token), timeout=60,
+                   what="local QStash server", proc=qstash_proc, log=logs_dir / "qstash.log")
+    wait_until(lambda: servers.connect_ready(connect_url), timeout=timeout, what="Kafka Connect",
+               proc=connect, log=logs_dir / "connect.log")
+    progress("all servers ready")
+    return StackInfo(
+        bootstrap_servers=bootstrap,
+        sasl_bootstrap_servers=f"127.0.0.1:{ports.sasl}",
+        sasl_username=sasl_user,
+        sasl_password=sasl_password,
+        schema_registry_url=registry_url,
+        connect_url=connect_url,
+        qstash_url=qstash_url,
+        qstash_token=qstash[0] if qstash else None,
+        qstash_current_signing_key=qstash[1] if qstash else None,
+        qstash_next_signing_key=qstash[2] if qstash else None,
+        cluster_id=cluster_id,
+        run_dir=str(run),
+        lib_dir=str(jars.lib),
+        processes=[ProcessInfo(name=n, pid=p.pid, log=str(logs_dir / f"{n}.log")) for n, p in started],
+    )
+
+
+def status(run_dir: Path) -> list[ServerStatus]:
+    """Each server of the stack in ``run_dir``: alive, and answering its readiness check."""
+    info = load_state(run_dir)
+    if info is None:
+        return []
+    checks: dict[str, Callable[[], bool]] = {
+        "kafka": lambda: servers.broker_ready(info.bootstrap_servers),
+        "registry": lambda: servers.registry_ready(info.schema_registry_url),
+        "connect": lambda: servers.connect_ready(info.connect_url),
+        "qstash": lambda: servers.qstash_ready(info.qstash_url or "", info.qstash_token or ""),
+    }
+    out = []
+    for proc in info.processes:
+        alive = is_alive(proc.pid)
+        ready = False
+        if alive:
+            try:
+                ready = checks[proc.name]()
+            except Exception:
+                ready = False
+        out.append(ServerStatus(proc.name, proc.pid, alive, ready))
+    return out
+
+
+def down(run_dir: Path) -> bool:
+    """Stop every server (TERM, then KILL after a grace period) and remove data and state."""
+    info = load_state(run_dir)
+    if info is None:
+        return False
+    for proc in sorted(info.processes, key=lambda p: SERVERS.index(p.name) * -1):
+        stop(proc.pid)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
+def logs(run_dir: Path, server: str | None = None, lines: int = 40) -> dict[str, str]:
+    """The tail of each server's log (or one server's)."""
+    info = load_state(run_dir)
+    if info is None:
+        raise StackError(f"No stack is running in {run_dir}; start one with `migrator dev up`.")
+    names = [p.name for p in info.processes]
+    if server is not None and server not in names:
+        raise StackError(f"No server named {server!r}; the stack runs: {', '.join(names)}.")
+    return {p.name: tail(Path(p.log), lines) for p in info.processes
+            if server is None or p.name == server}
