@@ -110,6 +110,9 @@ class TopicInfo(_Model):
     replication_factor: int
     configs: dict[str, ConfigValue] = Field(default_factory=dict)
     records_per_second: float | None = Field(None, description="From watermark deltas, if sampled.")
+    records_last_24h: int | None = Field(
+        None, description="Records appended in the last 24 h (high watermark minus offset by time)."
+    )
     sample: RecordSample | None = None
 
     @property
@@ -146,6 +149,9 @@ class ConsumerGroupInfo(_Model):
     total_lag: int = 0
     topics: list[str] = Field(default_factory=list)
     lag_moving: bool | None = Field(None, description="Did lag change while sampling, if known.")
+    committed_moving: bool | None = Field(
+        None, description="Did any committed offset advance while sampling, if known."
+    )
 
 
 class SchemaReferenceInfo(_Model):
