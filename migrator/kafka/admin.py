@@ -1,0 +1,516 @@
+"""A narrow, read-only wrapper over ``confluent_kafka.admin.AdminClient``.
+
+Every call is batched (one request for many topics, partitions or groups wherever Kafka's admin
+API allows it), bounded by the wrapper's timeout, and returns plain frozen data rather than
+confluent-kafka objects. librdkafka errors become :class:`~migrator.errors.KafkaUnavailableError`
+(the cluster does not answer) or :class:`~migrator.errors.KafkaAuthError` (it refuses us).
+
+Nothing here writes: no topic, config, offset or group is ever created or changed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    OffsetSpec,
+    ResourceType,
+)
+
+from migrator.config import KafkaConnection
+from migrator.errors import KafkaAuthError, KafkaUnavailableError
+
+__all__ = [
+    "BrokerNode",
+    "ClusterDescription",
+    "ConfigEntryData",
+    "GroupDescription",
+    "GroupListing",
+    "GroupMemberData",
+    "KafkaAdmin",
+    "PartitionDescription",
+    "TopicDescription",
+    "TopicPartitionKey",
+    "librdkafka_logger",
+    "map_kafka_error",
+]
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+T = TypeVar("T")
+
+# Batch sizes: large enough that a 10,000-partition estate needs a handful of requests, small
+# enough that one request never approaches the broker's default 100 MB request limit.
+TOPIC_BATCH = 1000
+CONFIG_BATCH = 1000
+OFFSET_BATCH = 20000
+GROUP_BATCH = 500
+# list_consumer_group_offsets takes one group per request: this many are kept in flight at once.
+GROUP_OFFSETS_IN_FLIGHT = 64
+
+_AUTH_CODES = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError._SSL,
+    }
+)
+_UNAVAILABLE_CODES = frozenset(
+    {
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TRANSPORT,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._WAIT_COORD,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+    }
+)
+
+
+@dataclass(frozen=True)
+class BrokerNode:
+    id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterDescription:
+    cluster_id: str | None
+    controller_id: int | None
+    brokers: tuple[BrokerNode, ...]
+
+
+@dataclass(frozen=True)
+class PartitionDescription:
+    partition: int
+    leader: int | None
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TopicDescription:
+    name: str
+    internal: bool
+    partitions: tuple[PartitionDescription, ...]
+
+
+@dataclass(frozen=True)
+class ConfigEntryData:
+    name: str
+    value: str | None
+    source: str
+    is_default: bool
+    is_sensitive: bool
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    group_id: str
+    state: str
+    type: str
+    is_simple: bool
+
+
+@dataclass(frozen=True)
+class GroupMemberData:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[TopicPartitionKey, ...]
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group_id: str
+    state: str
+    type: str
+    protocol: str | None
+    members: tuple[GroupMemberData, ...] = field(default_factory=tuple)
+
+
+def map_kafka_error(error: BaseException, what: str, servers: str) -> Exception:
+    """The toolkit error for a librdkafka failure while doing ``what``."""
+    kerr = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    if isinstance(kerr, KafkaError):
+        code = kerr.code()
+        reason = kerr.str()
+        if code in _AUTH_CODES:
+            return KafkaAuthError(
+                f"Kafka at {servers} refused {what}: {reason}. Check the SASL/SSL settings "
+                "(--kafka-config, -X) and the principal's ACLs."
+            )
+        if code in _UNAVAILABLE_CODES:
+            return KafkaUnavailableError(
+                f"Kafka at {servers} did not answer {what}: {reason}. Check --bootstrap-servers "
+                "and that the brokers are reachable, or raise --timeout."
+            )
+        return KafkaUnavailableError(f"Kafka at {servers} failed {what}: {reason}.")
+    if isinstance(error, concurrent.futures.TimeoutError | TimeoutError):
+        return KafkaUnavailableError(
+            f"Kafka at {servers} did not answer {what} in time. Check --bootstrap-servers "
+            "and that the brokers are reachable, or raise --timeout."
+        )
+    return KafkaUnavailableError(f"Kafka at {servers} failed {what}: {error}.")
+
+
+class _LibrdkafkaLog:
+    """Routes librdkafka's log lines to Python logging at DEBUG: they are noise for a user."""
+
+    def __init__(self, name: str) -> None:
+        self._log = logging.getLogger(name)
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self._log.debug(msg, *args)
+
+
+def librdkafka_logger() -> Any:
+    """A ``logger`` for librdkafka client configs that keeps its chatter out of the terminal."""
+    return _LibrdkafkaLog("migrator.kafka.librdkafka")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _enum_name(value: Any) -> str:
+    name = getattr(value, "name", None)
+    return str(name) if name is not None else str(value)
+
+
+class KafkaAdmin:
+    """Read-only admin operations against one cluster, each bounded by ``timeout`` seconds."""
+
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        *,
+        timeout: float = 30.0,
+        client: Any | None = None,
+    ) -> None:
+        self._servers = connection.bootstrap_servers
+        self._timeout = timeout
+        self._fatal: KafkaError | None = None
+        self._lock = threading.Lock()
+        if client is not None:
+            self._client = client
+        else:
+            conf: dict[str, Any] = dict(connection.to_librdkafka())
+            conf.setdefault("client.id", "migrator-audit")
+            conf.setdefault("socket.timeout.ms", str(max(1000, int(timeout * 1000))))
+            conf["error_cb"] = self._on_error
+            conf["logger"] = librdkafka_logger()
+            self._client = AdminClient(conf)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _on_error(self, error: KafkaError) -> None:
+        log.debug("librdkafka error: %s", error)
+        code = error.code()
+        if code in _AUTH_CODES or code == KafkaError._ALL_BROKERS_DOWN or error.fatal():
+            with self._lock:
+                # An authentication failure explains a later "all brokers down": keep it.
+                if self._fatal is None or self._fatal.code() not in _AUTH_CODES:
+                    self._fatal = error
+
+    def _wait(self, futures: Iterable[concurrent.futures.Future[Any]], what: str, *,
+              fail_fast: bool) -> None:
+        """Wait for futures until done or the deadline; with fail_fast, stop on a fatal error_cb."""
+        pending = set(futures)
+        deadline = time.monotonic() + self._timeout + 1.0
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise map_kafka_error(TimeoutError(), what, self._servers)
+            _, pending = concurrent.futures.wait(pending, timeout=min(0.2, left))
+            if pending:
+                self._client.poll(0)
+                fatal = self._fatal
+                if fatal is not None and (fail_fast or fatal.code() in _AUTH_CODES):
+                    raise map_kafka_error(KafkaException(fatal), what, self._servers)
+
+    def _get(self, future: concurrent.futures.Future[T], what: str) -> T:
+        try:
+            return future.result(timeout=0)
+        except KafkaException as exc:
+            raise map_kafka_error(exc, what, self._servers) from None
+        except concurrent.futures.TimeoutError as exc:
+            raise map_kafka_error(exc, what, self._servers) from None
+
+    @property
+    def _request_timeout(self) -> float:
+        return self._timeout
+
+    def close(self) -> None:
+        """Release the client (AdminClient has no explicit close; drop the reference)."""
+        self._client = None
+
+    def __enter__(self) -> KafkaAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- cluster ----------------------------------------------------------------------------
+
+    def describe_cluster(self) -> ClusterDescription:
+        """Cluster id, controller and brokers. The first call: fails fast on refusal or no route."""
+        what = "a cluster description"
+        future = self._client.describe_cluster(request_timeout=self._request_timeout)
+        self._wait([future], what, fail_fast=True)
+        result = self._get(future, what)
+        controller = getattr(result, "controller", None)
+        brokers = tuple(
+            sorted(
+                (BrokerNode(id=n.id, host=n.host, port=n.port, rack=n.rack or None)
+                 for n in result.nodes),
+                key=lambda b: b.id,
+            )
+        )
+        return ClusterDescription(
+            cluster_id=result.cluster_id,
+            controller_id=controller.id if controller is not None else None,
+            brokers=brokers,
+        )
+
+    # -- topics -----------------------------------------------------------------------------
+
+    def list_topic_names(self) -> list[str]:
+        """All topic names (one metadata request)."""
+        what = "a topic listing"
+        try:
+            metadata = self._client.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise map_kafka_error(exc, what, self._servers) from None
+        return sorted(metadata.topics)
+
+    def describe_topics(self, names: Sequence[str]) -> dict[str, TopicDescription]:
+        """Partitions (leader, replicas, ISR) and the internal flag, in batches of TOPIC_BATCH."""
+        what = "a topic description"
+        out: dict[str, TopicDescription] = {}
+        for chunk in _chunks(list(names), TOPIC_BATCH):
+            futures = self._client.describe_topics(
+                TopicCollection(list(chunk)), request_timeout=self._request_timeout
+            )
+            self._wait(futures.values(), what, fail_fast=False)
+            for name, future in futures.items():
+                try:
+                    desc = future.result(timeout=0)
+                except KafkaException as exc:
+                    kerr = exc.args[0]
+                    if kerr.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue  # deleted between listing and describing
+                    raise map_kafka_error(exc, f"{what} of {name!r}", self._servers) from None
+                out[name] = TopicDescription(
+                    name=name,
+                    internal=bool(desc.is_internal),
+                    partitions=tuple(
+                        PartitionDescription(
+                            partition=p.id,
+                            leader=p.leader.id if p.leader is not None else None,
+                            replicas=tuple(r.id for r in p.replicas),
+                            isr=tuple(r.id for r in p.isr),
+                        )
+                        for p in sorted(desc.partitions, key=lambda p: p.id)
+                    ),
+                )
+        return out
+
+    def describe_topic_configs(
+        self, names: Sequence[str]
+    ) -> dict[str, dict[str, ConfigEntryData]]:
+        """Every config of each topic with its source, in batches of CONFIG_BATCH."""
+        what = "topic configs"
+        out: dict[str, dict[str, ConfigEntryData]] = {}
+        for chunk in _chunks(list(names), CONFIG_BATCH):
+            resources = [ConfigResource(ResourceType.TOPIC, name) for name in chunk]
+            futures = self._client.describe_configs(
+                resources, request_timeout=self._request_timeout
+            )
+            self._wait(futures.values(), what, fail_fast=False)
+            for resource, future in futures.items():
+                try:
+                    entries = future.result(timeout=0)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise map_kafka_error(exc, what, self._servers) from None
+                out[resource.name] = {
+                    key: ConfigEntryData(
+                        name=key,
+                        value=None if entry.is_sensitive else entry.value,
+                        source=_config_source(entry.source),
+                        is_default=bool(entry.is_default),
+                        is_sensitive=bool(entry.is_sensitive),
+                    )
+                    for key, entry in entries.items()
+                }
+        return out
+
+    def list_offsets(
+        self,
+        partitions: Sequence[TopicPartitionKey],
+        spec: Literal["earliest", "latest"] | int,
+    ) -> dict[TopicPartitionKey, int]:
+        """Offsets for many partitions at once: earliest, latest, or the first at a timestamp (ms).
+
+        For a timestamp with no record at or after it, the result is -1 (Kafka's answer).
+        """
+        what = "partition offsets"
+        if spec == "earliest":
+            offset_spec = OffsetSpec.earliest()
+        elif spec == "latest":
+            offset_spec = OffsetSpec.latest()
+        else:
+            offset_spec = OffsetSpec.for_timestamp(int(spec))
+        out: dict[TopicPartitionKey, int] = {}
+        for chunk in _chunks(list(partitions), OFFSET_BATCH):
+            request = {TopicPartition(t, p): offset_spec for t, p in chunk}
+            futures = self._client.list_offsets(request, request_timeout=self._request_timeout)
+            self._wait(futures.values(), what, fail_fast=False)
+            for tp, future in futures.items():
+                try:
+                    info = future.result(timeout=0)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise map_kafka_error(exc, what, self._servers) from None
+                out[(tp.topic, tp.partition)] = int(info.offset)
+        return out
+
+    # -- consumer groups --------------------------------------------------------------------
+
+    def list_groups(self) -> list[GroupListing]:
+        """Every consumer group the principal may see (one request per broker, by librdkafka)."""
+        what = "a consumer group listing"
+        future = self._client.list_consumer_groups(request_timeout=self._request_timeout)
+        self._wait([future], what, fail_fast=False)
+        result = self._get(future, what)
+        for err in result.errors or []:
+            log.warning("listing consumer groups: %s", err)
+        return sorted(
+            (
+                GroupListing(
+                    group_id=g.group_id,
+                    state=_enum_name(g.state),
+                    type=_enum_name(getattr(g, "type", "UNKNOWN")),
+                    is_simple=bool(g.is_simple_consumer_group),
+                )
+                for g in result.valid
+            ),
+            key=lambda g: g.group_id,
+        )
+
+    def describe_groups(self, group_ids: Sequence[str]) -> dict[str, GroupDescription]:
+        """State, type, assignor and members with assignments, in batches of GROUP_BATCH."""
+        what = "a consumer group description"
+        out: dict[str, GroupDescription] = {}
+        for chunk in _chunks(list(group_ids), GROUP_BATCH):
+            futures = self._client.describe_consumer_groups(
+                list(chunk), request_timeout=self._request_timeout
+            )
+            self._wait(futures.values(), what, fail_fast=False)
+            for group_id, future in futures.items():
+                try:
+                    desc = future.result(timeout=0)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                        continue
+                    raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
+                members = tuple(
+                    GroupMemberData(
+                        member_id=m.member_id,
+                        client_id=m.client_id,
+                        host=m.host,
+                        assignment=tuple(
+                            sorted(
+                                (tp.topic, tp.partition)
+                                for tp in (m.assignment.topic_partitions if m.assignment else [])
+                            )
+                        ),
+                    )
+                    for m in desc.members
+                )
+                out[group_id] = GroupDescription(
+                    group_id=group_id,
+                    state=_enum_name(desc.state),
+                    type=_enum_name(getattr(desc, "type", "UNKNOWN")),
+                    protocol=desc.partition_assignor or None,
+                    members=members,
+                )
+        return out
+
+    def list_group_offsets(
+        self, group_ids: Sequence[str]
+    ) -> dict[str, dict[TopicPartitionKey, int | None]]:
+        """Committed offsets of each group (Kafka's API takes one group per request: pipelined)."""
+        what = "committed group offsets"
+        out: dict[str, dict[TopicPartitionKey, int | None]] = {}
+        for chunk in _chunks(list(group_ids), GROUP_OFFSETS_IN_FLIGHT):
+            futures: dict[str, concurrent.futures.Future[Any]] = {}
+            for group_id in chunk:
+                futures.update(
+                    self._client.list_consumer_group_offsets(
+                        [ConsumerGroupTopicPartitions(group_id)],
+                        request_timeout=self._request_timeout,
+                    )
+                )
+            self._wait(futures.values(), what, fail_fast=False)
+            for group_id, future in futures.items():
+                try:
+                    result = future.result(timeout=0)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                        continue
+                    raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
+                offsets: dict[TopicPartitionKey, int | None] = {}
+                for tp in result.topic_partitions or []:
+                    offsets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+                out[group_id] = offsets
+        return out
+
+
+def _config_source(source: Any) -> str:
+    """'default', 'topic', 'broker', ... from a ConfigSource enum (or its int value)."""
+    if isinstance(source, int):
+        try:
+            source = ConfigSource(source)
+        except ValueError:
+            return "unknown"
+    name = _enum_name(source)
+    return {
+        "DEFAULT_CONFIG": "default",
+        "DYNAMIC_TOPIC_CONFIG": "topic",
+        "DYNAMIC_BROKER_CONFIG": "broker",
+        "DYNAMIC_DEFAULT_BROKER_CONFIG": "cluster",
+        "STATIC_BROKER_CONFIG": "static-broker",
+        "DYNAMIC_BROKER_LOGGER_CONFIG": "broker-logger",
+        "GROUP_CONFIG": "group",
+        "UNKNOWN_CONFIG": "unknown",
+    }.get(name, name.lower())

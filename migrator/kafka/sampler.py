@@ -1,0 +1,163 @@
+"""Read a bounded sample of records by partition assignment: no group membership, no commits.
+
+librdkafka insists on a ``group.id`` even for assign-only consumers; the sampler gives it a random
+one but never subscribes, never fetches or commits offsets (explicit start offsets, auto commit and
+offset store off), so the broker's group coordinator is never contacted and no group appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from migrator.config import KafkaConnection
+from migrator.kafka.admin import librdkafka_logger, map_kafka_error
+
+__all__ = ["PartitionRange", "SampledRecord", "plan_ranges", "read_records"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """Read offsets [start, end) of one partition."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SampledRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes a destination would receive: key, value, header names and values."""
+        size = len(self.key or b"") + len(self.value or b"")
+        for name, value in self.headers:
+            size += len(name.encode()) + len(value or b"")
+        return size
+
+
+def plan_ranges(
+    watermarks: Mapping[tuple[str, int], tuple[int, int]], per_topic: int
+) -> list[PartitionRange]:
+    """The newest ``per_topic`` records of each topic, spread evenly over its non-empty partitions."""
+    by_topic: dict[str, list[tuple[int, int, int]]] = {}
+    for (topic, partition), (low, high) in watermarks.items():
+        if high > low:
+            by_topic.setdefault(topic, []).append((partition, low, high))
+    ranges: list[PartitionRange] = []
+    if per_topic <= 0:
+        return ranges
+    for topic, parts in sorted(by_topic.items()):
+        parts.sort()
+        remaining = per_topic
+        # Give each partition an equal share; leftover share moves to partitions with more data.
+        pending = list(parts)
+        quota: dict[int, int] = {p: 0 for p, _, _ in parts}
+        while remaining > 0 and pending:
+            share = max(1, remaining // len(pending))
+            still: list[tuple[int, int, int]] = []
+            for partition, low, high in pending:
+                if remaining <= 0:
+                    break
+                available = high - low - quota[partition]
+                take = min(share, available, remaining)
+                quota[partition] += take
+                remaining -= take
+                if high - low - quota[partition] > 0:
+                    still.append((partition, low, high))
+            pending = still
+        for partition, _low, high in parts:
+            if quota[partition] > 0:
+                ranges.append(PartitionRange(topic, partition, high - quota[partition], high))
+    return ranges
+
+
+def read_records(
+    connection: KafkaConnection,
+    ranges: Sequence[PartitionRange],
+    *,
+    timeout: float,
+) -> Iterator[SampledRecord]:
+    """Yield the records in ``ranges`` (gaps from compaction or transactions are skipped).
+
+    Stops when every range is read or ``timeout`` seconds have passed (whatever was read by then
+    is what the sample holds).
+    """
+    if not ranges:
+        return
+    conf: dict[str, object] = dict(connection.to_librdkafka())
+    conf.update(
+        {
+            "group.id": f"migrator-audit-sampler-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "client.id": "migrator-audit-sampler",
+            "logger": librdkafka_logger(),
+            "error_cb": lambda err: log.debug("sampler: %s", err),
+        }
+    )
+    consumer = Consumer(conf)
+    end = {(r.topic, r.partition): r.end for r in ranges}
+    try:
+        consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in ranges])
+        deadline = time.monotonic() + timeout
+        open_ranges = set(end)
+        paused: set[tuple[str, int]] = set()
+        while open_ranges and time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=500, timeout=0.5)
+            for msg in batch:
+                key = (msg.topic(), msg.partition())
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        open_ranges.discard(key)
+                        continue
+                    if err.code() in (KafkaError._AUTHENTICATION,
+                                      KafkaError.TOPIC_AUTHORIZATION_FAILED):
+                        raise map_kafka_error(
+                            KafkaException(err), "a record read", connection.bootstrap_servers
+                        )
+                    log.debug("sampler: %s", err)
+                    continue
+                offset = msg.offset()
+                if key not in open_ranges:
+                    continue
+                if offset >= end[key]:
+                    open_ranges.discard(key)
+                    continue
+                if offset + 1 >= end[key]:
+                    open_ranges.discard(key)
+                yield SampledRecord(
+                    topic=msg.topic(),
+                    partition=msg.partition(),
+                    offset=offset,
+                    key=msg.key(),
+                    value=msg.value(),
+                    headers=tuple(msg.headers() or ()),
+                )
+            done = [k for k in end if k not in open_ranges and k not in paused]
+            if done and open_ranges:
+                consumer.pause([TopicPartition(t, p) for (t, p) in done])
+                paused.update(done)
+        if open_ranges:
+            log.info("sampling stopped after %.0f s with %d partitions unread", timeout,
+                     len(open_ranges))
+    finally:
+        consumer.close()
