@@ -156,6 +156,10 @@ def down(run_dir: Path) -> bool:
         return False
     for proc in sorted(info.processes, key=lambda p: SERVERS.index(p.name) * -1):
         stop(proc.pid)
+    if info.engine == "testcontainers":
+        from migrator.stack.containers import down_containers
+
+        down_containers(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     return True
 

@@ -95,7 +95,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
         try:
             if check():
                 return
-        except Exception:  # noqa: S110 - not ready yet
+        except Exception:
             pass
         time.sleep(interval)
     raise StackError(_failure(f"{what} was not ready after {timeout:.0f}s", log))

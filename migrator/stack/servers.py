@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 
 from migrator.errors import StackError
-
 from migrator.stack.java import find_java
 from migrator.stack.maven import StackJars
 from migrator.stack.process import spawn
