@@ -52,6 +52,9 @@ logger.started.level = info
 """
 
 
+_SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
 @dataclass(frozen=True)
 class BrokerPorts:
     plaintext: int
@@ -91,7 +94,7 @@ inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 sasl.enabled.mechanisms=SCRAM-SHA-256
-listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={_SCRAM_JAAS}
 log.dirs={run / "data" / "kafka"}
 num.partitions=1
 default.replication.factor=1
