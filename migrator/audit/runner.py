@@ -1,0 +1,195 @@
+"""The audit, start to end: Kafka (cluster, topics, groups, records, throughput), the Schema
+Registry and Kafka Connect, folded into one :class:`~migrator.inventory.Inventory` with findings.
+
+Kafka failures abort (the report would be meaningless); registry and Connect failures degrade to
+a section marked unavailable plus a SOURCE_UNAVAILABLE finding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from migrator import __version__
+from migrator.audit.cluster import collect_cluster
+from migrator.audit.connect import ConnectReader
+from migrator.audit.findings import evaluate
+from migrator.audit.groups import build_groups, committed_offsets, snapshot_groups
+from migrator.audit.progress import NullProgress, Progress
+from migrator.audit.records import RecordStats, SchemaRef
+from migrator.audit.registry import RegistryReader, subject_topic
+from migrator.audit.throughput import topic_rates
+from migrator.audit.topics import TopicFilter, build_topics, is_internal, snapshot_topics
+from migrator.config import KafkaConnection, RestConnection
+from migrator.inventory import (
+    ConnectInfo,
+    Inventory,
+    RecordSample,
+    SchemaRegistryInfo,
+    TopicInfo,
+)
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.sampler import plan_ranges, read_records
+
+__all__ = ["AuditOptions", "run_audit"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    kafka: KafkaConnection
+    schema_registry: RestConnection | None = None
+    connect: RestConnection | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    timeout: float = 30.0
+    sample_seconds: float = 10.0
+    sample_records: int = 100
+    qstash_plan: Literal["free", "payg", "fixed"] = "payg"
+
+
+def run_audit(options: AuditOptions, progress: Progress | None = None) -> Inventory:
+    """Inventory the estate and evaluate the findings. Reads only."""
+    progress = progress or NullProgress()
+    selected = TopicFilter(options.include, options.exclude)
+    admin = KafkaAdmin(options.kafka, timeout=options.timeout)
+    try:
+        progress.step("connecting to Kafka")
+        cluster = collect_cluster(admin, options.kafka.bootstrap_servers)
+        snap = snapshot_topics(admin, selected, progress)
+        groups_snap = snapshot_groups(admin, selected, filtered=selected.active, progress=progress)
+        topic_names = set(snap.descriptions)
+
+        registry = SchemaRegistryInfo()
+        reader: RegistryReader | None = None
+        if options.schema_registry is not None:
+            reader = RegistryReader(options.schema_registry)
+            subjects_wanted = _subject_filter(selected)
+            progress.step("reading the schema registry")
+            registry = reader.read(subjects_wanted, topic_names, progress=progress.advance)
+
+        connect = ConnectInfo()
+        if options.connect is not None:
+            progress.step("reading Kafka Connect")
+            with ConnectReader(options.connect) as connect_reader:
+                connect = connect_reader.read(_connector_filter(selected))
+
+        samples = _sample_records(options, snap.low, snap.high, snap.descriptions, reader,
+                                  registry, progress)
+        if reader is not None:
+            reader.close()
+
+        rates: dict[str, float] | None = None
+        later_high = None
+        later_offsets = None
+        if options.sample_seconds > 0:
+            wait = snap.taken_at + options.sample_seconds - time.monotonic()
+            progress.step(f"measuring throughput ({options.sample_seconds:g} s)")
+            _sleep(wait, progress)
+            later_high = admin.list_offsets(snap.partitions, "latest")
+            elapsed = time.monotonic() - snap.taken_at
+            later_offsets = committed_offsets(admin, sorted(groups_snap.listings), selected)
+            rates = topic_rates(snap.high, later_high, elapsed)
+        topics = build_topics(snap, high=later_high, rates=rates)
+        topics = [_with_sample(t, samples.get(t.name)) for t in topics]
+        groups = build_groups(
+            groups_snap, later_high or snap.high, later_offsets=later_offsets,
+            earlier_high=snap.high if later_high is not None else None,
+        )
+    finally:
+        admin.close()
+        progress.finish()
+
+    inventory = Inventory(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        qstash_plan=options.qstash_plan,
+        cluster=cluster,
+        topics=topics,
+        consumer_groups=groups,
+        schema_registry=registry,
+        connect=connect,
+    )
+    return inventory.model_copy(update={"findings": evaluate(inventory)})
+
+
+def _sleep(seconds: float, progress: Progress) -> None:
+    end = time.monotonic() + max(0.0, seconds)
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(0.25, left))
+        progress.advance(0)
+
+
+def _subject_filter(selected: TopicFilter) -> TopicFilter | _AllSubjects:
+    """Subjects follow the topic filter: by their topic-name-strategy topic, else by name."""
+    if not selected.active:
+        return _AllSubjects()
+    return _SubjectFilter(selected)
+
+
+class _AllSubjects:
+    def __call__(self, subject: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class _SubjectFilter:
+    topics: TopicFilter
+
+    def __call__(self, subject: str) -> bool:
+        topic, _ = subject_topic(subject)
+        return self.topics(topic if topic is not None else subject)
+
+
+@dataclass(frozen=True)
+class _connector_filter:  # noqa: N801 - used as a function
+    topics: TopicFilter
+
+    def __call__(self, name: str, connector_topics: list[str]) -> bool:
+        if not self.topics.active:
+            return True
+        return self.topics(name) or any(self.topics(t) for t in connector_topics)
+
+
+def _sample_records(
+    options: AuditOptions,
+    low: dict[tuple[str, int], int],
+    high: dict[tuple[str, int], int],
+    descriptions: dict[str, object],
+    reader: RegistryReader | None,
+    registry: SchemaRegistryInfo,
+    progress: Progress,
+) -> dict[str, RecordSample]:
+    """Read up to --sample-records newest records per (non-internal) topic, by assignment."""
+    if options.sample_records <= 0:
+        return {}
+    watermarks = {
+        key: (low.get(key, 0), hw) for key, hw in high.items()
+        if not is_internal(key[0], getattr(descriptions.get(key[0]), "internal", False))
+    }
+    ranges = plan_ranges(watermarks, options.sample_records)
+    total = sum(r.end - r.start for r in ranges)
+    stats: dict[str, RecordStats] = defaultdict(RecordStats)
+    progress.step("sampling records", total)
+    # Reading is bounded by --timeout plus a little per 1,000 records, so a slow cluster ends.
+    budget = options.timeout + total / 1000.0
+    for record in read_records(options.kafka, ranges, timeout=budget):
+        stats[record.topic].add(
+            size=record.size, key=record.key, value=record.value,
+            header_names=[name for name, _ in record.headers],
+        )
+        progress.advance()
+    schema_ids = {i for s in stats.values() for i in s.schema_ids}
+    refs: dict[int, SchemaRef] = {}
+    if schema_ids and reader is not None and (registry.status.available or registry.subjects):
+        refs = reader.schema_refs(schema_ids)
+    return {topic: s.result(refs) for topic, s in stats.items()}
+
+
+def _with_sample(topic: TopicInfo, sample: RecordSample | None) -> TopicInfo:
+    return topic if sample is None else topic.model_copy(update={"sample": sample})
