@@ -1,0 +1,410 @@
+"""Inventory -> Plan: for each topic and consumer group, the QStash pattern and a one-line reason.
+
+Rules (docs/plan.md explains each):
+
+* one group -> publish to its endpoint; several groups -> a URL group, one endpoint per group;
+* ordering needed (keyed records read by a group, or the audit's ORDERING_SENSITIVE) -> a FIFO
+  queue with parallelism 1 when one queue can carry the topic (one partition, modest rate, queue
+  budget left), else a flow-control key (the Kafka key, or the partition) with parallelism 1;
+* a Kafka Streams application (its changelog/repartition topics exist) -> an Upstash Workflow;
+* compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy;
+  retry and dead-letter topics -> ``absorbed`` (QStash retries / DLQ); nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from migrator import __version__
+from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
+from migrator.plan.cost import PriceTable, estimate
+from migrator.plan.endpoints import EndpointMap
+from migrator.plan.limits import PLAN_LIMITS, PlanLimits, fit
+from migrator.plan.spec import (
+    Blocker,
+    GroupTarget,
+    OrderingSpec,
+    Pattern,
+    Plan,
+    QStashPlanName,
+    QueueSpec,
+    Resources,
+    ReviewedState,
+    RouteSpec,
+    ScheduleSpec,
+    SourceInfo,
+    UrlGroupEndpointSpec,
+    UrlGroupSpec,
+)
+
+__all__ = ["PlanOptions", "build_plan"]
+
+_STREAMS_SUFFIXES = ("-changelog", "-repartition")
+_DLQ = re.compile(
+    r"^(?:dlq[._-](?P<a>.+)|(?P<b>.+?)[._-](?:dlq|dlt|dead-letter|deadletter))$", re.IGNORECASE
+)
+_RETRY = re.compile(r"^(?P<base>.+?)[._-]retry(?:[._-](?P<n>\d+))?$", re.IGNORECASE)
+_INTERNAL = ("__", "_schemas", "_confluent")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Knobs of the planner (defaults documented in docs/plan.md)."""
+
+    qstash_plan: QStashPlanName = "payg"
+    prefix: str = ""
+    headroom: float = 2.0
+    """Flow-control rate = observed records/s x headroom."""
+    fifo_max_rate: float = 20.0
+    """Above this many records/s one FIFO queue (one message in flight) cannot keep up."""
+    prices: PriceTable = field(default_factory=lambda: PriceTable())
+    inventory_path: str | None = None
+
+
+@dataclass
+class _Aux:
+    """Retry and dead-letter topics found for a base topic."""
+
+    retry_topics: list[tuple[str, int | None]] = field(default_factory=list)
+    dlq_topics: list[str] = field(default_factory=list)
+    connectors: list[ConnectorInfo] = field(default_factory=list)
+
+
+def build_plan(
+    inventory: Inventory,
+    endpoints: EndpointMap,
+    options: PlanOptions | None = None,
+    reviewed_state: ReviewedState | None = None,
+) -> Plan:
+    """The plan for ``inventory`` with ``endpoints`` mapped; pure, no I/O."""
+    opts = options or PlanOptions()
+    limits = PLAN_LIMITS[opts.qstash_plan]
+    planner = _Planner(inventory, endpoints, opts, limits)
+    routes = planner.routes()
+    resources = planner.resources(routes)
+    cost = estimate(inventory, routes, opts.qstash_plan, opts.prices)
+    blockers = planner.blockers + fit(limits, routes, resources, cost.messages_per_day)
+    return Plan(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        qstash_plan=opts.qstash_plan,
+        prefix=opts.prefix,
+        source=SourceInfo(
+            cluster_id=inventory.cluster.cluster_id,
+            bootstrap_servers=inventory.cluster.bootstrap_servers,
+            inventory=opts.inventory_path,
+            inventory_generated_at=inventory.generated_at,
+            schema_registry_url=inventory.schema_registry.url,
+        ),
+        routes=routes,
+        resources=resources,
+        blockers=blockers,
+        cost=cost,
+        reviewed_state=reviewed_state,
+    )
+
+
+def safe_name(value: str) -> str:
+    return _SAFE.sub("-", value)
+
+
+class _Planner:
+    def __init__(
+        self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: PlanLimits
+    ) -> None:
+        self.inv, self.endpoints, self.opts, self.limits = inv, endpoints, opts, limits
+        self.blockers: list[Blocker] = []
+        self.queues_left = limits.queues
+        names = {t.name for t in inv.topics}
+        self.aux = _auxiliary(inv, names)
+        self.absorbed = {
+            t: base for base, aux in self.aux.items()
+            for t in [r for r, _ in aux.retry_topics] + aux.dlq_topics
+        }
+        self.streams_apps = {
+            g.group_id for g in inv.consumer_groups
+            if any(n.startswith(g.group_id + "-") and n.endswith(_STREAMS_SUFFIXES) for n in names)
+        }
+        self.ordering_findings = {
+            f.object for f in inv.findings if f.code == "ORDERING_SENSITIVE"
+        }
+
+    # ----------------------------------------------------------------------------------- routes
+    def routes(self) -> list[RouteSpec]:
+        return [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
+
+    def _groups(self, topic: str) -> list[ConsumerGroupInfo]:
+        found = [
+            g for g in self.inv.consumer_groups
+            if topic in g.topics or any(o.topic == topic for o in g.offsets)
+        ]
+        return sorted(found, key=lambda g: g.group_id)
+
+    def _route(self, topic: TopicInfo) -> RouteSpec:
+        name = topic.name
+        groups = self._groups(name)
+        if topic.internal or name.startswith(_INTERNAL) or _is_connect_internal(name):
+            return RouteSpec(topic=name, pattern="internal",
+                             reason="Kafka/Connect/registry infrastructure; nothing to migrate")
+        if name in self.absorbed:
+            base = self.absorbed[name]
+            kind = "retry" if any(r == name for r, _ in self.aux[base].retry_topics) else "dead-letter"
+            what = "QStash retries" if kind == "retry" else "QStash's DLQ and the failure callback"
+            return RouteSpec(topic=name, pattern="absorbed",
+                             reason=f"{kind} topic of {base!r}: replaced by {what}")
+        blocked = self._blocked(topic)
+        if blocked is not None:
+            return blocked
+        if not groups:
+            return RouteSpec(topic=name, pattern="unconsumed",
+                             reason="no consumer group reads it; nothing to route yet",
+                             records_per_second=topic.records_per_second)
+        return self._consumed(topic, groups)
+
+    def _blocked(self, topic: TopicInfo) -> RouteSpec | None:
+        name = topic.name
+        cleanup = topic.config("cleanup.policy") or "delete"
+        size_max = topic.sample.size_max if topic.sample else 0
+        if name.endswith(_STREAMS_SUFFIXES):
+            code, why, remedy = (
+                "STREAMS_INTERNAL_TOPIC",
+                "Kafka Streams internal topic (state store changelog or repartition)",
+                "the application's state moves into its Upstash Workflow steps or a database; "
+                "nothing to migrate",
+            )
+        elif "compact" in cleanup:
+            code, why, remedy = (
+                "COMPACTED_TOPIC",
+                f"compacted topic (cleanup.policy={cleanup}); QStash keeps no latest-value-per-key "
+                "log and cannot replay",
+                "keep the latest value per key in a database the endpoint updates; publish "
+                "changes as messages",
+            )
+        elif size_max > self.limits.max_message_bytes:
+            code, why, remedy = (
+                "RECORD_TOO_LARGE",
+                f"records up to {size_max:,} bytes; the {self.limits.name} plan allows "
+                f"{self.limits.max_message_bytes:,}",
+                "store large payloads in object storage and send a reference (claim check), "
+                "or choose a plan with a larger message size",
+            )
+        else:
+            return None
+        self.blockers.append(
+            Blocker(code=code, object=f"topic:{name}", message=why, remedy=remedy)
+        )
+        return RouteSpec(topic=name, pattern="blocked", reason=f"{code}: {why}",
+                         records_per_second=topic.records_per_second)
+
+    def _consumed(self, topic: TopicInfo, groups: list[ConsumerGroupInfo]) -> RouteSpec:
+        name, sample = topic.name, topic.sample
+        ordered, why_ordered = self._ordered(topic, groups)
+        workflow_ids = {g.group_id for g in groups
+                        if g.group_id in self.streams_apps or self.endpoints.is_workflow(g.group_id)}
+        targets = [self._target(name, g, g.group_id in workflow_ids) for g in groups]
+        plain = [t for t in targets if not t.workflow]
+        ordering: OrderingSpec | None = None
+        url_group: str | None = None
+        pattern: Pattern
+        if ordered:
+            ordering, pattern, reason = self._ordering(topic, plain, why_ordered)
+        elif len(plain) > 1:
+            url_group = self.opts.prefix + name
+            pattern = "url_group"
+            reason = (f"{len(plain)} consumer groups each read every record: a URL group with one "
+                      "endpoint per group")
+        elif plain:
+            pattern = "publish"
+            reason = f"one consumer group ({plain[0].group}): publish each record to its endpoint"
+        else:
+            pattern = "workflow"
+            reason = "stateful consumer (Kafka Streams application): an Upstash Workflow run per record"
+        if workflow_ids and pattern != "workflow":
+            reason += f"; {', '.join(sorted(workflow_ids))} as Upstash Workflow"
+        retries, retry_delay, retry_reason, dead_letter = self._retries(name)
+        rps = topic.records_per_second
+        rate = max(1, math.ceil(rps * self.opts.headroom)) if rps and not ordered else None
+        parallelism = None if ordered else min(self.limits.max_parallelism,
+                                               max(1, len(topic.partitions)))
+        framed = sample is not None and sample.value_format in ("avro", "json_schema", "protobuf")
+        return RouteSpec(
+            topic=name, pattern=pattern, reason=reason, targets=targets, url_group=url_group,
+            ordering=ordering, retries=retries, retry_delay=retry_delay, retry_reason=retry_reason,
+            failure_callback=self.endpoints.failure_callback, dead_letter=dead_letter,
+            rate=rate, parallelism=parallelism,
+            decode="decode" if framed else "bytes",
+            tombstones="forward_empty" if sample is not None and sample.tombstones else "skip",
+            records_per_second=rps, subjects=list(sample.subjects) if sample else [],
+        )
+
+    def _target(self, topic: str, group: ConsumerGroupInfo, workflow: bool) -> GroupTarget:
+        if workflow:
+            why = ("Kafka Streams application (changelog/repartition topics): multi-step, stateful"
+                   if group.group_id in self.streams_apps else "marked as workflow in the endpoint file")
+        else:
+            why = "reads every record of the topic"
+            if group.state.lower() == "empty" and group.lag_moving is False:
+                why += "; stale group (no members): map it only if it still matters"
+        return GroupTarget(group=group.group_id, endpoint=self.endpoints.for_group(group.group_id, topic),
+                           workflow=workflow, reason=why)
+
+    def _ordered(self, topic: TopicInfo, groups: list[ConsumerGroupInfo]) -> tuple[bool, str]:
+        objects = {f"topic:{topic.name}"} | {f"group:{g.group_id}" for g in groups}
+        if objects & self.ordering_findings:
+            return True, "the audit found it ordering-sensitive"
+        if topic.sample is not None and topic.sample.keyed_ratio > 0:
+            return True, f"keyed records ({topic.sample.keyed_ratio:.0%}) read by a consumer group"
+        return False, ""
+
+    def _ordering(
+        self, topic: TopicInfo, plain: list[GroupTarget], why: str
+    ) -> tuple[OrderingSpec, Pattern, str]:
+        rps = topic.records_per_second or 0.0
+        one_partition = len(topic.partitions) == 1
+        need = max(1, len(plain))
+        if one_partition and rps <= self.opts.fifo_max_rate and need <= self.queues_left:
+            self.queues_left -= need
+            queue = self.opts.prefix + topic.name
+            per_group = " (one queue per group)" if len(plain) > 1 else ""
+            return (OrderingSpec(mode="fifo_queue", queue=queue, parallelism=1), "fifo_queue",
+                    f"{why}: one partition at {rps:g} rec/s fits a FIFO queue with parallelism 1"
+                    f"{per_group}")
+        keyed = topic.sample is not None and topic.sample.keyed_ratio >= 0.999
+        key = "{topic}-{key}" if keyed else "{topic}-{partition}"
+        by = "the Kafka key" if keyed else "the partition"
+        if not one_partition:
+            because = f"{len(topic.partitions)} partitions order independently"
+        elif rps > self.opts.fifo_max_rate:
+            because = f"{rps:g} rec/s is more than one FIFO queue delivers"
+        else:
+            because = f"the {self.limits.name} plan's {self.limits.queues} queues are used up"
+        return (OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1),
+                "flow_control",
+                f"{why}: {because}, so a flow-control key by {by} with parallelism 1")
+
+    def _retries(self, topic: str) -> tuple[int, str | None, str, str]:
+        aux = self.aux.get(topic)
+        dead_letter = "QStash DLQ"
+        if aux and aux.dlq_topics:
+            dead_letter = f"QStash DLQ (replaces Kafka topic {', '.join(aux.dlq_topics)})"
+        if aux and aux.retry_topics:
+            delays = sorted(d for _, d in aux.retry_topics if d is not None and d >= 100)
+            retries = len(aux.retry_topics)
+            expr: str | None = None
+            if delays:
+                expr = str(delays[0])
+                if len(delays) > 1 and delays[1] > delays[0]:
+                    expr = f"{delays[0]} * pow({delays[1] / delays[0]:g}, retried)"
+            names = ", ".join(t for t, _ in aux.retry_topics)
+            return retries, expr, f"{retries} retry topic(s) seen: {names}", dead_letter
+        for conn in (aux.connectors if aux else []):
+            timeout = _int(conn.config.get("errors.retry.timeout"))
+            delay_max = _int(conn.config.get("errors.retry.delay.max.ms")) or 60_000
+            if conn.config.get("errors.deadletterqueue.topic.name"):
+                dead_letter = (f"QStash DLQ (replaces {conn.name}'s "
+                               f"{conn.config['errors.deadletterqueue.topic.name']})")
+            if timeout is None or timeout == 0:
+                continue
+            retries = 20 if timeout < 0 else _doublings(timeout, delay_max)
+            return (retries, f"min({delay_max}, 1000 * pow(2, retried))",
+                    f"connector {conn.name}: errors.retry.timeout={timeout}, "
+                    f"errors.retry.delay.max.ms={delay_max}", dead_letter)
+        return 3, None, "no retry topics or connector error settings seen: QStash defaults", dead_letter
+
+    # -------------------------------------------------------------------------------- resources
+    def resources(self, routes: list[RouteSpec]) -> Resources:
+        queues: list[QueueSpec] = []
+        groups: list[UrlGroupSpec] = []
+        for route in routes:
+            plain = [t for t in route.targets if not t.workflow]
+            if route.ordering and route.ordering.mode == "fifo_queue" and route.ordering.queue:
+                for name in queue_names(route):
+                    queues.append(QueueSpec(name=name, parallelism=1))
+            if route.url_group:
+                groups.append(UrlGroupSpec(name=route.url_group, endpoints=[
+                    UrlGroupEndpointSpec(name=safe_name(t.group), url=t.endpoint) for t in plain
+                ]))
+        schedules = [self._schedule(c) for c in self.inv.connect.connectors if c.kind == "source"]
+        return Resources(queues=queues, url_groups=groups, schedules=schedules)
+
+    def _schedule(self, conn: ConnectorInfo) -> ScheduleSpec:
+        poll = next((_int(v) for k, v in conn.config.items() if k.endswith("poll.interval.ms")), None)
+        minutes = max(1, round((poll or 60_000) / 60_000))
+        cron = "* * * * *" if minutes == 1 else (
+            f"*/{minutes} * * * *" if minutes < 60 else "0 * * * *"
+        )
+        topics = ", ".join(conn.topics) or "its topics"
+        return ScheduleSpec(
+            schedule_id=self.opts.prefix + "connector-" + safe_name(conn.name),
+            destination=self.endpoints.for_connector(conn.name),
+            cron=cron,
+            body=json.dumps({"connector": conn.name, "topics": conn.topics}, sort_keys=True),
+            reason=f"source connector {conn.name} ({conn.connector_class.rsplit('.', 1)[-1]}) "
+            f"produces into {topics} periodically: a schedule calls its replacement job "
+            f"every {minutes} min",
+        )
+
+
+def queue_names(route: RouteSpec) -> list[str]:
+    """The FIFO queue of each non-workflow target of an ordered route (one per group if several)."""
+    if not route.ordering or not route.ordering.queue:
+        return []
+    plain = [t for t in route.targets if not t.workflow]
+    if len(plain) <= 1:
+        return [route.ordering.queue]
+    return [f"{route.ordering.queue}.{safe_name(t.group)}" for t in plain]
+
+
+def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
+    out: dict[str, _Aux] = {}
+    for name in names:
+        retry = _RETRY.match(name)
+        if retry and retry.group("base") in names:
+            n = retry.group("n")
+            out.setdefault(retry.group("base"), _Aux()).retry_topics.append(
+                (name, int(n) if n is not None else None))
+            continue
+        dlq = _DLQ.match(name)
+        base = dlq and (dlq.group("a") or dlq.group("b"))
+        if base and base in names:
+            out.setdefault(base, _Aux()).dlq_topics.append(name)
+    for conn in inv.connect.connectors:
+        dlq_name = conn.config.get("errors.deadletterqueue.topic.name")
+        for topic in conn.topics:
+            aux = out.setdefault(topic, _Aux())
+            aux.connectors.append(conn)
+            if dlq_name and dlq_name in names and dlq_name not in aux.dlq_topics:
+                aux.dlq_topics.append(dlq_name)
+    for aux in out.values():
+        aux.retry_topics.sort()
+        aux.dlq_topics.sort()
+    return out
+
+
+def _is_connect_internal(name: str) -> bool:
+    return name.startswith(("connect-", "connect_")) and name.endswith(
+        ("-configs", "-offsets", "-status", "-config", "-offset")
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _doublings(timeout_ms: int, delay_max_ms: int) -> int:
+    """How many retries with delay min(max, 1s x 2^n) fit in ``timeout_ms``."""
+    total, n = 0, 0
+    while n < 20:
+        total += min(delay_max_ms, 1000 * 2**n)
+        if total > timeout_ms:
+            break
+        n += 1
+    return max(1, n)

@@ -1,0 +1,106 @@
+"""Cost estimate: messages per day x fan-out x (1 + retry rate), at a configurable price table.
+
+The table is data (:class:`PriceTable`), defaulting to Upstash's published prices
+(shared/reference/qstash.md section 6.1); pass another with ``migrator plan --prices FILE``.
+Retries are priced as messages (the conservative reading: sources disagree).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from migrator.inventory import Inventory
+from migrator.plan.spec import CostEstimate, CostLine, QStashPlanName, RouteSpec
+from migrator.plan.yamlfile import load_model
+
+__all__ = ["PriceTable", "estimate", "load_prices"]
+
+SECONDS_PER_DAY = 86_400
+DAYS_PER_MONTH = 30
+
+
+class PriceTable(BaseModel):
+    """Prices in USD; edit a copy to match a negotiated contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    payg_per_100k_messages: float = Field(default=1.0, ge=0)
+    """Pay as you go: price per 100,000 messages."""
+    fixed_monthly: float = Field(default=180.0, ge=0)
+    """Fixed plan (1M messages/day): flat monthly price."""
+    free_messages_per_day: int = Field(default=1_000, ge=0)
+    retry_rate: float = Field(default=0.05, ge=0, le=10)
+    """Assumed share of deliveries that are retried when the inventory shows none."""
+
+
+def load_prices(path: str | Path) -> PriceTable:
+    return load_model(path, PriceTable, "price table", "docs/plan.md#cost")
+
+
+def estimate(
+    inventory: Inventory, routes: list[RouteSpec], plan: QStashPlanName, prices: PriceTable
+) -> CostEstimate:
+    """Messages/day per routed topic, fan-out and monthly price for ``plan``."""
+    retry_rate = _observed_retry_rate(inventory, routes) or prices.retry_rate
+    lines: list[CostLine] = []
+    for route in routes:
+        if not route.targets:
+            continue
+        topic = inventory.topic(route.topic)
+        rps = topic.records_per_second if topic else None
+        fan_out = len(route.targets)
+        per_day = (rps or 0.0) * SECONDS_PER_DAY * fan_out * (1 + retry_rate)
+        lines.append(
+            CostLine(
+                topic=route.topic,
+                records_per_second=rps,
+                records_in_topic=topic.total_records if topic else 0,
+                fan_out=fan_out,
+                messages_per_day=round(per_day, 1),
+                monthly_usd=round(_monthly(per_day, plan, prices, share=True), 2),
+            )
+        )
+    total = sum(line.messages_per_day for line in lines)
+    monthly = _monthly(total, plan, prices, share=False)
+    basis = {
+        "free": f"free plan: {prices.free_messages_per_day:,} messages/day at no cost",
+        "payg": f"pay as you go: ${prices.payg_per_100k_messages} per 100,000 messages, "
+        f"{DAYS_PER_MONTH} days",
+        "fixed": f"fixed plan: ${prices.fixed_monthly}/month flat",
+    }[plan]
+    unknown = [line.topic for line in lines if line.records_per_second is None]
+    if unknown:
+        basis += f"; no throughput measured for {len(unknown)} topic(s) (audit --sample-seconds)"
+    return CostEstimate(
+        qstash_plan=plan,
+        retry_rate=round(retry_rate, 4),
+        messages_per_day=round(total, 1),
+        monthly_usd=round(monthly, 2),
+        basis=basis,
+        lines=lines,
+    )
+
+
+def _monthly(per_day: float, plan: QStashPlanName, prices: PriceTable, *, share: bool) -> float:
+    if plan == "payg":
+        return per_day * DAYS_PER_MONTH / 100_000 * prices.payg_per_100k_messages
+    if plan == "fixed":
+        return 0.0 if share else prices.fixed_monthly
+    return 0.0
+
+
+def _observed_retry_rate(inventory: Inventory, routes: list[RouteSpec]) -> float | None:
+    """Dead-lettered records over consumed records, where the estate has dead-letter topics."""
+    dead = total = 0
+    for route in routes:
+        if route.pattern == "absorbed" and "dead-letter" in route.reason:
+            topic = inventory.topic(route.topic)
+            dead += topic.total_records if topic else 0
+        elif route.targets:
+            topic = inventory.topic(route.topic)
+            total += topic.total_records if topic else 0
+    if dead == 0 or total == 0:
+        return None
+    return min(1.0, dead / total)

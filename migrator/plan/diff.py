@@ -1,0 +1,145 @@
+"""Desired (the plan) vs live (QStash) -> the ordered action list, plus the conflict check.
+
+Conflict rule (optimistic concurrency, as sqlmesh's ``previous_plan_id``): for every resource the
+plan touches, the live fingerprint must still be what the plan was reviewed against, or already
+what the plan wants (a re-run after an interrupted apply). Anything else moved under the plan and
+:func:`check_conflicts` raises :class:`~migrator.errors.ConflictingPlanError` naming it, before
+anything is changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrator.errors import ConflictingPlanError, DestructiveChangeError
+from migrator.plan.actions import (
+    Action,
+    CreateQueue,
+    CreateSchedule,
+    CreateUrlGroup,
+    DeleteQueue,
+    DeleteSchedule,
+    DeleteUrlGroup,
+    NoOp,
+    UpdateQueue,
+    UpdateSchedule,
+    UpdateUrlGroup,
+)
+from migrator.plan.spec import Plan, QueueSpec, ScheduleSpec, UrlGroupSpec
+from migrator.plan.state import ABSENT, LiveState, Spec, desired_state, fingerprint, normalized
+
+__all__ = ["Diff", "check_conflicts", "diff"]
+
+_ORDER = {"schedule:delete": 0, "queue": 1, "url_group": 2, "schedule": 3,
+          "url_group:delete": 4, "queue:delete": 5}
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The actions, and live resources the plan does not manage (kept unless pruning)."""
+
+    actions: list[Action]
+    unmanaged: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Action]:
+        return [a for a in self.actions if not isinstance(a, NoOp)]
+
+
+def diff(plan: Plan, live: LiveState, *, prune: bool = False,
+         allow_destructive: bool = False) -> Diff:
+    """The ordered actions that make ``live`` match ``plan``."""
+    desired = desired_state(plan)
+    actions: list[Action] = []
+    for rid, spec in desired.items():
+        actions.append(_change(spec, live.resources.get(rid)))
+    extra = sorted(rid for rid in live.resources
+                   if rid not in desired and rid.split(":", 1)[1].startswith(plan.prefix))
+    if prune and extra and not allow_destructive:
+        raise DestructiveChangeError(
+            f"--prune would delete {len(extra)} resource(s) not in the plan: {', '.join(extra)}; "
+            "add --allow-destructive to delete them, or drop --prune to keep them."
+        )
+    if prune:
+        actions.extend(_delete(rid) for rid in extra)
+    actions.sort(key=_rank)
+    return Diff(actions=actions, unmanaged=[] if prune else extra)
+
+
+def _rank(action: Action) -> tuple[int, str]:
+    kind = action.resource.split(":", 1)[0]
+    key = f"{kind}:delete" if action.kind == "delete" else kind
+    return _ORDER[key], action.resource
+
+
+def _change(spec: Spec, live: Spec | None) -> Action:
+    if live is not None and fingerprint(live) == fingerprint(spec):
+        return NoOp(_rid(spec))
+    if isinstance(spec, QueueSpec):
+        if live is None:
+            return CreateQueue(spec)
+        assert isinstance(live, QueueSpec)
+        return UpdateQueue(spec, live)
+    if isinstance(spec, UrlGroupSpec):
+        if live is None:
+            return CreateUrlGroup(spec)
+        assert isinstance(live, UrlGroupSpec)
+        want = {(e.name, e.url) for e in spec.endpoints}
+        have = {(e.name, e.url) for e in live.endpoints}
+        return UpdateUrlGroup(
+            spec.name,
+            add=tuple(e for e in spec.endpoints if (e.name, e.url) not in have),
+            remove=tuple(e for e in live.endpoints if (e.name, e.url) not in want),
+        )
+    if live is None:
+        return CreateSchedule(spec)
+    before, after = normalized(live), normalized(spec)
+    return UpdateSchedule(spec, tuple(k for k in after if after[k] != before.get(k)))
+
+
+def _rid(spec: Spec) -> str:
+    if isinstance(spec, QueueSpec):
+        return f"queue:{spec.name}"
+    if isinstance(spec, UrlGroupSpec):
+        return f"url_group:{spec.name}"
+    assert isinstance(spec, ScheduleSpec)
+    return f"schedule:{spec.schedule_id}"
+
+
+def _delete(rid: str) -> Action:
+    kind, name = rid.split(":", 1)
+    if kind == "queue":
+        return DeleteQueue(name)
+    if kind == "url_group":
+        return DeleteUrlGroup(name)
+    return DeleteSchedule(name)
+
+
+def check_conflicts(plan: Plan, live: LiveState, *, prune: bool = False) -> None:
+    """Raise ConflictingPlanError if live state moved since review in a way that conflicts."""
+    if plan.reviewed_state is None:
+        return
+    seen = plan.reviewed_state.fingerprints
+    now = live.fingerprints(plan.prefix)
+    wanted = {rid: fingerprint(spec) for rid, spec in desired_state(plan).items()}
+    moved: list[str] = []
+    for rid in sorted(set(seen) | set(now) | set(wanted)):
+        before, current = seen.get(rid, ABSENT), now.get(rid, ABSENT)
+        if current == before:
+            continue
+        if rid in wanted:
+            if current == wanted[rid]:
+                continue
+        elif not prune or current == ABSENT:
+            continue  # not ours to change: kept as it is
+        moved.append(f"{rid} ({_what(before)} at review, {_what(current)} now)")
+    if moved:
+        raise ConflictingPlanError(
+            f"QStash changed since the plan was reviewed ({plan.reviewed_state.read_at}): "
+            f"{'; '.join(moved)}. Nothing was changed; re-run `migrator plan` to review the "
+            "current state."
+        )
+
+
+def _what(fp: str) -> str:
+    return "absent" if fp == ABSENT else f"fingerprint {fp[:8]}"

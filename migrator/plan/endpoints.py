@@ -1,0 +1,138 @@
+"""The endpoint file: which HTTP endpoint replaces each consumer group.
+
+```yaml
+groups:                       # consumer group (glob allowed) -> endpoint URL
+  billing: https://billing.example.com/kafka/{topic}
+  "analytics-*": https://analytics.example.com/ingest
+schedules:                    # source connector (glob allowed) -> URL its schedule calls
+  inventory-import: https://jobs.example.com/import
+failure_callback: https://ops.example.com/qstash-failed   # optional, for every route
+```
+
+``{topic}`` and ``{group}`` in a URL are replaced per route. The first matching pattern wins
+(file order). A pattern that matches no group of the inventory is an error naming the file and
+line (a typo would otherwise silently leave a placeholder). Unmapped groups get a placeholder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from migrator.errors import ConfigError
+from migrator.plan.spec import placeholder
+from migrator.plan.yamlfile import line_of, load_model, read_yaml
+
+__all__ = ["EndpointFile", "EndpointMap", "load_endpoints"]
+
+
+def _check_url(value: str) -> str:
+    if not (value.startswith("http://") or value.startswith("https://")) or " " in value:
+        raise ValueError(f"{value!r} is not an http(s) URL; write it like https://example.com/hook")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class EndpointFile(BaseModel):
+    """The endpoint file's content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    groups: dict[str, Url] = Field(default_factory=dict)
+    """Consumer group (glob) -> endpoint URL; {topic} and {group} are replaced."""
+    schedules: dict[str, Url] = Field(default_factory=dict)
+    """Source connector (glob) -> URL its QStash schedule calls."""
+    workflows: list[str] = Field(default_factory=list)
+    """Consumer groups (globs) whose endpoints are Upstash Workflows even if not detected."""
+    failure_callback: Url | None = None
+    """Failure callback URL for every route (QStash calls it when retries are exhausted)."""
+
+
+@dataclass(frozen=True)
+class EndpointMap:
+    """Resolves groups and connectors to URLs; unmapped ones become placeholders."""
+
+    file: EndpointFile
+
+    @classmethod
+    def empty(cls) -> EndpointMap:
+        return cls(EndpointFile())
+
+    def for_group(self, group: str, topic: str) -> str:
+        url = _first_match(self.file.groups, group)
+        if url is None:
+            return placeholder(f"endpoint URL for consumer group {group!r} (topic {topic!r})")
+        return url.replace("{topic}", topic).replace("{group}", group)
+
+    def for_connector(self, connector: str) -> str:
+        url = _first_match(self.file.schedules, connector)
+        if url is None:
+            return placeholder(f"URL the schedule of source connector {connector!r} calls")
+        return url.replace("{connector}", connector)
+
+    def is_workflow(self, group: str) -> bool:
+        return any(fnmatch.fnmatchcase(group, pattern) for pattern in self.file.workflows)
+
+    @property
+    def failure_callback(self) -> str | None:
+        return self.file.failure_callback
+
+
+def _first_match(mapping: dict[str, str], name: str) -> str | None:
+    for pattern, url in mapping.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            return url
+    return None
+
+
+def load_endpoints(
+    path: str | Path, *, groups: Iterable[str], connectors: Iterable[str] = ()
+) -> EndpointMap:
+    """Read the endpoint file and check every pattern matches a known group or connector."""
+    path = Path(path)
+    file = load_model(path, EndpointFile, "endpoint file", "docs/plan.md#endpoint-file")
+    _, node = read_yaml(path, "endpoint file")
+    known = {"groups": sorted(set(groups)), "schedules": sorted(set(connectors))}
+    known["workflows"] = known["groups"]
+    entries: dict[str, Iterable[str]] = {
+        "groups": file.groups,
+        "schedules": file.schedules,
+        "workflows": file.workflows,
+    }
+    for section, patterns in entries.items():
+        for index, pattern in enumerate(patterns):
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in known[section]):
+                _unknown(path, node, section, index, pattern, known[section])
+    return EndpointMap(file)
+
+
+def _unknown(
+    path: Path, node: yaml.Node | None, section: str, index: int, pattern: str, known: list[str]
+) -> None:
+    loc: tuple[str | int, ...] = (section, index) if section == "workflows" else (section, pattern)
+    line = line_of(node, loc)
+    if section == "groups" and isinstance(node, yaml.MappingNode):
+        line = _key_line(node, section, pattern) or line
+    what = "source connector" if section == "schedules" else "consumer group"
+    hint = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "") if known else "none"
+    raise ConfigError(
+        f"{path}:{line}: {section}.{pattern}: unknown {what} {pattern!r}: it matches nothing in "
+        f"the inventory (known: {hint}); fix the name or remove the entry."
+    )
+
+
+def _key_line(node: yaml.MappingNode, section: str, key: str) -> int | None:
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == section and isinstance(v, yaml.MappingNode):
+            for kk, _ in v.value:
+                if isinstance(kk, yaml.ScalarNode) and kk.value == key:
+                    return int(kk.start_mark.line) + 1
+    return None

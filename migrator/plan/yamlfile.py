@@ -1,0 +1,115 @@
+"""YAML files validated into pydantic models, with errors that name file, line and field.
+
+One function, :func:`load_model`, used for the plan file and the endpoint file: bad YAML, wrong
+types and unknown fields all become one :class:`~migrator.errors.ConfigError` line such as
+``plan.yaml:14: routes[0].retries: Input should be a valid integer``. The line comes from the
+node marks of ``yaml.compose``; the field path from pydantic's error location.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from migrator.errors import ConfigError
+
+__all__ = ["field_path", "line_of", "load_model", "read_yaml", "write_atomic"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node tree) of a YAML file; ConfigError with the line for unreadable/bad YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}).") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem}); fix the syntax there.") from None
+    return data, node
+
+
+def load_model(path: str | Path, model: type[M], what: str, schema_cmd: str) -> M:
+    """Read ``path`` and validate it as ``model``; every problem is one ConfigError line."""
+    path = Path(path)
+    data, node = read_yaml(path, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the {what} must be a YAML mapping (see `{schema_cmd}`).")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = line_of(node, loc)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {loc[-1]!r}; check the spelling (see `{schema_cmd}`)"
+        elif err["type"] == "missing":
+            msg = f"required field {loc[-1]!r} is missing"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: {field_path(loc) or '(top level)'}: {msg}{more}") from None
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """``("routes", 0, "retries")`` -> ``routes[0].retries``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest YAML node ``loc`` reaches (a key's own line for mappings)."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    child, line = value, key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            return line
+        node = child
+        if isinstance(node, yaml.ScalarNode):
+            line = node.start_mark.line + 1
+    return line
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
