@@ -19,7 +19,7 @@ import httpx
 from migrator.errors import StackError
 from migrator.stack.java import find_java
 from migrator.stack.maven import StackJars
-from migrator.stack.process import spawn
+from migrator.stack.process import free_port, spawn
 
 __all__ = [
     "BrokerPorts",
@@ -149,6 +149,8 @@ def start_registry(jars: StackJars, run: Path, port: int) -> subprocess.Popen[by
     java = find_java(21, purpose="Apicurio Registry 3.3")
     cmd = [java, *JVM_OPTS, *QUICK_START, "-Xmx384m",
            "-Dquarkus.http.host=127.0.0.1", f"-Dquarkus.http.port={port}",
+           # Apicurio serves health/metrics on a management port (9000, all interfaces, by default).
+           "-Dquarkus.management.host=127.0.0.1", f"-Dquarkus.management.port={free_port()}",
            "-Dapicurio.rules.global.compatibility=BACKWARD",
            "-Dapicurio.datasource.jdbc.initial-size=2", "-Dapicurio.datasource.jdbc.min-size=2",
            "-Dquarkus.log.level=WARN",

@@ -1,0 +1,69 @@
+"""`migrator dev` as a user runs it: a full up / status / logs / down cycle in its own directory,
+reuse of a running stack, and one clear line when Java is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def migrator(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)
+
+
+def test_up_status_logs_down_cycle(tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "stack")
+    up = migrator("dev", "up", "--run-dir", run_dir, "--json")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    try:
+        for key in ("bootstrap_servers", "sasl_bootstrap_servers", "sasl_username", "sasl_password",
+                    "schema_registry_url", "connect_url"):
+            assert info[key], key
+        assert json.loads((Path(run_dir) / "stack.json").read_text()) == info
+
+        again = migrator("dev", "up", "--run-dir", run_dir, "--json")
+        assert again.returncode == 0
+        assert "already running" in again.stderr
+        assert json.loads(again.stdout)["bootstrap_servers"] == info["bootstrap_servers"]
+
+        status = migrator("dev", "status", "--run-dir", run_dir)
+        assert status.returncode == 0, status.stdout
+        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect"}
+        assert all("ready" in line for line in status.stdout.splitlines())
+
+        logs = migrator("dev", "logs", "kafka", "--run-dir", run_dir, "-n", "5")
+        assert logs.returncode == 0 and logs.stdout.startswith("==> kafka <==")
+        bad = migrator("dev", "logs", "nope", "--run-dir", run_dir)
+        assert bad.returncode == 8 and "No server named 'nope'" in bad.stderr
+    finally:
+        down = migrator("dev", "down", "--run-dir", run_dir)
+    assert down.returncode == 0, down.stderr
+    assert not Path(run_dir).exists()
+    pids = [p["pid"] for p in info["processes"]]
+    assert not any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+                   for pid in pids)
+    after = migrator("dev", "status", "--run-dir", run_dir)
+    assert after.returncode == 1 and "No stack is running" in after.stdout
+
+
+def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": str(bin_dir), "JAVA_HOME": ""}
+    out = migrator("dev", "up", "--run-dir", str(tmp_path / "s"), env=env)
+    assert out.returncode == 8, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines == ["Error: `java` is not on PATH: install a Java 17+ runtime (e.g. "
+                     "`apt-get install openjdk-17-jre-headless`), then retry."], lines
+    assert shutil.which("java")  # the real machine still has it
