@@ -212,5 +212,8 @@ def qstash_available() -> bool:
     """Whether the local QStash server's package is importable in this installation."""
     import importlib.util
 
-    return importlib.util.find_spec("migrator.qstash_server.__main__") is not None
+    try:
+        return importlib.util.find_spec("migrator.qstash_server.__main__") is not None
+    except ModuleNotFoundError:
+        return False
 
