@@ -1,0 +1,76 @@
+"""Deliver messages straight to an HTTP endpoint, without QStash (at least once).
+
+Each message is one request (``POST`` by default) carrying the body, ``Content-Type``, the Kafka
+coordinates, key and headers as ``Kafka-*`` headers, the destination's extra headers, and
+``Idempotency-Key: <dedup id>`` so the endpoint can drop the duplicates a crash or rebalance may
+cause (the bridge commits only after a 2xx, so a record can be sent twice, never zero times).
+Messages of one batch are sent in order on one connection; with ``stop_on_failure`` (ordered
+routes) the first failure fails the rest of the batch unsent, so a retry resumes in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from connectors.sink import DeliveryResult, Message, forward_headers
+from migrator.bridge.config import DirectHttpDestination
+from migrator.bridge.retry import error_for_status
+from migrator.errors import RetryableDeliveryError
+
+__all__ = ["HttpSink"]
+
+
+class HttpSink:
+    """One direct HTTP destination."""
+
+    def __init__(
+        self,
+        dest: DirectHttpDestination,
+        *,
+        client: httpx.Client,
+        name: str,
+        stop_on_failure: bool = False,
+    ) -> None:
+        self.name = name
+        self.dest = dest
+        self._client = client
+        self._stop = stop_on_failure
+        self._static = dict(dest.headers)
+
+    def close(self) -> None:
+        """The shared client is closed by its owner."""
+
+    def _send(self, m: Message) -> DeliveryResult:
+        headers = dict(self._static)
+        headers["Content-Type"] = m.content_type
+        headers["Idempotency-Key"] = m.dedup_id
+        forward_headers(m.record, headers, "")
+        try:
+            resp = self._client.request(
+                self.dest.method,
+                self.dest.url,
+                content=m.body,
+                headers=headers,
+                timeout=self.dest.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            return RetryableDeliveryError(f"{self.dest.url} timed out ({exc})")
+        except httpx.TransportError as exc:
+            return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})")
+        return error_for_status(resp.status_code, resp.headers, resp.content, where=self.dest.url)
+
+    def write_batch(self, messages: Sequence[Message]) -> list[DeliveryResult]:
+        results: list[DeliveryResult] = []
+        for i, m in enumerate(messages):
+            result = self._send(m)
+            results.append(result)
+            if result is not None and self._stop:
+                unsent = RetryableDeliveryError(
+                    "not sent: an earlier record of this ordered batch failed",
+                    retry_after=getattr(result, "retry_after", None),
+                )
+                results.extend([unsent] * (len(messages) - i - 1))
+                break
+        return results

@@ -1,0 +1,136 @@
+"""The sink contract: a batch of messages in, one result per message out.
+
+``Sink.write_batch(messages)`` returns a list aligned with ``messages``: ``None`` for a message
+the destination accepted, or a :class:`~migrator.errors.DeliveryError` for one it did not,
+either :class:`~migrator.errors.RetryableDeliveryError` (try again, maybe after
+``retry_after`` seconds) or :class:`~migrator.errors.PermanentDeliveryError` (dead-letter it).
+A sink never raises for a delivery problem; it raises only for bugs. It may be called from
+several threads at once, so it holds no per-call state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from migrator.errors import DeliveryError
+
+__all__ = [
+    "DeliveryResult",
+    "Message",
+    "Record",
+    "Sink",
+    "dedup_id",
+    "forward_headers",
+    "header_text",
+    "route_tag",
+]
+
+
+@dataclass(slots=True)
+class Record:
+    """One Kafka record as the bridge sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    timestamp: int | None  # ms since epoch, None when the broker gave none
+
+
+@dataclass(slots=True)
+class Message:
+    """One record bound for one destination: the body to send and delivery bookkeeping."""
+
+    record: Record
+    body: bytes
+    content_type: str
+    dedup_id: str
+    attempts: int = 0
+    first_sent: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict)
+    ticket: object = None  # the bridge's checkpoint handle for the record's partition
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + 200
+
+
+DeliveryResult = DeliveryError | None
+
+
+class Sink(Protocol):
+    """Delivers batches to one destination. Thread-safe; never raises for delivery failures."""
+
+    name: str
+    """Route/destination label used in metrics and dead letters."""
+
+    def write_batch(self, messages: Sequence[Message]) -> list[DeliveryResult]:
+        """Deliver ``messages``; one result per message, aligned with the input."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def header_text(value: bytes | None) -> tuple[str, bool]:
+    """A header-safe rendering of ``value``: (text, was_base64). UTF-8 printable passes as is."""
+    if value is None:
+        return "", False
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii"), True
+    if text.isprintable() and text.strip() == text:
+        return text, False
+    return base64.b64encode(value).decode("ascii"), True
+
+
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9-]")
+
+
+def route_tag(route: str, destination: str) -> str:
+    """A fixed-width tag naming one route's destination inside dedup ids (10 hex digits)."""
+    return hashlib.sha256(f"{route}\0{destination}".encode()).hexdigest()[:10]
+
+
+def dedup_id(tag: str, topic: str, partition: int, offset: int) -> str:
+    """``kb-<tag>-<topic>-<partition>-<offset>``: unique per record and destination.
+
+    Only letters, digits, ``-``, ``_`` and ``.`` (QStash rejects ``:`` and other characters; Kafka
+    topic names already use only these). The tag is fixed-width and partition/offset are
+    digits, so the id reads back unambiguously.
+    """
+    return f"kb-{tag}-{_UNSAFE_ID.sub('_', topic)}-{partition}-{offset}"
+
+
+def forward_headers(record: Record, into: dict[str, str], prefix: str) -> None:
+    """Put the record's coordinates, key and headers into ``into`` as ``<prefix>Kafka-*``.
+
+    Values that are not printable UTF-8 are base64 with a ``...-Encoding: base64`` companion.
+    Kafka header names are reduced to HTTP token characters (others become ``-``).
+    """
+    into[prefix + "Kafka-Topic"] = record.topic
+    into[prefix + "Kafka-Partition"] = str(record.partition)
+    into[prefix + "Kafka-Offset"] = str(record.offset)
+    if record.timestamp is not None:
+        into[prefix + "Kafka-Timestamp"] = str(record.timestamp)
+    if record.key is not None:
+        text, b64 = header_text(record.key)
+        into[prefix + "Kafka-Key"] = text
+        if b64:
+            into[prefix + "Kafka-Key-Encoding"] = "base64"
+    for name, value in record.headers:
+        safe = _UNSAFE_NAME.sub("-", name)
+        text, b64 = header_text(value)
+        into[f"{prefix}Kafka-Header-{safe}"] = text
+        if b64:
+            into[f"{prefix}Kafka-Header-{safe}-Encoding"] = "base64"

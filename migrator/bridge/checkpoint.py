@@ -1,0 +1,138 @@
+"""Per-partition offset bookkeeping: commit only what was delivered, in order.
+
+Each polled record is *tracked* with the number of outcomes it waits for (one per destination).
+An outcome (delivered, skipped or dead-lettered) *acks* it once. :meth:`Checkpointer.committable`
+returns, per partition, the offset after the highest record whose predecessors are all acked:
+the only offset that may be committed. Offsets must increase strictly per partition; a revoked
+partition is forgotten and never offered for commit again, even when late acks arrive.
+(The shape of Jeffail/checkpoint and quix-streams' ``InvalidStoredOffset``.)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+__all__ = ["Checkpointer", "PartitionCheckpoint"]
+
+Partition = tuple[str, int]
+
+
+class PartitionCheckpoint:
+    """Tracked offsets of one partition, in arrival order."""
+
+    __slots__ = ("_by_offset", "_queue", "committed", "last_tracked", "released")
+
+    def __init__(self) -> None:
+        self._queue: deque[list[int]] = deque()  # [offset, outcomes still awaited]
+        self._by_offset: dict[int, list[int]] = {}
+        self.last_tracked = -1
+        self.released: int | None = None  # next offset to read, once something was released
+        self.committed: int | None = None
+
+    def track(self, offset: int, outcomes: int = 1) -> None:
+        if offset <= self.last_tracked:
+            raise ValueError(
+                f"offset {offset} is not above the last tracked offset {self.last_tracked}"
+            )
+        entry = [offset, outcomes]
+        self._queue.append(entry)
+        self._by_offset[offset] = entry
+        self.last_tracked = offset
+
+    def ack(self, offset: int) -> None:
+        entry = self._by_offset.get(offset)
+        if entry is None or entry[1] <= 0:
+            raise ValueError(f"offset {offset} was not tracked or is already acknowledged")
+        entry[1] -= 1
+        if entry is self._queue[0]:
+            self._release()
+
+    def _release(self) -> None:
+        queue, by_offset = self._queue, self._by_offset
+        last = None
+        while queue and queue[0][1] == 0:
+            last = queue.popleft()[0]
+            del by_offset[last]
+        if last is not None:
+            self.released = last + 1
+
+    @property
+    def pending(self) -> int:
+        """Records tracked but not yet fully acknowledged."""
+        return len(self._queue)
+
+    def to_commit(self) -> int | None:
+        """The offset to commit, when it moved past the last commit."""
+        if self.released is not None and self.released != self.committed:
+            return self.released
+        return None
+
+
+class Checkpointer:
+    """All owned partitions. Safe to call from several threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: dict[Partition, PartitionCheckpoint] = {}
+
+    def assign(self, partition: Partition) -> None:
+        with self._lock:
+            self._parts.setdefault(partition, PartitionCheckpoint())
+
+    def revoke(self, partition: Partition) -> None:
+        """Forget ``partition``: its later acks are ignored and it is never committed again."""
+        with self._lock:
+            self._parts.pop(partition, None)
+
+    def owns(self, partition: Partition, ticket: object = None) -> bool:
+        """Whether ``partition`` is owned (and, given a ticket, still by that assignment)."""
+        part = self._parts.get(partition)
+        return part is not None and (ticket is None or part is ticket)
+
+    def track(self, partition: Partition, offset: int, outcomes: int = 1) -> PartitionCheckpoint:
+        """Track a record; returns the ticket its acks must present."""
+        with self._lock:
+            part = self._parts[partition]
+            part.track(offset, outcomes)
+            return part
+
+    def ack(self, partition: Partition, offset: int, ticket: object) -> bool:
+        """Record one outcome; False (ignored) when the partition was revoked since tracking,
+        even if it was assigned again meanwhile (the ticket then differs)."""
+        with self._lock:
+            part = self._parts.get(partition)
+            if part is None or part is not ticket:
+                return False
+            part.ack(offset)
+            return True
+
+    def pending(self, partition: Partition) -> int:
+        with self._lock:
+            part = self._parts.get(partition)
+            return 0 if part is None else part.pending
+
+    def committable(self, partitions: set[Partition] | None = None) -> dict[Partition, int]:
+        """Offsets to commit now (next offset to read), for owned partitions that advanced."""
+        with self._lock:
+            out = {}
+            for tp, part in self._parts.items():
+                if partitions is not None and tp not in partitions:
+                    continue
+                offset = part.to_commit()
+                if offset is not None:
+                    out[tp] = offset
+            return out
+
+    def committed(self, offsets: dict[Partition, int]) -> None:
+        """Note a successful commit of ``offsets``."""
+        with self._lock:
+            for tp, offset in offsets.items():
+                part = self._parts.get(tp)
+                if part is not None:
+                    part.committed = offset
+
+    def snapshot(self) -> dict[Partition, tuple[int | None, int]]:
+        """(committed offset, pending records) per owned partition: for status and metrics."""
+        with self._lock:
+            return {tp: (p.committed, p.pending) for tp, p in self._parts.items()}

@@ -1,0 +1,92 @@
+"""Which failures are retried, and how long to wait before the next attempt.
+
+* :func:`error_for_status` turns an HTTP answer into ``None`` (delivered), a
+  :class:`RetryableDeliveryError` (408, 425, 429, 5xx) carrying the server's requested wait, or a
+  :class:`PermanentDeliveryError` (412 and every other 4xx).
+* :func:`server_wait` reads ``Retry-After`` (seconds or an HTTP date) and the reset headers
+  QStash sends on 429 (``Burst-RateLimit-Reset``, ``RateLimit-Reset``: unix time of the reset;
+  ``X-RateLimit-Reset``).
+* :class:`Backoff` computes exponential backoff with jitter, honouring a server wait up to a cap.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+
+from migrator.bridge.config import RetryPolicy
+from migrator.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+
+__all__ = ["Backoff", "error_for_status", "server_wait"]
+
+_RETRYABLE = frozenset({408, 425, 429})
+_RESET_HEADERS = (
+    "retry-after",
+    "burst-ratelimit-reset",
+    "ratelimit-reset",
+    "x-ratelimit-reset",
+    "x-ratelimit-reset-requests",
+)
+
+
+def server_wait(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait, or None. ``headers`` keys are matched lower-case."""
+    now = time.time() if now is None else now
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in _RESET_HEADERS:
+        raw = lowered.get(name)
+        if raw is None or not raw.strip():
+            continue
+        raw = raw.strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(raw) if "," in raw else None
+            if parsed is None:
+                continue
+            return max(0.0, parsed.timestamp() - now)
+        if name == "retry-after":
+            return max(0.0, value)
+        if value > 1e12:  # unix milliseconds
+            return max(0.0, value / 1000.0 - now)
+        if value > 1e9:  # unix seconds
+            return max(0.0, value - now)
+        return max(0.0, value)  # a relative number of seconds
+    return None
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], body: bytes = b"", *, where: str = "destination"
+) -> DeliveryError | None:
+    """None for 2xx; otherwise the delivery error this status means."""
+    if 200 <= status < 300:
+        return None
+    snippet = body[:200].decode("utf-8", "replace").strip()
+    message = f"{where} answered HTTP {status}" + (f": {snippet}" if snippet else "")
+    if status in _RETRYABLE or status >= 500:
+        return RetryableDeliveryError(message, status=status, retry_after=server_wait(headers))
+    return PermanentDeliveryError(message, status=status)
+
+
+class Backoff:
+    """Waits between attempts: ``initial * 2**(attempt-1)`` capped at ``max_backoff``, with
+    +-``jitter``; a server-requested wait replaces it, capped at ``cap``."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random | None = None) -> None:
+        self.policy = policy
+        self._rng = rng or random.Random()
+
+    def wait(self, attempts: int, error: DeliveryError | None = None) -> float:
+        """Seconds to wait after ``attempts`` failed attempts (attempts >= 1)."""
+        p = self.policy
+        asked = error.retry_after if isinstance(error, RetryableDeliveryError) else None
+        if asked is not None:
+            return min(p.cap, asked)
+        base = min(p.max_backoff, p.initial_backoff * (2 ** max(0, attempts - 1)))
+        spread = base * p.jitter
+        return float(max(0.0, base + self._rng.uniform(-spread, spread)))
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.policy.max_attempts

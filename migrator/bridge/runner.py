@@ -1,0 +1,655 @@
+"""The bridge loop: poll, decode, route, batch, deliver, settle, commit.
+
+Concurrency model: one loop thread owns the consumer, the batcher and the checkpointer; a
+bounded thread pool (``in_flight.batches`` workers, one shared keep-alive ``httpx.Client``)
+performs deliveries and reports each finished batch on a queue the loop drains. Nothing but
+``Sink.write_batch`` runs in the workers.
+
+Per pass the loop (1) consumes up to a batch worth of records, (2) decodes each and adds one
+message per destination to the batcher, tracking the record in the checkpointer, (3) sends full
+or lingered batches, (4) settles finished batches (ack, schedule retries, dead-letter), (5)
+sends retries that are due, (6) pauses or resumes partitions for backpressure, (7) commits the
+contiguous delivered offsets about once a second.
+
+Ordered routes batch per partition and keep at most one batch (with its retries) of a partition
+in flight; unordered routes batch per destination and run batches in parallel.
+
+Rebalances: on revoke, the partition's open batches are sent, its in-flight messages drained
+until ``shutdown_deadline``, its contiguous offset committed, and then the partition is
+forgotten. Stop (:meth:`Bridge.stop`, wired to SIGTERM/SIGINT by :func:`install_signal_handlers`)
+is two-phase: stop polling, drain in-flight within the deadline, commit, close; a second SIGINT
+exits at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import httpx
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+from connectors.codecs import BytesCodec, Codec, SchemaRegistryCodec, registry_lookup
+from connectors.dead_letter import DeadLetter, DeadLetterWriter
+from connectors.http_sink import HttpSink
+from connectors.qstash_sink import QStashSink
+from connectors.sink import Message, Record, Sink, route_tag
+from connectors.workflow_sink import WorkflowSink
+from migrator.bridge.batcher import Batch, Batcher
+from migrator.bridge.checkpoint import Checkpointer
+from migrator.bridge.config import (
+    BridgeConfig,
+    Destination,
+    DirectHttpDestination,
+    EnqueueQueueDestination,
+    PublishUrlGroupDestination,
+    Route,
+    WorkflowDestination,
+)
+from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.retry import Backoff
+from migrator.config import KafkaConnection
+from migrator.errors import (
+    DeliveryError,
+    MigratorError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from migrator.kafka.consumer import KafkaConsumer
+
+__all__ = ["Bridge", "BridgeStats", "install_signal_handlers"]
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]
+COMMIT_INTERVAL = 1.0
+CONSUMER_DEFAULTS = {
+    "queued.max.messages.kbytes": "16384",
+    "fetch.max.bytes": "16777216",
+    "session.timeout.ms": "10000",
+    "heartbeat.interval.ms": "2000",
+}
+
+
+@dataclass
+class BridgeStats:
+    """Counters for the status line, logs and benchmarks."""
+
+    received: int = 0
+    delivered: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    retries: int = 0
+    batches: int = 0
+    commits: int = 0
+    latencies: list[float] = field(default_factory=list)  # sampled, seconds
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class _Destination:
+    index: int
+    route: str
+    sink: Sink
+    id_prefix: str  # "kb-<tag>-<topic>-"
+
+
+@dataclass(slots=True)
+class _RouteRuntime:
+    route: Route
+    codec: Codec
+    destinations: list[_Destination]
+
+
+class Bridge:
+    """One bridge process's worth of work. :meth:`run` blocks until stopped."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        connection: KafkaConnection,
+        *,
+        qstash: tuple[str, str] | None = None,
+        metrics: BridgeMetrics | None = None,
+        consumer_overrides: dict[str, str] | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+        schema_lookup: Callable[[int], tuple[str, str]] | None = None,
+    ) -> None:
+        self.config = config
+        self.connection = connection
+        self.metrics = metrics or BridgeMetrics()
+        self.stats = BridgeStats()
+        overrides = {**CONSUMER_DEFAULTS, **(consumer_overrides or {})}
+        self.consumer = KafkaConsumer(
+            connection, config.group, overrides=overrides, factory=consumer_factory
+        )
+        limits = config.in_flight
+        self._client = httpx.Client(
+            limits=httpx.Limits(
+                max_connections=limits.batches + 2, max_keepalive_connections=limits.batches + 2
+            ),
+            timeout=30.0,
+        )
+        self._routes = self._build_routes(qstash, schema_lookup)
+        self._sinks = [d.sink for rt in self._routes.values() for d in rt.destinations]
+        self._checkpoint = Checkpointer()
+        self._batcher = Batcher(config.batch)
+        self._backoff = Backoff(config.retry)
+        self._pool = ThreadPoolExecutor(limits.batches, thread_name_prefix="bridge-deliver")
+        self._done: queue.SimpleQueue[tuple[Batch, list[DeliveryError | None]]] = (
+            queue.SimpleQueue()
+        )
+        self._busy: set[tuple[int, Partition | None]] = set()
+        self._waiting: dict[tuple[int, Partition | None], deque[Batch]] = {}
+        self._retry_heap: list[tuple[float, int, Batch]] = []
+        self._seq = itertools.count()
+        self._in_flight = 0  # messages polled and not settled
+        self._in_flight_bytes = 0
+        self._outstanding = 0  # batches submitted to the pool and not settled
+        self._paused: set[Partition] = set()
+        self._assigned: set[Partition] = set()
+        self._stopping = threading.Event()
+        self._fatal: BaseException | None = None
+        self._last_commit = time.monotonic()
+        self._last_lag = 0.0
+        self._dlq = (
+            DeadLetterWriter(connection, config.dead_letter.topic)
+            if config.dead_letter.topic
+            else None
+        )
+        self._sample_every = 1
+        self._sample_tick = 0
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def _build_routes(
+        self,
+        qstash: tuple[str, str] | None,
+        schema_lookup: Callable[[int], tuple[str, str]] | None,
+    ) -> dict[str, _RouteRuntime]:
+        routes: dict[str, _RouteRuntime] = {}
+        index = 0
+        for route in self.config.routes:
+            codec: Codec = BytesCodec()
+            if route.payload.mode == "decode":
+                lookup = schema_lookup
+                if lookup is None:
+                    url = route.payload.schema_registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
+                    if not url:
+                        raise MigratorError(
+                            f"route {route.route_name!r}: payload mode decode needs "
+                            "payload.schema_registry_url or SCHEMA_REGISTRY_URL"
+                        )
+                    lookup = registry_lookup(url)
+                codec = SchemaRegistryCodec(lookup, decimal=route.payload.decimal)
+            dests = []
+            for n, dest in enumerate(route.destinations):
+                name = f"{route.route_name}/{n}" if len(route.destinations) > 1 else route.route_name
+                sink: Sink
+                if isinstance(dest, DirectHttpDestination):
+                    identity = f"direct-http {dest.url}"
+                    sink = HttpSink(dest, client=self._client, name=name,
+                                    stop_on_failure=route.ordered)
+                else:
+                    if qstash is None:
+                        raise MigratorError(f"route {route.route_name!r} needs QStash settings")
+                    base, token = qstash
+                    if isinstance(dest, WorkflowDestination):
+                        sink = WorkflowSink(
+                            dest, base_url=base, token=token, client=self._client, name=name
+                        )
+                    else:
+                        sink = QStashSink(
+                            dest, base_url=base, token=token, client=self._client, name=name
+                        )
+                    identity = _identity(dest)
+                tag = route_tag(route.route_name, identity)
+                safe_topic = "".join(c if c.isalnum() or c in "._-" else "_" for c in route.topic)
+                dests.append(_Destination(index, name, sink, f"kb-{tag}-{safe_topic}-"))
+                index += 1
+            routes[route.topic] = _RouteRuntime(route, codec, dests)
+        return routes
+
+    # -- public ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to stop polling, drain, commit and close (safe from signal handlers)."""
+        self._stopping.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages polled and not yet settled."""
+        return self._in_flight
+
+    @property
+    def paused_count(self) -> int:
+        return len(self._paused)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run(self, *, on_tick: Callable[[Bridge], None] | None = None) -> BridgeStats:
+        """Run until :meth:`stop` or a fatal error; returns the final counters."""
+        self.consumer.subscribe(
+            list(self._routes), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        try:
+            while not self._stopping.is_set():
+                self._pass()
+                if on_tick is not None:
+                    on_tick(self)
+            self._shutdown()
+        except BaseException:
+            self._stopping.set()
+            self._abort()
+            raise
+        return self.stats
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _pass(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+        self.metrics.heartbeat = time.monotonic()
+        busy = self._outstanding > 0 or bool(self._retry_heap) or len(self._batcher) > 0
+        timeout = 0.002 if busy else 0.1
+        messages = self.consumer.consume(min(self.config.batch.count * 4, 5000), timeout)
+        for msg in messages:
+            self._ingest(msg)
+        for batch in self._batcher.due():
+            self._submit(batch)
+        self._settle_ready()
+        self._send_due_retries()
+        if self._dlq is not None:
+            self._dlq.poll()
+        self._backpressure()
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_INTERVAL:
+            self._commit()
+            if now - self._last_lag >= 5.0:
+                self._update_lag()
+
+    def _ingest(self, msg: Any) -> None:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        tp = (topic, partition)
+        if tp not in self._assigned:
+            return
+        ts_type, ts = msg.timestamp()
+        record = Record(
+            topic, partition, offset, msg.key(), msg.value(), msg.headers() or [],
+            ts if ts_type else None,
+        )
+        self.stats.received += 1
+        self.metrics.received.labels(topic).inc()
+        rt = self._routes[topic]
+        route = rt.route
+        if record.value is None and route.tombstone != "forward_empty":
+            ticket = self._checkpoint.track(tp, offset, 1)
+            if route.tombstone == "skip":
+                self.stats.skipped += 1
+                self.metrics.delivered.labels(route.route_name, "skipped").inc()
+                self._checkpoint.ack(tp, offset, ticket)
+            else:
+                why = DeadLetter("tombstone", "tombstone (null value)", route=route.route_name)
+                self._dead_letter_record(record, why, ticket, size=0)
+            return
+        try:
+            body, content_type = rt.codec.encode(record)
+        except PermanentDeliveryError as exc:
+            ticket = self._checkpoint.track(tp, offset, 1)
+            why = DeadLetter("undecodable", str(exc), route=route.route_name)
+            self._dead_letter_record(record, why, ticket, size=0)
+            return
+        ticket = self._checkpoint.track(tp, offset, len(rt.destinations))
+        now = time.monotonic()
+        key_part = tp if route.ordered else None
+        tail = f"{partition}-{offset}"
+        for dest in rt.destinations:
+            m = Message(record, body, content_type, dest.id_prefix + tail, 0, now, {}, ticket)
+            self._in_flight += 1
+            self._in_flight_bytes += m.size
+            full = self._batcher.add((dest.index, key_part), m)
+            if full is not None:
+                self._submit(full)
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _submit(self, batch: Batch, *, retry: bool = False) -> None:
+        key = batch.key
+        if key[1] is not None and not retry:
+            if key in self._busy:
+                self._waiting.setdefault(key, deque()).append(batch)
+                return
+            self._busy.add(key)
+        self._outstanding += 1
+        self.stats.batches += 1
+        self._pool.submit(self._deliver, batch)
+
+    def _deliver(self, batch: Batch) -> None:
+        """Worker thread: one request (or request sequence) for one batch."""
+        sink = self._sinks[batch.destination]
+        for m in batch.messages:
+            m.attempts += 1
+        try:
+            results = sink.write_batch(batch.messages)
+        except Exception as exc:  # a sink bug must not lose the batch
+            log.exception("sink %s failed on a batch", sink.name)
+            results = [RetryableDeliveryError(f"sink error: {exc}")] * len(batch.messages)
+        self._done.put((batch, results))
+
+    def _settle_ready(self, wait: float = 0.0) -> None:
+        try:
+            item = self._done.get(timeout=wait) if wait > 0 else self._done.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._settle(*item)
+            try:
+                item = self._done.get_nowait()
+            except queue.Empty:
+                return
+
+    def _settle(self, batch: Batch, results: Sequence[DeliveryError | None]) -> None:
+        self._outstanding -= 1
+        sink_name = self._sinks[batch.destination].name
+        now = time.monotonic()
+        retry: list[Message] = []
+        wait = 0.0
+        failed = False
+        for m, result in zip(batch.messages, results, strict=True):
+            tp = (m.record.topic, m.record.partition)
+            if result is None:
+                self._message_done(m)
+                self.stats.delivered += 1
+                self.metrics.delivered.labels(sink_name, "ok").inc()
+                latency = now - m.first_sent
+                self.metrics.latency.labels(sink_name).observe(latency)
+                self._sample(latency)
+                self._checkpoint.ack(tp, m.record.offset, m.ticket)
+                continue
+            failed = True
+            if not self._checkpoint.owns(tp, m.ticket):
+                self._message_done(m)
+                continue
+            if isinstance(result, RetryableDeliveryError) and not self._backoff.exhausted(
+                m.attempts
+            ):
+                retry.append(m)
+                wait = max(wait, self._backoff.wait(m.attempts, result))
+                continue
+            reason = "rejected" if isinstance(result, PermanentDeliveryError) else "retries-exhausted"
+            log.warning(
+                'dead-lettering partition="%s[%d]" offset=%d route=%s: %s',
+                m.record.topic, m.record.partition, m.record.offset, sink_name, result,
+            )
+            why = DeadLetter(
+                reason, str(result), route=sink_name, status=result.status, attempts=m.attempts
+            )
+            self._dead_letter_record(m.record, why, m.ticket, size=m.size, counted=True)
+        self.metrics.batches.labels(sink_name, "partial" if failed else "ok").inc()
+        if retry:
+            self.stats.retries += len(retry)
+            self.metrics.retries.labels(sink_name).inc(len(retry))
+            rb = Batch(batch.key, retry, sum(m.size for m in retry), now, now + wait)
+            heapq.heappush(self._retry_heap, (rb.not_before, next(self._seq), rb))
+            return  # an ordered key stays busy until its retries settle
+        self._release_key(batch.key)
+
+    def _release_key(self, key: tuple[int, Partition | None]) -> None:
+        if key[1] is None:
+            return
+        waiting = self._waiting.get(key)
+        if waiting:
+            self._outstanding += 1
+            self.stats.batches += 1
+            self._pool.submit(self._deliver, waiting.popleft())
+        else:
+            self._busy.discard(key)
+            self._waiting.pop(key, None)
+
+    def _send_due_retries(self) -> None:
+        now = time.monotonic()
+        while self._retry_heap and self._retry_heap[0][0] <= now:
+            _, _, batch = heapq.heappop(self._retry_heap)
+            owned = []
+            for m in batch.messages:
+                if self._checkpoint.owns((m.record.topic, m.record.partition), m.ticket):
+                    owned.append(m)
+                else:
+                    self._message_done(m)
+            if owned:
+                batch.messages = owned
+                self._submit(batch, retry=True)
+            else:
+                self._release_key(batch.key)
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _message_done(self, m: Message) -> None:
+        self._in_flight -= 1
+        self._in_flight_bytes -= m.size
+
+    def _sample(self, latency: float) -> None:
+        self._sample_tick += 1
+        if self._sample_tick % self._sample_every == 0:
+            samples = self.stats.latencies
+            samples.append(latency)
+            if len(samples) >= 200_000:
+                del samples[::2]
+                self._sample_every *= 2
+
+    def _dead_letter_record(
+        self, record: Record, why: DeadLetter, ticket: object, *, size: int, counted: bool = False
+    ) -> None:
+        tp = (record.topic, record.partition)
+        if not counted:
+            self._in_flight += 1
+            self._in_flight_bytes += size
+        if self._dlq is None:
+            raise DeliveryError(
+                f'partition="{record.topic}[{record.partition}]" offset={record.offset} route '
+                f"{why.route}: {why.error}. No dead_letter.topic is configured, so the bridge "
+                "stops here rather than skip it; set dead_letter.topic to keep the stream going."
+            )
+
+        def done(error: str | None) -> None:
+            self._in_flight -= 1
+            self._in_flight_bytes -= size
+            if error is not None:
+                self._fatal = DeliveryError(
+                    f"dead-letter write to {self.config.dead_letter.topic} failed: {error}"
+                )
+                return
+            self.stats.dead_lettered += 1
+            self.metrics.dead_lettered.labels(why.route, why.reason).inc()
+            self.metrics.delivered.labels(why.route, "dead_lettered").inc()
+            self._checkpoint.ack(tp, record.offset, ticket)
+
+        self._dlq.send(record, why, done)
+
+    # -- backpressure, offsets, rebalances ----------------------------------------------------
+
+    def _backpressure(self) -> None:
+        limits = self.config.in_flight
+        over = self._in_flight >= limits.records or self._in_flight_bytes >= limits.bytes
+        want: set[Partition] = set(self._assigned) if over else set()
+        if not over:
+            low = self._in_flight <= limits.records // 2 and self._in_flight_bytes <= limits.bytes // 2
+            if not low:
+                want = set(self._paused)  # hysteresis: stay paused until half drained
+            for key, waiting in self._waiting.items():
+                if key[1] is not None and len(waiting) >= 4:
+                    want.add(key[1])
+        want &= self._assigned
+        if want != self._paused:
+            self.consumer.pause(want - self._paused)
+            self.consumer.resume(self._paused - want)
+            self._paused = want
+        self.metrics.paused.set(len(self._paused))
+        self.metrics.in_flight_records.set(self._in_flight)
+        self.metrics.in_flight_bytes.set(self._in_flight_bytes)
+
+    def _commit(self, partitions: set[Partition] | None = None) -> None:
+        self._last_commit = time.monotonic()
+        offsets = self._checkpoint.committable(partitions)
+        if not offsets:
+            return
+        self.consumer.commit(offsets)
+        self._checkpoint.committed(offsets)
+        self.stats.commits += 1
+        for (topic, partition), offset in offsets.items():
+            self.metrics.committed.labels(topic, str(partition)).set(offset)
+
+    def _update_lag(self) -> None:
+        self._last_lag = time.monotonic()
+        for tp, (committed, _pending) in self._checkpoint.snapshot().items():
+            if committed is None:
+                continue
+            try:
+                _low, high = self.consumer.watermarks(tp, cached=True)
+            except MigratorError:
+                continue
+            if high >= 0:
+                self.metrics.lag.labels(tp[0], str(tp[1])).set(max(0, high - committed))
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        starts = self._start_offsets(tps)
+        for tp in partitions:
+            start = starts.get((tp.topic, tp.partition))
+            if start is not None:
+                tp.offset = start
+        self.consumer.assign(partitions)
+        for tp_key in tps:
+            self._checkpoint.assign(tp_key)
+            self._assigned.add(tp_key)
+        self.metrics.ready = True
+        log.info("assigned %s", ", ".join(f"{t}[{p}]" for t, p in tps) or "nothing")
+
+    def _start_offsets(self, tps: list[Partition]) -> dict[Partition, int]:
+        """Start offsets for partitions this group has no committed offset for."""
+        if not tps:
+            return {}
+        committed = self.consumer.committed(tps)
+        fresh = [tp for tp in tps if tp not in committed]
+        if not fresh:
+            return {}
+        cfg = self.config
+        if cfg.start == "start_from_group" and cfg.start_from_group:
+            old = KafkaConsumer(self.connection, cfg.start_from_group)
+            try:
+                found = old.committed(fresh)
+            finally:
+                old.close()
+            log.info("starting from group %s at %s", cfg.start_from_group, found)
+            return {tp: found.get(tp, OFFSET_BEGINNING) for tp in fresh}
+        if cfg.start == "timestamp" and cfg.start_timestamp is not None:
+            ms = int(cfg.start_timestamp.timestamp() * 1000)
+            found = self.consumer.offsets_for_time(fresh, ms)
+            return {tp: (found.get(tp, -1) if found.get(tp, -1) >= 0 else OFFSET_END) for tp in fresh}
+        position = OFFSET_END if cfg.start == "latest" else OFFSET_BEGINNING
+        return dict.fromkeys(fresh, position)
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        if not self._stopping.is_set():
+            for batch in [b for tp in tps for b in self._batcher.flush(tp)]:
+                self._submit(batch)
+            self._drain(lambda: any(self._checkpoint.pending(tp) for tp in tps))
+        try:
+            self._commit(tps)
+        finally:
+            for key in [k for k in self._waiting if k[1] in tps]:
+                for batch in self._waiting.pop(key):
+                    for m in batch.messages:
+                        self._message_done(m)
+            for tp in tps:
+                self._checkpoint.revoke(tp)
+                self._assigned.discard(tp)
+                self._paused.discard(tp)
+                for m in self._batcher.drop(tp):
+                    self._message_done(m)
+            log.info("revoked %s", ", ".join(f"{t}[{p}]" for t, p in sorted(tps)))
+
+    def _drain(self, pending: Callable[[], bool]) -> bool:
+        """Settle, retry and dead-letter until ``pending()`` is false or the deadline passes."""
+        deadline = time.monotonic() + self.config.shutdown_deadline
+        while pending():
+            if time.monotonic() >= deadline:
+                log.warning("drain deadline of %ss reached", self.config.shutdown_deadline)
+                return False
+            for batch in self._batcher.due():
+                self._submit(batch)
+            self._settle_ready(wait=0.01)
+            self._send_due_retries()
+            if self._dlq is not None:
+                self._dlq.poll()
+            if self._fatal is not None:
+                raise self._fatal
+        return True
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        log.info("stopping: draining %d in-flight messages", self._in_flight)
+        self.metrics.ready = False
+        for batch in self._batcher.flush():
+            self._submit(batch)
+        self._drain(lambda: self._in_flight > 0)
+        self._commit()
+        self._close()
+
+    def _abort(self) -> None:
+        """Fatal path: commit what is safely delivered, then close."""
+        try:
+            self._commit()
+        except Exception:
+            log.warning("final commit failed", exc_info=True)
+        try:
+            self._close()
+        except Exception:
+            log.warning("closing failed", exc_info=True)
+
+    def _close(self) -> None:
+        self.consumer.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._dlq is not None:
+            self._dlq.flush(5.0)
+        self._client.close()
+
+
+def _identity(dest: Destination) -> str:
+    """What a destination is, for its dedup-id tag (changing it starts new dedup ids)."""
+    if isinstance(dest, DirectHttpDestination):
+        return f"direct-http {dest.url}"
+    if isinstance(dest, PublishUrlGroupDestination):
+        return f"publish-url-group {dest.url_group}"
+    if isinstance(dest, EnqueueQueueDestination):
+        return f"enqueue-queue {dest.queue} {dest.url}"
+    return f"{dest.kind} {dest.url}"
+
+
+def install_signal_handlers(bridge: Bridge) -> None:
+    """SIGTERM/SIGINT: graceful stop; a second SIGINT exits at once (status 130)."""
+
+    def graceful(signum: int, _frame: FrameType | None) -> None:
+        if bridge.stopping and signum == signal.SIGINT:
+            os._exit(130)
+        log.warning("signal %d: stopping (send SIGINT again to exit at once)", signum)
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, graceful)
+    signal.signal(signal.SIGINT, graceful)
