@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -32,7 +33,7 @@ from migrator.inventory import (
     SchemaRegistryInfo,
     TopicInfo,
 )
-from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.admin import KafkaAdmin, TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
 
 __all__ = ["AuditOptions", "run_audit"]
@@ -125,7 +126,7 @@ def _sleep(seconds: float, progress: Progress) -> None:
         progress.advance(0)
 
 
-def _subject_filter(selected: TopicFilter) -> TopicFilter | _AllSubjects:
+def _subject_filter(selected: TopicFilter) -> Callable[[str], bool]:
     """Subjects follow the topic filter: by their topic-name-strategy topic, else by name."""
     if not selected.active:
         return _AllSubjects()
@@ -147,7 +148,7 @@ class _SubjectFilter:
 
 
 @dataclass(frozen=True)
-class _connector_filter:  # noqa: N801 - used as a function
+class _connector_filter:
     topics: TopicFilter
 
     def __call__(self, name: str, connector_topics: list[str]) -> bool:
@@ -160,7 +161,7 @@ def _sample_records(
     options: AuditOptions,
     low: dict[tuple[str, int], int],
     high: dict[tuple[str, int], int],
-    descriptions: dict[str, object],
+    descriptions: Mapping[str, TopicDescription],
     reader: RegistryReader | None,
     registry: SchemaRegistryInfo,
     progress: Progress,
@@ -170,7 +171,7 @@ def _sample_records(
         return {}
     watermarks = {
         key: (low.get(key, 0), hw) for key, hw in high.items()
-        if not is_internal(key[0], getattr(descriptions.get(key[0]), "internal", False))
+        if key[0] in descriptions and not is_internal(key[0], descriptions[key[0]].internal)
     }
     ranges = plan_ranges(watermarks, options.sample_records)
     total = sum(r.end - r.start for r in ranges)

@@ -25,7 +25,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
     ConfigSource,
@@ -384,9 +384,9 @@ class KafkaAdmin:
         """
         what = "partition offsets"
         if spec == "earliest":
-            offset_spec = OffsetSpec.earliest()
+            offset_spec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
         elif spec == "latest":
-            offset_spec = OffsetSpec.latest()
+            offset_spec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         else:
             offset_spec = OffsetSpec.for_timestamp(int(spec))
         out: dict[TopicPartitionKey, int] = {}

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -123,7 +124,7 @@ def read_records(
         while open_ranges and time.monotonic() < deadline:
             batch = consumer.consume(num_messages=500, timeout=0.5)
             for msg in batch:
-                key = (msg.topic(), msg.partition())
+                key = (msg.topic() or "", msg.partition() or 0)
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
@@ -136,7 +137,7 @@ def read_records(
                         )
                     log.debug("sampler: %s", err)
                     continue
-                offset = msg.offset()
+                offset = msg.offset() or 0
                 if key not in open_ranges:
                     continue
                 if offset >= end[key]:
@@ -145,12 +146,12 @@ def read_records(
                 if offset + 1 >= end[key]:
                     open_ranges.discard(key)
                 yield SampledRecord(
-                    topic=msg.topic(),
-                    partition=msg.partition(),
+                    topic=key[0],
+                    partition=key[1],
                     offset=offset,
-                    key=msg.key(),
-                    value=msg.value(),
-                    headers=tuple(msg.headers() or ()),
+                    key=_as_bytes(msg.key()),
+                    value=_as_bytes(msg.value()),
+                    headers=_headers(msg.headers()),
                 )
             done = [k for k in end if k not in open_ranges and k not in paused]
             if done and open_ranges:
@@ -161,3 +162,16 @@ def read_records(
                      len(open_ranges))
     finally:
         consumer.close()
+
+
+def _as_bytes(data: str | bytes | None) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    return data.encode()
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes | None], ...]:
+    if not raw:
+        return ()
+    items = raw.items() if isinstance(raw, dict) else raw
+    return tuple((str(name), _as_bytes(value)) for name, value in items)

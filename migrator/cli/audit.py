@@ -1,0 +1,173 @@
+"""`migrator audit`: inventory a live Kafka estate and report what maps to QStash."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import click
+from pydantic import SecretStr, ValidationError
+
+from migrator.audit.progress import NullProgress, Progress, TerminalProgress
+from migrator.audit.report import render
+from migrator.audit.runner import AuditOptions, run_audit
+from migrator.config import BasicAuth, KafkaConnection, RestConnection
+from migrator.errors import ConfigError
+
+__all__ = ["command", "rest_connection", "write_atomically"]
+
+_SEVERITY_RANK = {"blocker": 0, "warning": 1, "info": 2}
+
+
+def rest_connection(
+    url: str | None, user: str | None, password: str | None, *, flag: str, timeout: float
+) -> RestConnection | None:
+    """A REST connection; credentials in the URL (https://user:pass@host) move into basic auth."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{flag} {_strip_userinfo(url)!r}: expected an http:// or https:// URL.")
+    if parts.username is not None:
+        user = user or unquote(parts.username)
+        password = password or unquote(parts.password or "")
+        url = _strip_userinfo(url)
+    if password and not user:
+        raise ConfigError(f"{flag}: a password was given without a user; add the matching -user option.")
+    auth = BasicAuth(username=user, password=SecretStr(password or "")) if user else None
+    try:
+        return RestConnection(url=url.rstrip("/"), auth=auth, timeout=timeout)
+    except ValidationError as exc:
+        raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ConfigError(f"-o {path}: the directory {directory} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"-o {path}: cannot write the report ({exc.strerror}).") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command("audit")
+@click.option("--bootstrap-servers", "-b", metavar="HOST:PORT[,...]",
+              help="Kafka bootstrap servers.  [env: KAFKA_BOOTSTRAP_SERVERS]")
+@click.option("--kafka-config", metavar="FILE",
+              help="Java client properties file (security.protocol, sasl.*, ssl.* in PEM form).")
+@click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
+              help="librdkafka property pass-through (repeatable).")
+@click.option("--schema-registry-url", envvar="SCHEMA_REGISTRY_URL", metavar="URL",
+              help="Confluent-compatible Schema Registry.  [env: SCHEMA_REGISTRY_URL]")
+@click.option("--schema-registry-user", envvar="SCHEMA_REGISTRY_USER", metavar="USER",
+              help="Registry basic-auth user.  [env: SCHEMA_REGISTRY_USER]")
+@click.option("--schema-registry-password", envvar="SCHEMA_REGISTRY_PASSWORD", metavar="PASSWORD",
+              help="Registry basic-auth password.  [env: SCHEMA_REGISTRY_PASSWORD]")
+@click.option("--connect-url", envvar="KAFKA_CONNECT_URL", metavar="URL",
+              help="Kafka Connect REST URL.  [env: KAFKA_CONNECT_URL]")
+@click.option("--connect-user", envvar="KAFKA_CONNECT_USER", metavar="USER",
+              help="Connect basic-auth user.  [env: KAFKA_CONNECT_USER]")
+@click.option("--connect-password", envvar="KAFKA_CONNECT_PASSWORD", metavar="PASSWORD",
+              help="Connect basic-auth password.  [env: KAFKA_CONNECT_PASSWORD]")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Only topics matching this glob (repeatable); groups, subjects and connectors "
+                   "follow the topics.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out topics matching this glob.")
+@click.option("--timeout", type=click.FloatRange(min=0.5), default=30.0, show_default=True,
+              help="Seconds to wait for any one Kafka or REST call.")
+@click.option("--sample-seconds", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Measure records/s per topic over this window (0: skip).")
+@click.option("--sample-records", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Newest records to read per topic, by assignment (0: skip).")
+@click.option("--qstash-plan", type=click.Choice(["free", "payg", "fixed"]), default="payg",
+              show_default=True, help="QStash plan whose limits the findings use.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]),
+              default="table", show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the report here (atomically) instead of stdout.")
+@click.option("--fail-on", type=click.Choice(["blocker", "warning"]),
+              help="Exit 1 when findings of this severity (or worse) exist.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    bootstrap_servers: str | None,
+    kafka_config: str | None,
+    x_options: tuple[str, ...],
+    schema_registry_url: str | None,
+    schema_registry_user: str | None,
+    schema_registry_password: str | None,
+    connect_url: str | None,
+    connect_user: str | None,
+    connect_password: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    timeout: float,
+    sample_seconds: float,
+    sample_records: int,
+    qstash_plan: str,
+    fmt: str,
+    output: Path | None,
+    fail_on: str | None,
+) -> None:
+    """Inventory a live Kafka estate and report what maps to QStash.
+
+    Reads only: it never joins a consumer group, commits an offset or changes anything.
+    Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error, 3 bad configuration,
+    4 Kafka unreachable, 5 Kafka refused the credentials.
+    """
+    kafka = KafkaConnection.build(
+        bootstrap_servers=bootstrap_servers, properties_file=kafka_config, x_options=x_options
+    )
+    options = AuditOptions(
+        kafka=kafka,
+        schema_registry=rest_connection(
+            schema_registry_url, schema_registry_user, schema_registry_password,
+            flag="--schema-registry-url", timeout=timeout,
+        ),
+        connect=rest_connection(
+            connect_url, connect_user, connect_password, flag="--connect-url", timeout=timeout
+        ),
+        include=include,
+        exclude=exclude,
+        timeout=timeout,
+        sample_seconds=sample_seconds,
+        sample_records=sample_records,
+        qstash_plan=cast(Literal["free", "payg", "fixed"], qstash_plan),
+    )
+    progress: Progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else NullProgress()
+    inventory = run_audit(options, progress)
+    text = render(inventory, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomically(output, text)
+        click.echo(f"Wrote the {fmt} report to {output} "
+                   f"({len(inventory.findings)} finding(s)).", err=True)
+    if fail_on is not None:
+        worst = _SEVERITY_RANK[fail_on]
+        if any(_SEVERITY_RANK[f.severity] <= worst for f in inventory.findings):
+            ctx.exit(1)
