@@ -1,0 +1,523 @@
+"""The ASGI application (Starlette): QStash's v2 REST API over the broker."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from migrator.qstash_server.broker import Broker
+from migrator.qstash_server.delivery import Dispatcher
+from migrator.qstash_server.logs import multi, parse_filter
+from migrator.qstash_server.problems import ApiError
+from migrator.qstash_server.settings import ServerSettings
+from migrator.qstash_server.timing import BadValue
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+_JSON = "application/json"
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+_LOG_FILTERS = ("messageId", "messageIds", "state", "url", "topicName", "scheduleId",
+                "queueName", "label", "flowControlKey", "callerIp")
+_DLQ_FILTERS = ("messageId", "url", "topicName", "scheduleId", "queueName", "responseStatus",
+                "callerIp", "callerIP", "label", "flowControlKey")
+_MSG_FILTERS = ("url", "topicName", "scheduleId", "queueName", "label", "flowControlKey",
+                "callerIp", "callerIP")
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(data), status_code=status, media_type=_JSON, headers=headers)
+
+
+def _empty(status: int = 200) -> Response:
+    return Response(b"", status_code=status)
+
+
+def _error(exc: ApiError) -> Response:
+    return _json({"error": exc.message}, exc.status, exc.headers or None)
+
+
+def _raw_headers(request: Request) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+
+
+def _split_query(request: Request) -> tuple[str, dict[str, str]]:
+    """Destination query string (kept) and ``upstash-*`` config parameters (taken)."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    if not raw:
+        return "", {}
+    keep: list[tuple[str, str]] = []
+    config: dict[str, str] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        lower = key.lower()
+        if lower == "qstash_token":
+            continue
+        if lower.startswith("upstash-"):
+            config[lower] = value
+        else:
+            keep.append((key, value))
+    return urlencode(keep), config
+
+
+async def _json_body(request: Request, *, default: Any = None) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "request body is not valid JSON") from None
+
+
+def _int_param(params: QueryParams, name: str, default: int, lo: int, hi: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid {name} {raw!r}, expected an integer") from None
+    if value < lo:
+        raise ApiError(400, f"{name} must be at least {lo}")
+    return min(value, hi)
+
+
+def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starlette:
+    """Build the app; the broker (state) is created here unless one is passed in."""
+    b = broker or Broker(settings)
+    bearer = "Bearer " + b.token
+
+    def api(fn: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            auth = None
+            for key, value in request.scope["headers"]:
+                if key == b"authorization":
+                    auth = value.decode("latin-1")
+                    break
+            if auth != bearer and request.query_params.get("qstash_token") != b.token:
+                return _json({"error": "Unauthorized"}, 401)
+            try:
+                response = await fn(request)
+            except ApiError as exc:
+                response = _error(exc)
+            except BadValue as exc:
+                response = _error(ApiError(400, str(exc)))
+            b.flush()
+            return response
+
+        return wrapped
+
+    # ------------------------------------------------------------ messages
+    def _destination(request: Request, prefix_parts: int) -> tuple[str, dict[str, str]]:
+        path: str = request.scope["path"]
+        parts = path.split("/", prefix_parts)
+        destination = parts[prefix_parts] if len(parts) > prefix_parts else ""
+        query, config = _split_query(request)
+        if query and destination.startswith(("http://", "https://")):
+            destination += "?" + query
+        return destination, config
+
+    async def publish(request: Request) -> Response:
+        b.check_fault()
+        destination, config = _destination(request, 3)
+        headers = _raw_headers(request)
+        for k, v in config.items():
+            headers.setdefault(k, v)
+        body = await request.body()
+        client = request.client
+        status, answer = b.publish(
+            destination, body, headers, caller_ip=client.host if client else None,
+            all_headers=headers,
+        )
+        return _json(answer, status)
+
+    async def enqueue(request: Request) -> Response:
+        b.check_fault()
+        destination, config = _destination(request, 4)
+        queue = request.path_params["queue"]
+        headers = _raw_headers(request)
+        for k, v in config.items():
+            headers.setdefault(k, v)
+        body = await request.body()
+        client = request.client
+        status, answer = b.publish(
+            destination, body, headers, queue=queue, caller_ip=client.host if client else None,
+            all_headers=headers,
+        )
+        return _json(answer, status)
+
+    async def batch(request: Request) -> Response:
+        b.check_fault()
+        items = await _json_body(request)
+        client = request.client
+        return _json(b.batch(items, client.host if client else None))
+
+    async def get_message(request: Request) -> Response:
+        return _json(b.get_message(request.path_params["id"]))
+
+    async def cancel_message(request: Request) -> Response:
+        b.cancel(request.path_params["id"])
+        return _json({"cancelled": 1})
+
+    async def cancel_messages(request: Request) -> Response:
+        params = request.query_params
+        ids = multi(params, "messageIds")
+        body = await _json_body(request, default={})
+        predicate = None
+        if isinstance(body, dict):
+            ids = ids or [str(i) for i in body.get("messageIds") or []]
+            body_filters = {k: v for k, v in body.items() if k != "messageIds" and v is not None}
+            if body_filters:
+                merged = QueryParams(
+                    [(k, ",".join(map(str, v)) if isinstance(v, list) else str(v))
+                     for k, v in body_filters.items()]
+                )
+                predicate = parse_filter(merged, _MSG_FILTERS)
+        if not ids and any(
+            multi(params, name) for name in (*_MSG_FILTERS, "fromDate", "toDate")
+        ):
+            predicate = parse_filter(params, _MSG_FILTERS)
+        count = None
+        if params.get("count"):
+            count = _int_param(params, "count", 100, 1, 500)
+        return _json({"cancelled": b.cancel_many(ids or None, predicate, count)})
+
+    # ------------------------------------------------------------ queues
+    async def upsert_queue(request: Request) -> Response:
+        body = await _json_body(request, default={})
+        if not isinstance(body, dict) or not isinstance(body.get("queueName"), str):
+            raise ApiError(400, "'queueName' (string) is required")
+        parallelism = body.get("parallelism", 1)
+        if parallelism is None:
+            parallelism = 1
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool):
+            raise ApiError(400, "'parallelism' must be an integer")
+        paused = body.get("paused")
+        b.upsert_queue(body["queueName"], parallelism, bool(paused) if paused is not None else None)
+        return _empty()
+
+    async def list_queues(request: Request) -> Response:
+        return _json([q.to_api() for q in b.queues.values()])
+
+    async def get_queue(request: Request) -> Response:
+        return _json(b.get_queue(request.path_params["name"]).to_api())
+
+    async def delete_queue(request: Request) -> Response:
+        b.delete_queue(request.path_params["name"])
+        return _empty()
+
+    async def pause_queue(request: Request) -> Response:
+        b.pause_queue(request.path_params["name"], True)
+        return _empty()
+
+    async def resume_queue(request: Request) -> Response:
+        b.pause_queue(request.path_params["name"], False)
+        return _empty()
+
+    # ------------------------------------------------------------ URL groups
+    async def _endpoints(request: Request) -> list[dict[str, str]]:
+        body = await _json_body(request, default={})
+        if not isinstance(body, dict) or not isinstance(body.get("endpoints"), list):
+            raise ApiError(400, "'endpoints' (a list of {url, name}) is required")
+        endpoints = body["endpoints"]
+        if not endpoints or not all(isinstance(e, dict) for e in endpoints):
+            raise ApiError(400, "'endpoints' must be a non-empty list of objects")
+        return [{k: str(v) for k, v in e.items() if v is not None} for e in endpoints]
+
+    async def upsert_endpoints(request: Request) -> Response:
+        b.upsert_endpoints(request.path_params["name"], await _endpoints(request))
+        return _empty()
+
+    async def remove_endpoints(request: Request) -> Response:
+        b.remove_endpoints(request.path_params["name"], await _endpoints(request))
+        return _empty()
+
+    async def list_groups(request: Request) -> Response:
+        return _json([g.to_api() for g in b.groups.values()])
+
+    async def get_group(request: Request) -> Response:
+        return _json(b.get_group(request.path_params["name"]).to_api())
+
+    async def delete_group(request: Request) -> Response:
+        b.delete_group(request.path_params["name"])
+        return _empty()
+
+    # ------------------------------------------------------------ schedules
+    async def create_schedule(request: Request) -> Response:
+        destination, config = _destination(request, 3)
+        headers = _raw_headers(request)
+        for k, v in config.items():
+            headers.setdefault(k, v)
+        client = request.client
+        schedule_id = b.create_schedule(
+            destination, await request.body(), headers, client.host if client else None
+        )
+        return _json({"scheduleId": schedule_id})
+
+    async def list_schedules(request: Request) -> Response:
+        return _json([b.schedule_api(s) for s in b.schedules.values()])
+
+    async def get_schedule(request: Request) -> Response:
+        return _json(b.schedule_api(b.get_schedule(request.path_params["id"])))
+
+    async def delete_schedule(request: Request) -> Response:
+        b.delete_schedule(request.path_params["id"])
+        return _empty()
+
+    async def pause_schedule(request: Request) -> Response:
+        b.pause_schedule(request.path_params["id"], True)
+        return _empty()
+
+    async def resume_schedule(request: Request) -> Response:
+        b.pause_schedule(request.path_params["id"], False)
+        return _empty()
+
+    # ------------------------------------------------------------ DLQ
+    async def list_dlq(request: Request) -> Response:
+        params = request.query_params
+        count = _int_param(params, "count", 100, 1, 100)
+        predicate = parse_filter(params, _DLQ_FILTERS)
+        messages, cursor = b.dlq_list(predicate, params.get("cursor") or None, count)
+        out: dict[str, Any] = {"messages": messages}
+        if cursor:
+            out["cursor"] = cursor
+        return _json(out)
+
+    async def get_dlq(request: Request) -> Response:
+        from migrator.qstash_server.dlq import dlq_to_api
+
+        return _json(dlq_to_api(b.dlq_get(request.path_params["id"])))
+
+    async def delete_dlq(request: Request) -> Response:
+        b.dlq_delete(request.path_params["id"])
+        return _empty()
+
+    async def _dlq_selection(request: Request) -> list[str]:
+        params = request.query_params
+        ids = multi(params, "dlqIds")
+        body = await _json_body(request, default={})
+        if not ids and isinstance(body, dict):
+            ids = [str(i) for i in body.get("dlqIds") or []]
+        if ids:
+            return ids
+        predicate = parse_filter(params, _DLQ_FILTERS)
+        count = _int_param(params, "count", 100, 1, 100) if params.get("count") else None
+        selected = [k for k, e in list(b.dlq.items()) if predicate(_dlq_doc(e))]
+        return selected[:count] if count else selected
+
+    def _dlq_doc(entry: dict[str, Any]) -> dict[str, Any]:
+        from migrator.qstash_server.dlq import dlq_to_api
+
+        return dlq_to_api(entry)
+
+    async def delete_dlq_many(request: Request) -> Response:
+        ids = await _dlq_selection(request)
+        deleted = 0
+        for dlq_id in ids:
+            if dlq_id in b.dlq:
+                b.dlq_delete(dlq_id)
+                deleted += 1
+        return _json({"deleted": deleted})
+
+    async def retry_dlq(request: Request) -> Response:
+        overrides = _raw_headers(request)
+        return _json(b.dlq_retry(request.path_params["id"], overrides), 201)
+
+    async def retry_dlq_many(request: Request) -> Response:
+        ids = await _dlq_selection(request)
+        missing = [i for i in ids if i not in b.dlq]
+        if missing:
+            raise ApiError(404, f"dlq messages not found: {', '.join(missing)}")
+        overrides = _raw_headers(request)
+        return _json({"responses": [b.dlq_retry(i, overrides) for i in ids]}, 201)
+
+    # ------------------------------------------------------------ logs
+    def _logs(key: str) -> Handler:
+        async def handler(request: Request) -> Response:
+            params = request.query_params
+            count = _int_param(params, "count", 100, 1, 1000)
+            predicate = parse_filter(params, _LOG_FILTERS)
+            cursor = params.get("cursor") or None
+            if cursor is not None and not cursor.isdigit():
+                raise ApiError(400, f"invalid cursor {cursor!r}")
+            entries, next_cursor = b.list_logs(predicate, cursor, count)
+            out: dict[str, Any] = {key: entries}
+            if next_cursor:
+                out["cursor"] = next_cursor
+            return _json(out)
+
+        return handler
+
+    # ------------------------------------------------------------ signing keys
+    async def get_keys(request: Request) -> Response:
+        return _json({"current": b.current_key, "next": b.next_key})
+
+    async def rotate_keys(request: Request) -> Response:
+        return _json(b.rotate_keys())
+
+    # ------------------------------------------------------------ flow control
+    async def list_flow(request: Request) -> Response:
+        search = request.query_params.get("search") or ""
+        return _json([fk.to_api() for fk in b.flow.values() if search in fk.key])
+
+    async def get_flow(request: Request) -> Response:
+        return _json(b.get_flow(request.path_params["key"]).to_api())
+
+    async def pause_flow(request: Request) -> Response:
+        b.flow_pause(request.path_params["key"], True)
+        return _empty()
+
+    async def resume_flow(request: Request) -> Response:
+        b.flow_pause(request.path_params["key"], False)
+        return _empty()
+
+    def _opt_int(params: QueryParams, name: str) -> int | None:
+        raw = params.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"invalid {name} {raw!r}, expected an integer") from None
+        if value < 0:
+            raise ApiError(400, f"{name} cannot be negative")
+        return value
+
+    async def pin_flow(request: Request) -> Response:
+        p = request.query_params
+        b.flow_pin(request.path_params["key"], _opt_int(p, "parallelism"), _opt_int(p, "rate"),
+                   _opt_int(p, "period"))
+        return _empty()
+
+    async def unpin_flow(request: Request) -> Response:
+        p = request.query_params
+        b.flow_unpin(request.path_params["key"], p.get("parallelism", "").lower() == "true",
+                     p.get("rate", "").lower() == "true")
+        return _empty()
+
+    async def reset_flow(request: Request) -> Response:
+        b.flow_reset_rate(request.path_params["key"])
+        return _empty()
+
+    async def global_parallelism(request: Request) -> Response:
+        return _json({
+            "parallelismMax": settings.delivery_concurrency,
+            "parallelismCount": len(b.dispatcher.inflight) if b.dispatcher else 0,
+        })
+
+    # ------------------------------------------------------------ workflow runs
+    async def delete_run(request: Request) -> Response:
+        cancel = request.query_params.get("cancel", "false").lower() == "true"
+        b.finish_run(request.path_params["run"], cancel)
+        return _empty()
+
+    async def get_run(request: Request) -> Response:
+        run = b.runs.get(request.path_params["run"])
+        if run is None:
+            raise ApiError(404, "workflow run not found")
+        return _json({
+            "workflowRunId": run["runId"], "workflowUrl": run["url"],
+            "workflowState": run["state"], "workflowRunCreatedAt": run["createdAt"],
+            "steps": [{"messageId": run["initMessageId"], "body": run["initBody"],
+                       "callType": "step"}, *run["steps"]],
+        })
+
+    # ------------------------------------------------------------ test-only admin
+    async def admin_faults(request: Request) -> Response:
+        body = await _json_body(request, default={})
+        if not isinstance(body, dict):
+            raise ApiError(400, "expected {\"rate\": float, \"statuses\": [int]}")
+        rate = body.get("rate", 0.0)
+        statuses = body.get("statuses") or list(b.fault_statuses)
+        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ApiError(400, "'rate' must be a number between 0 and 1")
+        if not all(isinstance(s, int) and 400 <= s <= 599 for s in statuses):
+            raise ApiError(400, "'statuses' must be HTTP error statuses")
+        b.fault_rate = float(rate)
+        b.fault_statuses = tuple(statuses)
+        return _json({"rate": b.fault_rate, "statuses": list(b.fault_statuses)})
+
+    async def admin_trigger_schedule(request: Request) -> Response:
+        from migrator.qstash_server.timing import now_ms
+
+        sc = b.get_schedule(request.path_params["id"])
+        b.fire_schedule(sc, now_ms())
+        return _json({"scheduleId": sc.id, "lastScheduleStates": sc.last_states})
+
+    routes = [
+        Route("/v2/publish/{destination:path}", api(publish), methods=["POST"]),
+        Route("/v2/enqueue/{queue}/{destination:path}", api(enqueue), methods=["POST"]),
+        Route("/v2/batch", api(batch), methods=["POST"]),
+        Route("/v2/messages/{id}", api(get_message), methods=["GET"]),
+        Route("/v2/messages/{id}", api(cancel_message), methods=["DELETE"]),
+        Route("/v2/messages", api(cancel_messages), methods=["DELETE"]),
+        Route("/v2/queues", api(upsert_queue), methods=["POST"]),
+        Route("/v2/queues", api(list_queues), methods=["GET"]),
+        Route("/v2/queues/{name}", api(get_queue), methods=["GET"]),
+        Route("/v2/queues/{name}", api(delete_queue), methods=["DELETE"]),
+        Route("/v2/queues/{name}/pause", api(pause_queue), methods=["POST"]),
+        Route("/v2/queues/{name}/resume", api(resume_queue), methods=["POST"]),
+        Route("/v2/topics", api(list_groups), methods=["GET"]),
+        Route("/v2/topics/{name}", api(get_group), methods=["GET"]),
+        Route("/v2/topics/{name}", api(delete_group), methods=["DELETE"]),
+        Route("/v2/topics/{name}/endpoints", api(upsert_endpoints), methods=["POST"]),
+        Route("/v2/topics/{name}/endpoints", api(remove_endpoints), methods=["DELETE"]),
+        Route("/v2/schedules", api(list_schedules), methods=["GET"]),
+        Route("/v2/schedules/{id}/pause", api(pause_schedule), methods=["POST", "PATCH"]),
+        Route("/v2/schedules/{id}/resume", api(resume_schedule), methods=["POST", "PATCH"]),
+        Route("/v2/schedules/{id}", api(get_schedule), methods=["GET"]),
+        Route("/v2/schedules/{id}", api(delete_schedule), methods=["DELETE"]),
+        Route("/v2/schedules/{destination:path}", api(create_schedule), methods=["POST"]),
+        Route("/v2/dlq", api(list_dlq), methods=["GET"]),
+        Route("/v2/dlq", api(delete_dlq_many), methods=["DELETE"]),
+        Route("/v2/dlq/retry", api(retry_dlq_many), methods=["POST"]),
+        Route("/v2/dlq/retry/{id}", api(retry_dlq), methods=["POST"]),
+        Route("/v2/dlq/{id}", api(get_dlq), methods=["GET"]),
+        Route("/v2/dlq/{id}", api(delete_dlq), methods=["DELETE"]),
+        Route("/v2/logs", api(_logs("logs")), methods=["GET"]),
+        Route("/v2/events", api(_logs("events")), methods=["GET"]),
+        Route("/v2/keys", api(get_keys), methods=["GET"]),
+        Route("/v2/keys/rotate", api(rotate_keys), methods=["POST"]),
+        Route("/v2/flowControl", api(list_flow), methods=["GET"]),
+        Route("/v2/flowControl/{key}", api(get_flow), methods=["GET"]),
+        Route("/v2/flowControl/{key}/pause", api(pause_flow), methods=["POST"]),
+        Route("/v2/flowControl/{key}/resume", api(resume_flow), methods=["POST"]),
+        Route("/v2/flowControl/{key}/pin", api(pin_flow), methods=["POST"]),
+        Route("/v2/flowControl/{key}/unpin", api(unpin_flow), methods=["POST"]),
+        Route("/v2/flowControl/{key}/resetRate", api(reset_flow), methods=["POST"]),
+        Route("/v2/flowControl/{key}/reset", api(reset_flow), methods=["POST"]),
+        Route("/v2/globalParallelism", api(global_parallelism), methods=["GET"]),
+        Route("/v2/workflows/runs/{run}", api(delete_run), methods=["DELETE"]),
+        Route("/v2/workflows/runs/{run}", api(get_run), methods=["GET"]),
+        Route("/__admin/faults", api(admin_faults), methods=["POST"]),
+        Route("/__admin/schedules/{id}/trigger", api(admin_trigger_schedule), methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        dispatcher: Dispatcher | None = None
+        if not settings.accept_only:
+            dispatcher = Dispatcher(b, settings.delivery_concurrency)
+            await dispatcher.run()
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
+            b.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.broker = b
+    return app

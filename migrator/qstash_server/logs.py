@@ -1,0 +1,115 @@
+"""Log entries (``/v2/logs`` and the SDKs' ``/v2/events``) and the filters both accept."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from migrator.qstash_server.messages import Message
+from migrator.qstash_server.timing import BadValue
+
+__all__ = ["Filter", "build_log", "multi", "parse_filter"]
+
+Filter = Callable[[dict[str, Any]], bool]
+_IN_PROGRESS = frozenset({"ACTIVE", "RETRY", "ERROR"})
+
+
+def multi(params: Any, name: str) -> list[str]:
+    """Values of a multi-value query parameter (``name`` or ``name[]``, repeated or comma-joined)."""
+    out: list[str] = []
+    for key in (name, name + "[]"):
+        for raw in params.getlist(key):
+            out.extend(v for v in raw.split(",") if v)
+    return out
+
+
+def build_log(msg: Message, state: str, now: int, **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "time": now,
+        "messageId": msg.id,
+        "state": state,
+        "url": msg.url,
+        "method": msg.method,
+        "header": msg.header,
+        "body": base64.b64encode(msg.body).decode(),
+        "maxRetries": msg.max_retries,
+        "createdAt": msg.created_at,
+    }
+    optional: dict[str, Any] = {
+        "topicName": msg.topic,
+        "endpointName": msg.endpoint_name,
+        "queueName": msg.queue,
+        "scheduleId": msg.schedule_id,
+        "callback": msg.callback,
+        "failureCallback": msg.failure_callback,
+        "retryDelayExpression": msg.retry_delay_expr,
+        "retryDelayExpr": msg.retry_delay_expr,
+        "label": msg.label,
+        "flowControlKey": msg.flow_key,
+        "callerIP": msg.caller_ip,
+        "timeout": int(msg.timeout_s * 1000) if msg.timeout_s is not None else None,
+    }
+    entry.update({k: v for k, v in optional.items() if v is not None})
+    if msg.labels:
+        entry["labels"] = msg.labels
+    for key, value in extra.items():
+        if value is not None:
+            entry[key] = value
+    if "responseHeader" in entry:
+        entry["responseHeaders"] = entry["responseHeader"]
+    return entry
+
+
+def _int(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadValue(f"invalid {name} {raw!r}, expected an integer") from None
+
+
+def parse_filter(params: Any, names: Sequence[str]) -> Filter:
+    """A predicate over API-shaped documents (log entries or DLQ messages) from query params."""
+    checks: list[Filter] = []
+
+    def one_of(field: str, values: list[str]) -> None:
+        wanted = set(values)
+        checks.append(lambda doc: doc.get(field) in wanted)
+
+    for name, field in (
+        ("messageId", "messageId"), ("messageIds", "messageId"), ("url", "url"),
+        ("topicName", "topicName"), ("scheduleId", "scheduleId"), ("queueName", "queueName"),
+        ("flowControlKey", "flowControlKey"), ("callerIp", "callerIP"), ("callerIP", "callerIP"),
+    ):
+        if name in names and (values := multi(params, name)):
+            one_of(field, values)
+    if "label" in names and (labels := set(multi(params, "label"))):
+        checks.append(lambda doc: bool(labels & set(doc.get("labels") or [])))
+    if "responseStatus" in names and (statuses := multi(params, "responseStatus")):
+        try:
+            wanted_status = {int(s) for s in statuses}
+        except ValueError:
+            raise BadValue("invalid responseStatus, expected integers") from None
+        checks.append(lambda doc: doc.get("responseStatus") in wanted_status)
+    if "state" in names and (states := multi(params, "state")):
+        wanted_states: set[str] = set()
+        for s in states:
+            s = s.upper()
+            if s == "IN_PROGRESS":
+                wanted_states |= _IN_PROGRESS
+            elif s in ("CANCELED", "CANCELLED"):
+                wanted_states.add("CANCELED")
+            else:
+                wanted_states.add(s)
+        checks.append(lambda doc: doc.get("state") in wanted_states)
+    from_date = _int(params, "fromDate")
+    to_date = _int(params, "toDate")
+    time_field = "time" if "state" in names else "createdAt"
+    if from_date is not None:
+        checks.append(lambda doc: int(doc.get(time_field) or 0) >= from_date)
+    if to_date is not None:
+        checks.append(lambda doc: int(doc.get(time_field) or 0) <= to_date)
+    return lambda doc: all(check(doc) for check in checks)

@@ -1,0 +1,316 @@
+"""Messages: the stored record, how publish headers become one, and its API shape."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from migrator.qstash_server.timing import (
+    BadValue,
+    parse_duration_s,
+    validate_retry_delay,
+)
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "NAME_PATTERN",
+    "FlowControl",
+    "Message",
+    "PublishConfig",
+    "canonical_header",
+    "content_dedup_key",
+    "is_url",
+    "parse_flow_control",
+    "parse_publish_config",
+    "validate_name",
+]
+
+DEFAULT_RETRIES = 3
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_HOP_BY_HOP = frozenset(
+    {"host", "content-length", "connection", "authorization", "transfer-encoding",
+     "keep-alive", "accept-encoding", "upgrade", "te", "trailer", "proxy-authorization"}
+)
+
+
+def canonical_header(name: str) -> str:
+    """Go's canonical form (``x-my-header`` -> ``X-My-Header``), as QStash echoes headers."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def is_url(destination: str) -> bool:
+    if not destination.startswith(("http://", "https://")):
+        return False
+    try:
+        parts = urlsplit(destination)
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
+def validate_name(kind: str, name: str) -> str:
+    if not name or not NAME_PATTERN.match(name):
+        raise BadValue(
+            f"invalid {kind} name {name!r}: only letters, digits, '-', '_' and '.' are allowed"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class FlowControl:
+    key: str
+    parallelism: int | None = None
+    rate: int | None = None
+    period: int | None = None
+
+
+def parse_flow_control(key: str | None, value: str | None) -> FlowControl | None:
+    if not key:
+        if value:
+            raise BadValue("Upstash-Flow-Control-Value needs Upstash-Flow-Control-Key")
+        return None
+    parallelism = rate = period = None
+    for part in (value or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, raw = part.partition("=")
+        name = name.strip().lower()
+        raw = raw.strip()
+        if not sep:
+            raise BadValue(f"invalid flow control value {part!r}, expected name=value")
+        try:
+            if name == "parallelism":
+                parallelism = int(raw)
+            elif name == "rate":
+                rate = int(raw)
+            elif name == "period":
+                period = max(1, int(parse_duration_s(raw)))
+            else:
+                raise BadValue(f"unknown flow control setting {name!r}")
+        except ValueError as exc:
+            raise BadValue(f"invalid flow control value {part!r}: {exc}") from None
+    if parallelism is not None and parallelism < 1:
+        raise BadValue("flow control parallelism must be at least 1")
+    if rate is not None and rate < 1:
+        raise BadValue("flow control rate must be at least 1")
+    if period is not None and period > 7 * 86400:
+        raise BadValue("flow control period cannot exceed 1 week")
+    if (rate is not None or parallelism is not None) and period is None:
+        period = 1
+    return FlowControl(key=key, parallelism=parallelism, rate=rate, period=period)
+
+
+@dataclass
+class PublishConfig:
+    """Everything a publish request's headers say, independent of the destination."""
+
+    method: str = "POST"
+    header: dict[str, list[str]] = field(default_factory=dict)
+    delay_ms: int = 0
+    not_before_ms: int = 0
+    max_retries: int = DEFAULT_RETRIES
+    retry_delay_expr: str | None = None
+    timeout_s: float | None = None
+    callback: str | None = None
+    callback_cfg: dict[str, str] = field(default_factory=dict)
+    failure_callback: str | None = None
+    failure_callback_cfg: dict[str, str] = field(default_factory=dict)
+    dedup_id: str | None = None
+    content_dedup: bool = False
+    flow: FlowControl | None = None
+    label: str | None = None
+    workflow: dict[str, str] = field(default_factory=dict)
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def parse_publish_config(
+    headers: Mapping[str, str], *, all_headers_forward: Mapping[str, str] | None = None
+) -> PublishConfig:
+    """Read QStash's publish headers (names lower-cased) into a config, or raise BadValue."""
+    cfg = PublishConfig()
+    get = headers.get
+    method = (get("upstash-method") or "POST").upper()
+    if method not in _METHODS:
+        raise BadValue(f"invalid Upstash-Method {method!r}")
+    cfg.method = method
+    forward: dict[str, list[str]] = {}
+    if _bool(get("upstash-header-forward")) and all_headers_forward:
+        for name, value in all_headers_forward.items():
+            if name.startswith("upstash-") or name in _HOP_BY_HOP:
+                continue
+            forward[canonical_header(name)] = [value]
+    for name, value in headers.items():
+        if name.startswith("upstash-forward-"):
+            forward[canonical_header(name[len("upstash-forward-"):])] = [value]
+        elif name.startswith("upstash-callback-"):
+            cfg.callback_cfg[name[len("upstash-callback-"):]] = value
+        elif name.startswith("upstash-failure-callback-"):
+            cfg.failure_callback_cfg[name[len("upstash-failure-callback-"):]] = value
+        elif name.startswith("upstash-workflow-") or name == "upstash-feature-set":
+            cfg.workflow[name] = value
+    content_type = get("content-type")
+    if content_type:
+        forward["Content-Type"] = [content_type]
+    cfg.header = forward
+    if (raw := get("upstash-delay")) is not None:
+        cfg.delay_ms = int(parse_duration_s(raw) * 1000)
+    if (raw := get("upstash-not-before")) is not None:
+        try:
+            cfg.not_before_ms = int(float(raw) * 1000)
+        except ValueError:
+            raise BadValue(f"invalid Upstash-Not-Before {raw!r}, expected unix seconds") from None
+    if (raw := get("upstash-retries")) is not None:
+        try:
+            cfg.max_retries = int(raw)
+        except ValueError:
+            raise BadValue(f"invalid Upstash-Retries {raw!r}, expected an integer") from None
+        if cfg.max_retries < 0:
+            raise BadValue("Upstash-Retries cannot be negative")
+    if (raw := get("upstash-retry-delay")) is not None:
+        cfg.retry_delay_expr = validate_retry_delay(raw)
+    if (raw := get("upstash-timeout")) is not None:
+        cfg.timeout_s = parse_duration_s(raw)
+    if (raw := get("upstash-callback")) is not None:
+        if not is_url(raw):
+            raise BadValue(f"invalid Upstash-Callback {raw!r}, expected an http(s) URL")
+        cfg.callback = raw
+    if (raw := get("upstash-failure-callback")) is not None:
+        if not is_url(raw):
+            raise BadValue(f"invalid Upstash-Failure-Callback {raw!r}, expected an http(s) URL")
+        cfg.failure_callback = raw
+    if (raw := get("upstash-deduplication-id")) is not None:
+        if ":" in raw:
+            raise BadValue("DeduplicationId cannot contain ':'")
+        cfg.dedup_id = raw
+    cfg.content_dedup = _bool(get("upstash-content-based-deduplication"))
+    cfg.flow = parse_flow_control(get("upstash-flow-control-key"), get("upstash-flow-control-value"))
+    if (raw := get("upstash-label")) is not None:
+        cfg.label = raw
+    return cfg
+
+
+def content_dedup_key(destination: str, body: bytes, header: dict[str, list[str]]) -> str:
+    digest = hashlib.sha256()
+    digest.update(destination.encode())
+    digest.update(b"\0")
+    digest.update(body)
+    for name in sorted(header):
+        digest.update(f"\0{name}={','.join(header[name])}".encode())
+    return "content:" + digest.hexdigest()
+
+
+@dataclass
+class Message:
+    """One message to one URL (URL-group publishes make one per endpoint)."""
+
+    id: str
+    url: str
+    seq: int
+    created_at: int
+    next_at: int
+    body: bytes = b""
+    method: str = "POST"
+    header: dict[str, list[str]] = field(default_factory=dict)
+    not_before: int = 0
+    max_retries: int = DEFAULT_RETRIES
+    retry_delay_expr: str | None = None
+    timeout_s: float | None = None
+    callback: str | None = None
+    callback_cfg: dict[str, str] = field(default_factory=dict)
+    failure_callback: str | None = None
+    failure_callback_cfg: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None
+    topic: str | None = None
+    endpoint_name: str | None = None
+    schedule_id: str | None = None
+    label: str | None = None
+    flow_key: str | None = None
+    flow_rate: int | None = None
+    flow_parallelism: int | None = None
+    flow_period: int | None = None
+    caller_ip: str | None = None
+    kind: str = "message"
+    workflow: dict[str, str] = field(default_factory=dict)
+    state: str = "CREATED"
+    retried: int = 0
+    slot_queue: str | None = None
+    dedup_key: str | None = None
+
+    # --- persistence -------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["body"] = base64.b64encode(self.body).decode()
+        return data
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Message:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["body"] = base64.b64decode(values.get("body", ""))
+        return cls(**values)
+
+    # --- API ---------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        if not self.label:
+            return []
+        return [p.strip() for p in self.label.split(",") if p.strip()]
+
+    @property
+    def workflow_run_id(self) -> str | None:
+        return self.workflow.get("upstash-workflow-runid")
+
+    def forward_cfg_header(self, cfg: dict[str, str]) -> dict[str, list[str]]:
+        return {
+            canonical_header(k[len("forward-"):]): [v]
+            for k, v in cfg.items()
+            if k.startswith("forward-")
+        }
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "messageId": self.id,
+            "url": self.url,
+            "method": self.method,
+            "header": self.header,
+            "maxRetries": self.max_retries,
+            "notBefore": self.not_before,
+            "createdAt": self.created_at,
+        }
+        try:
+            out["body"] = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            out["bodyBase64"] = base64.b64encode(self.body).decode()
+        optional: dict[str, Any] = {
+            "topicName": self.topic,
+            "endpointName": self.endpoint_name,
+            "queueName": self.queue,
+            "scheduleId": self.schedule_id,
+            "callerIP": self.caller_ip,
+            "callback": self.callback,
+            "failureCallback": self.failure_callback,
+            "retryDelayExpression": self.retry_delay_expr,
+            "label": self.label,
+            "flowControlKey": self.flow_key,
+            "rate": self.flow_rate,
+            "parallelism": self.flow_parallelism,
+            "period": self.flow_period,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        if self.labels:
+            out["labels"] = self.labels
+        if self.callback:
+            out["callbackHeader"] = self.forward_cfg_header(self.callback_cfg)
+        if self.failure_callback:
+            out["failureCallbackHeader"] = self.forward_cfg_header(self.failure_callback_cfg)
+        return out
