@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,3 +178,44 @@ def test_kafka_tools_agree(kafka_stack: EstateInfo, kafka: KafkaKit) -> None:
     finally:
         consumer.close()
     assert (low, high) == (0, ends[1])
+
+
+def test_framed_avro_json_schema_and_protobuf_round_trip(kafka: KafkaKit) -> None:
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from tests.fixtures.kafka import protobuf_message_class
+
+    sr = kafka.registry()
+    avro_topic = kafka.create_topic(unique("smoke-avro"))
+    avro_schema = json.dumps({"type": "record", "name": "Order", "namespace": unique("ns").replace("-", "_"),
+                              "fields": [{"name": "id", "type": "string"}]})
+    kafka.produce_serialized(avro_topic, kafka.avro_serializer(avro_schema), [{"id": "a1"}], keys=["k1"])
+
+    json_topic = kafka.create_topic(unique("smoke-jsonschema"))
+    json_schema = json.dumps({"type": "object", "title": "Ping", "properties": {"n": {"type": "integer"}}})
+    kafka.produce_serialized(json_topic, kafka.json_schema_serializer(json_schema), [{"n": 7}])
+
+    proto_topic = kafka.create_topic(unique("smoke-proto"))
+    package = unique("smoke").replace("-", "_")
+    ping = protobuf_message_class(package, "Ping", [("id", "string"), ("n", "int64")])
+    kafka.produce_serialized(proto_topic, kafka.protobuf_serializer(ping), [ping(id="p1", n=3)])
+
+    def first(topic: str) -> Any:
+        (msg,) = kafka.consume_all(topic, 1)
+        value = msg.value()
+        assert value[0] == 0  # Confluent framing: magic byte, then the 4-byte schema id
+        return msg
+
+    avro_msg = first(avro_topic)
+    assert avro_msg.key() == b"k1"
+    ctx = SerializationContext(avro_topic, MessageField.VALUE)
+    assert AvroDeserializer(sr)(avro_msg.value(), ctx) == {"id": "a1"}
+    ctx = SerializationContext(json_topic, MessageField.VALUE)
+    assert JSONDeserializer(json_schema, schema_registry_client=sr)(first(json_topic).value(), ctx) == {"n": 7}
+    ctx = SerializationContext(proto_topic, MessageField.VALUE)
+    decoded = ProtobufDeserializer(ping, {"use.deprecated.format": False})(first(proto_topic).value(), ctx)
+    assert (decoded.id, decoded.n) == ("p1", 3)
+    assert sr.get_latest_version(f"{proto_topic}-value").schema.schema_type == "PROTOBUF"
