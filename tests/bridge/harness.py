@@ -1,0 +1,74 @@
+"""Run a real Bridge in a background thread against the test estate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from migrator.bridge.config import BridgeConfig
+from migrator.bridge.runner import Bridge, BridgeStats
+from migrator.config import KafkaConnection
+
+FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
+def bridge_config(**data: Any) -> BridgeConfig:
+    data.setdefault("batch", {"count": 20, "linger_ms": 5})
+    data.setdefault("retry", {"initial_backoff": 0.05, "max_backoff": 0.5, "max_attempts": 50})
+    return BridgeConfig.model_validate(data)
+
+
+class RunningBridge:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.error: BaseException | None = None
+        self.stats: BridgeStats | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.stats = self.bridge.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self, timeout: float = 60.0) -> BridgeStats:
+        self.bridge.stop()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "bridge did not stop"
+        if self.error is not None:
+            raise self.error
+        assert self.stats is not None
+        return self.stats
+
+
+@contextmanager
+def running_bridge(
+    config: BridgeConfig,
+    bootstrap: str,
+    *,
+    qstash: tuple[str, str] | None = None,
+    schema_lookup: Callable[[int], tuple[str, str]] | None = None,
+) -> Iterator[RunningBridge]:
+    conn = KafkaConnection(bootstrap_servers=bootstrap)
+    bridge = Bridge(config, conn, qstash=qstash, consumer_overrides=FAST_GROUP,
+                    schema_lookup=schema_lookup)
+    rb = RunningBridge(bridge)
+    try:
+        yield rb
+    finally:
+        if rb.thread.is_alive():
+            bridge.stop()
+            rb.thread.join(60)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
