@@ -122,6 +122,26 @@ def logs(run_dir: Path | None, server: str | None, lines: int) -> None:
         click.echo(text)
 
 
+@command.command()
+@_run_dir_option
+@click.option("--prefix", default="shop", show_default=True, help="Name prefix of the sample topics and groups.")
+def seed(run_dir: Path | None, prefix: str) -> None:
+    """Create a small sample estate on the running stack (topics, records, groups, schema, connector)."""
+    from migrator.stack.sample import seed_sample_estate
+
+    directory = _run_dir(run_dir)
+    info = stack.load_state(directory)
+    if info is None:
+        raise ConfigError(f"No stack is running in {directory}; start one with `migrator dev up`.")
+    estate = seed_sample_estate(info, prefix)
+    for topic, partitions in estate.topics.items():
+        click.echo(f"topic     {topic} ({partitions} partitions)")
+    for group, topics in estate.groups.items():
+        click.echo(f"group     {group} -> {', '.join(topics)}")
+    if estate.connector:
+        click.echo(f"connector {estate.connector}")
+
+
 def _register_qstash() -> None:
     try:
         from migrator.qstash_server.cli import qstash_command
