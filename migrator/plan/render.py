@@ -1,0 +1,178 @@
+"""The plan for review, as Markdown or self-contained HTML (the runbook embeds the same text).
+
+Both formats render one block list built by :func:`review_blocks`, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from migrator.plan.spec import Plan, RouteSpec, is_placeholder
+
+__all__ = ["Format", "render", "review_blocks"]
+
+Format = Literal["markdown", "html"]
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Items:
+    items: tuple[str, ...]
+
+
+Block = Heading | Para | Table | Items
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
+
+
+def _targets(route: RouteSpec) -> str:
+    parts = []
+    for t in route.targets:
+        url = "**unmapped**" if is_placeholder(t.endpoint) else t.endpoint
+        parts.append(f"{t.group} -> {url}" + (" (workflow)" if t.workflow else ""))
+    return "; ".join(parts) or "-"
+
+
+def review_blocks(plan: Plan) -> list[Block]:
+    """The plan as a list of blocks: summary, routes, delivery, resources, blockers, cost."""
+    counts = Counter(r.pattern for r in plan.routes)
+    summary = ", ".join(f"{n} {p}" for p, n in sorted(counts.items()))
+    blocks: list[Block] = [
+        Heading(1, "QStash migration plan"),
+        Para(f"Cluster {plan.source.cluster_id or '?'} ({plan.source.bootstrap_servers}), "
+             f"inventory of {plan.source.inventory_generated_at or '?'}; QStash plan "
+             f"**{plan.qstash_plan}**; generated {plan.generated_at} by migrator "
+             f"{plan.tool_version}."),
+        Para(f"{len(plan.routes)} topics: {summary or 'none'}. "
+             f"{sum(1 for b in plan.blockers if b.severity == 'blocker')} blocker(s), "
+             f"{len(plan.placeholders())} unfilled placeholder(s)."),
+        Heading(2, "Routes"),
+        Table(("Topic", "Pattern", "Why", "Consumer groups -> endpoints"),
+              tuple((r.topic, r.pattern, r.reason, _targets(r)) for r in plan.routes)),
+    ]
+    routed = [r for r in plan.routes if r.targets]
+    if routed:
+        blocks += [Heading(2, "Delivery settings"), Table(
+            ("Topic", "Ordering", "Retries", "Retry delay", "Dead letters", "Failure callback",
+             "Rate/s", "Parallelism", "Payload", "Retry settings from"),
+            tuple((r.topic, _ordering(r), str(r.retries), r.retry_delay or "QStash default",
+                   r.dead_letter, r.failure_callback or "-", _num(r.rate),
+                   _num(r.parallelism), "decoded to JSON" if r.decode == "decode" else "bytes",
+                   r.retry_reason) for r in routed))]
+    res = plan.resources
+    blocks.append(Heading(2, "QStash resources"))
+    blocks.append(Table(("Kind", "Name", "Settings"), tuple(
+        [("queue", q.name, f"parallelism {q.parallelism}") for q in res.queues]
+        + [("URL group", g.name, ", ".join(f"{e.name} -> {e.url}" for e in g.endpoints))
+           for g in res.url_groups]
+        + [("schedule", s.schedule_id, f"cron `{s.cron}` -> {s.destination}. {s.reason}")
+           for s in res.schedules])) if (res.queues or res.url_groups or res.schedules)
+        else Para("None: every route publishes directly."))
+    blocks.append(Heading(2, "Blockers and warnings"))
+    blocks.append(Table(("Severity", "Code", "Object", "What", "Remedy"), tuple(
+        (b.severity, b.code, b.object, b.message, b.remedy) for b in plan.blockers))
+        if plan.blockers else Para("None."))
+    holes = plan.placeholders()
+    blocks.append(Heading(2, "Unfilled placeholders"))
+    blocks.append(Items(tuple(holes)) if holes else Para("None: every endpoint is mapped."))
+    if plan.cost is not None:
+        c = plan.cost
+        blocks += [
+            Heading(2, "Cost estimate"),
+            Para(f"About **{c.messages_per_day:,.0f} messages/day**, **${c.monthly_usd:,.2f}/month** "
+                 f"({c.basis}; retry rate {c.retry_rate:.0%})."),
+            Table(("Topic", "Records/s", "Records in topic", "Fan-out", "Messages/day", "USD/month"),
+                  tuple((ln.topic, _num(ln.records_per_second), f"{ln.records_in_topic:,}",
+                         str(ln.fan_out), f"{ln.messages_per_day:,.0f}", f"{ln.monthly_usd:,.2f}")
+                        for ln in c.lines)),
+        ]
+    return blocks
+
+
+def _ordering(route: RouteSpec) -> str:
+    o = route.ordering
+    if o is None:
+        return "none (parallel)"
+    if o.mode == "fifo_queue":
+        return f"FIFO queue {o.queue}"
+    return f"flow-control key {o.key}, parallelism {o.parallelism}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        match block:
+            case Heading(level=level, text=text):
+                out.append(f"{'#' * level} {text}\n")
+            case Para(text=text):
+                out.append(text + "\n")
+            case Table(header=header, rows=rows):
+                out.append("| " + " | ".join(header) + " |")
+                out.append("|" + "---|" * len(header))
+                out.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
+                out.append("")
+            case Items(items=items):
+                out.extend(f"- {cell_text}" for cell_text in items)
+                out.append("")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    parts = escaped.split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block], title: str = "QStash migration plan") -> str:
+    body: list[str] = []
+    for block in blocks:
+        match block:
+            case Heading(level=level, text=text):
+                body.append(f"<h{level}>{html.escape(text)}</h{level}>")
+            case Para(text=text):
+                body.append(f"<p>{_inline(text)}</p>")
+            case Table(header=header, rows=rows):
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                              for row in rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            case Items(items=items):
+                body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+    style = ("body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}"
+             "table{border-collapse:collapse;margin:1rem 0}"
+             "td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}"
+             "th{background:#f4f4f4}")
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{style}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def render(plan: Plan, fmt: Format = "markdown") -> str:
+    """The plan review in ``fmt``."""
+    blocks = review_blocks(plan)
+    return to_markdown(blocks) if fmt == "markdown" else to_html(blocks)
