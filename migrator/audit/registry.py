@@ -94,7 +94,7 @@ class RegistryReader:
         """The registry section: never raises for an unreachable or refusing registry."""
         topics = set(existing_topics)
         try:
-            subjects = [s for s in self._get("subjects") if keep_subject(s)]
+            every = set(self._get("subjects"))
             global_config = self._get("config", missing_ok=True) or {}
         except (httpx.HTTPError, ValueError) as exc:
             log.info("schema registry at %s unavailable: %s", self.url, describe_http_error(exc))
@@ -112,12 +112,22 @@ class RegistryReader:
                 errors.append(f"{subject}: {describe_http_error(exc)}")
                 return None
 
+        # Kept subjects first, then whatever they reference (transitively), even if filtered out.
+        todo = sorted(s for s in every if keep_subject(s))
+        seen = set(todo)
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            for info in pool.map(one, sorted(subjects)):
-                if progress:
-                    progress(1)
-                if info is not None:
-                    infos.append(info)
+            while todo:
+                batch: list[SchemaSubjectInfo] = []
+                for info in pool.map(one, todo):
+                    if progress:
+                        progress(1)
+                    if info is not None:
+                        batch.append(info)
+                infos.extend(batch)
+                refs = {r.subject for info in batch for r in info.references}
+                todo = sorted((refs & every) - seen)
+                seen.update(todo)
+        infos.sort(key=lambda i: i.subject)
         status = SectionStatus()
         if errors:
             status = SectionStatus(
