@@ -72,3 +72,39 @@ def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return pred()
+
+
+class BridgeProcess:
+    """``migrator bridge run`` as a subprocess (for kill -9 and signal tests)."""
+
+    def __init__(self, config_path: str, env: dict[str, str], *args: str) -> None:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+
+        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log", delete=False)
+        cmd = [sys.executable, "-m", "migrator", "bridge", "run", "--config", config_path,
+               "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", *args]
+        self.process = subprocess.Popen(
+            cmd, stdout=self.log, stderr=self.log, env={**os.environ, **env}
+        )
+
+    def kill(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        self.log.flush()
+        with open(self.log.name) as fh:
+            return fh.read()

@@ -1,0 +1,138 @@
+"""The delivery-semantics suite: real broker, the local QStash server, real endpoints."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.bridge.harness import BridgeProcess, bridge_config, running_bridge, wait_until
+from tests.fixtures.endpoint import RecordingEndpoint
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+
+pytestmark = [pytest.mark.stack, pytest.mark.qstash]
+
+
+def delivered_keys(ep: RecordingEndpoint) -> Counter[tuple[int, int]]:
+    return Counter(
+        (int(r.headers["kafka-partition"]), int(r.headers["kafka-offset"])) for r in ep.requests
+    )
+
+
+def settle_exactly(ep: RecordingEndpoint, n: int, timeout: float = 90.0) -> Counter[tuple[int, int]]:
+    """Wait for ``n`` distinct records, then a little more to catch late duplicates."""
+    wait_until(lambda: len(delivered_keys(ep)) >= n, timeout)
+    time.sleep(1.5)
+    return delivered_keys(ep)
+
+
+def write_config(tmp_path: Path, data: dict[str, Any]) -> str:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_exactly_once_through_qstash_across_kill9_restarts(
+    kafka: KafkaKit, qstash_server: Any, endpoint: RecordingEndpoint, tmp_path: Path
+) -> None:
+    topic = kafka.create_topic(unique("sem-kill"), partitions=3)
+    n = 900
+    kafka.produce(topic, (Rec(f"v{i}", key=f"k{i}", partition=i % 3) for i in range(n)))
+    group = unique("sem-g")
+    path = write_config(tmp_path, {
+        "kafka": {"bootstrap_servers": kafka.bootstrap}, "group": group,
+        "batch": {"count": 25, "linger_ms": 5}, "in_flight": {"batches": 4},
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "publish-url", "url": endpoint.url + "/hook", "retries": 5}]}],
+    })
+    env = {"QSTASH_URL": qstash_server.url, "QSTASH_TOKEN": qstash_server.token}
+    rng = random.Random(5)
+    for _ in range(3):
+        proc = BridgeProcess(path, env)
+        # kill at a random point once it has started delivering
+        wait_until(lambda: len(endpoint.requests) > 0 or proc.process.poll() is not None, 60)
+        time.sleep(rng.uniform(0.05, 1.0))
+        proc.kill()
+    final = BridgeProcess(path, env)
+    try:
+        got = settle_exactly(endpoint, n)
+        assert wait_until(lambda: kafka.committed(group, topic, 3) == kafka.end_offsets(topic, 3))
+    finally:
+        assert final.terminate() == 0, final.output()
+    assert len(got) == n, f"missing {n - len(got)} records"
+    dupes = {k: c for k, c in got.items() if c > 1}
+    assert not dupes, f"duplicates at the endpoint: {list(dupes.items())[:5]}"
+    assert {r.headers.get("upstash-message-id", "")[:4] for r in endpoint.requests} == {"msg_"}
+
+
+def test_injected_429_and_503_lose_nothing(
+    kafka: KafkaKit, qstash_server_factory: Any, endpoint: RecordingEndpoint
+) -> None:
+    server = qstash_server_factory(fault_rate=0.2, fault_statuses=(429, 503))
+    topic = kafka.create_topic(unique("sem-faults"), partitions=2)
+    n = 600
+    kafka.produce(topic, (Rec(json.dumps({"i": i}), partition=i % 2) for i in range(n)))
+    group = unique("sem-g")
+    cfg = bridge_config(group=group, batch={"count": 10, "linger_ms": 2},
+                        retry={"initial_backoff": 0.02, "max_backoff": 0.2, "cap": 1.5,
+                               "max_attempts": 100},
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "publish-url", "url": endpoint.url}]}])
+    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+        got = settle_exactly(endpoint, n)
+        stats = rb.stop()
+    assert len(got) == n and max(got.values()) == 1
+    assert stats.retries > 0 and stats.dead_lettered == 0
+    assert kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2)
+
+
+def test_ordered_route_through_fifo_queues_keeps_partition_order(
+    kafka: KafkaKit, qstash_server: Any, endpoint: RecordingEndpoint
+) -> None:
+    topic = kafka.create_topic(unique("sem-order"), partitions=2)
+    n = 200
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+    cfg = bridge_config(group=unique("sem-g"), batch={"count": 15, "linger_ms": 2},
+                        routes=[{"topic": topic, "ordered": True, "destinations": [
+                            {"kind": "enqueue-queue", "queue": unique("q") + "-{partition}",
+                             "url": endpoint.url}]}])
+    with running_bridge(cfg, kafka.bootstrap, qstash=(qstash_server.url, qstash_server.token)) as rb:
+        got = settle_exactly(endpoint, n)
+        rb.stop()
+    assert len(got) == n and max(got.values()) == 1
+    for p in (0, 1):
+        offsets = [int(r.headers["kafka-offset"]) for r in endpoint.requests
+                   if r.headers["kafka-partition"] == str(p)]
+        assert offsets == sorted(offsets)
+
+
+def test_three_bridges_in_one_group_one_killed_lose_nothing(
+    kafka: KafkaKit, qstash_server: Any, endpoint: RecordingEndpoint, tmp_path: Path
+) -> None:
+    topic = kafka.create_topic(unique("sem-scale"), partitions=6)
+    n = 1200
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 6) for i in range(n)))
+    group = unique("sem-g")
+    path = write_config(tmp_path, {
+        "kafka": {"bootstrap_servers": kafka.bootstrap}, "group": group,
+        "batch": {"count": 10, "linger_ms": 5}, "in_flight": {"batches": 2, "records": 200},
+        "routes": [{"topic": topic, "destinations": [{"kind": "publish-url", "url": endpoint.url}]}],
+    })
+    env = {"QSTASH_URL": qstash_server.url, "QSTASH_TOKEN": qstash_server.token}
+    procs = [BridgeProcess(path, env) for _ in range(3)]
+    try:
+        wait_until(lambda: len(endpoint.requests) >= n // 4, 60)
+        procs[1].kill()
+        got = settle_exactly(endpoint, n)
+        assert wait_until(lambda: kafka.committed(group, topic, 6) == kafka.end_offsets(topic, 6))
+    finally:
+        for p in (procs[0], procs[2]):
+            assert p.terminate() == 0, p.output()
+    assert len(got) == n, f"missing {n - len(got)}"
+    assert max(got.values()) == 1
