@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.endpoint import RecordingEndpoint
+
 pytestmark = pytest.mark.stack
 
 
@@ -20,14 +22,15 @@ def migrator(*args: str, env: dict[str, str] | None = None, timeout: float = 300
                           timeout=timeout, env=env, check=False)
 
 
-def test_up_status_logs_down_cycle(tmp_path: Path) -> None:
+def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) -> None:
     run_dir = str(tmp_path / "stack")
     up = migrator("dev", "up", "--run-dir", run_dir, "--json")
     assert up.returncode == 0, up.stderr
     info = json.loads(up.stdout)
     try:
         for key in ("bootstrap_servers", "sasl_bootstrap_servers", "sasl_username", "sasl_password",
-                    "schema_registry_url", "connect_url"):
+                    "schema_registry_url", "connect_url", "qstash_url", "qstash_token",
+                    "qstash_current_signing_key", "qstash_next_signing_key"):
             assert info[key], key
         assert json.loads((Path(run_dir) / "stack.json").read_text()) == info
 
@@ -38,8 +41,18 @@ def test_up_status_logs_down_cycle(tmp_path: Path) -> None:
 
         status = migrator("dev", "status", "--run-dir", run_dir)
         assert status.returncode == 0, status.stdout
-        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect"}
+        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect", "qstash"}
         assert all("ready" in line for line in status.stdout.splitlines())
+
+        # The stack's QStash server delivers, signed with the keys the JSON names.
+        from qstash import QStash, Receiver
+
+        client = QStash(info["qstash_token"], base_url=info["qstash_url"])
+        client.message.publish_json(url=f"{endpoint.url}/hook", body={"hello": "stack"})
+        (req,) = endpoint.wait_for(1)
+        Receiver(current_signing_key=info["qstash_current_signing_key"],
+                 next_signing_key=info["qstash_next_signing_key"]).verify(
+            body=req.body.decode(), signature=req.headers["upstash-signature"], url=f"{endpoint.url}/hook")
 
         logs = migrator("dev", "logs", "kafka", "--run-dir", run_dir, "-n", "5")
         assert logs.returncode == 0 and logs.stdout.startswith("==> kafka <==")
