@@ -86,7 +86,7 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
     qstash_proc = None
     if servers.qstash_available():
         token = secrets.token_urlsafe(24)
-        keys = ("sig_" + secrets.token_urlsafe(18), "sig_" + secrets.token_urlsafe(18))
+        keys = ("sig_" + secrets.token_urlsafe(32), "sig_" + secrets.token_urlsafe(32))
         progress("starting the local QStash server")
         qstash = (token, *keys)
         qstash_proc = servers.start_qstash(run, qstash_port, token, *keys,
