@@ -1,0 +1,151 @@
+"""The CLI on malformed plan, endpoint and inventory files: exit 3, one line, file:line: field."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .factories import connector, group, inventory, topic
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
+                          text=True, timeout=120, env=full_env)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Path:
+    inv = inventory(
+        [topic("orders"), topic("clicks"), topic("payments", partitions=1, keyed=1.0)],
+        [group("billing", "orders"), group("a", "clicks"), group("b", "clicks"),
+         group("ledger", "payments")],
+        connectors=[connector("importer", "source", ["orders"])],
+    )
+    (tmp_path / "inventory.json").write_text(inv.model_dump_json(indent=1))
+    (tmp_path / "endpoints.yaml").write_text(
+        "groups:\n  billing: https://b.example.com/{topic}\n  '[ab]': https://f.example.com/{group}\n"
+        "  ledger: https://l.example.com/\nschedules:\n  importer: https://j.example.com/run\n")
+    return tmp_path
+
+
+def make_plan(estate: Path) -> Path:
+    result = run("plan", str(estate / "inventory.json"), "--endpoints",
+                 str(estate / "endpoints.yaml"), "-o", str(estate / "out"))
+    assert result.returncode == 0, result.stderr
+    return estate / "out" / "plan.yaml"
+
+
+def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
+    plan = make_plan(estate)
+    out = plan.parent
+    for name in ("plan.yaml", "plan.md", "RUNBOOK.md", "bridge.yaml",
+                 "scaffold/python/billing.py", "scaffold/typescript/app/api/billing/orders/route.ts"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp"))
+    schema = json.loads(run("plan", "schema").stdout)
+    assert schema["title"] == "Plan" and schema["additionalProperties"] is False
+    html = run("plan", str(estate / "inventory.json"), "-o", str(estate / "h"), "--format", "html")
+    assert html.returncode == 0 and (estate / "h" / "plan.html").read_text().startswith("<!doctype")
+
+
+def _edit(plan: Path, old: str, new: str) -> int:
+    text = plan.read_text()
+    assert old in text
+    line = text[: text.index(old)].count("\n") + 1
+    plan.write_text(text.replace(old, new, 1))
+    return line
+
+
+def test_plan_file_with_bad_yaml(estate: Path) -> None:
+    plan = make_plan(estate)
+    line = _edit(plan, "  pattern: publish\n", "  pattern: publish\n   : - [\n")
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{line + 1}: not valid YAML"), msg
+
+
+def test_plan_file_with_wrong_type(estate: Path) -> None:
+    plan = make_plan(estate)
+    line = _edit(plan, "  retries: 3\n", "  retries: many\n")
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{line}: routes[0].retries: Input should be a valid integer")
+
+
+def test_plan_file_with_unknown_field(estate: Path) -> None:
+    plan = make_plan(estate)
+    line = _edit(plan, "  retry_delay: null\n", "  retry_delay: null\n  retry_dealy: 5\n") + 1
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{line}: routes[0].retry_dealy: unknown field 'retry_dealy'")
+
+
+def test_plan_file_with_bad_url(estate: Path) -> None:
+    plan = make_plan(estate)
+    line = _edit(plan, "endpoint: https://f.example.com/a", "endpoint: f.example.com/a")
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{line}: routes[0].targets[0].endpoint:")
+    assert "not an http(s) URL" in msg
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "expect"),
+    [
+        ("groups:\n\tbilling: https://x.example.com/\n", 2, "not valid YAML"),
+        ("groups:\n  billing: 42\n", 2, "groups.billing: Input should be a valid string"),
+        ("groups:\n  billing: https://x.example.com/\ngroup:\n  a: https://y/\n", 3,
+         "group: unknown field 'group'"),
+        ("groups:\n  billing: https://x.example.com/\n  billnig: https://y.example.com/\n", 3,
+         "groups.billnig: unknown consumer group 'billnig'"),
+        ("schedules:\n  nope-*: https://y.example.com/\n", 2,
+         "schedules.nope-*: unknown source connector 'nope-*'"),
+    ],
+    ids=["bad-yaml", "wrong-type", "unknown-field", "unknown-group", "unknown-connector"],
+)
+def test_malformed_endpoint_files(estate: Path, content: str, line: int, expect: str) -> None:
+    eps = estate / "bad.yaml"
+    eps.write_text(content)
+    result = run("plan", str(estate / "inventory.json"), "--endpoints", str(eps),
+                 "-o", str(estate / "never"))
+    msg = one_line_error(result, 3)
+    assert msg.startswith(f"Error: {eps}:{line}: "), msg
+    assert expect in msg
+    assert not (estate / "never").exists()  # nothing half-written
+
+
+def test_malformed_inventory(estate: Path) -> None:
+    inv = estate / "inventory.json"
+    data = json.loads(inv.read_text())
+    data["topics"][0]["partitions"] = "three"
+    inv.write_text(json.dumps(data, indent=1))
+    msg = one_line_error(run("plan", str(inv), "-o", str(estate / "never")), 3)
+    assert f"{inv}:" in msg and "topics[0].partitions" in msg
+
+
+def test_apply_refuses_placeholders_and_names_each(estate: Path) -> None:
+    (estate / "endpoints.yaml").write_text("groups:\n  billing: https://b.example.com/\n")
+    plan = make_plan(estate)
+    msg = one_line_error(run("apply", str(plan), "--qstash-token", "tok"), 6)
+    for where in ("group[a]", "group[b]", "group[ledger]", "url_group[clicks].endpoint[a]",
+                  "schedule[connector-importer]"):
+        assert where in msg, where
+    assert "FILL-ME" in yaml.safe_load(plan.read_text())["routes"][0]["targets"][0]["endpoint"]
+
+
+def test_apply_without_token_is_a_config_error(estate: Path) -> None:
+    plan = make_plan(estate)
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert "QSTASH_TOKEN" in msg
