@@ -1,0 +1,155 @@
+"""Restart safety (SQLite file), plan limits, fault injection, auth, accept-only mode."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
+
+from tests.qstash_server.conftest import wait_until
+
+pytestmark = pytest.mark.qstash
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.mark.parametrize("stop", ["stop", "kill"])
+def test_restart_with_same_file_loses_nothing(qstash_server_factory, endpoint, tmp_path, stop):
+    db = str(tmp_path / "qstash.db")
+    keys = {"token": "tok_" + uuid.uuid4().hex, "current_signing_key": "sig_" + uuid.uuid4().hex,
+            "next_signing_key": "sig_" + uuid.uuid4().hex}
+    first = qstash_server_factory(db=db, **keys)
+    client = first.client()
+    queue = _name("pq")
+    client.queue.upsert(queue, parallelism=1, paused=True)
+    queued = [client.message.enqueue(queue=queue, url=f"{endpoint.url}/q{i}", body=f"q{i}")
+              .message_id for i in range(3)]
+    delayed = client.message.publish(url=f"{endpoint.url}/delayed", body="d", delay="2s")
+    group = _name("pg")
+    client.url_group.upsert_endpoints(group, [{"url": f"{endpoint.url}/g"}])
+    sid = client.schedule.create(destination=endpoint.url, cron="0 0 1 1 *", body="s")
+    failing = client.message.publish(url="http://127.0.0.1:9/closed", body="f", retries=0)
+    wait_until(lambda: client.dlq.list().messages)
+    getattr(first, stop)()
+
+    second = qstash_server_factory(db=db, **keys)
+    client = second.client()
+    assert client.queue.get(queue).lag == 3 and client.queue.get(queue).paused
+    assert [e.url for e in client.url_group.get(group).endpoints] == [f"{endpoint.url}/g"]
+    assert client.schedule.get(sid).cron == "0 0 1 1 *"
+    assert [m.message_id for m in client.dlq.list().messages] == [failing.message_id]
+    assert client.message.get(delayed.message_id).url == f"{endpoint.url}/delayed"
+    client.queue.resume(queue)
+    reqs = endpoint.wait_for(4)
+    paths = [r.path for r in reqs]
+    assert [p for p in paths if p.startswith("/q")] == ["/q0", "/q1", "/q2"]
+    assert "/delayed" in paths
+    assert [r.headers["upstash-message-id"] for r in reqs if r.path.startswith("/q")] == queued
+    second.receiver().verify(signature=reqs[0].headers["upstash-signature"],
+                             body=reqs[0].body.decode())
+
+
+def test_auth_bearer_query_and_401(qstash_server):
+    url = f"{qstash_server.url}/v2/queues"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url).json() == {"error": "Unauthorized"}
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(url, params={"qstash_token": qstash_server.token}).status_code == 200
+    assert httpx.get(url, headers=qstash_server.headers).status_code == 200
+    with pytest.raises(QStashError, match="401"):
+        type(qstash_server.client())("wrong", base_url=qstash_server.url).queue.list()
+
+
+def test_free_plan_limits(qstash_server_factory):
+    server = qstash_server_factory(plan="free", accept_only=True)
+    client = server.client()
+    with pytest.raises(QStashError, match="412"):
+        client.message.publish(url="http://127.0.0.1:9/x", body="x" * 1_000_001)
+    with pytest.raises(QStashError, match="412"):
+        client.queue.upsert("toowide", parallelism=3)
+    for i in range(10):
+        client.queue.upsert(f"q{i}")
+    with pytest.raises(QStashError, match="412"):
+        client.queue.upsert("q10")
+    with pytest.raises(QStashError, match="412"):
+        client.message.enqueue(queue="q11", url="http://127.0.0.1:9/x", body="x")
+    client.url_group.upsert_endpoints("g1", [{"url": "http://127.0.0.1:9/a"}])
+    with pytest.raises(QStashError, match="412"):
+        client.url_group.upsert_endpoints("g2", [{"url": "http://127.0.0.1:9/a"}])
+    # daily quota: 1,000 messages; the batch that would cross it is refused whole
+    sent = 0
+    while sent < 1000:
+        n = min(100, 1000 - sent)
+        client.message.batch([{"url": f"http://127.0.0.1:9/{i}", "body": "b"} for i in range(n)])
+        sent += n
+    with pytest.raises(DailyMessageLimitExceededError) as info:
+        client.message.publish(url="http://127.0.0.1:9/x", body="over")
+    assert info.value.limit == "1000" and info.value.remaining == "0"
+    assert int(info.value.reset) > 0
+
+
+def test_injected_faults_refuse_before_accepting(qstash_server_factory):
+    server = qstash_server_factory(accept_only=True, fault_rate=1.0, fault_statuses=(429,))
+    client = server.client()
+    with pytest.raises(RateLimitExceededError) as info:
+        client.message.publish(url="http://127.0.0.1:9/x", body="x")
+    assert info.value.reset
+    server.set_faults(1.0, (503,))
+    with pytest.raises(QStashError, match="503"):
+        client.message.batch([{"url": "http://127.0.0.1:9/x", "body": "x"}])
+    with pytest.raises(QStashError, match="503"):
+        client.message.enqueue(queue="q", url="http://127.0.0.1:9/x", body="x")
+    assert client.queue.list() == []  # management calls unaffected; nothing was accepted
+    logs = httpx.get(f"{server.url}/v2/logs", headers=server.headers).json()["logs"]
+    assert logs == []
+    server.set_faults(0.0)
+    assert client.message.publish(url="http://127.0.0.1:9/x", body="x").message_id
+    assert httpx.post(f"{server.url}/__admin/faults", json={"rate": 1}).status_code == 401
+
+
+def test_accept_only_stores_but_never_delivers(qstash_server_factory, endpoint):
+    server = qstash_server_factory(accept_only=True)
+    client = server.client()
+    mid = client.message.publish(url=endpoint.url, body="kept").message_id
+    client.message.enqueue(queue="held", url=endpoint.url, body="q")
+    assert client.message.get(mid).body == "kept"
+    assert client.queue.get("held").lag == 1
+    assert endpoint.requests == []
+
+
+def test_bad_input_answers_400_with_error(qstash_server):
+    h = qstash_server.headers
+    base = qstash_server.url
+    cases = [
+        httpx.post(f"{base}/v2/publish/not a url", headers=h, content=b"x"),
+        httpx.post(f"{base}/v2/publish/http://127.0.0.1:9/x", content=b"x",
+                   headers={**h, "Upstash-Delay": "soon"}),
+        httpx.post(f"{base}/v2/publish/http://127.0.0.1:9/x", content=b"x",
+                   headers={**h, "Upstash-Retry-Delay": "import os"}),
+        httpx.post(f"{base}/v2/publish/http://127.0.0.1:9/x", content=b"x",
+                   headers={**h, "Upstash-Method": "BREW"}),
+        httpx.post(f"{base}/v2/batch", headers=h, content=b"{not json"),
+        httpx.post(f"{base}/v2/queues", headers=h, json={"queueName": "bad name!"}),
+    ]
+    for r in cases:
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]
+    missing = httpx.post(f"{base}/v2/publish/no-such-group", headers=h, content=b"x")
+    assert missing.status_code == 404
+
+
+def test_query_string_config_and_destination_query(qstash_server, endpoint):
+    r = httpx.post(
+        f"{qstash_server.url}/v2/publish/{endpoint.url}/wh?keep=1&upstash-retries=0"
+        f"&upstash-forward-x-q=v",
+        content=b"hook",
+        headers=qstash_server.headers,
+    )
+    assert r.status_code == 200
+    [req] = endpoint.wait_for(1)
+    assert req.path == "/wh?keep=1"
+    assert req.headers["x-q"] == "v"
