@@ -139,6 +139,8 @@ def command(
     Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error, 3 bad configuration,
     4 Kafka unreachable, 5 Kafka refused the credentials.
     """
+    if output is not None and not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise ConfigError(f"-o {output}: the directory {output.parent} does not exist.")
     kafka = KafkaConnection.build(
         bootstrap_servers=bootstrap_servers, properties_file=kafka_config, x_options=x_options
     )
