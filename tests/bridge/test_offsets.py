@@ -1,0 +1,156 @@
+"""Offsets on the real broker: graceful stop commits exactly the delivered prefix; start
+positions (another group's offsets, latest, a timestamp); Avro decoding end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.bridge.harness import BridgeProcess, bridge_config, running_bridge, wait_until
+from tests.fixtures.endpoint import RecordingEndpoint, Reply
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+
+pytestmark = pytest.mark.stack
+
+
+def offsets_by_partition(ep: RecordingEndpoint) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {}
+    for r in ep.requests:
+        out.setdefault(int(r.headers["kafka-partition"]), set()).add(int(r.headers["kafka-offset"]))
+    return out
+
+
+def test_sigterm_commits_exactly_the_delivered_prefix(
+    kafka: KafkaKit, endpoint_factory: Any, tmp_path: Path
+) -> None:
+    topic = kafka.create_topic(unique("off-term"), partitions=2)
+    n = 2000
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+
+    def slow(_req: Any) -> Reply:
+        time.sleep(0.004)
+        return Reply()
+
+    ep = endpoint_factory(slow)
+    group = unique("off-g")
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump({
+        "kafka": {"bootstrap_servers": kafka.bootstrap}, "group": group,
+        "batch": {"count": 20, "linger_ms": 5}, "in_flight": {"batches": 4, "records": 400},
+        "routes": [{"topic": topic, "destinations": [{"kind": "direct-http", "url": ep.url}]}],
+    }))
+    proc = BridgeProcess(str(path), {})
+    assert wait_until(lambda: len(ep.requests) >= 200, 60), proc.output()
+    assert proc.terminate() == 0, proc.output()
+    assert "bridge stopped" in proc.output()
+    committed = {p: max(0, o) for p, o in kafka.committed(group, topic, 2).items()}  # -1001: none
+    delivered = offsets_by_partition(ep)
+    for p in (0, 1):
+        # everything below the committed offset was delivered, and nothing beyond it
+        assert delivered.get(p, set()) == set(range(committed[p])), (p, committed[p])
+    assert 0 < sum(committed.values()) <= n
+
+
+def test_start_from_group_starts_at_the_old_groups_offsets(
+    kafka: KafkaKit, endpoint: RecordingEndpoint
+) -> None:
+    topic = kafka.create_topic(unique("off-from"), partitions=2)
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(100)))
+    old = unique("old-g")
+    kafka.commit_group(old, {(topic, 0): 30, (topic, 1): 45})
+    cfg = bridge_config(group=unique("new-g"), start="start_from_group", start_from_group=old,
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "direct-http", "url": endpoint.url}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.stats.delivered >= 20 + 5)
+        time.sleep(0.5)
+        rb.stop()
+    got = offsets_by_partition(endpoint)
+    assert got == {0: set(range(30, 50)), 1: set(range(45, 50))}
+
+
+def test_start_latest_and_timestamp(kafka: KafkaKit, endpoint_factory: Any) -> None:
+    topic = kafka.create_topic(unique("off-pos"), partitions=1)
+    kafka.produce(topic, (Rec(f"old{i}") for i in range(10)))
+    time.sleep(0.05)
+    cut = time.time()
+    time.sleep(0.05)
+    kafka.produce(topic, (Rec(f"new{i}") for i in range(5)))
+    from datetime import UTC, datetime
+
+    ep = endpoint_factory()
+    cfg = bridge_config(group=unique("g"), start="timestamp",
+                        start_timestamp=datetime.fromtimestamp(cut, UTC).isoformat(),
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "direct-http", "url": ep.url}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.stats.delivered >= 5)
+        time.sleep(0.3)
+        rb.stop()
+    assert sorted(r.body for r in ep.requests) == [f"new{i}".encode() for i in range(5)]
+
+    ep2 = endpoint_factory()
+    cfg = bridge_config(group=unique("g"), start="latest", routes=[{"topic": topic,
+                        "destinations": [{"kind": "direct-http", "url": ep2.url}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.metrics.ready)
+        time.sleep(1.0)
+        kafka.produce(topic, [Rec("after")])
+        assert wait_until(lambda: rb.bridge.stats.delivered >= 1)
+        rb.stop()
+    assert [r.body for r in ep2.requests] == [b"after"]
+
+
+AVRO = json.dumps({
+    "type": "record", "name": "Payment", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal",
+                                     "precision": 12, "scale": 2}},
+        {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "note", "type": ["null", "string"], "default": None},
+    ]})
+
+
+@pytest.mark.parametrize("decimal", ["number", "string"])
+def test_avro_decimal_and_timestamp_arrive_as_json(
+    kafka: KafkaKit, kafka_stack: Any, endpoint_factory: Any, decimal: str
+) -> None:
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    topic = kafka.create_topic(unique("off-avro"), partitions=1)
+    dlq = kafka.create_topic(unique("off-avro-dlq"), partitions=1)
+    ser = kafka.avro_serializer(AVRO)
+    at = datetime(2026, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
+    kafka.produce_serialized(topic, ser, [
+        {"id": "p1", "amount": Decimal("1234567890.12"), "at": at, "day": date(2026, 3, 1),
+         "note": None},
+        {"id": "p2", "amount": Decimal("-0.05"), "at": at, "day": date(2026, 3, 2), "note": "x"},
+    ])
+    kafka.produce(topic, [Rec(b"not framed")])
+    ep = endpoint_factory()
+    cfg = bridge_config(group=unique("g"), dead_letter={"topic": dlq}, routes=[{
+        "topic": topic,
+        "payload": {"mode": "decode", "decimal": decimal,
+                    "schema_registry_url": kafka_stack.schema_registry_url},
+        "destinations": [{"kind": "direct-http", "url": ep.url}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.stats.delivered + rb.bridge.stats.dead_lettered >= 3)
+        stats = rb.stop()
+    assert stats.dead_lettered == 1
+    bodies = sorted((r.body for r in ep.requests))
+    assert ep.requests[0].headers["content-type"] == "application/json"
+    amount = '1234567890.12' if decimal == "number" else '"1234567890.12"'
+    assert bodies[0] == (
+        b'{"id":"p1","amount":' + amount.encode() + b',"at":"2026-03-01T12:30:15.123000Z",'
+        b'"day":"2026-03-01","note":null}'
+    )
+    assert json.loads(bodies[1])["amount"] == (-0.05 if decimal == "number" else "-0.05")
+    dead = kafka.consume_all(dlq, 1)
+    assert dict(dead[0].headers())["dead-letter-reason"] == b"undecodable"
