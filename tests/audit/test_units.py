@@ -1,0 +1,333 @@
+"""Pure logic of the audit: format detection, sample statistics, rules, redaction, renderers."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from migrator.audit.connect import connector_topics, redact_connector_config
+from migrator.audit.findings import (
+    CATALOG,
+    evaluate,
+    is_dead_letter_topic,
+    is_streams_internal,
+    projected_messages_per_day,
+)
+from migrator.audit.html import bar_chart, render_html
+from migrator.audit.progress import TerminalProgress
+from migrator.audit.records import RecordStats, SchemaRef, detect_format, framed_schema_id
+from migrator.audit.registry import subject_topic
+from migrator.audit.report import render_markdown, render_table
+from migrator.audit.throughput import topic_rates
+from migrator.audit.topics import TopicFilter
+from migrator.cli.audit import rest_connection, write_atomically
+from migrator.errors import ConfigError
+from migrator.inventory import (
+    ClusterInfo,
+    ConfigValue,
+    ConnectInfo,
+    ConnectorInfo,
+    ConsumerGroupInfo,
+    Inventory,
+    PartitionInfo,
+    RecordSample,
+    SchemaRegistryInfo,
+    SectionStatus,
+    TopicInfo,
+)
+from migrator.kafka.sampler import PartitionRange, plan_ranges
+
+# -- records ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "empty"),
+    (b"", "empty"),
+    (b'{"a": 1}', "json"),
+    (b"[1, 2]", "json"),
+    (b"{not json", "text"),
+    (b"hello world\n", "text"),
+    ("héllo".encode(), "text"),
+    (b"\xff\xfe\x00\x01", "binary"),
+    (b"\x01\x02\x03", "binary"),
+    (b"\x00\x00\x00\x00\x07\x02ab", "framed"),
+])
+def test_detect_format(value: bytes | None, expected: str) -> None:
+    assert detect_format(value) == expected
+
+
+def test_framed_schema_id_is_big_endian_after_magic_byte() -> None:
+    assert framed_schema_id(b"\x00\x00\x00\x01\x02rest") == 258
+    assert framed_schema_id(b"\x00\x00\x01") is None
+    assert framed_schema_id(b"\x01\x00\x00\x00\x01") is None
+
+
+def test_record_stats_percentiles_keys_headers_tombstones() -> None:
+    stats = RecordStats()
+    for size in range(1, 101):
+        stats.add(size=size, key=b"k" if size % 4 == 0 else None, value=b"x" * size,
+                  header_names=["h1"] if size == 50 else [])
+    stats.add(size=3, key=b"k", value=None)
+    sample = stats.result()
+    assert sample.sampled == 101
+    assert (sample.size_p50, sample.size_p95, sample.size_p99, sample.size_max) == (50, 95, 99, 100)
+    assert sample.keyed_ratio == round(26 / 101, 4)
+    assert sample.tombstones == 1 and sample.header_names == ["h1"]
+    assert sample.value_format == "text"
+
+
+def test_record_stats_types_framed_values_by_registry() -> None:
+    stats = RecordStats()
+    for schema_id in (5, 5, 6, 9):
+        stats.add(size=10, key=None, value=b"\x00" + schema_id.to_bytes(4, "big") + b"\x02")
+    sample = stats.result({5: SchemaRef("AVRO", ("t-value",)), 6: SchemaRef("PROTOBUF", ("p",))})
+    assert sample.formats == {"avro": 2, "protobuf": 1, "unknown": 1}
+    assert sample.value_format == "avro"
+    assert sample.schema_ids == [5, 6, 9] and sample.subjects == ["p", "t-value"]
+
+
+def test_all_tombstones_is_empty_format() -> None:
+    stats = RecordStats()
+    stats.add(size=1, key=b"k", value=None)
+    assert stats.result().value_format == "empty"
+
+
+# -- sampling plan, throughput, filters -----------------------------------------------------------
+
+
+def test_plan_ranges_spreads_newest_records_over_partitions() -> None:
+    ranges = plan_ranges({("t", 0): (0, 100), ("t", 1): (10, 12), ("t", 2): (5, 5),
+                          ("u", 0): (0, 3)}, per_topic=10)
+    assert sorted(ranges, key=lambda r: (r.topic, r.partition)) == [
+        PartitionRange("t", 0, 92, 100), PartitionRange("t", 1, 10, 12),
+        PartitionRange("u", 0, 0, 3),
+    ]
+    assert plan_ranges({("t", 0): (0, 100)}, per_topic=0) == []
+
+
+def test_topic_rates() -> None:
+    rates = topic_rates({("a", 0): 10, ("a", 1): 0, ("b", 0): 5, ("c", 0): 9},
+                        {("a", 0): 30, ("a", 1): 20, ("b", 0): 5, ("c", 0): 2}, 4.0)
+    assert rates == {"a": 10.0, "b": 0.0, "c": 0.0}
+    assert topic_rates({("a", 0): 1}, {("a", 0): 2}, 0) == {}
+
+
+def test_topic_filter_globs() -> None:
+    f = TopicFilter(include=("orders*", "pay?"), exclude=("*.DLQ",))
+    assert f("orders") and f("orders-eu") and f("pays")
+    assert not f("orders.DLQ") and not f("billing")
+    assert TopicFilter()("anything") and not TopicFilter().active
+
+
+@pytest.mark.parametrize(("name", "streams", "dlq"), [
+    ("app-store-changelog", True, False),
+    ("app-KSTREAM-AGGREGATE-0000000003-repartition", True, False),
+    ("changelog", False, False),
+    ("orders.DLQ", False, True),
+    ("orders-dlq", False, True),
+    ("payments_dead_letter", False, True),
+    ("deadline-events", False, False),
+])
+def test_topic_name_patterns(name: str, streams: bool, dlq: bool) -> None:
+    assert is_streams_internal(name) is streams
+    assert is_dead_letter_topic(name) is dlq
+
+
+def test_subject_topic_strategy() -> None:
+    assert subject_topic("orders-value") == ("orders", "value")
+    assert subject_topic("orders-key") == ("orders", "key")
+    assert subject_topic("com.acme.Address") == (None, None)
+    assert subject_topic("-value") == (None, None)
+
+
+# -- connect redaction ------------------------------------------------------------------------------
+
+
+def test_connector_config_redaction() -> None:
+    config = {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.password": "s3cret",
+        "connection.url": "jdbc:postgresql://db/x?user=app&password=s3cret",
+        "http.url": "https://bob:s3cret@example.com/hook",
+        "aws.secret.access.key": "s3cret",
+        "sasl.jaas.config": 'ScramLoginModule required username="u" password="s3cret";',
+        "db.password": "${file:/secrets.properties:db.password}",
+        "topics": "a, b",
+    }
+    redacted = redact_connector_config(config)
+    assert "s3cret" not in json.dumps(redacted)
+    assert redacted["connection.password"] == "**********"
+    assert redacted["http.url"] == "https://bob:**********@example.com/hook"
+    assert redacted["db.password"] == "${file:/secrets.properties:db.password}"
+    assert redacted["topics"] == "a, b"
+    assert connector_topics(config) == ["a", "b"]
+    assert connector_topics({"topic": "x"}) == ["x"]
+
+
+def test_rest_connection_moves_url_credentials_into_auth() -> None:
+    conn = rest_connection("https://user:p%40ss@sr.example.com/apis", None, None,
+                           flag="--schema-registry-url", timeout=5)
+    assert conn is not None and conn.url == "https://sr.example.com/apis"
+    assert conn.httpx_auth() == ("user", "p@ss")
+    assert "p@ss" not in repr(conn)
+    assert rest_connection(None, None, None, flag="x", timeout=1) is None
+    with pytest.raises(ConfigError):
+        rest_connection("http://h", None, "pw", flag="--connect-url", timeout=1)
+
+
+def test_write_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "r.txt"
+    write_atomically(target, "one")
+    write_atomically(target, "two")
+    assert target.read_text() == "two" and [p.name for p in tmp_path.iterdir()] == ["r.txt"]
+    with pytest.raises(ConfigError):
+        write_atomically(tmp_path / "nope" / "r.txt", "x")
+
+
+# -- rules on hand-built inventories -----------------------------------------------------------------
+
+
+def _topic(name: str, *, parts: int = 1, records: int = 10, sample: RecordSample | None = None,
+           configs: dict[str, ConfigValue] | None = None, internal: bool = False,
+           rate: float | None = None, last_day: int | None = None) -> TopicInfo:
+    return TopicInfo(
+        name=name, internal=internal, replication_factor=1, configs=configs or {},
+        partitions=[PartitionInfo(partition=i, leader=1, replicas=[1], isr=[1], low_watermark=0,
+                                  high_watermark=records) for i in range(parts)],
+        sample=sample, records_per_second=rate, records_last_24h=last_day,
+    )
+
+
+def _inv(topics: list[TopicInfo], groups: list[ConsumerGroupInfo] | None = None,
+         plan: str = "payg", **kw: object) -> Inventory:
+    return Inventory(
+        generated_at="2026-01-01T00:00:00+00:00", tool_version="test", qstash_plan=plan,  # type: ignore[arg-type]
+        cluster=ClusterInfo(cluster_id="c", controller_id=1, brokers=[], bootstrap_servers="b"),
+        topics=topics, consumer_groups=groups or [], **kw,  # type: ignore[arg-type]
+    )
+
+
+def _group(gid: str, topics: list[str], *, lag: int = 0, members: int = 0,
+           moving: bool | None = False) -> ConsumerGroupInfo:
+    from migrator.inventory import GroupMember
+
+    return ConsumerGroupInfo(
+        group_id=gid, state="Stable" if members else "Empty", topics=topics, total_lag=lag,
+        members=[GroupMember(member_id=f"m{i}", client_id="c", host="h") for i in range(members)],
+        committed_moving=moving,
+    )
+
+
+def test_no_findings_for_a_plain_topic() -> None:
+    inv = _inv([_topic("plain", sample=RecordSample(sampled=5, value_format="json"))],
+               [_group("g", ["plain"], members=1, moving=True)])
+    assert evaluate(inv) == []
+
+
+def test_daily_quota_counts_fan_out_and_respects_plans() -> None:
+    topics = [_topic("hot", last_day=600), _topic("rated", rate=0.01)]  # 864/day
+    groups = [_group("a", ["hot"], members=1), _group("b", ["hot"], members=1)]
+    total, per_topic = projected_messages_per_day(_inv(topics, groups))
+    assert per_topic == {"hot": 1200, "rated": 864} and total == 2064
+    assert [f.code for f in evaluate(_inv(topics, groups, plan="free"))
+            if f.code == "DAILY_QUOTA"] == ["DAILY_QUOTA"]
+    assert not [f for f in evaluate(_inv(topics, groups, plan="payg")) if f.code == "DAILY_QUOTA"]
+    assert not [f for f in evaluate(_inv(topics, groups, plan="fixed")) if f.code == "DAILY_QUOTA"]
+
+
+def test_record_too_large_by_plan_and_by_config_override() -> None:
+    big = _topic("big", sample=RecordSample(sampled=1, size_max=2 * 1024 * 1024))
+    cfg = _topic("cfg", configs={"max.message.bytes": ConfigValue(
+        value=str(20 * 1024 * 1024), source="topic", is_default=False)})
+    broker_wide = _topic("wide", configs={"max.message.bytes": ConfigValue(
+        value=str(20 * 1024 * 1024), source="static-broker", is_default=False)})
+    found = {(f.object, f.severity) for f in evaluate(_inv([big, cfg, broker_wide], plan="free"))
+             if f.code == "RECORD_TOO_LARGE"}
+    assert found == {("topic:big", "blocker"), ("topic:cfg", "warning")}
+    found = {f.object for f in evaluate(_inv([big, cfg, broker_wide], plan="fixed"))
+             if f.code == "RECORD_TOO_LARGE"}
+    assert found == set()
+
+
+def test_stale_only_without_members_and_without_progress() -> None:
+    groups = [_group("idle", ["t"]), _group("busy", ["t"], members=2),
+              _group("catching-up", ["t"], moving=True), _group("unknown", ["t"], moving=None)]
+    stale = {f.object for f in evaluate(_inv([_topic("t")], groups))
+             if f.code == "STALE_CONSUMER_GROUP"}
+    assert stale == {"group:idle", "group:unknown"}
+
+
+def test_internal_topics_are_never_flagged() -> None:
+    inv = _inv([_topic("__consumer_offsets", internal=True, configs={
+        "cleanup.policy": ConfigValue(value="compact", source="topic", is_default=False)})])
+    assert evaluate(inv) == []
+
+
+def test_source_unavailable_only_for_configured_sources() -> None:
+    down = SectionStatus(available=False, error="HTTP 401 Unauthorized")
+    inv = _inv([], schema_registry=SchemaRegistryInfo(url="http://sr", status=down),
+               connect=ConnectInfo())
+    assert [(f.code, f.object) for f in evaluate(inv)] == [("SOURCE_UNAVAILABLE", "schema-registry")]
+
+
+def test_every_code_is_documented() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text()
+    for code, info in CATALOG.items():
+        assert f"`{code}`" in doc, code
+        assert info.severity in doc
+
+
+# -- renderers ---------------------------------------------------------------------------------------
+
+
+def _rich_inventory() -> Inventory:
+    topics = [_topic("orders", parts=3, rate=12.5, sample=RecordSample(
+        sampled=3, size_p95=120, size_max=130, keyed_ratio=1.0, value_format="json")),
+        _topic("<script>alert(1)</script>", rate=0.0)]
+    groups = [_group("billing", ["orders"], lag=42)]
+    connect = ConnectInfo(url="http://connect", connectors=[ConnectorInfo(
+        name="sink", connector_class="a.b.HttpSink", kind="sink", state="RUNNING",
+        config={"connection.password": "**********"}, topics=["orders"])])
+    inv = _inv(topics, groups, connect=connect,
+               schema_registry=SchemaRegistryInfo(url="http://sr", status=SectionStatus(
+                   available=False, error="timed out")))
+    return inv.model_copy(update={"findings": evaluate(inv)})
+
+
+def test_html_is_self_contained_and_escaped() -> None:
+    html = render_html(_rich_inventory())
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 2
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<link" not in html and "src=" not in html and "@import" not in html
+    assert "Unavailable." in html and "CONSUMER_LAG" in html and "Remedy:" in html
+
+
+def test_bar_chart_scales_to_the_largest_value() -> None:
+    svg = bar_chart([("a", 10.0), ("b", 5.0), ("c", 0.0)], color="#000", unit="/s")
+    assert 'width="300.0"' in svg and 'width="150.0"' in svg
+    assert bar_chart([], color="#000", unit="") .startswith("<p")
+
+
+def test_table_and_markdown_name_every_section() -> None:
+    inv = _rich_inventory()
+    table = render_table(inv)
+    md = render_markdown(inv)
+    for text in (table, md):
+        assert "orders" in text and "billing" in text and "CONNECTOR_NEEDS_MAPPING" in text
+        assert "UNAVAILABLE" in text.upper()
+    assert md.startswith("# Kafka → QStash audit")
+
+
+def test_terminal_progress_draws_and_clears() -> None:
+    stream = io.StringIO()
+    progress = TerminalProgress(stream, min_interval=0)
+    progress.step("describing topics", 4)
+    progress.advance(2)
+    progress.step("listing groups")
+    progress.finish()
+    text = stream.getvalue()
+    assert "describing topics" in text and "2/4" in text and "listing groups" in text
+    assert text.endswith("\r")
