@@ -69,12 +69,15 @@ def schema() -> None:
               help="YAML price table for the cost estimate.")
 @click.option("--headroom", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
               help="Flow-control rate = observed records/s x headroom.")
+@click.option("--bridge-group", default="migrator-bridge", show_default=True,
+              help="Consumer group of the bridge in the generated bridge.yaml.")
 @click.option("--qstash-url", help="QStash URL to review live state against (or QSTASH_URL).")
 @click.option("--qstash-token", help="QStash token (or QSTASH_TOKEN).")
 @click.option("--offline", is_flag=True, help="Do not read live QStash state.")
 def build(inventory: Path, endpoints_file: Path | None, qstash_plan: QStashPlanName | None,
           output: Path, fmt: Any, prefix: str, prices: Path | None, headroom: float,
-          qstash_url: str | None, qstash_token: str | None, offline: bool) -> None:
+          bridge_group: str, qstash_url: str | None, qstash_token: str | None,
+          offline: bool) -> None:
     """Plan the move of INVENTORY.json (from `migrator audit --format json`) onto QStash."""
     inv = load_inventory(inventory)
     groups = [g.group_id for g in inv.consumer_groups]
@@ -87,7 +90,8 @@ def build(inventory: Path, endpoints_file: Path | None, qstash_plan: QStashPlanN
     state = None if offline else _review_state(qstash_url, qstash_token, prefix)
     plan = build_plan(inv, endpoints, opts, state)
     out = build_output(plan, inv, fmt=fmt, inventory_file=str(inventory),
-                       endpoints_file=str(endpoints_file) if endpoints_file else None)
+                       endpoints_file=str(endpoints_file) if endpoints_file else None,
+                       bridge_group=bridge_group)
     out.write(output)
     counts: dict[str, int] = {}
     for route in plan.routes:

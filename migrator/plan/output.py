@@ -51,12 +51,13 @@ def build_output(
     fmt: Format = "markdown",
     endpoints_file: str | None = None,
     inventory_file: str | None = None,
+    bridge_group: str = "migrator-bridge",
 ) -> PlanOutput:
     review = "plan.md" if fmt == "markdown" else "plan.html"
     plan_text = _HEADER.format(review=review, name="plan.yaml") + yaml.safe_dump(
         plan.model_dump(mode="json"), sort_keys=False, width=100
     )
-    bridge, left_out = bridge_yaml(plan)
+    bridge, left_out = bridge_yaml(plan, bridge_group)
     files = {"plan.yaml": plan_text, review: render(plan, fmt)}
     if bridge is not None:
         files["bridge.yaml"] = bridge

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from migrator.bridge.config import load_bridge_config
+
 from .factories import connector, group, inventory, topic
 
 
@@ -58,6 +60,11 @@ def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
                  "scaffold/python/billing.py", "scaffold/typescript/app/api/billing/orders/route.ts"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
+    config = load_bridge_config(out / "bridge.yaml")  # the bridge's own loader accepts it as is
+    assert {r.topic for r in config.routes} == {"orders", "clicks", "payments"}
+    kinds = {r.topic: [d.kind for d in r.destinations] for r in config.routes}
+    assert kinds == {"orders": ["publish-url"], "clicks": ["publish-url-group"],
+                     "payments": ["enqueue-queue"]}
     schema = json.loads(run("plan", "schema").stdout)
     assert schema["title"] == "Plan" and schema["additionalProperties"] is False
     html = run("plan", str(estate / "inventory.json"), "-o", str(estate / "h"), "--format", "html")
