@@ -1,0 +1,56 @@
+"""HttpSink against real endpoints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.http_sink import HttpSink
+from connectors.sink import Message, Record
+from migrator.bridge.config import DirectHttpDestination
+from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
+from tests.fixtures.endpoint import Reply
+
+
+def message(offset: int) -> Message:
+    rec = Record("t", 0, offset, b"k", b"body%d" % offset, [("h", b"v")], 5)
+    return Message(rec, rec.value or b"", "text/plain", f"kb-0123456789-t-0-{offset}")
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_results_per_message_and_stop_on_failure(endpoint_factory: Any, ordered: bool) -> None:
+    ep = endpoint_factory(lambda req: Reply(503) if req.body == b"body1" else
+                          Reply(404) if req.body == b"body3" else Reply())
+    with httpx.Client() as client:
+        dest = DirectHttpDestination(kind="direct-http", url=ep.url + "/x", headers={"A": "b"})
+        sink = HttpSink(dest, client=client, name="t", stop_on_failure=ordered)
+        results = sink.write_batch([message(i) for i in range(5)])
+    assert results[0] is None
+    assert isinstance(results[1], RetryableDeliveryError)
+    if ordered:
+        assert [r.body for r in ep.requests] == [b"body0", b"body1"]
+        assert all(isinstance(r, RetryableDeliveryError) for r in results[2:])
+    else:
+        assert isinstance(results[3], PermanentDeliveryError) and results[3].status == 404
+        assert results[2] is None and results[4] is None
+    h = ep.requests[0].headers
+    assert h["idempotency-key"] == "kb-0123456789-t-0-0" and h["a"] == "b"
+    assert h["kafka-key"] == "k" and h["kafka-header-h"] == "v" and h["kafka-offset"] == "0"
+
+
+def test_timeouts_and_connection_errors_are_retryable(endpoint_factory: Any) -> None:
+    def slow(_req: Any) -> Reply:
+        time.sleep(0.5)
+        return Reply()
+
+    ep = endpoint_factory(slow)
+    with httpx.Client() as client:
+        dest = DirectHttpDestination(kind="direct-http", url=ep.url, timeout=0.1)
+        assert isinstance(HttpSink(dest, client=client, name="t").write_batch([message(0)])[0],
+                          RetryableDeliveryError)
+        gone = DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/")
+        assert isinstance(HttpSink(gone, client=client, name="t").write_batch([message(0)])[0],
+                          RetryableDeliveryError)
