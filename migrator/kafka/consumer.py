@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from migrator.config import KafkaConnection
-from migrator.errors import KafkaAuthError, KafkaUnavailableError, MigratorError
+from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError, MigratorError
 
 __all__ = ["AssignmentCallback", "KafkaConsumer", "Partition"]
 
@@ -67,7 +67,12 @@ class KafkaConsumer:
         conf.update(_FORCED)
         conf["error_cb"] = self._on_error
         self._group = group
-        self._consumer = factory(conf)
+        try:
+            self._consumer = factory(conf)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            detail = err.str() if isinstance(err, KafkaError) else str(err)
+            raise ConfigError(f"Kafka consumer settings rejected: {detail}") from None
         self._pending: BaseException | None = None
         self._fatal: str | None = None
 

@@ -1,0 +1,86 @@
+"""KafkaConsumer wrapper on the real broker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from migrator.config import KafkaConnection
+from migrator.errors import ConfigError, KafkaUnavailableError
+from migrator.kafka.consumer import KafkaConsumer
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+
+pytestmark = pytest.mark.stack
+
+
+def consume_n(consumer: KafkaConsumer, n: int, timeout: float = 30.0) -> list[object]:
+    got: list[object] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        got.extend(consumer.consume(100, 0.2))
+    return got
+
+
+def test_nothing_is_committed_unless_asked_then_exactly_what_was_asked(kafka: KafkaKit) -> None:
+    topic = kafka.create_topic(unique("cons"), partitions=1)
+    kafka.produce(topic, (Rec(f"v{i}") for i in range(20)))
+    group = unique("cons-g")
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap)
+    c = KafkaConsumer(conn, group, overrides={"enable.auto.commit": "true"})  # overridden
+    c.subscribe([topic])
+    assert len(consume_n(c, 20)) == 20
+    time.sleep(0.5)
+    assert c.committed([(topic, 0)]) == {}
+    c.commit({(topic, 0): 7})
+    assert c.committed([(topic, 0)]) == {(topic, 0): 7}
+    c.close()
+    c2 = KafkaConsumer(conn, group)
+    c2.subscribe([topic])
+    first = consume_n(c2, 1)[0]
+    assert first.offset() == 7  # type: ignore[attr-defined]
+    c2.close()
+
+
+def test_errors_in_rebalance_callbacks_resurface_on_the_main_loop(kafka: KafkaKit) -> None:
+    topic = kafka.create_topic(unique("cons-cb"), partitions=1)
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap)
+    c = KafkaConsumer(conn, unique("cons-g"))
+
+    def boom(_partitions: object) -> None:
+        raise RuntimeError("assignment handler failed")
+
+    c.subscribe([topic], on_assign=boom)
+    with pytest.raises(RuntimeError, match="assignment handler failed"):
+        for _ in range(100):
+            c.consume(10, 0.2)
+    c.close()
+
+
+def test_pause_resume_and_watermarks(kafka: KafkaKit) -> None:
+    topic = kafka.create_topic(unique("cons-p"), partitions=1)
+    kafka.produce(topic, (Rec(f"v{i}") for i in range(10)))
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap)
+    c = KafkaConsumer(conn, unique("cons-g"))
+    c.subscribe([topic])
+    got = consume_n(c, 1)
+    assert got
+    assert c.watermarks((topic, 0)) == (0, 10)
+    c.pause([(topic, 0)])
+    c.resume([(topic, 0)])
+    assert len(got) + len(consume_n(c, 10 - len(got))) == 10
+    c.close()
+
+
+def test_bad_settings_are_config_errors() -> None:
+    conn = KafkaConnection(bootstrap_servers="127.0.0.1:9", extra={"fetch.max.bytes": "1"})
+    with pytest.raises(ConfigError, match="fetch.max.bytes"):
+        KafkaConsumer(conn, "g")
+
+
+def test_unreachable_cluster_error_is_a_toolkit_error() -> None:
+    conn = KafkaConnection(bootstrap_servers="127.0.0.1:9")
+    c = KafkaConsumer(conn, unique("cons-g"))
+    with pytest.raises(KafkaUnavailableError):
+        c.committed([("t", 0)], timeout=1.0)
+    c.close()
