@@ -1,0 +1,55 @@
+"""Metrics, health and readiness over HTTP, from a running bridge on the real broker."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from migrator.bridge.metrics import BridgeMetrics, MetricsServer
+from migrator.bridge.runner import Bridge
+from migrator.bridge.status import JsonFormatter
+from migrator.config import KafkaConnection
+from tests.bridge.harness import FAST_GROUP, RunningBridge, bridge_config, wait_until
+from tests.fixtures.endpoint import RecordingEndpoint
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+
+
+@pytest.mark.stack
+def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoint) -> None:
+    topic = kafka.create_topic(unique("met"), partitions=1)
+    kafka.produce(topic, (Rec(f"v{i}") for i in range(30)))
+    metrics = BridgeMetrics()
+    server = MetricsServer(metrics, 0, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert httpx.get(base + "/readyz").status_code == 503
+        assert httpx.get(base + "/healthz").status_code == 200
+        cfg = bridge_config(group=unique("g"), routes=[{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url}]}])
+        bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), metrics=metrics,
+                        consumer_overrides=FAST_GROUP)
+        rb = RunningBridge(bridge)
+        assert wait_until(lambda: bridge.stats.delivered >= 30)
+        assert wait_until(lambda: f'bridge_committed_offset{{partition="0",topic="{topic}"}} 30.0'
+                          in httpx.get(base + "/metrics").text)
+        assert httpx.get(base + "/readyz").status_code == 200
+        text = httpx.get(base + "/metrics").text
+        assert f'bridge_records_received_total{{topic="{topic}"}} 30.0' in text
+        assert f'bridge_records_delivered_total{{route="{topic}",status="ok"}} 30.0' in text
+        assert "bridge_delivery_latency_seconds_bucket" in text
+        assert "bridge_in_flight_records 0.0" in text
+        rb.stop()
+        assert httpx.get(base + "/readyz").status_code == 503
+        assert httpx.get(base + "/nope").status_code == 404
+    finally:
+        server.close()
+
+
+def test_json_log_lines() -> None:
+    rec = logging.LogRecord("migrator.bridge", logging.WARNING, __file__, 1, "x %s", ("y",), None)
+    import json
+
+    line = json.loads(JsonFormatter().format(rec))
+    assert line["level"] == "warning" and line["message"] == "x y" and line["ts"].endswith("Z")
