@@ -94,7 +94,7 @@ def apply_actions(admin: Admin, actions: list[Action]) -> ApplyReport:
         try:
             _run(admin, action)
         except MigratorError as exc:
-            log.error("apply: %s %s failed: %s", action.kind, action.resource, exc)
+            log.info("apply: %s %s failed: %s", action.kind, action.resource, exc)
             report.outcomes.append(Outcome(action.resource, action.kind, "failed", str(exc)))
             failed = True
             continue
