@@ -83,7 +83,7 @@ class BridgeProcess:
         import sys
         import tempfile
 
-        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log", delete=False)  # noqa: SIM115
         cmd = [sys.executable, "-m", "migrator", "bridge", "run", "--config", config_path,
                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", *args]
         self.process = subprocess.Popen(

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from migrator.bridge.config import BridgeConfig, load_bridge_config
 from migrator.errors import ConfigError
@@ -57,7 +58,7 @@ def test_good_config_loads_every_destination_kind(tmp_path: Path) -> None:
     fc = cfg.routes[0].destinations[0].flow_control  # type: ignore[union-attr]
     assert fc is not None and fc.header_value() == "parallelism=2, rate=10, period=1m"
     assert "hunter2" not in repr(cfg)
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.group = "other"  # type: ignore[misc]
 
 

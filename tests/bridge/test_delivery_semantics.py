@@ -56,7 +56,7 @@ def test_exactly_once_through_qstash_across_kill9_restarts(
     for _ in range(3):
         proc = BridgeProcess(path, env)
         # kill at a random point once it has started delivering
-        wait_until(lambda: len(endpoint.requests) > 0 or proc.process.poll() is not None, 60)
+        wait_until(lambda p=proc: len(endpoint.requests) > 0 or p.process.poll() is not None, 60)
         time.sleep(rng.uniform(0.05, 1.0))
         proc.kill()
     final = BridgeProcess(path, env)

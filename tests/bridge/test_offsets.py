@@ -144,7 +144,7 @@ def test_avro_decimal_and_timestamp_arrive_as_json(
         assert wait_until(lambda: rb.bridge.stats.delivered + rb.bridge.stats.dead_lettered >= 3)
         stats = rb.stop()
     assert stats.dead_lettered == 1
-    bodies = sorted((r.body for r in ep.requests))
+    bodies = sorted(r.body for r in ep.requests)
     assert ep.requests[0].headers["content-type"] == "application/json"
     amount = '1234567890.12' if decimal == "number" else '"1234567890.12"'
     assert bodies[0] == (

@@ -74,7 +74,7 @@ def test_pause_resume_and_watermarks(kafka: KafkaKit) -> None:
 
 def test_bad_settings_are_config_errors() -> None:
     conn = KafkaConnection(bootstrap_servers="127.0.0.1:9", extra={"fetch.max.bytes": "1"})
-    with pytest.raises(ConfigError, match="fetch.max.bytes"):
+    with pytest.raises(ConfigError, match=r"fetch\.max\.bytes"):
         KafkaConsumer(conn, "g")
 
 
