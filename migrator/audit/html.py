@@ -77,8 +77,16 @@ def _fmt(n: float) -> str:
 
 
 def bar_chart(rows: Sequence[tuple[str, float]], *, color: str, unit: str, limit: int = 20) -> str:
-    """A horizontal bar chart as inline SVG (largest first, at most ``limit`` bars)."""
-    rows = sorted(rows, key=lambda r: -r[1])[:limit]
+    """A horizontal bar chart as inline SVG: largest first, at most ``limit`` bars, zeros folded
+    into a note when anything is non-zero."""
+    ordered = sorted(rows, key=lambda r: (-r[1], r[0]))
+    nonzero = [r for r in ordered if r[1] > 0]
+    shown = (nonzero or ordered)[:limit]
+    hidden = len(ordered) - len(shown)
+    note = (f'<p class="muted" style="margin:6px 0 0">+ {hidden} more '
+            f'({"all at 0" if len(nonzero) <= limit else "smaller"}).</p>'
+            if hidden else "")
+    rows = shown
     if not rows:
         return '<p class="muted">Nothing to chart.</p>'
     label_w, bar_w, row_h, value_w = 210, 300, 24, 70
@@ -102,7 +110,7 @@ def bar_chart(rows: Sequence[tuple[str, float]], *, color: str, unit: str, limit
             f'{escape(_fmt(value))}{escape(unit)}</text>'
         )
     parts.append("</svg>")
-    return "".join(parts)
+    return "".join(parts) + note
 
 
 def _card(key: str, value: str, sub: str = "", color: str | None = None) -> str:

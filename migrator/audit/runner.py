@@ -90,7 +90,8 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
         later_offsets = None
         if options.sample_seconds > 0:
             wait = snap.taken_at + options.sample_seconds - time.monotonic()
-            progress.step(f"measuring throughput ({options.sample_seconds:g} s)")
+            progress.step(f"measuring throughput ({options.sample_seconds:g} s)",
+                          max(1, round(wait)))
             _sleep(wait, progress)
             later_high = admin.list_offsets(snap.partitions, "latest")
             elapsed = time.monotonic() - snap.taken_at
@@ -120,10 +121,16 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
 
 
 def _sleep(seconds: float, progress: Progress) -> None:
-    end = time.monotonic() + max(0.0, seconds)
+    """Wait out the throughput window, advancing the progress bar once a second."""
+    start = time.monotonic()
+    end = start + max(0.0, seconds)
+    ticked = 0
     while (left := end - time.monotonic()) > 0:
         time.sleep(min(0.25, left))
-        progress.advance(0)
+        elapsed = int(time.monotonic() - start)
+        if elapsed > ticked:
+            progress.advance(elapsed - ticked)
+            ticked = elapsed
 
 
 def _subject_filter(selected: TopicFilter) -> Callable[[str], bool]:

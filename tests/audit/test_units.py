@@ -308,6 +308,9 @@ def test_html_is_self_contained_and_escaped() -> None:
 def test_bar_chart_scales_to_the_largest_value() -> None:
     svg = bar_chart([("a", 10.0), ("b", 5.0), ("c", 0.0)], color="#000", unit="/s")
     assert 'width="300.0"' in svg and 'width="150.0"' in svg
+    assert ">c<" not in svg and "+ 1 more (all at 0)" in svg
+    zeros = bar_chart([("x", 0.0), ("y", 0.0)], color="#000", unit="")
+    assert ">x<" in zeros and ">y<" in zeros
     assert bar_chart([], color="#000", unit="") .startswith("<p")
 
 
