@@ -1,0 +1,181 @@
+"""The issue's proof: a seeded Kafka estate -> audit -> plan (endpoint file) -> apply to the local
+QStash server -> check through the SDK -> no-op re-apply -> endpoint change -> the generated
+bridge.yaml delivers the records to the mapped endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from migrator.inventory import Inventory
+from migrator.plan.spec import load_plan
+from migrator.stack.sample import seed_sample_estate
+from tests.fixtures.endpoint import RecordingEndpoint
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+from tests.fixtures.qstash import QStashServer
+from tests.fixtures.stack import EstateInfo
+
+from .test_apply_qstash import check_live
+
+pytestmark = [pytest.mark.stack, pytest.mark.qstash]
+
+
+def cli(server: QStashServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
+    env.update(QSTASH_URL=server.url, QSTASH_TOKEN=server.token)
+    result = subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
+                            text=True, timeout=timeout, env=env)
+    assert server.token not in result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def estate(kafka_stack: EstateInfo, kafka: KafkaKit, tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """The sample estate (keyed orders, Avro payments fanned out, compacted customers, DLQ, sink
+    connector) plus a one-partition keyed topic (FIFO), an unkeyed fan-out (URL group) and a
+    FileStream source connector (schedule)."""
+    prefix = unique("pl")
+    info = SimpleNamespace(bootstrap_servers=kafka_stack.bootstrap_servers,
+                           schema_registry_url=kafka_stack.schema_registry_url,
+                           connect_url=kafka_stack.connect_url, run_dir=str(tmp_path))
+    sample = seed_sample_estate(info, prefix, orders=24, payments=10)  # type: ignore[arg-type]
+    audit_log, clicks, imports = (f"{prefix}.audit-log", f"{prefix}.clicks", f"{prefix}.imports")
+    kafka.create_topic(audit_log, 1)
+    kafka.create_topic(clicks, 2)
+    kafka.create_topic(imports, 1)
+    kafka.produce(audit_log, [Rec(json.dumps({"n": i}), key=f"k{i % 3}") for i in range(8)])
+    kafka.produce(clicks, [Rec(json.dumps({"click": i})) for i in range(6)])
+    kafka.commit_group(f"{prefix}-auditor", {(audit_log, 0): 0})
+    for g in ("stats", "search"):
+        kafka.commit_group(f"{prefix}-{g}", {(clicks, 0): 0, (clicks, 1): 0})
+    (tmp_path / "imports.txt").write_text("")
+    source = f"{prefix}-imports"
+    reply = httpx.put(f"{kafka_stack.connect_url}/connectors/{source}/config", timeout=30, json={
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "tasks.max": "1", "file": str(tmp_path / "imports.txt"), "topic": imports})
+    assert reply.status_code in (200, 201), reply.text
+    yield SimpleNamespace(prefix=prefix, sample=sample, source=source,
+                          counts={f"{prefix}.orders": 24, f"{prefix}.payments": 10,
+                                  audit_log: 8, clicks: 6})
+    for name in (source, sample.connector):
+        httpx.delete(f"{kafka_stack.connect_url}/connectors/{name}", timeout=30)
+
+
+def _wait(endpoint: RecordingEndpoint, done: Callable[[], bool], deadline: float) -> None:
+    while time.monotonic() < deadline and not done():
+        endpoint.wait_for(len(endpoint.requests) + 1, timeout=1.0)
+
+
+def test_audit_plan_apply_bridge(
+    kafka_stack: EstateInfo, estate: SimpleNamespace, endpoint: RecordingEndpoint,
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    server = qstash_server_factory()
+    p = estate.prefix
+    inv_file, out = tmp_path / "inventory.json", tmp_path / "plan"
+    audit = cli(server, "audit", "-b", kafka_stack.bootstrap_servers,
+                "--schema-registry-url", kafka_stack.schema_registry_url or "",
+                "--connect-url", kafka_stack.connect_url or "", "--include", f"{p}*",
+                "--sample-seconds", "1", "--sample-records", "50", "--format", "json",
+                "-o", str(inv_file))
+    assert audit.returncode in (0, 1), audit.stderr
+    inv = Inventory.model_validate_json(inv_file.read_text())
+
+    # Map every group of the estate to a path of one recording endpoint.
+    groups = sorted(g.group_id for g in inv.consumer_groups)
+    assert {f"{p}-fulfilment", f"{p}-billing", f"{p}-ledger", f"{p}-auditor", f"{p}-stats",
+            f"{p}-search"} <= set(groups)
+
+    def write_endpoints(search_path: str) -> Path:
+        lines = ["groups:"]
+        lines += [f"  {g}: {endpoint.url}/{search_path if g == f'{p}-search' else g}/{{topic}}"
+                  for g in groups]
+        lines += ["schedules:", f"  {estate.source}: {endpoint.url}/jobs/import"]
+        path = tmp_path / "endpoints.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def plan(endpoints_file: Path) -> None:
+        made = cli(server, "plan", str(inv_file), "--endpoints", str(endpoints_file), "-o",
+                   str(out), "--bridge-group", f"{p}-bridge")
+        assert made.returncode == 0, made.stderr
+
+    plan(write_endpoints(f"{p}-search"))
+    the_plan = load_plan(out / "plan.yaml")
+    routes = {r.topic: r for r in the_plan.routes}
+    assert routes[f"{p}.audit-log"].pattern == "fifo_queue"
+    assert routes[f"{p}.clicks"].pattern == "url_group"
+    assert routes[f"{p}.orders"].pattern == "flow_control"  # keyed, 3 partitions
+    assert routes[f"{p}.payments"].pattern == "flow_control"  # keyed, 2 partitions, fan-out
+    assert routes[f"{p}.payments"].decode == "decode"  # Schema-Registry framed Avro
+    assert routes[f"{p}.customers"].pattern == "blocked"  # compacted
+    assert routes[f"{p}.orders.DLQ"].pattern == "absorbed"
+    assert {s.schedule_id for s in the_plan.resources.schedules} == {f"connector-{estate.source}"}
+    assert the_plan.placeholders() == [] and the_plan.reviewed_state is not None
+
+    first = cli(server, "apply", str(out / "plan.yaml"))
+    assert first.returncode == 0, first.stderr
+    assert "Applied 3, failed 0" in first.stdout  # FIFO queue, URL group, schedule
+    check_live(server, the_plan)
+    again = cli(server, "apply", str(out / "plan.yaml"))
+    assert again.returncode == 0 and "Nothing to do" in again.stdout
+
+    plan(write_endpoints("search-v2"))  # the search group's endpoint moves
+    changed = cli(server, "apply", str(out / "plan.yaml"))
+    assert changed.returncode == 0, changed.stderr
+    assert f"~ update  url_group:{p}.clicks" in changed.stdout
+    assert "0 to create, 1 to update, 0 to delete, 2 unchanged." in changed.stdout
+    check_live(server, load_plan(out / "plan.yaml"))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
+    env.update(QSTASH_URL=server.url, QSTASH_TOKEN=server.token)
+    log = (tmp_path / "bridge.log").open("w")
+    bridge = subprocess.Popen([sys.executable, "-m", "migrator", "bridge", "run", "--config",
+                               str(out / "bridge.yaml")], stdout=log, stderr=log, env=env)
+    expected = {
+        (f"{p}-fulfilment", f"{p}.orders"): 24, (f"{p}-billing", f"{p}.payments"): 10,
+        (f"{p}-ledger", f"{p}.payments"): 10, (f"{p}-auditor", f"{p}.audit-log"): 8,
+        (f"{p}-stats", f"{p}.clicks"): 6, ("search-v2", f"{p}.clicks"): 6,
+    }
+
+    def received() -> dict[tuple[str, str], set[bytes]]:
+        got: dict[tuple[str, str], set[bytes]] = {}
+        for req in list(endpoint.requests):
+            parts = req.path.strip("/").split("/")
+            if len(parts) == 2:
+                got.setdefault((parts[0], parts[1]), set()).add(req.body)
+        return got
+
+    try:
+        _wait(endpoint, lambda: all(len(received().get(k, ())) >= n for k, n in expected.items()),
+              time.monotonic() + 120)
+    finally:
+        bridge.send_signal(signal.SIGTERM)
+        try:
+            bridge.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+            bridge.wait()
+        log.close()
+    got = received()
+    bridge_log = (tmp_path / "bridge.log").read_text()
+    for key, n in expected.items():
+        assert len(got.get(key, ())) == n, f"{key}: {len(got.get(key, ()))} of {n}\n{bridge_log[-3000:]}"
+    payment = json.loads(next(iter(got[(f"{p}-ledger", f"{p}.payments")])))
+    assert payment["payment_id"].startswith("p-") and not isinstance(payment["amount"], dict)
+    # every delivery was signed by the local QStash server with its keys
+    receiver = server.receiver()
+    req = next(r for r in endpoint.requests if f"/{p}-auditor/" in r.path)
+    receiver.verify(signature=req.headers["upstash-signature"], body=req.body.decode(),
+                    url=f"{endpoint.url}{req.path}")
+    assert server.token not in bridge_log
