@@ -50,6 +50,12 @@ __all__ = ["AttemptResult", "Broker", "OutgoingRequest"]
 _log = logging.getLogger(__name__)
 
 DEDUP_WINDOW_MS = 10 * 60 * 1000
+# headers the server sets itself on every delivery; forwarded copies are dropped
+_SERVER_SET = frozenset({
+    "upstash-message-id", "upstash-retried", "upstash-signature", "user-agent",
+    "upstash-topic-name", "upstash-schedule-id", "upstash-caller-ip", "upstash-workflow-runid",
+    "upstash-workflow-url", "content-length", "host",
+})
 FINAL_STATES = frozenset({"DELIVERED", "FAILED", "CANCELED"})
 
 
@@ -890,7 +896,10 @@ class Broker:
 
     def outgoing(self, msg: Message) -> OutgoingRequest:
         """What to send for this attempt (body rewritten for workflow steps)."""
-        headers: dict[str, str] = {k: ",".join(v) for k, v in msg.header.items()}
+        headers: dict[str, str] = {}
+        for name, values in msg.header.items():
+            if name.lower() not in _SERVER_SET:
+                headers[name] = ",".join(values)
         body = msg.body
         run_id = msg.workflow_run_id
         if run_id:

@@ -33,10 +33,12 @@ __all__ = [
 DEFAULT_RETRIES = 3
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_HOP_BY_HOP = frozenset(
-    {"host", "content-length", "connection", "authorization", "transfer-encoding",
-     "keep-alive", "accept-encoding", "upgrade", "te", "trailer", "proxy-authorization"}
+_NEVER_FORWARD = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te",
+     "trailer"}
 )
+_NOT_IN_HEADER_FORWARD = _NEVER_FORWARD | {"authorization", "proxy-authorization",
+                                           "accept-encoding"}
 
 
 def canonical_header(name: str) -> str:
@@ -146,12 +148,14 @@ def parse_publish_config(
     forward: dict[str, list[str]] = {}
     if _bool(get("upstash-header-forward")) and all_headers_forward:
         for name, value in all_headers_forward.items():
-            if name.startswith("upstash-") or name in _HOP_BY_HOP:
+            if name.startswith("upstash-") or name in _NOT_IN_HEADER_FORWARD:
                 continue
             forward[canonical_header(name)] = [value]
     for name, value in headers.items():
         if name.startswith("upstash-forward-"):
-            forward[canonical_header(name[len("upstash-forward-"):])] = [value]
+            target = name[len("upstash-forward-"):]
+            if target not in _NEVER_FORWARD:
+                forward[canonical_header(target)] = [value]
         elif name.startswith("upstash-callback-"):
             cfg.callback_cfg[name[len("upstash-callback-"):]] = value
         elif name.startswith("upstash-failure-callback-"):

@@ -1,0 +1,131 @@
+"""An Upstash Workflow endpoint (official ``upstash-workflow`` SDK, FastAPI) runs to completion
+through the local server: several steps, a sleep, and a failing step that is retried."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from qstash import AsyncQStash, Receiver
+from upstash_workflow import AsyncWorkflowContext
+from upstash_workflow.fastapi import Serve
+
+from tests.qstash_server.conftest import wait_until
+
+pytestmark = pytest.mark.qstash
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkflowApp:
+    def __init__(self, qstash: Any) -> None:
+        self.calls: dict[str, int] = {}
+        self.results: list[dict[str, Any]] = []
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/wf"
+        app = FastAPI()
+        serve = Serve(app)
+        outer = self
+
+        @serve.post(
+            "/wf",
+            qstash_client=AsyncQStash(qstash.token, base_url=qstash.url),
+            receiver=Receiver(
+                current_signing_key=qstash.current_signing_key,
+                next_signing_key=qstash.next_signing_key,
+            ),
+            retries=3,
+        )
+        async def workflow(context: AsyncWorkflowContext[dict[str, int]]) -> None:
+            start = context.request_payload["n"]
+
+            async def add_one() -> int:
+                outer._count("add_one")
+                return start + 1
+
+            a = await context.run("add_one", add_one)
+
+            async def double() -> int:
+                outer._count("double")
+                return a * 2
+
+            b = await context.run("double", double)
+            await context.sleep("nap", 1)
+
+            async def flaky() -> int:
+                n = outer._count("flaky")
+                if n < 2:
+                    raise RuntimeError("flaky step fails on its first attempt")
+                return b + 100
+
+            c = await context.run("flaky", flaky)
+
+            async def finish() -> None:
+                outer._count("finish")
+                outer.results.append(
+                    {"run": context.workflow_run_id, "a": a, "b": b, "c": c}
+                )
+
+            await context.run("finish", finish)
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def _count(self, name: str) -> int:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        return self.calls[name]
+
+    def __enter__(self) -> WorkflowApp:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("workflow app did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def workflow_app(qstash_server: Any) -> Iterator[WorkflowApp]:
+    with WorkflowApp(qstash_server) as app:
+        yield app
+
+
+def test_workflow_runs_to_completion(qstash_server, workflow_app):
+    client = qstash_server.client()
+    client.message.publish_json(url=workflow_app.url, body={"n": 1})
+    [result] = wait_until(lambda: workflow_app.results, timeout=60)
+    assert (result["a"], result["b"], result["c"]) == (2, 4, 104)
+    # each step ran once, except the failing one, retried by the server after a 500
+    assert workflow_app.calls == {"add_one": 1, "double": 1, "flaky": 2, "finish": 1}
+    run_id = result["run"]
+    assert run_id.startswith("wfr_")
+
+    def finished():
+        r = httpx.get(f"{qstash_server.url}/v2/workflows/runs/{run_id}",
+                      headers=qstash_server.headers)
+        return r.json() if r.json().get("workflowState") == "RUN_SUCCESS" else None
+
+    run = wait_until(finished)
+    assert run["workflowUrl"] == workflow_app.url
+    assert len(run["steps"]) >= 5  # initial payload + add_one, double, nap, flaky, finish
+    errors = httpx.get(f"{qstash_server.url}/v2/events", params={"state": "ERROR", "count": 1000},
+                       headers=qstash_server.headers).json()["events"]
+    assert any(e["url"] == workflow_app.url and e.get("responseStatus") == 500 for e in errors)
