@@ -292,3 +292,25 @@ def test_json_output_is_the_snapshot_plan_reads(
     assert data["schema_version"] == "1.0"
     assert {"cluster", "topics", "consumer_groups", "schema_registry", "connect",
             "findings"} <= set(data)
+
+
+def test_topic_configs_match_config_command(
+        payg: tuple[Inventory, int], estate: SeededEstate) -> None:
+    inv, _ = payg
+    sources = {"DYNAMIC_TOPIC_CONFIG": "topic", "STATIC_BROKER_CONFIG": "static-broker",
+               "DEFAULT_CONFIG": "default", "DYNAMIC_DEFAULT_BROKER_CONFIG": "cluster",
+               "DYNAMIC_BROKER_CONFIG": "broker"}
+    for short in ("big", "customers"):
+        out = _kafka_tool(estate, "kafka.admin.ConfigCommand", "--entity-type", "topics",
+                          "--entity-name", estate.t(short), "--describe", "--all")
+        tool: dict[str, tuple[str, str]] = {}
+        for line in out.splitlines():
+            m = re.match(r"\s+([\w.]+)=(\S*) sensitive=\w+ synonyms=\{(\w*)", line)
+            if m:
+                tool[m[1]] = (m[2], sources.get(m[3], "default"))
+        topic = inv.topic(estate.t(short))
+        assert topic is not None
+        for key, value in topic.configs.items():
+            assert (value.value, value.source) == tool[key], key
+    big = inv.topic(estate.t("big"))
+    assert big and big.configs["max.message.bytes"].value == str(3 * 1024 * 1024)
