@@ -80,8 +80,14 @@ def _python(app: _App, module: str) -> str:
             handlers.append(_fill(_template("workflow_handler.py.j2"), topic=route.topic,
                                   ident=ident, group=app.group, parse_payload=parse))
         else:
-            parse = (f"{schema.root}.model_validate_json(body)" if schema.root
-                     else "body  # raw bytes: the records are not typed by a registry schema")
+            parse = (
+                "    try:\n"
+                f"        record = {schema.root}.model_validate_json(body)\n"
+                "    except ValidationError as exc:  # will never succeed: straight to the DLQ\n"
+                "        raise not_retryable(str(exc)) from None"
+                if schema.root
+                else "    record = body  # raw bytes: the records are not typed by a registry schema"
+            )
             handlers.append(_fill(_template("fastapi_handler.py.j2"), topic=route.topic,
                                   ident=ident, group=app.group, parse=parse,
                                   pattern=route.pattern, reason=route.reason,
