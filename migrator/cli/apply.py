@@ -38,6 +38,12 @@ def command(plan_file: Path, dry_run: bool, prune: bool, allow_destructive: bool
     conn = QStashConnection.from_env(qstash_url, qstash_token)
     admin = QStashAdmin(conn)
     live = read_state(admin)
+    if plan.reviewed_state is None:
+        click.echo("Note: the plan was made offline; changes made in QStash since then cannot be "
+                   "detected (run `migrator plan` with QSTASH_TOKEN set to record them).", err=True)
+    elif plan.reviewed_state.url != conn.url:
+        click.echo(f"Note: the plan was reviewed against {plan.reviewed_state.url}, this is "
+                   f"{conn.url}.", err=True)
     check_conflicts(plan, live, prune=prune)
     result = diff(plan, live, prune=prune, allow_destructive=allow_destructive)
     for b in plan.blockers:

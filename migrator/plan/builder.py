@@ -194,6 +194,16 @@ class _Planner:
                 "or choose a plan with a larger message size",
             )
         else:
+            configured = _int(topic.config("max.message.bytes"))
+            if configured is not None and configured > self.limits.max_message_bytes:
+                self.blockers.append(Blocker(
+                    code="RECORD_TOO_LARGE", severity="warning", object=f"topic:{name}",
+                    message=f"max.message.bytes={configured:,} allows records above the "
+                    f"{self.limits.name} plan's {self.limits.max_message_bytes:,} bytes "
+                    f"(largest seen: {size_max:,})",
+                    remedy="make sure producers stay under the QStash limit; larger records "
+                    "will be dead-lettered by the bridge",
+                ))
             return None
         self.blockers.append(
             Blocker(code=code, object=f"topic:{name}", message=why, remedy=remedy)

@@ -36,6 +36,10 @@ class PlanOutput:
     left_out: list[str]
 
     def write(self, directory: Path) -> list[Path]:
+        """Write every file; a bridge.yaml left from an earlier plan is removed, never reused."""
+        stale = directory / "bridge.yaml"
+        if "bridge.yaml" not in self.files and stale.exists():
+            stale.unlink()
         written = []
         for rel, text in self.files.items():
             path = directory / rel

@@ -184,3 +184,26 @@ def test_endpoint_file_globs_and_unknown_groups(tmp_path: Path) -> None:
     eps = load_endpoints(f, groups=["billing"])
     assert eps.for_group("billing", "orders") == "https://b.example.com/billing"
     assert is_placeholder(eps.for_group("other", "orders"))
+
+
+def test_configured_max_message_bytes_above_the_limit_is_a_warning() -> None:
+    inv = inventory([topic("t", size_max=100, configs={"max.message.bytes": str(20 * 1024 * 1024)})],
+                    [group("g", "t")])
+    plan, routes = _routes(inv, qstash_plan="payg")
+    assert routes["t"].pattern == "publish"
+    (warning,) = plan.blockers
+    assert (warning.code, warning.severity) == ("RECORD_TOO_LARGE", "warning")
+
+
+def test_connector_secrets_never_reach_the_plan_outputs(tmp_path: Path) -> None:
+    from migrator.plan.output import build_output
+
+    secret = "hunter2-s3cr3t"
+    conn = connector("sink", "sink", ["orders"], **{"connection.password": secret,
+                                                    "errors.retry.timeout": "1000"})
+    src = connector("src", "source", ["orders"], **{"connection.password": secret})
+    inv = inventory([topic("orders")], [group("connect-sink", "orders")], connectors=[conn, src])
+    out = build_output(build_plan(inv, EndpointMap.empty()), inv)
+    out.write(tmp_path)
+    assert all(secret not in text for text in out.files.values())
+    assert all(secret not in p.read_text() for p in tmp_path.rglob("*") if p.is_file())
