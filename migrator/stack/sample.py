@@ -4,6 +4,7 @@
     <p>.payments         2 partitions, Schema-Registry framed Avro with a decimal and a timestamp,
                          read by `billing` and `ledger` (fan-out)
     <p>.customers        compacted, keyed, with tombstones (cannot move as is)
+    <p>.clicks           unkeyed JSON, read by `analytics` and `marketing` (fan-out, no order)
     <p>.orders.DLQ       the dead-letter topic of the old consumer
     a FileStream sink connector reading <p>.orders
 
@@ -21,8 +22,8 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from migrator.errors import StackError
 from migrator.stack.state import StackInfo
@@ -50,13 +51,13 @@ class SampleEstate:
 
 
 def seed_sample_estate(info: StackInfo, prefix: str = "shop", *, orders: int = 300,
-                       payments: int = 120, seed: int = 7) -> SampleEstate:
+                       payments: int = 120, clicks: int = 200, seed: int = 7) -> SampleEstate:
     """Create the sample topics, records, groups, schema and connector on the stack."""
     rng = random.Random(seed)
     conf: dict[str, str | int | float | bool] = {"bootstrap.servers": info.bootstrap_servers}
     admin = AdminClient(conf)
     topics = {f"{prefix}.orders": 3, f"{prefix}.payments": 2, f"{prefix}.customers": 1,
-              f"{prefix}.orders.DLQ": 1}
+              f"{prefix}.clicks": 2, f"{prefix}.orders.DLQ": 1}
     configs = {f"{prefix}.customers": {"cleanup.policy": "compact"}}
     existing = set(admin.list_topics(timeout=30).topics)
     new = [NewTopic(t, num_partitions=n, replication_factor=1, config=configs.get(t, {}))
@@ -74,6 +75,9 @@ def seed_sample_estate(info: StackInfo, prefix: str = "shop", *, orders: int = 3
                  "total": round(rng.uniform(5, 500), 2), "status": "created"}
         producer.produce(f"{prefix}.orders", json.dumps(order).encode(), key=customer,
                          headers=[("source", b"web"), ("trace-id", f"{rng.getrandbits(64):016x}".encode())])
+    for i in range(clicks):
+        click = {"page": f"/p/{rng.randrange(20)}", "at": i}
+        producer.produce(f"{prefix}.clicks", json.dumps(click).encode())
     for i in range(40):
         key = f"c-{i:03d}"
         producer.produce(f"{prefix}.customers", json.dumps({"id": key, "tier": "gold"}).encode(), key=key)
@@ -85,13 +89,18 @@ def seed_sample_estate(info: StackInfo, prefix: str = "shop", *, orders: int = 3
     producer.flush(60)
     groups = {f"{prefix}-fulfilment": [f"{prefix}.orders"],
               f"{prefix}-billing": [f"{prefix}.payments"],
-              f"{prefix}-ledger": [f"{prefix}.payments"]}
+              f"{prefix}-ledger": [f"{prefix}.payments"],
+              f"{prefix}-analytics": [f"{prefix}.clicks"],
+              f"{prefix}-marketing": [f"{prefix}.clicks"]}
     _commit(conf, f"{prefix}-fulfilment", f"{prefix}.orders", 3, behind=10)
     _commit(conf, f"{prefix}-billing", f"{prefix}.payments", 2, behind=0)
     _commit(conf, f"{prefix}-ledger", f"{prefix}.payments", 2, behind=25)
+    _commit(conf, f"{prefix}-analytics", f"{prefix}.clicks", 2, behind=0)
+    _commit(conf, f"{prefix}-marketing", f"{prefix}.clicks", 2, behind=50)
     connector = _connector(info, prefix)
     return SampleEstate(prefix, topics, groups,
-                        {f"{prefix}.orders": orders, f"{prefix}.payments": payments}, connector)
+                        {f"{prefix}.orders": orders, f"{prefix}.payments": payments, f"{prefix}.clicks": clicks},
+                        connector)
 
 
 def _produce_payments(info: StackInfo, producer: Producer, topic: str, count: int,
