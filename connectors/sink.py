@@ -56,10 +56,10 @@ class Message:
     first_sent: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
     ticket: object = None  # the bridge's checkpoint handle for the record's partition
+    size: int = field(init=False)  # bytes held while in flight (body + header overhead)
 
-    @property
-    def size(self) -> int:
-        return len(self.body) + 200
+    def __post_init__(self) -> None:
+        self.size = len(self.body) + 200
 
 
 DeliveryResult = DeliveryError | None

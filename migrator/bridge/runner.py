@@ -171,6 +171,9 @@ class Bridge:
         )
         self._sample_every = 1
         self._sample_tick = 0
+        self._m_received: dict[str, Any] = {}
+        self._m_ok = [self.metrics.delivered.labels(s.name, "ok") for s in self._sinks]
+        self._m_latency = [self.metrics.latency.labels(s.name) for s in self._sinks]
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -293,7 +296,10 @@ class Bridge:
             ts if ts_type else None,
         )
         self.stats.received += 1
-        self.metrics.received.labels(topic).inc()
+        counter = self._m_received.get(topic)
+        if counter is None:
+            counter = self._m_received[topic] = self.metrics.received.labels(topic)
+        counter.inc()
         rt = self._routes[topic]
         route = rt.route
         if record.value is None and route.tombstone != "forward_empty":
@@ -365,20 +371,24 @@ class Bridge:
     def _settle(self, batch: Batch, results: Sequence[DeliveryError | None]) -> None:
         self._outstanding -= 1
         sink_name = self._sinks[batch.destination].name
+        observe = self._m_latency[batch.destination].observe
+        ack = self._checkpoint.ack
         now = time.monotonic()
         retry: list[Message] = []
         wait = 0.0
         failed = False
+        delivered = 0
         for m, result in zip(batch.messages, results, strict=True):
-            tp = (m.record.topic, m.record.partition)
+            record = m.record
+            tp = (record.topic, record.partition)
             if result is None:
-                self._message_done(m)
-                self.stats.delivered += 1
-                self.metrics.delivered.labels(sink_name, "ok").inc()
+                self._in_flight -= 1
+                self._in_flight_bytes -= m.size
+                delivered += 1
                 latency = now - m.first_sent
-                self.metrics.latency.labels(sink_name).observe(latency)
+                observe(latency)
                 self._sample(latency)
-                self._checkpoint.ack(tp, m.record.offset, m.ticket)
+                ack(tp, record.offset, m.ticket)
                 continue
             failed = True
             if not self._checkpoint.owns(tp, m.ticket):
@@ -399,6 +409,8 @@ class Bridge:
                 reason, str(result), route=sink_name, status=result.status, attempts=m.attempts
             )
             self._dead_letter_record(m.record, why, m.ticket, size=m.size, counted=True)
+        self.stats.delivered += delivered
+        self._m_ok[batch.destination].inc(delivered)
         self.metrics.batches.labels(sink_name, "partial" if failed else "ok").inc()
         if retry:
             self.stats.retries += len(retry)

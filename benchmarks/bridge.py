@@ -1,0 +1,398 @@
+"""Benchmark: `migrator bridge` throughput and latency against ceilings measured in the same run.
+
+Produces RECORDS small records (~100 B) and BIG records of BIG_SIZE bytes to fresh topics, then
+runs each measurement in its own child process (so peak RSS is the measured thing's own):
+
+    consume   a confluent-kafka consumer doing nothing with the records   (Kafka ceiling)
+    qstash    the bridge -> local QStash server (accept-only) via /v2/batch
+    http      the bridge's HTTP client (shared httpx.Client, same pool size) posting without
+              Kafka to a trivial endpoint                                    (HTTP ceiling)
+    direct    the bridge -> the same trivial endpoint, one POST per record
+
+and prints records/s, p50/p99 latency (poll -> accepted, from the bridge's samples), peak RSS,
+and the ratios: qstash / consume (target >= 0.5, and >= 50,000 records/s), direct / http
+(target >= 0.7), peak RSS with the whole backlog (target < 300 MB).
+
+    python benchmarks/bridge.py                                  # 1M small + 100k x 10 KB
+    python benchmarks/bridge.py --records 200000 --big 20000 --direct-records 20000
+
+Connection details come from /tmp/devstack.json (or KAFKA_BOOTSTRAP_SERVERS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _bootstrap() -> str:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    return str(json.loads(Path("/tmp/devstack.json").read_text())["bootstrap_servers"])
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+def produce(bootstrap: str, topic: str, n: int, size: int, partitions: int) -> float:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
+        topic
+    ].result(60)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+                  "compression.type": "lz4", "queue.buffering.max.kbytes": 1_048_576,
+                  "message.max.bytes": 20_000_000})
+    pad = "x" * max(0, size - 60)
+    t0 = time.monotonic()
+    for i in range(n):
+        value = f'{{"id":{i},"amount":"{i % 1000}.25","pad":"{pad}"}}'.encode()
+        while True:
+            try:
+                p.produce(topic, value=value, key=str(i % 1024).encode())
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 10_000 == 0:
+            p.poll(0)
+    p.flush(300)
+    return time.monotonic() - t0
+
+
+def start_qstash_server() -> tuple[subprocess.Popen[str], str, str]:
+    token = "bench_" + uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migrator.qstash_server", "--port", "0", "--token", token,
+         "--accept-only"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("READY "):
+        raise SystemExit(f"the local QStash server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1].strip(), token
+
+
+ENDPOINT_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        event = await receive()
+        more = event.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+
+
+def start_endpoint(port: int) -> subprocess.Popen[bytes]:
+    """A trivial endpoint: uvicorn (uvloop + httptools) answering 200 ok, in its own process."""
+    code = ENDPOINT_APP + (
+        f"\nimport uvicorn\nuvicorn.run(app, host='127.0.0.1', port={port}, log_level='error', "
+        "access_log=False, loop='uvloop', http='httptools')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    import httpx
+
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/")
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("the trivial endpoint did not start")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- children ------------------------------------------------------------------------------
+
+
+def child_consume(args: argparse.Namespace) -> dict[str, Any]:
+    from confluent_kafka import Consumer
+
+    from migrator.bridge.runner import CONSUMER_DEFAULTS
+
+    c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  **CONSUMER_DEFAULTS})
+    c.subscribe([args.topic])
+    got = 0
+    t0 = None
+    cpu0 = _cpu_seconds()
+    while got < args.n:
+        msgs = c.consume(num_messages=5000, timeout=1.0)
+        if msgs and t0 is None:
+            t0 = time.monotonic()
+            cpu0 = _cpu_seconds()
+        got += sum(1 for m in msgs if m.error() is None)
+    elapsed = time.monotonic() - (t0 or time.monotonic())
+    cpu = _cpu_seconds() - cpu0
+    c.close()
+    return {"records": got, "seconds": elapsed, "rate": got / elapsed, "cpu": cpu,
+            "rss_mb": _peak_rss_mb()}
+
+
+def child_http(args: argparse.Namespace) -> dict[str, Any]:
+    """The bridge's HTTP client without Kafka: `threads` workers share one httpx.Client."""
+    import httpx
+
+    body = b'{"id":1,"amount":"1.25","pad":"' + b"x" * 40 + b'"}'
+    client = httpx.Client(limits=httpx.Limits(max_connections=args.threads + 2,
+                                              max_keepalive_connections=args.threads + 2))
+    per = args.n // args.threads
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = []
+        for _ in range(per):
+            t = time.monotonic()
+            client.post(args.url, content=body, headers={"Content-Type": "application/json"})
+            mine.append(time.monotonic() - t)
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(args.threads)]
+    cpu0 = _cpu_seconds()
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    lat.sort()
+    return {"records": per * args.threads, "seconds": elapsed, "rate": per * args.threads / elapsed,
+            "cpu": _cpu_seconds() - cpu0, "p50_ms": lat[len(lat) // 2] * 1000,
+            "p99_ms": lat[int(len(lat) * 0.99)] * 1000, "rss_mb": _peak_rss_mb()}
+
+
+def child_qstash_raw(args: argparse.Namespace) -> dict[str, Any]:
+    """The QStash sink (same client, pool and batch size) posting without Kafka."""
+    import httpx
+
+    from connectors.qstash_sink import QStashSink
+    from connectors.sink import Message, Record
+    from migrator.bridge.config import PublishUrlDestination
+
+    client = httpx.Client(limits=httpx.Limits(max_connections=args.threads + 2,
+                                              max_keepalive_connections=args.threads + 2))
+    dest = PublishUrlDestination(kind="publish-url", url="http://127.0.0.1:9/sink")
+    sink = QStashSink(dest, base_url=args.url, token=args.token, client=client, name="raw")
+    body = b'{"id":1,"amount":"1.25","pad":"' + b"x" * 40 + b'"}'
+    batches = args.n // args.batch // args.threads
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def work(w: int) -> None:
+        mine = []
+        for b in range(batches):
+            msgs = [Message(Record("raw", w, b * args.batch + i, b"k", body, [], 1), body,
+                            "application/json", f"raw-{args.group}-{w}-{b}-{i}")
+                    for i in range(args.batch)]
+            t = time.monotonic()
+            results = sink.write_batch(msgs)
+            assert all(r is None for r in results), results[:1]
+            mine.append(time.monotonic() - t)
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(args.threads)]
+    cpu0 = _cpu_seconds()
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    n = batches * args.batch * args.threads
+    lat.sort()
+    return {"records": n, "seconds": elapsed, "rate": n / elapsed, "cpu": _cpu_seconds() - cpu0,
+            "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
+            "rss_mb": _peak_rss_mb()}
+
+
+def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
+    from migrator.bridge.config import BridgeConfig
+    from migrator.bridge.runner import Bridge
+    from migrator.config import KafkaConnection
+
+    if args.mode == "qstash":
+        dest = {"kind": "publish-url", "url": "http://127.0.0.1:9/sink"}
+        batch = {"count": args.batch, "bytes": 4_000_000, "linger_ms": 5}
+    else:
+        dest = {"kind": "direct-http", "url": args.url}
+        batch = {"count": 50, "linger_ms": 2}
+    cfg = BridgeConfig.model_validate({
+        "group": args.group, "routes": [{"topic": args.topic, "destinations": [dest]}],
+        "batch": batch, "in_flight": {"batches": args.threads, "records": args.in_flight},
+    })
+    bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=args.bootstrap),
+                    qstash=(args.url, args.token) if args.mode == "qstash" else None)
+    marks: dict[str, float] = {}
+
+    def tick(b: Bridge) -> None:
+        if "t0" not in marks and b.stats.received:
+            marks["t0"] = time.monotonic()
+            marks["cpu0"] = _cpu_seconds()
+        if b.stats.delivered + b.stats.dead_lettered >= args.n and "t1" not in marks:
+            marks["t1"] = time.monotonic()
+            marks["cpu1"] = _cpu_seconds()
+            b.stop()
+
+    stats = bridge.run(on_tick=tick)
+    lat = sorted(stats.latencies)
+    elapsed = marks["t1"] - marks["t0"]
+    return {"records": args.n, "seconds": elapsed, "rate": args.n / elapsed,
+            "cpu": marks["cpu1"] - marks["cpu0"], "dead_lettered": stats.dead_lettered,
+            "retries": stats.retries, "batches": stats.batches,
+            "p50_ms": lat[len(lat) // 2] * 1000 if lat else None,
+            "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None,
+            "rss_mb": _peak_rss_mb()}
+
+
+def run_child(mode: str, **kw: Any) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "--child", mode]
+    for k, v in kw.items():
+        argv += [f"--{k.replace('_', '-')}", str(v)]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"child {mode} failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def fmt(name: str, r: dict[str, Any]) -> str:
+    lat = ""
+    if r.get("p50_ms") is not None:
+        lat = f"  p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms"
+    return (f"{name:<34} {r['records']:>9,} rec {r['seconds']:7.2f} s {r['rate']:>10,.0f} rec/s"
+            f"  cpu {r['cpu']:6.1f} s{lat}  peak RSS {r['rss_mb']:6.1f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000, help="small records (~100 B)")
+    ap.add_argument("--big", type=int, default=100_000, help="big records (0 to skip)")
+    ap.add_argument("--big-size", type=int, default=10_240)
+    ap.add_argument("--direct-records", type=int, default=30_000,
+                    help="records for the direct/HTTP pair (HTTP is ~1000x slower per record)")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--only-small", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=8, help="delivery pool size")
+    ap.add_argument("--batch", type=int, default=500, help="QStash batch count")
+    ap.add_argument("--in-flight", type=int, default=20_000)
+    ap.add_argument("--raw-qstash-records", type=int, default=100_000,
+                    help="records for the raw /v2/batch ceiling")
+    # child-only
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    for name in ("bootstrap", "topic", "group", "url", "token", "mode"):
+        ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.child:
+        fn = {"consume": child_consume, "http": child_http,
+              "qstash-raw": child_qstash_raw}.get(args.child, child_bridge)
+        args.mode = args.child
+        print(json.dumps(fn(args)))
+        return
+
+    bootstrap = _bootstrap()
+    run = uuid.uuid4().hex[:8]
+    common = {"bootstrap": bootstrap, "threads": args.threads, "batch": args.batch,
+              "in_flight": args.in_flight}
+    qproc, qurl, qtoken = start_qstash_server()
+    port = free_port()
+    eproc = start_endpoint(port)
+    ep_url = f"http://127.0.0.1:{port}/hook"
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        sets = [("small", args.records, 100)]
+        if args.big:
+            sets.append(("big", args.big, args.big_size))
+        for label, n, size in sets:
+            topic = f"bench-bridge-{label}-{run}"
+            secs = produce(bootstrap, topic, n, size, args.partitions)
+            print(f"produced {n:,} x {size} B to {topic} in {secs:.1f} s", flush=True)
+            results[f"consume-{label}"] = run_child(
+                "consume", topic=topic, group=f"bc-{label}-{run}", n=n, **common)
+            print(fmt(f"ceiling: raw consume ({label})", results[f"consume-{label}"]), flush=True)
+            results[f"qstash-raw-{label}"] = run_child(
+                "qstash-raw", group=f"raw-{label}-{run}", n=min(n, args.raw_qstash_records),
+                url=qurl, token=qtoken, **common)
+            print(fmt(f"ceiling: raw QStash /v2/batch ({label})", results[f"qstash-raw-{label}"]),
+                  flush=True)
+            results[f"qstash-{label}"] = run_child(
+                "qstash", topic=topic, group=f"bq-{label}-{run}", n=n, url=qurl, token=qtoken,
+                **common)
+            print(fmt(f"bridge -> QStash batch ({label})", results[f"qstash-{label}"]), flush=True)
+        topic = f"bench-bridge-small-{run}"
+        nd = min(args.direct_records, args.records)
+        results["http"] = run_child("http", n=nd, url=ep_url, **common)
+        print(fmt("ceiling: raw HTTP POST", results["http"]), flush=True)
+        results["direct"] = run_child("direct", topic=topic, group=f"bd-{run}", n=nd, url=ep_url,
+                                      **{**common, "in_flight": 1000})
+        print(fmt("bridge -> direct HTTP", results["direct"]), flush=True)
+    finally:
+        qproc.terminate()
+        eproc.terminate()
+        qproc.wait(30)
+        eproc.wait(30)
+
+    q, c = results["qstash-small"], results["consume-small"]
+    print()
+    print(f"QStash batched / raw consume (small): {q['rate'] / c['rate']:.2f}  "
+          f"(target >= 0.50; absolute {q['rate']:,.0f} rec/s, target >= 50,000)")
+    qr = results["qstash-raw-small"]
+    print(f"QStash batched / raw /v2/batch (small): {q['rate'] / qr['rate']:.2f}  "
+          f"(how much of the local server's capacity the bridge uses)")
+    print(f"bridge CPU per record, QStash mode (small): {q['cpu'] / q['records'] * 1e6:.1f} us "
+          f"(one core's worth: {q['records'] / max(q['cpu'], 1e-9):,.0f} rec/s)")
+    if "qstash-big" in results:
+        qb, cb = results["qstash-big"], results["consume-big"]
+        print(f"QStash batched / raw consume (big):   {qb['rate'] / cb['rate']:.2f}")
+    d, h = results["direct"], results["http"]
+    print(f"direct / raw HTTP:                    {d['rate'] / h['rate']:.2f}  (target >= 0.70)")
+    print(f"bridge peak RSS with {args.records:,}-record backlog: {q['rss_mb']:.0f} MB "
+          f"(target < 300 MB)")
+    print(json.dumps({"scale": {"records": args.records, "big": args.big,
+                                "big_size": args.big_size, "direct_records": nd},
+                      "results": results}))
+
+
+if __name__ == "__main__":
+    main()
