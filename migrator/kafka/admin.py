@@ -90,6 +90,14 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
+# librdkafka's own wording for these is confusing ("0/2 brokers are down"): say what happened.
+_REASONS = {
+    KafkaError._ALL_BROKERS_DOWN: "no broker could be reached (refused, unresolvable or no route)",
+    KafkaError._RESOLVE: "the broker host name does not resolve",
+    KafkaError._TIMED_OUT: "no answer in time",
+}
+
+
 @dataclass(frozen=True)
 class BrokerNode:
     id: int
@@ -159,7 +167,7 @@ def map_kafka_error(error: BaseException, what: str, servers: str) -> Exception:
     kerr = error.args[0] if isinstance(error, KafkaException) and error.args else None
     if isinstance(kerr, KafkaError):
         code = kerr.code()
-        reason = kerr.str()
+        reason = _REASONS.get(code, kerr.str())
         if code in _AUTH_CODES:
             return KafkaAuthError(
                 f"Kafka at {servers} refused {what}: {reason}. Check the SASL/SSL settings "
@@ -243,7 +251,7 @@ class KafkaAdmin:
               fail_fast: bool) -> None:
         """Wait for futures until done or the deadline; with fail_fast, stop on a fatal error_cb."""
         pending = set(futures)
-        deadline = time.monotonic() + self._timeout + 1.0
+        deadline = time.monotonic() + self._timeout
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
