@@ -193,9 +193,10 @@ def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dic
 
 
 def summary(result: DemoResult) -> str:
-    lines = [f"{'endpoint':<16} {'expected':>8} {'received':>8}"]
+    width = max([len("endpoint"), *map(len, result.expected)])
+    lines = [f"{'endpoint':<{width}} {'expected':>8} {'received':>8}"]
     for path, n in sorted(result.expected.items()):
-        lines.append(f"{path:<16} {n:>8} {result.received.get(path, 0):>8}")
+        lines.append(f"{path:<{width}} {n:>8} {result.received.get(path, 0):>8}")
     lines.append(f"deliveries {result.deliveries}, bad signatures {result.bad_signatures}")
     lines.append(json.dumps({"ok": result.ok}))
     return "\n".join(lines)
