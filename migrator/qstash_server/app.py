@@ -177,7 +177,10 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         body = await _json_body(request, default={})
         predicate = None
         if isinstance(body, dict):
-            ids = ids or [str(i) for i in body.get("messageIds") or []]
+            if "messageIds" in body and not ids:
+                # an explicit list, even an empty one, never means "everything"
+                listed = [str(i) for i in body.get("messageIds") or []]
+                return _json({"cancelled": b.cancel_many(listed, None, None) if listed else 0})
             body_filters = {k: v for k, v in body.items() if k != "messageIds" and v is not None}
             if body_filters:
                 merged = QueryParams(
