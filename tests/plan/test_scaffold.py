@@ -6,6 +6,8 @@ import base64
 import hashlib
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -133,3 +135,26 @@ def test_json_schema_and_untypable_schemas() -> None:
     assert '"tags"?: Array<string>;' in typed.typescript[0]
     assert typed_schema("PROTOBUF", "syntax = 'proto3';", "x").root is None
     assert typed_schema("AVRO", "not json", "x").root is None
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCAFFOLD_TS_CHECK_DIR"),
+    reason="set SCAFFOLD_TS_CHECK_DIR to a directory with node_modules holding typescript, "
+    "@upstash/qstash, @upstash/workflow and @types/node to type-check the TypeScript scaffolds",
+)
+def test_typescript_scaffolds_type_check(tmp_path: Path) -> None:
+    tools = Path(os.environ["SCAFFOLD_TS_CHECK_DIR"])
+    for rel, text in _files().items():
+        if rel.startswith("typescript/"):
+            path = tmp_path / "src" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    (tmp_path / "node_modules").symlink_to(tools / "node_modules")
+    (tmp_path / "stubs.d.ts").write_text('declare module "next/server";\n')  # next is not needed
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": {
+        "target": "ES2022", "module": "ESNext", "moduleResolution": "Bundler", "strict": True,
+        "noEmit": True, "skipLibCheck": True, "lib": ["ES2022", "DOM"], "types": ["node"]},
+        "include": ["src/**/*.ts", "stubs.d.ts"]}))
+    result = subprocess.run([str(tools / "node_modules/.bin/tsc"), "-p", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -106,8 +106,21 @@ def _typescript(app: _App, route: RouteSpec, schema: TypedSchema) -> str:
     if app.workflow:
         return _fill(_template("next_workflow.ts.j2"), group=app.group, topic=route.topic,
                      types=types, payload_type=schema.root or "unknown")
-    parse = (f"JSON.parse(body) as {schema.root}" if schema.root
-             else "body; // raw text: not typed by a registry schema")
+    if schema.root:
+        parse = (
+            f"  let record: {schema.root};\n"
+            "  try {\n"
+            f"    record = JSON.parse(body) as {schema.root};\n"
+            "  } catch {\n"
+            "    // Will never succeed: 489 + Upstash-NonRetryable-Error sends it straight to the DLQ.\n"
+            '    return new Response("not JSON", {\n'
+            '      status: 489,\n'
+            '      headers: { "Upstash-NonRetryable-Error": "true" },\n'
+            "    });\n"
+            "  }"
+        )
+    else:
+        parse = "  const record = body; // raw text: not typed by a registry schema"
     return _fill(_template("next_route.ts.j2"), group=app.group, topic=route.topic, types=types,
                  parse=parse, pattern=route.pattern, reason=route.reason,
                  retries=str(route.retries))
