@@ -101,8 +101,14 @@ class RecordStats:
             self.schema_ids[schema_id] += 1
         self.formats[fmt] += 1
 
-    def result(self, schemas: Mapping[int, SchemaRef] | None = None) -> RecordSample:
-        """The sample; framed values are typed by their schema id when ``schemas`` knows it."""
+    def result(
+        self, schemas: Mapping[int, SchemaRef] | None = None, *, topic: str | None = None
+    ) -> RecordSample:
+        """The sample; framed values are typed by their schema id when ``schemas`` knows it.
+
+        A registry may share one id between subjects (same content); when some of them are the
+        topic's own (``<topic>-value`` / ``<topic>-key``), only those are reported.
+        """
         schemas = schemas or {}
         formats: Counter[str] = Counter(
             {k: v for k, v in self.formats.items() if k != FRAMED}
@@ -115,6 +121,9 @@ class RecordStats:
                 continue
             formats[_SCHEMA_FORMATS.get(ref.schema_type.upper(), "unknown")] += count
             subjects.update(ref.subjects)
+        if topic is not None:
+            own = {s for s in subjects if s in (f"{topic}-value", f"{topic}-key")}
+            subjects = own or subjects
         sizes = sorted(self.sizes)
         sampled = len(sizes)
         value_format = "unknown"

@@ -196,7 +196,7 @@ def _sample_records(
     refs: dict[int, SchemaRef] = {}
     if schema_ids and reader is not None and (registry.status.available or registry.subjects):
         refs = reader.schema_refs(schema_ids)
-    return {topic: s.result(refs) for topic, s in stats.items()}
+    return {topic: s.result(refs, topic=topic) for topic, s in stats.items()}
 
 
 def _with_sample(topic: TopicInfo, sample: RecordSample | None) -> TopicInfo:

@@ -139,8 +139,9 @@ def test_record_samples(payg: tuple[Inventory, int], estate: SeededEstate) -> No
     assert single.sample.value_format == "text"
     fmt = {s: inv.topic(estate.t(s)).sample.value_format for s in ("avro", "jsonschema", "proto")}  # type: ignore[union-attr]
     assert fmt == {"avro": "avro", "jsonschema": "json_schema", "proto": "protobuf"}
-    avro = inv.topic(estate.t("avro"))
-    assert avro and avro.sample and avro.sample.subjects == [estate.subjects["avro"]]
+    for short in ("avro", "jsonschema", "proto"):
+        sampled = inv.topic(estate.t(short))
+        assert sampled and sampled.sample and sampled.sample.subjects == [estate.subjects[short]]
 
 
 def test_throughput_from_watermark_deltas(payg: tuple[Inventory, int], estate: SeededEstate) -> None:

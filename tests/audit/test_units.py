@@ -87,6 +87,11 @@ def test_record_stats_types_framed_values_by_registry() -> None:
     assert sample.formats == {"avro": 2, "protobuf": 1, "unknown": 1}
     assert sample.value_format == "avro"
     assert sample.schema_ids == [5, 6, 9] and sample.subjects == ["p", "t-value"]
+    shared = RecordStats()
+    shared.add(size=10, key=None, value=b"\x00\x00\x00\x00\x05\x02")
+    refs = {5: SchemaRef("JSON", ("other-value", "t-value"))}
+    assert shared.result(refs, topic="t").subjects == ["t-value"]
+    assert shared.result(refs, topic="u").subjects == ["other-value", "t-value"]
 
 
 def test_all_tombstones_is_empty_format() -> None:
