@@ -114,6 +114,10 @@ def read_records(
             "error_cb": lambda err: log.debug("sampler: %s", err),
         }
     )
+    # Bound the prefetch so sampling big records on many partitions stays within a small RSS
+    # (a record larger than fetch.max.bytes is still returned whole); -X settings win.
+    conf.setdefault("queued.max.messages.kbytes", 16384)
+    conf.setdefault("fetch.max.bytes", 16 * 1024 * 1024)
     consumer = Consumer(conf)
     end = {(r.topic, r.partition): r.end for r in ranges}
     try:
