@@ -193,7 +193,10 @@ def render_html(inv: Inventory) -> str:
         tp_title, tp_unit = "Throughput per topic", "/s"
     else:
         tp_rows = [(t.name, float(t.records_last_24h or 0)) for t in user_topics]
-        tp_title, tp_unit = "Records in the last 24 h per topic (no writes while sampling)", ""
+        why = ("no writes while sampling"
+               if any(t.records_per_second is not None for t in user_topics)
+               else "throughput not sampled")
+        tp_title, tp_unit = f"Records in the last 24 h per topic ({why})", ""
     lag_rows = [(g.group_id, float(g.total_lag)) for g in inv.consumer_groups]
 
     if inv.findings:
