@@ -78,6 +78,10 @@ def _state_name(state: str) -> str:
     return "".join(part.capitalize() for part in state.split("_"))
 
 
+def _offset(committed: int | None) -> int:
+    return -1 if committed is None else committed
+
+
 def _lag(committed: int | None, high: int | None) -> int | None:
     if committed is None or high is None:
         return None
@@ -114,7 +118,7 @@ def build_groups(
             lag_before = sum(_lag(c, earlier_high.get(tp)) or 0 for tp, c in before.items())
             lag_moving = lag_before != total
             committed_moving = any(
-                (now.get(tp) or -1) > (c if c is not None else -1) for tp, c in before.items()
+                _offset(now.get(tp)) > _offset(c) for tp, c in before.items()
             ) or any(tp not in before for tp in now)
         members = [
             GroupMember(

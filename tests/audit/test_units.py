@@ -339,3 +339,20 @@ def test_terminal_progress_draws_and_clears() -> None:
     text = stream.getvalue()
     assert "describing topics" in text and "2/4" in text and "listing groups" in text
     assert text.endswith("\r")
+
+
+def test_group_progress_between_two_offset_snapshots() -> None:
+    from migrator.audit.groups import GroupSnapshot, build_groups
+    from migrator.kafka.admin import GroupListing
+
+    listing = {g: GroupListing(g, "EMPTY", "CLASSIC", False) for g in ("a", "b", "c", "d")}
+    snap = GroupSnapshot(listings=listing, descriptions={}, offsets={
+        "a": {("t", 0): 0}, "b": {("t", 0): 5}, "c": {("t", 0): None}, "d": {("t", 0): None}})
+    later = {"a": {("t", 0): 3}, "b": {("t", 0): 5}, "c": {("t", 0): None}, "d": {("t", 0): 0}}
+    groups = {g.group_id: g for g in build_groups(
+        snap, {("t", 0): 10}, later_offsets=later, earlier_high={("t", 0): 8})}
+    assert groups["a"].committed_moving is True and groups["a"].total_lag == 7
+    assert groups["b"].committed_moving is False and groups["b"].lag_moving is True
+    assert groups["c"].committed_moving is False and groups["c"].offsets[0].lag is None
+    assert groups["d"].committed_moving is True  # first commit at offset 0 is progress
+    assert groups["a"].state == "Empty" and groups["a"].type == "classic"
