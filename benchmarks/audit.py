@@ -106,6 +106,20 @@ def _tools(lib_dir: str, bootstrap: str, prefix: str) -> float:
     return t_topics + t_groups
 
 
+def _in_process(bootstrap: str, prefix: str) -> float:
+    """run_audit in this process: the audit's own work without Python start-up and imports."""
+    from migrator.audit import AuditOptions, run_audit
+    from migrator.config import KafkaConnection
+
+    options = AuditOptions(kafka=KafkaConnection.build(bootstrap_servers=bootstrap),
+                           include=(f"{prefix}*",), timeout=120, sample_seconds=0,
+                           sample_records=0)
+    run_audit(options)  # warm: connections, imports
+    start = time.perf_counter()
+    run_audit(options)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     stack: dict[str, str] = {}
     if Path("/tmp/devstack.json").exists():
@@ -136,6 +150,7 @@ def main() -> None:
     print(f"estate: {args.topics} topics x {args.partitions} partitions, {args.groups} groups "
           f"({args.group_topics} topics each), prefix {prefix}")
     rows = []
+    inproc: list[float] = []
     seeded: list[str] = []
     try:
         for half_topics, half_groups in halves:
@@ -149,6 +164,7 @@ def main() -> None:
             parts = sum(len(t["partitions"]) for t in inv["topics"])
             t_tools = _tools(args.lib_dir, args.bootstrap_servers, prefix)
             rows.append((len(seeded), parts, len(inv["consumer_groups"]), t_audit, t_tools, rss))
+            inproc.append(_in_process(args.bootstrap_servers, prefix))
         t_sampled, _, rss_sampled = _timed(
             _audit_cmd(args.bootstrap_servers, prefix, args.sample_records))
     finally:
@@ -178,6 +194,8 @@ def main() -> None:
     print(f"peak audit RSS: {rss2:.1f} MB (ceiling {MEMORY_CEILING_MB:.0f} MB)")
     print(f"growth: x{p2 / p1:.1f} partitions -> x{a2 / a1:.2f} audit time "
           f"(normalised {growth:.2f}; 1.0 = linear, below = sub-linear)")
+    print(f"in-process run_audit (no interpreter start-up): {inproc[0]:.2f} s -> {inproc[1]:.2f} s "
+          f"for x{p2 / p1:.1f} partitions (normalised {(inproc[1] / inproc[0]) / (p2 / p1):.2f})")
     print(f"with --sample-records {args.sample_records}: {t_sampled:.2f} s "
           f"({t_sampled / tools2:.2f} x tools), peak RSS {rss_sampled:.1f} MB")
 
