@@ -545,6 +545,8 @@ class Bridge:
             if start is not None:
                 tp.offset = start
         self.consumer.assign(partitions)
+        # librdkafka keeps a partition's pause flag across revoke/assign: start unpaused.
+        self.consumer.resume(tps)
         for tp_key in tps:
             self._checkpoint.assign(tp_key)
             self._assigned.add(tp_key)
