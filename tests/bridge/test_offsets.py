@@ -154,3 +154,36 @@ def test_avro_decimal_and_timestamp_arrive_as_json(
     assert json.loads(bodies[1])["amount"] == (-0.05 if decimal == "number" else "-0.05")
     dead = kafka.consume_all(dlq, 1)
     assert dict(dead[0].headers())["dead-letter-reason"] == b"undecodable"
+
+
+def test_second_sigint_exits_at_once_without_committing_undelivered(
+    kafka: KafkaKit, endpoint_factory: Any, tmp_path: Path
+) -> None:
+    import signal
+
+    topic = kafka.create_topic(unique("off-int"), partitions=1)
+    kafka.produce(topic, (Rec(f"v{i}") for i in range(500)))
+
+    def very_slow(_req: Any) -> Reply:
+        time.sleep(0.3)
+        return Reply()
+
+    ep = endpoint_factory(very_slow)
+    group = unique("off-g")
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump({
+        "kafka": {"bootstrap_servers": kafka.bootstrap}, "group": group, "shutdown_deadline": 120,
+        "routes": [{"topic": topic, "destinations": [{"kind": "direct-http", "url": ep.url}]}],
+    }))
+    proc = BridgeProcess(str(path), {}, "--json-logs")
+    assert wait_until(lambda: len(ep.requests) >= 3, 60), proc.output()
+    proc.process.send_signal(signal.SIGINT)
+    assert wait_until(lambda: "stopping: draining" in proc.output(), 30), proc.output()
+    proc.process.send_signal(signal.SIGINT)
+    assert proc.process.wait(30) == 130
+    log_lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+    assert any("stopping" in line["message"] for line in log_lines)
+    committed = max(0, kafka.committed(group, topic, 1)[0])
+    assert committed < 500
+    delivered = {int(r.headers["kafka-offset"]) for r in ep.requests}
+    assert set(range(committed)) <= delivered
