@@ -126,10 +126,12 @@ class _Planner:
             t: base for base, aux in self.aux.items()
             for t in [r for r, _ in aux.retry_topics] + aux.dlq_topics
         }
-        self.streams_apps = {
-            g.group_id for g in inv.consumer_groups
-            if any(n.startswith(g.group_id + "-") and n.endswith(_STREAMS_SUFFIXES) for n in names)
-        }
+        self.streams_apps = _streams_apps({g.group_id for g in inv.consumer_groups}, names)
+        readers: dict[str, dict[str, ConsumerGroupInfo]] = {}
+        for g in inv.consumer_groups:
+            for t in {*g.topics, *(o.topic for o in g.offsets)}:
+                readers.setdefault(t, {})[g.group_id] = g
+        self.readers = {t: [gs[k] for k in sorted(gs)] for t, gs in readers.items()}
         self.ordering_findings = {
             f.object for f in inv.findings if f.code == "ORDERING_SENSITIVE"
         }
@@ -139,11 +141,7 @@ class _Planner:
         return [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
 
     def _groups(self, topic: str) -> list[ConsumerGroupInfo]:
-        found = [
-            g for g in self.inv.consumer_groups
-            if topic in g.topics or any(o.topic == topic for o in g.offsets)
-        ]
-        return sorted(found, key=lambda g: g.group_id)
+        return self.readers.get(topic, [])
 
     def _route(self, topic: TopicInfo) -> RouteSpec:
         name = topic.name
@@ -394,6 +392,16 @@ def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
         aux.retry_topics.sort()
         aux.dlq_topics.sort()
     return out
+
+
+def _streams_apps(groups: set[str], topics: set[str]) -> set[str]:
+    """Groups that are Kafka Streams applications: ``<group>-...-changelog|-repartition`` exist."""
+    apps: set[str] = set()
+    for name in topics:
+        if name.endswith(_STREAMS_SUFFIXES):
+            parts = name.split("-")
+            apps.update(p for p in ("-".join(parts[:i]) for i in range(1, len(parts))) if p in groups)
+    return apps
 
 
 def _is_connect_internal(name: str) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migrator.inventory import Inventory
+from migrator.inventory import Inventory, TopicInfo
 from migrator.plan.spec import CostEstimate, CostLine, QStashPlanName, RouteSpec
 from migrator.plan.yamlfile import load_model
 
@@ -43,12 +43,13 @@ def estimate(
     inventory: Inventory, routes: list[RouteSpec], plan: QStashPlanName, prices: PriceTable
 ) -> CostEstimate:
     """Messages/day per routed topic, fan-out and monthly price for ``plan``."""
-    retry_rate = _observed_retry_rate(inventory, routes) or prices.retry_rate
+    topics = {t.name: t for t in inventory.topics}
+    retry_rate = _observed_retry_rate(topics, routes) or prices.retry_rate
     lines: list[CostLine] = []
     for route in routes:
         if not route.targets:
             continue
-        topic = inventory.topic(route.topic)
+        topic = topics.get(route.topic)
         rps = topic.records_per_second if topic else None
         fan_out = len(route.targets)
         per_day = (rps or 0.0) * SECONDS_PER_DAY * fan_out * (1 + retry_rate)
@@ -91,15 +92,15 @@ def _monthly(per_day: float, plan: QStashPlanName, prices: PriceTable, *, share:
     return 0.0
 
 
-def _observed_retry_rate(inventory: Inventory, routes: list[RouteSpec]) -> float | None:
+def _observed_retry_rate(topics: dict[str, TopicInfo], routes: list[RouteSpec]) -> float | None:
     """Dead-lettered records over consumed records, where the estate has dead-letter topics."""
     dead = total = 0
     for route in routes:
         if route.pattern == "absorbed" and "dead-letter" in route.reason:
-            topic = inventory.topic(route.topic)
+            topic = topics.get(route.topic)
             dead += topic.total_records if topic else 0
         elif route.targets:
-            topic = inventory.topic(route.topic)
+            topic = topics.get(route.topic)
             total += topic.total_records if topic else 0
     if dead == 0 or total == 0:
         return None

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from migrator.errors import ConfigError
 from migrator.plan.spec import placeholder
-from migrator.plan.yamlfile import line_of, load_model, read_yaml
+from migrator.plan.yamlfile import compose, line_of, load_model
 
 __all__ = ["EndpointFile", "EndpointMap", "load_endpoints"]
 
@@ -99,7 +99,7 @@ def load_endpoints(
     """Read the endpoint file and check every pattern matches a known group or connector."""
     path = Path(path)
     file = load_model(path, EndpointFile, "endpoint file", "docs/plan.md#endpoint-file")
-    _, node = read_yaml(path, "endpoint file")
+    node = compose(path)
     known = {"groups": sorted(set(groups)), "schedules": sorted(set(connectors))}
     known["workflows"] = known["groups"]
     entries: dict[str, Iterable[str]] = {

@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from migrator.inventory import Inventory
 from migrator.plan.render import Format, render
 from migrator.plan.scaffold import bridge_yaml, endpoint_files, runbook
 from migrator.plan.spec import Plan
-from migrator.plan.yamlfile import write_atomic
+from migrator.plan.yamlfile import dump_yaml, write_atomic
 
 __all__ = ["PlanOutput", "build_output"]
 
@@ -43,7 +41,7 @@ class PlanOutput:
         written = []
         for rel, text in self.files.items():
             path = directory / rel
-            write_atomic(path, text)
+            write_atomic(path, text, durable=not rel.startswith("scaffold/"))
             written.append(path)
         return written
 
@@ -58,8 +56,8 @@ def build_output(
     bridge_group: str = "migrator-bridge",
 ) -> PlanOutput:
     review = "plan.md" if fmt == "markdown" else "plan.html"
-    plan_text = _HEADER.format(review=review, name="plan.yaml") + yaml.safe_dump(
-        plan.model_dump(mode="json"), sort_keys=False, width=100
+    plan_text = _HEADER.format(review=review, name="plan.yaml") + dump_yaml(
+        plan.model_dump(mode="json")
     )
     bridge, left_out = bridge_yaml(plan, bridge_group)
     files = {"plan.yaml": plan_text, review: render(plan, fmt)}

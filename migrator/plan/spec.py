@@ -12,10 +12,11 @@ Endpoints the user has not mapped yet hold a visible placeholder (:data:`PLACEHO
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from migrator.plan.yamlfile import load_model
 
@@ -180,12 +181,33 @@ class ScheduleSpec(_Spec):
     reason: str = ""
 
 
+def _dupes(names: list[str]) -> list[str]:
+    return sorted(n for n, c in Counter(names).items() if c > 1)
+
+
 class Resources(_Spec):
     """The QStash resources apply creates, updates (and with --prune, deletes)."""
 
     queues: list[QueueSpec] = Field(default_factory=list)
     url_groups: list[UrlGroupSpec] = Field(default_factory=list)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Resources:
+        for kind, names in (
+            ("queue", [q.name for q in self.queues]),
+            ("URL group", [g.name for g in self.url_groups]),
+            ("schedule", [s.schedule_id for s in self.schedules]),
+        ):
+            dupes = _dupes(names)
+            if dupes:
+                raise ValueError(f"{kind} {', '.join(dupes)} is declared more than once")
+        for group in self.url_groups:
+            dupes = _dupes([e.name for e in group.endpoints])
+            if dupes:
+                raise ValueError(f"URL group {group.name}: endpoint {', '.join(dupes)} is "
+                                 "declared more than once")
+        return self
 
 
 class Blocker(_Spec):

@@ -8,6 +8,7 @@ node marks of ``yaml.compose``; the field path from pydantic's error location.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,40 +19,62 @@ from pydantic import BaseModel, ValidationError
 
 from migrator.errors import ConfigError
 
-__all__ = ["field_path", "line_of", "load_model", "read_yaml", "write_atomic"]
+__all__ = ["compose", "dump_yaml", "field_path", "line_of", "load_model", "read_yaml", "write_atomic"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_yaml(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
-    """(data, node tree) of a YAML file; ConfigError with the line for unreadable/bad YAML."""
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of plain data, keys in insertion order (libyaml's emitter when available)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed content of a YAML (or JSON) file; ConfigError with the line when it is bad."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}).") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); fix the syntax there."
+            ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML ({problem}); fix the syntax there.") from None
-    return data, node
+
+
+def compose(path: Path) -> yaml.Node | None:
+    """The node tree of a file that already parsed, for line numbers (None if unavailable)."""
+    try:
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, yaml.YAMLError):
+        return None
 
 
 def load_model(path: str | Path, model: type[M], what: str, schema_cmd: str) -> M:
     """Read ``path`` and validate it as ``model``; every problem is one ConfigError line."""
     path = Path(path)
-    data, node = read_yaml(path, what)
+    data = read_yaml(path, what)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the {what} must be a YAML mapping (see `{schema_cmd}`).")
+        raise ConfigError(f"{path}:1: the {what} must be a mapping (see `{schema_cmd}`).")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
-        line = line_of(node, loc)
+        line = line_of(compose(path), loc)
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown field {loc[-1]!r}; check the spelling (see `{schema_cmd}`)"
@@ -100,15 +123,19 @@ def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written.
+
+    ``durable`` also fsyncs the data before the rename (survives a power cut, costs a disk flush).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

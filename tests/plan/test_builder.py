@@ -207,3 +207,12 @@ def test_connector_secrets_never_reach_the_plan_outputs(tmp_path: Path) -> None:
     out.write(tmp_path)
     assert all(secret not in text for text in out.files.values())
     assert all(secret not in p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_plan_file_refuses_duplicate_resources() -> None:
+    from pydantic import ValidationError
+
+    from migrator.plan.spec import QueueSpec, Resources
+
+    with pytest.raises(ValidationError, match="queue q is declared more than once"):
+        Resources(queues=[QueueSpec(name="q"), QueueSpec(name="q", parallelism=2)])

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from migrator.bridge.config import BridgeConfig
 from migrator.plan.builder import queue_names, safe_name
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
+from migrator.plan.yamlfile import dump_yaml
 
 __all__ = ["bridge_config", "bridge_yaml"]
 
@@ -116,4 +115,4 @@ def bridge_yaml(plan: Plan, group: str = "migrator-bridge") -> tuple[str | None,
     data["group"] = config.group  # always explicit: it must not collide with another bridge
     for route in data["routes"]:  # `kind` first, for the reader
         route["destinations"] = [{"kind": d.pop("kind"), **d} for d in route["destinations"]]
-    return "\n".join(header) + "\n" + yaml.safe_dump(data, sort_keys=False, width=100), left_out
+    return "\n".join(header) + "\n" + dump_yaml(data), left_out

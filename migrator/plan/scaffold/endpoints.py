@@ -7,6 +7,7 @@ Templates are package data (``templates/*.j2``) with ``{{name}}`` placeholders.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,6 +20,7 @@ from migrator.plan.spec import GroupTarget, Plan, RouteSpec
 __all__ = ["endpoint_files"]
 
 
+@functools.cache
 def _template(name: str) -> str:
     return (resources.files("migrator.plan.scaffold") / "templates" / name).read_text("utf-8")
 
