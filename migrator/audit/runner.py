@@ -11,6 +11,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -62,8 +63,12 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
     try:
         progress.step("connecting to Kafka")
         cluster = collect_cluster(admin, options.kafka.bootstrap_servers)
-        snap = snapshot_topics(admin, selected, progress)
-        groups_snap = snapshot_groups(admin, selected, filtered=selected.active, progress=progress)
+        # Groups are read in the background while the topics are (progress follows the topics).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-groups") as pool:
+            f_groups = pool.submit(snapshot_groups, admin, selected, filtered=selected.active)
+            snap = snapshot_topics(admin, selected, progress)
+            progress.step("reading consumer groups")
+            groups_snap = f_groups.result()
         topic_names = set(snap.descriptions)
 
         registry = SchemaRegistryInfo()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 from migrator.audit.progress import NullProgress, Progress
 from migrator.inventory import ConfigValue, PartitionInfo, TopicInfo
@@ -82,9 +84,25 @@ def snapshot_topics(
     progress.step("describing topics", len(names))
     descriptions = admin.describe_topics(names)
     progress.advance(len(names))
-    progress.step("reading topic configs", len(descriptions))
-    raw_configs = admin.describe_topic_configs(list(descriptions))
-    progress.advance(len(descriptions))
+    partitions = [(d.name, p.partition) for d in descriptions.values() for p in d.partitions]
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+
+    def latest() -> tuple[dict[TopicPartitionKey, int], float]:
+        result = admin.list_offsets(partitions, "latest")
+        return result, time.monotonic()
+
+    # Configs and the three offset lists are independent: in flight together, one wait.
+    progress.step("reading configs and watermarks", 4)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit-topics") as pool:
+        f_configs = pool.submit(admin.describe_topic_configs, list(descriptions), KEY_CONFIGS)
+        f_low = pool.submit(admin.list_offsets, partitions, "earliest")
+        f_high = pool.submit(latest)
+        f_day = pool.submit(admin.list_offsets, partitions, now_ms - DAY_MS)
+        waiting: list[Future[Any]] = [f_configs, f_low, f_high, f_day]
+        for _ in as_completed(waiting):
+            progress.advance()
+        raw_configs, low, (high, taken_at), day_ago = (
+            f_configs.result(), f_low.result(), f_high.result(), f_day.result())
     configs = {
         topic: {
             key: ConfigValue(
@@ -92,20 +110,9 @@ def snapshot_topics(
                 is_sensitive=entry.is_sensitive,
             )
             for key, entry in sorted(entries.items())
-            if key in KEY_CONFIGS or entry.source == "topic"
         }
         for topic, entries in raw_configs.items()
     }
-    partitions = [(d.name, p.partition) for d in descriptions.values() for p in d.partitions]
-    progress.step("reading watermarks", len(partitions) * 3)
-    low = admin.list_offsets(partitions, "earliest")
-    progress.advance(len(partitions))
-    high = admin.list_offsets(partitions, "latest")
-    taken_at = time.monotonic()
-    progress.advance(len(partitions))
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    day_ago = admin.list_offsets(partitions, now_ms - DAY_MS)
-    progress.advance(len(partitions))
     return TopicSnapshot(descriptions, configs, low, high, day_ago, taken_at)
 
 

@@ -11,10 +11,11 @@ Nothing here writes: no topic, config, offset or group is ever created or change
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -351,9 +352,11 @@ class KafkaAdmin:
         return out
 
     def describe_topic_configs(
-        self, names: Sequence[str]
+        self, names: Sequence[str], only: Collection[str] | None = None
     ) -> dict[str, dict[str, ConfigEntryData]]:
-        """Every config of each topic with its source, in batches of CONFIG_BATCH."""
+        """Configs of each topic with their source, in batches of CONFIG_BATCH: every config, or
+        with ``only`` those keys plus every topic-level override."""
+        wanted = frozenset(only) if only is not None else None
         what = "topic configs"
         out: dict[str, dict[str, ConfigEntryData]] = {}
         for chunk in _chunks(list(names), CONFIG_BATCH):
@@ -378,6 +381,8 @@ class KafkaAdmin:
                         is_sensitive=bool(entry.is_sensitive),
                     )
                     for key, entry in entries.items()
+                    if wanted is None or key in wanted
+                    or _config_source(entry.source) == "topic"
                 }
         return out
 
@@ -504,6 +509,7 @@ class KafkaAdmin:
         return out
 
 
+@functools.lru_cache(maxsize=64)
 def _config_source(source: Any) -> str:
     """'default', 'topic', 'broker', ... from a ConfigSource enum (or its int value)."""
     if isinstance(source, int):
