@@ -96,11 +96,11 @@ def bench_apply(queues: int) -> None:
             for i in range(queues):
                 raw.queue.upsert(f"{tag}-q{i}", parallelism=1)
             for i in range(groups):
-                raw.url_group.upsert_endpoints(f"{tag}-g{i}",
-                                               [{"name": "a", "url": "https://a.example.com/"}])
+                endpoint = {"name": "a", "url": "https://a.example.com/"}
+                raw.url_group.upsert_endpoints(f"{tag}-g{i}", [endpoint])
             return (queues + groups) / (time.perf_counter() - t0)
 
-        for i in range(50):  # warm-up
+        for _ in range(50):  # warm-up
             raw.queue.list()
         before = raw_run("raw1")
         plan = Plan(
