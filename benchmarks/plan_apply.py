@@ -74,8 +74,8 @@ def _server() -> tuple[subprocess.Popen[str], str, str]:
     token = "bench_" + secrets.token_hex(8)
     proc = subprocess.Popen(
         [sys.executable, "-m", "migrator.qstash_server", "--host", "127.0.0.1", "--port", "0",
-         "--db", ":memory:", "--token", token, "--plan", "fixed"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        cwd=ROOT)
+         "--db", ":memory:", "--token", token, "--plan", "fixed"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("READY "):
