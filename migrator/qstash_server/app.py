@@ -83,15 +83,26 @@ async def _json_body(request: Request, *, default: Any = None) -> Any:
 
 def _int_param(params: QueryParams, name: str, default: int, lo: int, hi: int) -> int:
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
         raise ApiError(400, f"invalid {name} {raw!r}, expected an integer") from None
-    if value < lo:
-        raise ApiError(400, f"{name} must be at least {lo}")
-    return min(value, hi)
+    if not lo <= value <= hi:
+        raise ApiError(400, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _by_method(handlers: dict[str, Handler]) -> Handler:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return dispatch
 
 
 def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starlette:
@@ -174,6 +185,8 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
     async def cancel_messages(request: Request) -> Response:
         params = request.query_params
         ids = multi(params, "messageIds")
+        if params.get("count") is not None:
+            _int_param(params, "count", 100, 1, 500)
         body = await _json_body(request, default={})
         predicate = None
         if isinstance(body, dict):
@@ -193,7 +206,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         ):
             predicate = parse_filter(params, _MSG_FILTERS)
         count = None
-        if params.get("count"):
+        if params.get("count") is not None:
             count = _int_param(params, "count", 100, 1, 500)
         return _json({"cancelled": b.cancel_many(ids or None, predicate, count)})
 
@@ -310,13 +323,19 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
     async def _dlq_selection(request: Request) -> list[str]:
         params = request.query_params
         ids = multi(params, "dlqIds")
+        count: int | None = None
+        try:
+            count = int(params.get("count") or 0) or None
+        except ValueError:
+            raise ApiError(400, "count must be an integer") from None
+        if count is not None and count < 1:
+            count = None
         body = await _json_body(request, default={})
         if not ids and isinstance(body, dict):
             ids = [str(i) for i in body.get("dlqIds") or []]
         if ids:
             return ids
         predicate = parse_filter(params, _DLQ_FILTERS)
-        count = _int_param(params, "count", 100, 1, 100) if params.get("count") else None
         selected = [k for k, e in list(b.dlq.items()) if predicate(_dlq_doc(e))]
         return selected[:count] if count else selected
 
@@ -459,54 +478,61 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         b.fire_schedule(sc, now_ms())
         return _json({"scheduleId": sc.id, "lastScheduleStates": sc.last_states})
 
-    routes = [
-        Route("/v2/publish/{destination:path}", api(publish), methods=["POST"]),
-        Route("/v2/enqueue/{queue}/{destination:path}", api(enqueue), methods=["POST"]),
-        Route("/v2/batch", api(batch), methods=["POST"]),
-        Route("/v2/messages/{id}", api(get_message), methods=["GET"]),
-        Route("/v2/messages/{id}", api(cancel_message), methods=["DELETE"]),
-        Route("/v2/messages", api(cancel_messages), methods=["DELETE"]),
-        Route("/v2/queues", api(upsert_queue), methods=["POST"]),
-        Route("/v2/queues", api(list_queues), methods=["GET"]),
-        Route("/v2/queues/{name}", api(get_queue), methods=["GET"]),
-        Route("/v2/queues/{name}", api(delete_queue), methods=["DELETE"]),
-        Route("/v2/queues/{name}/pause", api(pause_queue), methods=["POST"]),
-        Route("/v2/queues/{name}/resume", api(resume_queue), methods=["POST"]),
-        Route("/v2/topics", api(list_groups), methods=["GET"]),
-        Route("/v2/topics/{name}", api(get_group), methods=["GET"]),
-        Route("/v2/topics/{name}", api(delete_group), methods=["DELETE"]),
-        Route("/v2/topics/{name}/endpoints", api(upsert_endpoints), methods=["POST"]),
-        Route("/v2/topics/{name}/endpoints", api(remove_endpoints), methods=["DELETE"]),
-        Route("/v2/schedules", api(list_schedules), methods=["GET"]),
-        Route("/v2/schedules/{id}/pause", api(pause_schedule), methods=["POST", "PATCH"]),
-        Route("/v2/schedules/{id}/resume", api(resume_schedule), methods=["POST", "PATCH"]),
-        Route("/v2/schedules/{id}", api(get_schedule), methods=["GET"]),
-        Route("/v2/schedules/{id}", api(delete_schedule), methods=["DELETE"]),
-        Route("/v2/schedules/{destination:path}", api(create_schedule), methods=["POST"]),
-        Route("/v2/dlq", api(list_dlq), methods=["GET"]),
-        Route("/v2/dlq", api(delete_dlq_many), methods=["DELETE"]),
-        Route("/v2/dlq/retry", api(retry_dlq_many), methods=["POST"]),
-        Route("/v2/dlq/retry/{id}", api(retry_dlq), methods=["POST"]),
-        Route("/v2/dlq/{id}", api(get_dlq), methods=["GET"]),
-        Route("/v2/dlq/{id}", api(delete_dlq), methods=["DELETE"]),
-        Route("/v2/logs", api(_logs("logs")), methods=["GET"]),
-        Route("/v2/events", api(_logs("events")), methods=["GET"]),
-        Route("/v2/keys", api(get_keys), methods=["GET"]),
-        Route("/v2/keys/rotate", api(rotate_keys), methods=["POST"]),
-        Route("/v2/flowControl", api(list_flow), methods=["GET"]),
-        Route("/v2/flowControl/{key}", api(get_flow), methods=["GET"]),
-        Route("/v2/flowControl/{key}/pause", api(pause_flow), methods=["POST"]),
-        Route("/v2/flowControl/{key}/resume", api(resume_flow), methods=["POST"]),
-        Route("/v2/flowControl/{key}/pin", api(pin_flow), methods=["POST"]),
-        Route("/v2/flowControl/{key}/unpin", api(unpin_flow), methods=["POST"]),
-        Route("/v2/flowControl/{key}/resetRate", api(reset_flow), methods=["POST"]),
-        Route("/v2/flowControl/{key}/reset", api(reset_flow), methods=["POST"]),
-        Route("/v2/globalParallelism", api(global_parallelism), methods=["GET"]),
-        Route("/v2/workflows/runs/{run}", api(delete_run), methods=["DELETE"]),
-        Route("/v2/workflows/runs/{run}", api(get_run), methods=["GET"]),
-        Route("/__admin/faults", api(admin_faults), methods=["POST"]),
-        Route("/__admin/schedules/{id}/trigger", api(admin_trigger_schedule), methods=["POST"]),
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/v2/publish/{destination:path}", api(publish), ["POST"]),
+        ("/v2/enqueue/{queue}/{destination:path}", api(enqueue), ["POST"]),
+        ("/v2/batch", api(batch), ["POST"]),
+        ("/v2/messages/{id}", api(get_message), ["GET"]),
+        ("/v2/messages/{id}", api(cancel_message), ["DELETE"]),
+        ("/v2/messages", api(cancel_messages), ["DELETE"]),
+        ("/v2/queues", api(upsert_queue), ["POST"]),
+        ("/v2/queues", api(list_queues), ["GET"]),
+        ("/v2/queues/{name}", api(get_queue), ["GET"]),
+        ("/v2/queues/{name}", api(delete_queue), ["DELETE"]),
+        ("/v2/queues/{name}/pause", api(pause_queue), ["POST"]),
+        ("/v2/queues/{name}/resume", api(resume_queue), ["POST"]),
+        ("/v2/topics", api(list_groups), ["GET"]),
+        ("/v2/topics/{name}", api(get_group), ["GET"]),
+        ("/v2/topics/{name}", api(delete_group), ["DELETE"]),
+        ("/v2/topics/{name}/endpoints", api(upsert_endpoints), ["POST"]),
+        ("/v2/topics/{name}/endpoints", api(remove_endpoints), ["DELETE"]),
+        ("/v2/schedules", api(list_schedules), ["GET"]),
+        ("/v2/schedules/{id}/pause", api(pause_schedule), ["POST", "PATCH"]),
+        ("/v2/schedules/{id}/resume", api(resume_schedule), ["POST", "PATCH"]),
+        ("/v2/schedules/{id}", api(get_schedule), ["GET"]),
+        ("/v2/schedules/{id}", api(delete_schedule), ["DELETE"]),
+        ("/v2/schedules/{destination:path}", api(create_schedule), ["POST"]),
+        ("/v2/dlq", api(list_dlq), ["GET"]),
+        ("/v2/dlq", api(delete_dlq_many), ["DELETE"]),
+        ("/v2/dlq/retry", api(retry_dlq_many), ["POST"]),
+        ("/v2/dlq/retry/{id}", api(retry_dlq), ["POST"]),
+        ("/v2/dlq/{id}", api(get_dlq), ["GET"]),
+        ("/v2/dlq/{id}", api(delete_dlq), ["DELETE"]),
+        ("/v2/logs", api(_logs("logs")), ["GET"]),
+        ("/v2/events", api(_logs("events")), ["GET"]),
+        ("/v2/keys", api(get_keys), ["GET"]),
+        ("/v2/keys/rotate", api(rotate_keys), ["POST"]),
+        ("/v2/flowControl", api(list_flow), ["GET"]),
+        ("/v2/flowControl/{key}", api(get_flow), ["GET"]),
+        ("/v2/flowControl/{key}/pause", api(pause_flow), ["POST"]),
+        ("/v2/flowControl/{key}/resume", api(resume_flow), ["POST"]),
+        ("/v2/flowControl/{key}/pin", api(pin_flow), ["POST"]),
+        ("/v2/flowControl/{key}/unpin", api(unpin_flow), ["POST"]),
+        ("/v2/flowControl/{key}/resetRate", api(reset_flow), ["POST"]),
+        ("/v2/flowControl/{key}/reset", api(reset_flow), ["POST"]),
+        ("/v2/globalParallelism", api(global_parallelism), ["GET"]),
+        ("/v2/workflows/runs/{run}", api(delete_run), ["DELETE"]),
+        ("/v2/workflows/runs/{run}", api(get_run), ["GET"]),
+        ("/__admin/faults", api(admin_faults), ["POST"]),
+        ("/__admin/schedules/{id}/trigger", api(admin_trigger_schedule), ["POST"]),
     ]
+
+    grouped: dict[str, dict[str, Handler]] = {}
+    for path, handler, methods in table:
+        for method in methods:
+            grouped.setdefault(path, {})[method] = handler
+    routes = [Route(path, _by_method(handlers), methods=list(handlers))
+              for path, handlers in grouped.items()]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -428,7 +428,10 @@ class Broker:
                 raise ApiError(400, f"batch item {index}: 'headers' must be an object")
             raw_body = item.get("body")
             body = b"" if raw_body is None else str(raw_body).encode()
-            queue = item.get("queue") or None
+            queue = item.get("queue")
+            if queue is not None and not isinstance(queue, str):
+                raise ApiError(400, f"batch item {index}: 'queue' must be a string")
+            queue = queue or None
             try:
                 cfg = parse_publish_config({str(k).lower(): str(v) for k, v in headers.items()})
             except BadValue as exc:

@@ -12,6 +12,9 @@ from migrator.qstash_server.timing import BadValue
 __all__ = ["Filter", "build_log", "multi", "parse_filter"]
 
 Filter = Callable[[dict[str, Any]], bool]
+_INT64_MAX = 2**63 - 1
+_KNOWN_STATES = frozenset({"CREATED", "ACTIVE", "RETRY", "ERROR", "DELIVERED", "FAILED",
+                           "CANCEL_REQUESTED", "CANCELED", "CANCELLED", "IN_PROGRESS"})
 _IN_PROGRESS = frozenset({"ACTIVE", "RETRY", "ERROR"})
 
 
@@ -66,9 +69,12 @@ def _int(params: Mapping[str, str], name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadValue(f"invalid {name} {raw!r}, expected an integer") from None
+    if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+        raise BadValue(f"{name} {raw!r} is out of range for a 64-bit timestamp")
+    return value
 
 
 def parse_filter(params: Any, names: Sequence[str]) -> Filter:
@@ -98,6 +104,8 @@ def parse_filter(params: Any, names: Sequence[str]) -> Filter:
         wanted_states: set[str] = set()
         for s in states:
             s = s.upper()
+            if s not in _KNOWN_STATES:
+                raise BadValue(f"unknown state {s!r}; use one of {', '.join(sorted(_KNOWN_STATES))}")
             if s == "IN_PROGRESS":
                 wanted_states |= _IN_PROGRESS
             elif s in ("CANCELED", "CANCELLED"):

@@ -140,6 +140,7 @@ def parse_publish_config(
 ) -> PublishConfig:
     """Read QStash's publish headers (names lower-cased) into a config, or raise BadValue."""
     cfg = PublishConfig()
+    headers = {k: v for k, v in headers.items() if v.strip() != ""}  # empty = not given
     get = headers.get
     method = (get("upstash-method") or "POST").upper()
     if method not in _METHODS:
