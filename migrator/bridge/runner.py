@@ -66,10 +66,11 @@ from migrator.errors import (
     MigratorError,
     PermanentDeliveryError,
     RetryableDeliveryError,
+    ServiceError,
 )
 from migrator.kafka.consumer import KafkaConsumer
 
-__all__ = ["Bridge", "BridgeStats", "install_signal_handlers"]
+__all__ = ["Bridge", "BridgeStats", "check_qstash", "install_signal_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +392,12 @@ class Bridge:
                 ack(tp, record.offset, m.ticket)
                 continue
             failed = True
+            if result.status in (401, 403) and isinstance(self._sinks[batch.destination], QStashSink):
+                raise ServiceError(
+                    f"QStash refused the token (HTTP {result.status}) while delivering "
+                    f"{sink_name}: check qstash.token / QSTASH_TOKEN and qstash.url.",
+                    status=result.status,
+                )
             if not self._checkpoint.owns(tp, m.ticket):
                 self._message_done(m)
                 continue
@@ -643,6 +650,25 @@ class Bridge:
         if self._dlq is not None:
             self._dlq.flush(5.0)
         self._client.close()
+
+
+def check_qstash(url: str, token: str) -> None:
+    """Fail fast on a wrong QStash URL or token, before consuming anything.
+
+    Uses the official ``qstash`` SDK (a control-plane call: ``GET /v2/keys``); ServiceError
+    (exit 7) naming the problem otherwise, without the token.
+    """
+    from qstash import QStash
+    from qstash.errors import QStashError
+
+    try:
+        QStash(token, base_url=url, retry=False).signing_key.get()
+    except QStashError as exc:
+        status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
+        hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
+        raise ServiceError(f"QStash at {url} refused the bridge: {exc} ({hint}).", status=status) from None
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"QStash at {url} is unreachable ({exc}); check qstash.url.") from None
 
 
 def _identity(dest: Destination) -> str:

@@ -66,7 +66,7 @@ def run(
     """Run the bridge until SIGTERM/SIGINT (a second SIGINT exits at once)."""
     from migrator.bridge.config import load_bridge_config
     from migrator.bridge.metrics import BridgeMetrics, MetricsServer
-    from migrator.bridge.runner import Bridge, install_signal_handlers
+    from migrator.bridge.runner import Bridge, check_qstash, install_signal_handlers
     from migrator.bridge.status import JsonFormatter, StatusLine
 
     overrides = _start_overrides(start, start_from_group)
@@ -88,6 +88,7 @@ def run(
     if cfg.uses_qstash():
         url, token = cfg.qstash.resolved()
         qstash = (url, token.get_secret_value())
+        check_qstash(*qstash)
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
     bridge = Bridge(cfg, connection, qstash=qstash, metrics=metrics)
