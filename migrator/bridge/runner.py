@@ -44,6 +44,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 from connectors.codecs import BytesCodec, Codec, SchemaRegistryCodec, registry_lookup
 from connectors.dead_letter import DeadLetter, DeadLetterWriter
 from connectors.http_sink import HttpSink
+from connectors.kafka_source import KafkaSource
 from connectors.qstash_sink import QStashSink
 from connectors.sink import Message, Record, Sink, route_tag
 from connectors.workflow_sink import WorkflowSink
@@ -136,6 +137,7 @@ class Bridge:
         self.consumer = KafkaConsumer(
             connection, config.group, overrides=overrides, factory=consumer_factory
         )
+        self._source = KafkaSource(self.consumer)
         limits = config.in_flight
         self._client = httpx.Client(
             limits=httpx.Limits(
@@ -270,9 +272,8 @@ class Bridge:
         self.metrics.heartbeat = time.monotonic()
         busy = self._outstanding > 0 or bool(self._retry_heap) or len(self._batcher) > 0
         timeout = 0.002 if busy else 0.1
-        messages = self.consumer.consume(min(self.config.batch.count * 4, 5000), timeout)
-        for msg in messages:
-            self._ingest(msg)
+        for record in self._source.read(min(self.config.batch.count * 4, 5000), timeout):
+            self._ingest(record)
         for batch in self._batcher.due():
             self._submit(batch)
         self._settle_ready()
@@ -286,16 +287,11 @@ class Bridge:
             if now - self._last_lag >= 5.0:
                 self._update_lag()
 
-    def _ingest(self, msg: Any) -> None:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    def _ingest(self, record: Record) -> None:
+        topic, partition, offset = record.topic, record.partition, record.offset
         tp = (topic, partition)
         if tp not in self._assigned:
             return
-        ts_type, ts = msg.timestamp()
-        record = Record(
-            topic, partition, offset, msg.key(), msg.value(), msg.headers() or [],
-            ts if ts_type else None,
-        )
         self.stats.received += 1
         counter = self._m_received.get(topic)
         if counter is None:
