@@ -81,14 +81,15 @@ class Sink(Protocol):
 
 
 def header_text(value: bytes | None) -> tuple[str, bool]:
-    """A header-safe rendering of ``value``: (text, was_base64). UTF-8 printable passes as is."""
+    """A header-safe rendering of ``value``: (text, was_base64). Printable ASCII passes as is;
+    anything else (UTF-8 beyond ASCII, binary, control characters) is base64."""
     if value is None:
         return "", False
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return base64.b64encode(value).decode("ascii"), True
-    if text.isprintable() and text.strip() == text:
+    if text.isascii() and text.isprintable() and text.strip() == text:
         return text, False
     return base64.b64encode(value).decode("ascii"), True
 

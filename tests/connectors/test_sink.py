@@ -33,3 +33,4 @@ def test_forward_headers_carry_coordinates_key_and_headers() -> None:
     assert h["Upstash-Forward-Kafka-Header-empty"] == ""
     assert header_text(b"plain") == ("plain", False)
     assert header_text(b"new\nline") == ("bmV3CmxpbmU=", True)
+    assert header_text("café".encode()) == ("Y2Fmw6k=", True)  # httpx sends ASCII headers
