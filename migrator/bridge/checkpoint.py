@@ -90,6 +90,11 @@ class Checkpointer:
         part = self._parts.get(partition)
         return part is not None and (ticket is None or part is ticket)
 
+    def last_tracked(self, partition: Partition) -> int:
+        """The highest offset tracked for ``partition`` in this assignment (-1: none)."""
+        part = self._parts.get(partition)
+        return -1 if part is None else part.last_tracked
+
     def track(self, partition: Partition, offset: int, outcomes: int = 1) -> PartitionCheckpoint:
         """Track a record; returns the ticket its acks must present."""
         with self._lock:

@@ -292,6 +292,9 @@ class Bridge:
         tp = (topic, partition)
         if tp not in self._assigned:
             return
+        if offset <= self._checkpoint.last_tracked(tp):
+            log.warning('ignoring a re-delivered record partition="%s[%d]" offset=%d', *tp, offset)
+            return
         self.stats.received += 1
         counter = self._m_received.get(topic)
         if counter is None:
