@@ -99,3 +99,31 @@ def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka,
     assert h["trace"] == b"t3" and msg.key() == b"k3"
     assert h["dead-letter-source-partition"] == b"0" and h["dead-letter-attempts"] == b"1"
     assert kit.committed(group, topic, 1) == {0: n}
+
+
+def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[no-untyped-def]
+    kafka, kafka_stack, endpoint, caplog
+) -> None:
+    import logging
+
+    from migrator.bridge.runner import Bridge
+    from migrator.config import KafkaConnection
+    from tests.bridge.harness import FAST_GROUP, RunningBridge
+
+    if not kafka_stack.sasl_bootstrap_servers:
+        pytest.fail("the test estate has no SASL listener")
+    kit: KafkaKit = kafka
+    topic = kit.create_topic(unique("bridge-sasl"), partitions=1)
+    kit.produce(topic, (Rec(f"v{i}") for i in range(10)))
+    conn = KafkaConnection.from_properties({
+        "bootstrap.servers": kafka_stack.sasl_bootstrap_servers,
+        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": kafka_stack.sasl_username, "sasl.password": kafka_stack.sasl_password,
+    })
+    cfg = bridge_config(group=unique("g"), routes=[{"topic": topic, "destinations": [
+        {"kind": "direct-http", "url": endpoint.url}]}])
+    caplog.set_level(logging.DEBUG)
+    rb = RunningBridge(Bridge(cfg, conn, consumer_overrides=FAST_GROUP))
+    assert wait_until(lambda: rb.bridge.stats.delivered >= 10)
+    rb.stop()
+    assert kafka_stack.sasl_password not in caplog.text
