@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from migrator.config import QStashConnection
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, ServiceError
 from migrator.inventory import Inventory
 from migrator.plan.admin import QStashAdmin
 from migrator.plan.builder import PlanOptions, build_plan
@@ -120,4 +120,8 @@ def _review_state(url: str | None, token: str | None, prefix: str) -> ReviewedSt
     if not (token or os.environ.get("QSTASH_TOKEN")):
         return None
     conn = QStashConnection.from_env(url, token)
-    return reviewed(read_state(QStashAdmin(conn)), conn.url, prefix)
+    try:
+        return reviewed(read_state(QStashAdmin(conn)), conn.url, prefix)
+    except ServiceError as exc:
+        raise ServiceError(f"{exc} To plan without reading QStash, pass --offline.",
+                           status=exc.status) from None

@@ -130,7 +130,7 @@ class QStashAdmin:
             if attempt == self.attempts:
                 raise ServiceError(
                     f"QStash: could not {what} after {attempt} attempts ({reason}); "
-                    f"check {self.url} and re-run", status=status) from None
+                    f"check {self.url} and re-run.", status=status) from None
             log.warning("QStash: %s: %s; retrying in %.2fs", what, reason, wait)
             self._sleep(min(wait, self.max_backoff))
             delay = min(delay * 2, self.max_backoff)
