@@ -28,6 +28,7 @@ __all__ = ["ServerStatus", "down", "logs", "status", "up"]
 log = logging.getLogger(__name__)
 
 SERVERS = ("registry", "kafka", "connect", "qstash")
+_BIND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,23 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
     shutil.rmtree(run_dir / "data", ignore_errors=True)  # leftovers of a failed start
     run_dir.mkdir(parents=True, exist_ok=True)
     jars = resolve_jars(log=run_dir / "logs" / "maven.log")
-    started: list[tuple[str, subprocess.Popen[bytes]]] = []
-    try:
-        info = _start_all(jars, run_dir, timeout, qstash_backoff_scale, started, progress)
-    except BaseException:
-        for _name, proc in reversed(started):
-            stop(proc.pid, grace=5)
-        raise
-    save_state(info)
-    return info, False
+    for attempt in range(1, _BIND_ATTEMPTS + 1):
+        started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        try:
+            info = _start_all(jars, run_dir, timeout, qstash_backoff_scale, started, progress)
+        except BaseException as exc:
+            for _name, proc in reversed(started):
+                stop(proc.pid, grace=5)
+            # A free port can be taken by another process between choosing and binding it.
+            if isinstance(exc, StackError) and "already in use" in str(exc) and attempt < _BIND_ATTEMPTS:
+                progress("a chosen port was taken meanwhile; starting again on other ports")
+                shutil.rmtree(run_dir / "data", ignore_errors=True)
+                shutil.rmtree(run_dir / "logs", ignore_errors=True)
+                continue
+            raise
+        save_state(info)
+        return info, False
+    raise AssertionError("unreachable")
 
 
 def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,11 +18,33 @@ __all__ = ["free_port", "is_alive", "spawn", "stop", "tail", "wait_until"]
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Chosen below the kernel's ephemeral range, so the outgoing connections of other programs
+    (which take ephemeral ports) cannot grab it between now and the server's bind.
+    """
+    low, high = _ephemeral_range()
+    candidates = (range(10000, low) if low > 12000 else range(high + 1, 65535))
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def spawn(args: Sequence[str], log: Path, *, env: dict[str, str] | None = None,
