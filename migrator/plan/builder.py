@@ -219,8 +219,14 @@ class _Planner:
         ordering: OrderingSpec | None = None
         url_group: str | None = None
         pattern: Pattern
-        if ordered:
+        if ordered and plain:
             ordering, pattern, reason = self._ordering(topic, plain, why_ordered)
+        elif ordered:
+            key = "{topic}-{key}" if _all_keyed(topic) else "{topic}-{partition}"
+            ordering = OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1)
+            pattern = "workflow"
+            reason = (f"stateful consumer (Kafka Streams application): an Upstash Workflow run per "
+                      f"record; {why_ordered}: started in order by a flow-control key, parallelism 1")
         elif len(plain) > 1:
             url_group = self.opts.prefix + name
             pattern = "url_group"
@@ -282,7 +288,7 @@ class _Planner:
             return (OrderingSpec(mode="fifo_queue", queue=queue, parallelism=1), "fifo_queue",
                     f"{why}: one partition at {rps:g} rec/s fits a FIFO queue with parallelism 1"
                     f"{per_group}")
-        keyed = topic.sample is not None and topic.sample.keyed_ratio >= 0.999
+        keyed = _all_keyed(topic)
         key = "{topic}-{key}" if keyed else "{topic}-{partition}"
         by = "the Kafka key" if keyed else "the partition"
         if not one_partition:
@@ -360,10 +366,10 @@ class _Planner:
 
 def queue_names(route: RouteSpec) -> list[str]:
     """The FIFO queue of each non-workflow target of an ordered route (one per group if several)."""
-    if not route.ordering or not route.ordering.queue:
-        return []
     plain = [t for t in route.targets if not t.workflow]
-    if len(plain) <= 1:
+    if not route.ordering or not route.ordering.queue or not plain:
+        return []
+    if len(plain) == 1:
         return [route.ordering.queue]
     return [f"{route.ordering.queue}.{safe_name(t.group)}" for t in plain]
 
@@ -392,6 +398,10 @@ def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
         aux.retry_topics.sort()
         aux.dlq_topics.sort()
     return out
+
+
+def _all_keyed(topic: TopicInfo) -> bool:
+    return topic.sample is not None and topic.sample.keyed_ratio >= 0.999
 
 
 def _streams_apps(groups: set[str], topics: set[str]) -> set[str]:

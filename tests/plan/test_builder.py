@@ -216,3 +216,38 @@ def test_plan_file_refuses_duplicate_resources() -> None:
 
     with pytest.raises(ValidationError, match="queue q is declared more than once"):
         Resources(queues=[QueueSpec(name="q"), QueueSpec(name="q", parallelism=2)])
+
+
+def test_ordered_topic_read_only_by_a_streams_app_is_a_workflow_started_in_order() -> None:
+    from migrator.plan.scaffold import bridge_config
+
+    inv = inventory([topic("ev", partitions=4, keyed=1.0), topic("app-agg-repartition")],
+                    [group("app", "ev", "app-agg-repartition")])
+    eps = EndpointMap(EndpointFile(groups={"app": "https://wf.example.com/app"}))
+    plan, routes = _routes(inv, eps)
+    r = routes["ev"]
+    assert r.pattern == "workflow" and r.ordering and r.ordering.key == "{topic}-{key}"
+    assert plan.resources.queues == []
+    config, _ = bridge_config(plan)
+    assert config is not None
+    (dest,) = config.routes[0].destinations
+    assert dest.kind == "workflow" and dest.flow_control is not None
+    assert (dest.flow_control.key, dest.flow_control.parallelism) == ("{topic}-{key}", 1)
+
+
+def test_fifo_topic_with_a_plain_and_a_workflow_group() -> None:
+    from migrator.plan.scaffold import bridge_config
+
+    inv = inventory([topic("pay", partitions=1, keyed=1.0), topic("app-s-changelog")],
+                    [group("ledger", "pay"), group("app", "pay")])
+    eps = EndpointMap(EndpointFile(groups={"*": "https://x.example.com/{group}"}))
+    plan, routes = _routes(inv, eps)
+    assert routes["pay"].pattern == "fifo_queue"
+    assert [q.name for q in plan.resources.queues] == ["pay"]
+    config, _ = bridge_config(plan)
+    assert config is not None
+    kinds = {d.kind: d for d in config.routes[0].destinations}
+    assert set(kinds) == {"enqueue-queue", "workflow"}
+    wf = kinds["workflow"]
+    assert wf.kind == "workflow" and wf.flow_control is not None
+    assert (wf.flow_control.key, wf.flow_control.parallelism) == ("{topic}.app", 1)

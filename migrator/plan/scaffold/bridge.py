@@ -26,11 +26,18 @@ def _options(route: RouteSpec, label: str) -> dict[str, Any]:
     return opts
 
 
-def _flow(route: RouteSpec, prefix: str, group: str | None) -> dict[str, Any] | None:
+def _flow(
+    route: RouteSpec, prefix: str, group: str | None, *, workflow: bool = False
+) -> dict[str, Any] | None:
     if route.ordering is not None:
-        if route.ordering.mode != "flow_control" or not route.ordering.key:
+        if route.ordering.mode == "fifo_queue":
+            if not workflow:
+                return None  # the queue keeps the order; queues take no flow control
+            key = prefix + "{topic}"  # one partition (that is why a FIFO queue was chosen)
+        elif not route.ordering.key:
             return None
-        key = route.ordering.key
+        else:
+            key = route.ordering.key
         if group is not None:  # several groups: each keeps its own order
             key = key.replace("{topic}", "{topic}." + safe_name(group), 1)
         return {"key": key, "parallelism": route.ordering.parallelism}
@@ -62,7 +69,8 @@ def _destinations(route: RouteSpec, prefix: str) -> list[dict[str, Any]]:
                         "flow_control": _flow(route, prefix, target.group if several else None)})
     for target in route.targets:
         if target.workflow:
-            flow = _flow(route, prefix, target.group if len(route.targets) > 1 else None)
+            flow = _flow(route, prefix, target.group if len(route.targets) > 1 else None,
+                         workflow=True)
             out.append({"kind": "workflow", "url": target.endpoint, **_options(route, label),
                         "flow_control": flow})
     return [{k: v for k, v in d.items() if v is not None} for d in out]
