@@ -60,7 +60,11 @@ def endpoint_files(plan: Plan, inventory: Inventory) -> dict[str, str]:
             app.routes.append((route, target, schema))
     files: dict[str, str] = {}
     for app in apps.values():
-        module = _module(app.group) + ("_workflow" if app.workflow else "")
+        base = _module(app.group) + ("_workflow" if app.workflow else "")
+        module, n = base, 1
+        while f"python/{module}.py" in files:  # groups "a-b" and "a_b" both make a_b.py
+            n += 1
+            module = f"{base}_{n}"
         files[f"python/{module}.py"] = _python(app, module)
         for route, _target, schema in app.routes:
             path = f"typescript/app/api/{safe_name(app.group)}/{safe_name(route.topic)}/route.ts"
