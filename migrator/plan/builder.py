@@ -41,7 +41,7 @@ from migrator.plan.spec import (
     UrlGroupSpec,
 )
 
-__all__ = ["PlanOptions", "build_plan"]
+__all__ = ["PlanOptions", "build_plan", "queue_names", "safe_name"]
 
 _STREAMS_SUFFIXES = ("-changelog", "-repartition")
 _DLQ = re.compile(

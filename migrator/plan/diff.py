@@ -25,8 +25,16 @@ from migrator.plan.actions import (
     UpdateSchedule,
     UpdateUrlGroup,
 )
-from migrator.plan.spec import Plan, QueueSpec, ScheduleSpec, UrlGroupSpec
-from migrator.plan.state import ABSENT, LiveState, Spec, desired_state, fingerprint, normalized
+from migrator.plan.spec import Plan, QueueSpec, UrlGroupSpec
+from migrator.plan.state import (
+    ABSENT,
+    LiveState,
+    Spec,
+    desired_state,
+    fingerprint,
+    normalized,
+    resource_id,
+)
 
 __all__ = ["Diff", "check_conflicts", "diff"]
 
@@ -74,7 +82,7 @@ def _rank(action: Action) -> tuple[int, str]:
 
 def _change(spec: Spec, live: Spec | None) -> Action:
     if live is not None and fingerprint(live) == fingerprint(spec):
-        return NoOp(_rid(spec))
+        return NoOp(resource_id(spec))
     if isinstance(spec, QueueSpec):
         if live is None:
             return CreateQueue(spec)
@@ -95,15 +103,6 @@ def _change(spec: Spec, live: Spec | None) -> Action:
         return CreateSchedule(spec)
     before, after = normalized(live), normalized(spec)
     return UpdateSchedule(spec, tuple(k for k in after if after[k] != before.get(k)))
-
-
-def _rid(spec: Spec) -> str:
-    if isinstance(spec, QueueSpec):
-        return f"queue:{spec.name}"
-    if isinstance(spec, UrlGroupSpec):
-        return f"url_group:{spec.name}"
-    assert isinstance(spec, ScheduleSpec)
-    return f"schedule:{spec.schedule_id}"
 
 
 def _delete(rid: str) -> Action:

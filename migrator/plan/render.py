@@ -12,7 +12,18 @@ from typing import Literal
 
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
 
-__all__ = ["Format", "render", "review_blocks"]
+__all__ = [
+    "Block",
+    "Format",
+    "Heading",
+    "Items",
+    "Para",
+    "Table",
+    "render",
+    "review_blocks",
+    "to_html",
+    "to_markdown",
+]
 
 Format = Literal["markdown", "html"]
 

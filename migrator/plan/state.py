@@ -17,7 +17,17 @@ from typing import Any
 from migrator.plan.admin import QStashAdmin
 from migrator.plan.spec import Plan, QueueSpec, ReviewedState, ScheduleSpec, UrlGroupSpec
 
-__all__ = ["ABSENT", "LiveState", "desired_state", "fingerprint", "read_state", "reviewed"]
+__all__ = [
+    "ABSENT",
+    "LiveState",
+    "Spec",
+    "desired_state",
+    "fingerprint",
+    "normalized",
+    "read_state",
+    "resource_id",
+    "reviewed",
+]
 
 ABSENT = "absent"
 Spec = QueueSpec | UrlGroupSpec | ScheduleSpec
