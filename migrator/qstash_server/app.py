@@ -20,6 +20,7 @@ from migrator.qstash_server.delivery import Dispatcher
 from migrator.qstash_server.logs import multi, parse_filter
 from migrator.qstash_server.problems import ApiError
 from migrator.qstash_server.settings import ServerSettings
+from migrator.qstash_server.store import GroupCommitter
 from migrator.qstash_server.timing import BadValue
 
 __all__ = ["create_app"]
@@ -110,6 +111,13 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
     b = broker or Broker(settings)
     bearer = "Bearer " + b.token
 
+    async def group_commit() -> None:
+        """Answer only after the request's changes are committed (shared commits)."""
+        if b.committer is not None:
+            await b.committer.commit()
+        else:
+            b.flush()
+
     def api(fn: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
             auth = None
@@ -125,7 +133,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
                 response = _error(exc)
             except BadValue as exc:
                 response = _error(ApiError(400, str(exc)))
-            b.flush()
+            await group_commit()
             return response
 
         return wrapped
@@ -537,6 +545,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         dispatcher: Dispatcher | None = None
+        b.committer = GroupCommitter(b.store)
         if not settings.accept_only:
             dispatcher = Dispatcher(b, settings.delivery_concurrency)
             await dispatcher.run()
@@ -545,6 +554,8 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         finally:
             if dispatcher is not None:
                 await dispatcher.stop()
+            committer, b.committer = b.committer, None
+            committer.close()
             b.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from migrator.qstash_server.problems import ApiError
 from migrator.qstash_server.queues import Queue
 from migrator.qstash_server.schedules import Schedule, next_fire_ms, validate_cron
 from migrator.qstash_server.settings import ServerSettings, generate_signing_key
-from migrator.qstash_server.store import Store
+from migrator.qstash_server.store import GroupCommitter, Store
 from migrator.qstash_server.timing import (
     BadValue,
     default_backoff_s,
@@ -50,6 +51,7 @@ __all__ = ["AttemptResult", "Broker", "OutgoingRequest"]
 _log = logging.getLogger(__name__)
 
 DEDUP_WINDOW_MS = 10 * 60 * 1000
+LOG_CAPACITY = 200_000
 # headers the server sets itself on every delivery; forwarded copies are dropped
 _SERVER_SET = frozenset({
     "upstash-message-id", "upstash-retried", "upstash-signature", "user-agent",
@@ -89,6 +91,7 @@ class Broker:
         self.fault_rate = settings.fault_rate
         self.fault_statuses: tuple[int, ...] = settings.fault_statuses
         self.dispatcher: Dispatcher | None = None
+        self.committer: GroupCommitter | None = None
         self.messages: dict[str, Message] = {}
         self.queues: dict[str, Queue] = {}
         self.groups: dict[str, UrlGroup] = {}
@@ -101,8 +104,14 @@ class Broker:
         self.daily_day = ""
         self.daily_count = 0
         self._seq = 0
+        self._id_prefix = os.urandom(8).hex()
+        self._id_counter = 0
         self._dlq_counter = 0
-        self._pending_logs: list[dict[str, Any]] = []
+        # logs are kept in memory (newest last); built into documents only when listed
+        self.logs: deque[tuple[int, int, Message, str, dict[str, Any]]] = deque(
+            maxlen=LOG_CAPACITY
+        )
+        self._log_seq = 0
         self._load()
 
     # ------------------------------------------------------------------ lifecycle
@@ -161,22 +170,29 @@ class Broker:
             self._pump_queue(q)
 
     def flush(self) -> None:
-        if self._pending_logs:
-            self.store.add_logs(self._pending_logs)
-            self._pending_logs = []
-        self.store.commit()
+        """Persist pending changes: soon (background commit) when serving, else now."""
+        if self.committer is not None:
+            self.committer.request()
+        else:
+            self.store.commit()
 
     def close(self) -> None:
         self.flush()
         self.store.close()
 
     # ------------------------------------------------------------------ helpers
+    def _new_id(self, prefix: str) -> str:
+        """Unique ids: a random per-process prefix plus a counter (no syscall per id)."""
+        self._id_counter += 1
+        return f"{prefix}{self._id_prefix}{self._id_counter:010x}"
+
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
 
     def _log(self, msg: Message, state: str, **extra: Any) -> None:
-        self._pending_logs.append(build_log(msg, state, now_ms(), **extra))
+        self._log_seq += 1
+        self.logs.append((self._log_seq, now_ms(), msg, state, extra))
 
     def _save(self, msg: Message) -> None:
         self.store.put("message", msg.id, msg.to_record())
@@ -368,7 +384,7 @@ class Broker:
     ) -> Message:
         flow = cfg.flow
         return Message(
-            id="msg_" + os.urandom(16).hex(),
+            id=self._new_id("msg_"),
             url=url,
             seq=self._next_seq(),
             created_at=now,
@@ -784,11 +800,14 @@ class Broker:
     # ------------------------------------------------------------------ logs API
     def list_logs(self, predicate: Callable[[dict[str, Any]], bool], cursor: str | None,
                   count: int) -> tuple[list[dict[str, Any]], str | None]:
-        self.flush()
+        """Log entries newest first; the cursor is the sequence number to continue below."""
         before = int(cursor) if cursor else None
         out: list[dict[str, Any]] = []
         last_seq: int | None = None
-        for seq, doc in self.store.iter_logs(before):
+        for seq, at, msg, state, extra in reversed(self.logs):
+            if before is not None and seq >= before:
+                continue
+            doc = build_log(msg, state, at, **extra)
             if predicate(doc):
                 if len(out) >= count:
                     return out, str(last_seq)
@@ -927,15 +946,15 @@ class Broker:
         return OutgoingRequest(msg.url, msg.method, headers, body, timeout)
 
     def _workflow_body(self, run: dict[str, Any], msg: Message) -> bytes:
-        if msg.workflow.get("upstash-workflow-init", "").lower() != "true":
-            if not any(s["messageId"] == msg.id for s in run["steps"]):
-                call_type = msg.workflow.get("upstash-workflow-calltype", "step")
-                run["steps"].append({
-                    "messageId": msg.id,
-                    "body": base64.b64encode(msg.body).decode(),
-                    "callType": call_type,
-                })
-                self.store.put("run", run["runId"], run)
+        is_init = msg.workflow.get("upstash-workflow-init", "").lower() == "true"
+        if not is_init and not any(s["messageId"] == msg.id for s in run["steps"]):
+            call_type = msg.workflow.get("upstash-workflow-calltype", "step")
+            run["steps"].append({
+                "messageId": msg.id,
+                "body": base64.b64encode(msg.body).decode(),
+                "callType": call_type,
+            })
+            self.store.put("run", run["runId"], run)
         items = [{"messageId": run["initMessageId"], "body": run["initBody"], "callType": "step"}]
         items.extend(run["steps"])
         return json.dumps(items).encode()
@@ -1011,10 +1030,10 @@ class Broker:
             fcb = self._failure_callback(msg, result, dlq_id)
             if fcb is not None:
                 made.append(fcb)
-        if msg.schedule_id and (sc := self.schedules.get(msg.schedule_id)) is not None:
-            if msg.id in sc.last_states:
-                sc.last_states[msg.id] = "SUCCESS" if state == "DELIVERED" else "FAIL"
-                self.store.put("schedule", sc.id, sc.to_record())
+        sc = self.schedules.get(msg.schedule_id) if msg.schedule_id else None
+        if sc is not None and msg.id in sc.last_states:
+            sc.last_states[msg.id] = "SUCCESS" if state == "DELIVERED" else "FAIL"
+            self.store.put("schedule", sc.id, sc.to_record())
         # queue slot: hand it to this message's final callbacks, else release it
         queue_name = msg.slot_queue or (msg.queue if msg.kind == "message" else None)
         q = self.queues.get(queue_name) if queue_name else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_url(destination: str) -> bool:
     if not destination.startswith(("http://", "https://")):
         return False
@@ -140,6 +142,11 @@ def parse_publish_config(
 ) -> PublishConfig:
     """Read QStash's publish headers (names lower-cased) into a config, or raise BadValue."""
     cfg = PublishConfig()
+    if not any(k.startswith("upstash-") for k in headers):  # fast path: plain publish
+        content_type = headers.get("content-type")
+        if content_type and content_type.strip():
+            cfg.header = {"Content-Type": [content_type]}
+        return cfg
     headers = {k: v for k, v in headers.items() if v.strip() != ""}  # empty = not given
     get = headers.get
     method = (get("upstash-method") or "POST").upper()
@@ -253,7 +260,8 @@ class Message:
 
     # --- persistence -------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
-        data = asdict(self)
+        # only non-empty fields (smaller rows); from_record fills in the defaults
+        data = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
         data["body"] = base64.b64encode(self.body).decode()
         return data
 

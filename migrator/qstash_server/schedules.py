@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,7 +25,7 @@ def _split(cron: str) -> tuple[ZoneInfo | timezone, str]:
             return ZoneInfo(zone_name), rest.strip()
         except (ZoneInfoNotFoundError, ValueError):
             raise BadValue(f"unknown time zone {zone_name!r} in CRON_TZ") from None
-    return timezone.utc, text
+    return UTC, text
 
 
 def validate_cron(cron: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -23,6 +24,10 @@ def _available(module: str) -> bool:
 def serve(settings: ServerSettings, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve in the foreground until SIGTERM/SIGINT; ``on_ready(url)`` once listening."""
     app = create_app(settings)
+    # many long-lived objects (stored messages): keep the cyclic GC off the hot path
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     config = uvicorn.Config(
         app,
         host=settings.host,

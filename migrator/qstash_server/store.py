@@ -1,19 +1,22 @@
 """SQLite persistence: every accepted object is written before the API answers.
 
 State lives in memory for speed; this store is the write-through copy that a restarted
-server loads. One generic table holds objects by kind and key (JSON documents); logs
-are an append-only table. WAL mode with ``synchronous=NORMAL``: a committed write
+server loads. One generic table holds objects by kind and key (JSON documents). Logs are
+not stored here (the broker keeps recent ones in memory). WAL mode with ``synchronous=NORMAL``: a committed write
 survives a crash or kill of the server process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["Store"]
+__all__ = ["GroupCommitter", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -22,14 +25,6 @@ CREATE TABLE IF NOT EXISTS objects (
     data TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS logs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_message ON logs (message_id);
 """
 
 
@@ -43,64 +38,109 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._in_tx = False
+        self._lock = threading.Lock()
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-    def _begin(self) -> None:
-        if not self._in_tx:
-            self._db.execute("BEGIN")
-            self._in_tx = True
+        self._pending: dict[tuple[str, str], str | None] = {}
 
     def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
-        self._begin()
-        self._db.execute(
-            "INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?, ?, ?)",
-            (kind, key, self._dumps(data)),
-        )
+        """Queue an upsert; written (with everything else pending) by the next ``commit``."""
+        self._pending[(kind, key)] = self._dumps(data)
 
     def put_many(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-        self._begin()
-        self._db.executemany(
-            "INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?, ?, ?)",
-            [(kind, key, self._dumps(data)) for kind, key, data in rows],
-        )
+        for kind, key, data in rows:
+            self.put(kind, key, data)
 
     def delete(self, kind: str, key: str) -> None:
-        self._begin()
-        self._db.execute("DELETE FROM objects WHERE kind = ? AND key = ?", (kind, key))
+        self._pending[(kind, key)] = None
 
     def load(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for key, data in self._db.execute(
-            "SELECT key, data FROM objects WHERE kind = ?", (kind,)
-        ).fetchall():
+        self.commit()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, data FROM objects WHERE kind = ?", (kind,)
+            ).fetchall()
+        for key, data in rows:
             yield key, json.loads(data)
 
-    def add_logs(self, entries: list[dict[str, Any]]) -> None:
-        self._begin()
-        self._db.executemany(
-            "INSERT INTO logs (time, message_id, state, data) VALUES (?, ?, ?, ?)",
-            [(e["time"], e["messageId"], e["state"], self._dumps(e)) for e in entries],
-        )
+    def take(self) -> dict[tuple[str, str], str | None]:
+        """Hand over the pending changes (on the event loop thread) for ``write``."""
+        pending, self._pending = self._pending, {}
+        return pending
 
-    def iter_logs(self, before_seq: int | None, chunk: int = 500) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Logs newest first, starting below ``before_seq``."""
-        upper = before_seq if before_seq is not None else 2**62
-        while True:
-            rows = self._db.execute(
-                "SELECT seq, data FROM logs WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-                (upper, chunk),
-            ).fetchall()
-            if not rows:
-                return
-            for seq, data in rows:
-                yield seq, json.loads(data)
-            upper = rows[-1][0]
+    def write(self, pending: dict[tuple[str, str], str | None]) -> None:
+        """Write changes in one transaction; safe to call from the commit thread."""
+        if not pending:
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            deletes = [k for k, v in pending.items() if v is None]
+            upserts = [(k[0], k[1], v) for k, v in pending.items() if v is not None]
+            if deletes:
+                self._db.executemany("DELETE FROM objects WHERE kind = ? AND key = ?", deletes)
+            if upserts:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?, ?, ?)", upserts
+                )
+            self._db.execute("COMMIT")
 
     def commit(self) -> None:
-        if self._in_tx:
-            self._db.execute("COMMIT")
-            self._in_tx = False
+        """Write every pending change now (blocking)."""
+        self.write(self.take())
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
 
     def close(self) -> None:
         self.commit()
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+
+class GroupCommitter:
+    """Commits on a background thread while the event loop keeps serving.
+
+    ``await commit()`` returns once every change made before the call is on disk; changes
+    made while a commit runs go into the next one, so concurrent requests share commits.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qstash-commit")
+        self._waiters: list[asyncio.Future[None]] = []
+        self._running = False
+
+    async def commit(self) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        if not self._running:
+            self._kick(loop)
+        await asyncio.shield(fut)
+
+    def request(self) -> None:
+        """Commit soon without waiting (delivery bookkeeping)."""
+        if not self._running:
+            self._kick(asyncio.get_running_loop())
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._store.take()
+        waiters, self._waiters = self._waiters, []
+        self._running = True
+        done = loop.run_in_executor(self._executor, self._store.write, batch)
+
+        def finished(f: asyncio.Future[None]) -> None:
+            self._running = False
+            exc = f.exception()
+            for w in waiters:
+                if not w.done():
+                    if exc is not None:
+                        w.set_exception(exc)
+                    else:
+                        w.set_result(None)
+            if self._waiters or self._store.has_pending():
+                self._kick(loop)
+
+        done.add_done_callback(finished)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

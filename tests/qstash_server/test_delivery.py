@@ -6,9 +6,9 @@ import json
 
 import pytest
 from qstash import Receiver
+from qstash.errors import SignatureError
 
 from tests.fixtures.endpoint import Reply
-from tests.qstash_server.conftest import wait_until
 
 pytestmark = pytest.mark.qstash
 
@@ -39,7 +39,7 @@ def test_publish_delivers_signed_request_with_forwarded_headers(qstash_server, e
             body=req.body.decode(),
             url=f"{endpoint.url}/hook?x=1",
         )
-    with pytest.raises(Exception):
+    with pytest.raises(SignatureError):
         qstash_server.receiver().verify(
             signature=req.headers["upstash-signature"], body="tampered"
         )

@@ -14,10 +14,10 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
-    unsupported_method,
     negative_data_rejection,
     positive_data_acceptance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from tests.fixtures.qstash import QStashServer, start_qstash_server
