@@ -1,0 +1,93 @@
+"""The generated upstash-workflow scaffold runs a real workflow through the local QStash server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from tests.fixtures.qstash import QStashServer
+
+from .test_scaffold import _files, _load
+
+pytestmark = pytest.mark.qstash
+
+
+class Recorder:
+    """ASGI middleware recording the headers of every request the app receives."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.headers: list[dict[str, str]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], str]]:
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: Any) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        while not server.started:
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_workflow_scaffold_completes_a_run(
+    qstash_server_factory: Callable[..., QStashServer], serve: Callable[[Any], str],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = qstash_server_factory()
+    for name, value in (("QSTASH_URL", server.url), ("QSTASH_TOKEN", server.token),
+                        ("QSTASH_CURRENT_SIGNING_KEY", server.current_signing_key),
+                        ("QSTASH_NEXT_SIGNING_KEY", server.next_signing_key)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("UPSTASH_WORKFLOW_URL", raising=False)
+    module = _load(tmp_path, f"wf_{uuid.uuid4().hex[:6]}", _files()["python/app_workflow.py"])
+    recorder = Recorder(module.app)
+    base = serve(recorder)
+    record = {"id": "o-1", "amount": 12.5, "at": "2026-11-01T00:00:00Z", "lines": [{"sku": "a"}],
+              "note": None}
+    server.client().message.publish_json(url=f"{base}/orders", body=record)  # as the bridge does
+    deadline = time.monotonic() + 60
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        runs = {h["upstash-workflow-runid"] for h in recorder.headers if "upstash-workflow-runid" in h}
+        if runs:
+            (run_id,) = runs
+            reply = httpx.get(f"{server.url}/v2/workflows/runs/{run_id}", headers=server.headers)
+            state = reply.json() if reply.status_code == 200 else {}
+            if state.get("workflowState") == "RUN_SUCCESS":
+                break
+        time.sleep(0.2)
+    assert state.get("workflowState") == "RUN_SUCCESS", (state, recorder.headers)
+    bodies = [json.loads(base64.b64decode(step["body"])) for step in state["steps"]]
+    assert bodies[0] == record  # the initial payload, which the scaffold parsed into Order
+    step = bodies[1]
+    assert (step["stepName"], step["stepType"], json.loads(step["out"])) == ("process", "Run", "done")
+    assert len(recorder.headers) >= 2  # the first call and the step call, each signed
+    assert all("upstash-signature" in h for h in recorder.headers)
