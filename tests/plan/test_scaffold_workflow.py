@@ -91,3 +91,6 @@ def test_workflow_scaffold_completes_a_run(
     assert (step["stepName"], step["stepType"], json.loads(step["out"])) == ("process", "Run", "done")
     assert len(recorder.headers) >= 2  # the first call and the step call, each signed
     assert all("upstash-signature" in h for h in recorder.headers)
+    unsigned = httpx.post(f"{base}/orders", json=record)  # straight to the endpoint, no QStash
+    # upstash-workflow 2.0.0 refuses it with 500 WorkflowError (qstash.md says 400: older SDKs)
+    assert unsigned.status_code >= 400 and "Failed to verify" in unsigned.text
