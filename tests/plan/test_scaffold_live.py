@@ -1,4 +1,4 @@
-"""The generated upstash-workflow scaffold runs a real workflow through the local QStash server."""
+"""Generated scaffolds served by uvicorn, called by the real local QStash server (signed)."""
 
 from __future__ import annotations
 
@@ -29,11 +29,20 @@ class Recorder:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.headers: list[dict[str, str]] = []
+        self.statuses: list[int] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.headers.append({k.decode().lower(): v.decode() for k, v in scope["headers"]})
+
+        async def recording_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
 
 
 @pytest.fixture
@@ -94,3 +103,28 @@ def test_workflow_scaffold_completes_a_run(
     unsigned = httpx.post(f"{base}/orders", json=record)  # straight to the endpoint, no QStash
     # upstash-workflow 2.0.0 refuses it with 500 WorkflowError (qstash.md says 400: older SDKs)
     assert unsigned.status_code >= 400 and "Failed to verify" in unsigned.text
+
+
+def test_fastapi_scaffold_accepts_what_the_local_qstash_server_delivers(
+    qstash_server_factory: Callable[..., QStashServer], serve: Callable[[Any], str],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = qstash_server_factory()
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", server.current_signing_key)
+    monkeypatch.setenv("QSTASH_NEXT_SIGNING_KEY", server.next_signing_key)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    module = _load(tmp_path, f"billing_{uuid.uuid4().hex[:6]}", _files()["python/billing.py"])
+    recorder = Recorder(module.app)
+    base = serve(recorder)
+    good = {"id": "o-1", "amount": "12.50", "at": "2026-11-01T00:00:00Z", "lines": [], "note": None}
+    client = server.client()
+    client.message.publish_json(url=f"{base}/orders", body=good)
+    client.message.publish_json(url=f"{base}/orders", body={"id": "o-2"})  # breaks the schema
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(recorder.statuses) < 2:
+        time.sleep(0.1)
+    assert sorted(recorder.statuses) == [200, 489]  # signed by the server and verified
+    while time.monotonic() < deadline and not client.dlq.list().messages:
+        time.sleep(0.1)
+    (dead,) = client.dlq.list().messages  # 489 + Upstash-NonRetryable-Error: no retries
+    assert json.loads(dead.body) == {"id": "o-2"} and len(recorder.statuses) == 2
