@@ -155,3 +155,18 @@ def test_query_string_config_and_destination_query(qstash_server, endpoint):
     [req] = endpoint.wait_for(1)
     assert req.path == "/wh?keep=1"
     assert req.headers["x-q"] == "v"
+
+
+def test_secrets_never_appear_in_output(qstash_server_factory, endpoint_factory):
+    from tests.fixtures.endpoint import Reply
+
+    server = qstash_server_factory()
+    failing = endpoint_factory(lambda _r: Reply(500, b"x"))
+    client = server.client()
+    client.message.publish(url=failing.url, body="x", retries=0)
+    httpx.get(f"{server.url}/v2/queues", headers={"Authorization": "Bearer wrong-token"})
+    wait_until(lambda: client.dlq.list().messages)
+    server.stop()
+    text = server.output()
+    for secret in (server.token, server.current_signing_key, server.next_signing_key):
+        assert secret not in text
