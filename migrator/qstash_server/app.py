@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -28,7 +28,7 @@ __all__ = ["create_app"]
 _log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 _JSON = "application/json"
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = orjson.dumps
 
 _LOG_FILTERS = ("messageId", "messageIds", "state", "url", "topicName", "scheduleId",
                 "queueName", "label", "flowControlKey", "callerIp")
@@ -77,8 +77,8 @@ async def _json_body(request: Request, *, default: Any = None) -> Any:
     if not raw.strip():
         return default
     try:
-        return json.loads(raw)
-    except ValueError:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise ApiError(400, "request body is not valid JSON") from None
 
 

@@ -443,13 +443,18 @@ class Broker:
             if not isinstance(headers, dict):
                 raise ApiError(400, f"batch item {index}: 'headers' must be an object")
             raw_body = item.get("body")
-            body = b"" if raw_body is None else str(raw_body).encode()
+            if raw_body is None:
+                body = b""
+            elif isinstance(raw_body, str):
+                body = raw_body.encode()
+            else:  # a JSON value instead of a string: deliver its JSON text
+                body = json.dumps(raw_body, separators=(",", ":")).encode()
             queue = item.get("queue")
             if queue is not None and not isinstance(queue, str):
                 raise ApiError(400, f"batch item {index}: 'queue' must be a string")
             queue = queue or None
             try:
-                cfg = parse_publish_config({str(k).lower(): str(v) for k, v in headers.items()})
+                cfg = parse_publish_config({k.lower(): str(v) for k, v in headers.items()})
             except BadValue as exc:
                 raise ApiError(400, f"batch item {index}: {exc}") from None
             parsed.append((item["destination"], body, cfg, queue))

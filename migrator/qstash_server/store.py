@@ -9,12 +9,13 @@ survives a crash or kill of the server process.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import orjson
 
 __all__ = ["GroupCommitter", "Store"]
 
@@ -39,12 +40,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
-        self._pending: dict[tuple[str, str], str | None] = {}
+        self._pending: dict[tuple[str, str], bytes | None] = {}
 
     def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
         """Queue an upsert; written (with everything else pending) by the next ``commit``."""
-        self._pending[(kind, key)] = self._dumps(data)
+        self._pending[(kind, key)] = orjson.dumps(data)
 
     def put_many(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         for kind, key, data in rows:
@@ -60,14 +60,14 @@ class Store:
                 "SELECT key, data FROM objects WHERE kind = ?", (kind,)
             ).fetchall()
         for key, data in rows:
-            yield key, json.loads(data)
+            yield key, orjson.loads(data)
 
-    def take(self) -> dict[tuple[str, str], str | None]:
+    def take(self) -> dict[tuple[str, str], bytes | None]:
         """Hand over the pending changes (on the event loop thread) for ``write``."""
         pending, self._pending = self._pending, {}
         return pending
 
-    def write(self, pending: dict[tuple[str, str], str | None]) -> None:
+    def write(self, pending: dict[tuple[str, str], bytes | None]) -> None:
         """Write changes in one transaction; safe to call from the commit thread."""
         if not pending:
             return
