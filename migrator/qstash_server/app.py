@@ -382,7 +382,8 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
             cursor = params.get("cursor") or None
             if cursor is not None and not cursor.isdigit():
                 raise ApiError(400, f"invalid cursor {cursor!r}")
-            entries, next_cursor = b.list_logs(predicate, cursor, count)
+            ids = set(multi(params, "messageId")) | set(multi(params, "messageIds"))
+            entries, next_cursor = b.list_logs(predicate, cursor, count, ids or None)
             out: dict[str, Any] = {key: entries}
             if next_cursor:
                 out["cursor"] = next_cursor

@@ -748,6 +748,13 @@ class Broker:
         sc.next_at = next_fire_ms(sc.cron, now)
         self.store.put("schedule", sc.id, sc.to_record())
 
+    def expire_dedup(self) -> None:
+        """Forget deduplication records older than the window."""
+        now = now_ms()
+        for key in [k for k, (_answer, expires) in self.dedup.items() if expires <= now]:
+            del self.dedup[key]
+            self.store.delete("dedup", key)
+
     def tick_schedules(self) -> None:
         now = now_ms()
         for sc in list(self.schedules.values()):
@@ -804,13 +811,16 @@ class Broker:
 
     # ------------------------------------------------------------------ logs API
     def list_logs(self, predicate: Callable[[dict[str, Any]], bool], cursor: str | None,
-                  count: int) -> tuple[list[dict[str, Any]], str | None]:
+                  count: int, message_ids: set[str] | None = None,
+                  ) -> tuple[list[dict[str, Any]], str | None]:
         """Log entries newest first; the cursor is the sequence number to continue below."""
         before = int(cursor) if cursor else None
         out: list[dict[str, Any]] = []
         last_seq: int | None = None
         for seq, at, msg, state, extra in reversed(self.logs):
             if before is not None and seq >= before:
+                continue
+            if message_ids and msg.id not in message_ids:
                 continue
             doc = build_log(msg, state, at, **extra)
             if predicate(doc):

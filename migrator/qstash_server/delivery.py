@@ -101,7 +101,10 @@ class Dispatcher:
                 msg = self.broker.messages.get(mid)
                 if msg is None or msg.next_at != due or mid in self.inflight:
                     continue
-                self.broker.dispatch_due(msg)
+                try:
+                    self.broker.dispatch_due(msg)
+                except Exception:  # one bad message must not stop every delivery
+                    _log.exception("dispatching %s failed", mid)
                 fired = True
             if fired:
                 self.broker.flush()
@@ -116,9 +119,13 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(timeout, 1.0))
 
     async def _schedules(self) -> None:
+        ticks = 0
         while not self._stopping:
+            ticks += 1
             try:
                 self.broker.tick_schedules()
+                if ticks % 60 == 0:
+                    self.broker.expire_dedup()
                 self.broker.flush()
             except Exception:
                 _log.exception("schedule tick failed")

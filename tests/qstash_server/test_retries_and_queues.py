@@ -195,3 +195,24 @@ def test_timeout_counts_as_failed_attempt(qstash_server, endpoint_factory):
     wait_until(lambda: any(e["state"] == "DELIVERED" for e in _logs(qstash_server, mid)))
     errors = [e for e in _logs(qstash_server, mid) if e["state"] == "ERROR"]
     assert errors and "timed out" in errors[0]["error"]
+
+
+def test_flow_control_rate_waitlist_reset_and_pin(qstash_server, endpoint):
+    client = qstash_server.client()
+    key = _name("rate")
+    for i in range(5):
+        client.message.publish(url=f"{endpoint.url}/r{i}", body="x",
+                               flow_control={"key": key, "rate": 1, "period": "1h"})
+    endpoint.wait_for(1)
+    info = wait_until(lambda: (i := client.flow_control.get(key)).wait_list_size == 4 and i)
+    assert (info.rate_max, info.rate_count, info.rate_period) == (1, 1, 3600)
+    assert len(endpoint.requests) == 1  # the rest wait; they are never rejected
+    client.flow_control.reset_rate(key)
+    endpoint.wait_for(2)
+    wait_until(lambda: client.flow_control.get(key).wait_list_size == 3)
+    client.flow_control.pause(key)
+    client.flow_control.pin(key, {"rate": 100, "period": 1})
+    assert len(endpoint.requests) == 2  # paused: pinning does not release anything
+    client.flow_control.resume(key)
+    reqs = endpoint.wait_for(5)
+    assert sorted(r.path for r in reqs) == [f"/r{i}" for i in range(5)]

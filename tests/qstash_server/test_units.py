@@ -137,3 +137,15 @@ def test_bad_option_is_one_line_and_exit_code():
     assert "Traceback" not in proc.stderr
     assert "fault_rate" in proc.stderr
     assert "secret-token-value" not in proc.stderr + proc.stdout
+
+
+def test_click_command_reports_config_errors():
+    from click.testing import CliRunner
+
+    from migrator.qstash_server.cli import qstash_command
+
+    assert qstash_command.name == "qstash"
+    result = CliRunner().invoke(qstash_command, ["--port", "0", "--fault-statuses", "x"])
+    assert isinstance(result.exception, ConfigError)
+    result = CliRunner().invoke(qstash_command, ["--plan", "gold"])
+    assert result.exit_code == 2 and "gold" in result.output
