@@ -286,6 +286,17 @@ def test_dlq_namespace(qstash_server, endpoint_factory):
         "upstash-message-id") == retry.json()["messageId"] for r in failing.requests))
     assert client.dlq.delete_many([messages[2].dlq_id]) == 1
     assert client.dlq.list(filter={"label": label}).messages == []
+    # bulk retry by filter
+    failing.responder = lambda _r: Reply(500, b"broken")
+    client.message.publish(url=f"{failing.url}/bulk", body="b", retries=0, label=label)
+    wait_until(lambda: client.dlq.list(filter={"label": label}).messages)
+    failing.responder = lambda _r: Reply(200, b"fine")
+    bulk = httpx.post(f"{qstash_server.url}/v2/dlq/retry", params={"label": label},
+                      headers=qstash_server.headers)
+    assert bulk.status_code == 201 and len(bulk.json()["responses"]) == 1
+    wait_until(lambda: any(r.headers.get("upstash-message-id") == bulk.json()["responses"][0][
+        "messageId"] for r in failing.requests))
+    assert client.dlq.list(filter={"label": label}).messages == []
 
 
 def test_log_namespace(qstash_server, endpoint):

@@ -149,3 +149,38 @@ def test_click_command_reports_config_errors():
     assert isinstance(result.exception, ConfigError)
     result = CliRunner().invoke(qstash_command, ["--plan", "gold"])
     assert result.exit_code == 2 and "gold" in result.output
+
+
+def test_cron_tick_publishes_due_schedules_once(tmp_path):
+    from migrator.qstash_server.broker import Broker
+    from migrator.qstash_server.settings import ServerSettings
+    from migrator.qstash_server.timing import now_ms
+
+    broker = Broker(ServerSettings(db=str(tmp_path / "s.db"), accept_only=True))
+    sid = broker.create_schedule(
+        "http://127.0.0.1:9/tick", b"payload",
+        {"upstash-cron": "CRON_TZ=Europe/Berlin */5 * * * *", "upstash-retries": "1",
+         "upstash-forward-x-a": "1"},
+        None,
+    )
+    sc = broker.schedules[sid]
+    assert sc.next_at > now_ms()
+    broker.tick_schedules()
+    assert broker.messages == {}  # not due yet
+    broker.pause_schedule(sid, True)
+    sc.next_at = now_ms() - 1
+    broker.tick_schedules()
+    assert broker.messages == {}  # paused: the tick is ignored
+    broker.pause_schedule(sid, False)
+    sc.next_at = now_ms() - 1
+    broker.tick_schedules()
+    broker.tick_schedules()
+    [msg] = broker.messages.values()
+    assert (msg.schedule_id, msg.body, msg.max_retries) == (sid, b"payload", 1)
+    assert msg.header == {"X-A": ["1"]}
+    assert sc.last_states == {msg.id: "IN_PROGRESS"}
+    assert sc.next_at > now_ms()
+    broker.close()
+    again = Broker(ServerSettings(db=str(tmp_path / "s.db"), accept_only=True))
+    assert list(again.messages) == [msg.id] and again.schedules[sid].last_at == sc.last_at
+    again.close()
