@@ -25,6 +25,7 @@ __all__ = [
     "Record",
     "Sink",
     "dedup_id",
+    "dedup_prefix",
     "forward_headers",
     "header_text",
     "route_tag",
@@ -110,7 +111,12 @@ def dedup_id(tag: str, topic: str, partition: int, offset: int) -> str:
     topic names already use only these). The tag is fixed-width and partition/offset are
     digits, so the id reads back unambiguously.
     """
-    return f"kb-{tag}-{_UNSAFE_ID.sub('_', topic)}-{partition}-{offset}"
+    return f"{dedup_prefix(tag, topic)}{partition}-{offset}"
+
+
+def dedup_prefix(tag: str, topic: str) -> str:
+    """The constant part of :func:`dedup_id` for one destination and topic."""
+    return f"kb-{tag}-{_UNSAFE_ID.sub('_', topic)}-"
 
 
 def forward_headers(record: Record, into: dict[str, str], prefix: str) -> None:

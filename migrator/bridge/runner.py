@@ -41,26 +41,18 @@ from typing import Any
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-from connectors.codecs import BytesCodec, Codec, SchemaRegistryCodec, registry_lookup
 from connectors.dead_letter import DeadLetter, DeadLetterWriter
-from connectors.http_sink import HttpSink
 from connectors.kafka_source import KafkaSource
 from connectors.qstash_sink import QStashSink
-from connectors.sink import Message, Record, Sink, route_tag
-from connectors.workflow_sink import WorkflowSink
+from connectors.sink import Message, Record
 from migrator.bridge.batcher import Batch, Batcher
 from migrator.bridge.checkpoint import Checkpointer
 from migrator.bridge.config import (
     BridgeConfig,
-    Destination,
-    DirectHttpDestination,
-    EnqueueQueueDestination,
-    PublishUrlGroupDestination,
-    Route,
-    WorkflowDestination,
 )
 from migrator.bridge.metrics import BridgeMetrics
 from migrator.bridge.retry import Backoff
+from migrator.bridge.routes import build_routes
 from migrator.config import KafkaConnection
 from migrator.errors import (
     DeliveryError,
@@ -71,7 +63,7 @@ from migrator.errors import (
 )
 from migrator.kafka.consumer import KafkaConsumer
 
-__all__ = ["Bridge", "BridgeStats", "check_qstash", "install_signal_handlers"]
+__all__ = ["Bridge", "BridgeStats", "install_signal_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +90,6 @@ class BridgeStats:
     commits: int = 0
     latencies: list[float] = field(default_factory=list)  # sampled, seconds
     started: float = field(default_factory=time.monotonic)
-
-
-@dataclass(slots=True)
-class _Destination:
-    index: int
-    route: str
-    sink: Sink
-    id_prefix: str  # "kb-<tag>-<topic>-"
-
-
-@dataclass(slots=True)
-class _RouteRuntime:
-    route: Route
-    codec: Codec
-    destinations: list[_Destination]
 
 
 class Bridge:
@@ -145,7 +122,7 @@ class Bridge:
             ),
             timeout=30.0,
         )
-        self._routes = self._build_routes(qstash, schema_lookup)
+        self._routes = build_routes(config, self._client, qstash, schema_lookup)
         self._sinks = [d.sink for rt in self._routes.values() for d in rt.destinations]
         self._checkpoint = Checkpointer()
         self._batcher = Batcher(config.batch)
@@ -179,54 +156,6 @@ class Bridge:
         self._m_latency = [self.metrics.latency.labels(s.name) for s in self._sinks]
 
     # -- wiring ------------------------------------------------------------------------------
-
-    def _build_routes(
-        self,
-        qstash: tuple[str, str] | None,
-        schema_lookup: Callable[[int], tuple[str, str]] | None,
-    ) -> dict[str, _RouteRuntime]:
-        routes: dict[str, _RouteRuntime] = {}
-        index = 0
-        for route in self.config.routes:
-            codec: Codec = BytesCodec()
-            if route.payload.mode == "decode":
-                lookup = schema_lookup
-                if lookup is None:
-                    url = route.payload.schema_registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
-                    if not url:
-                        raise MigratorError(
-                            f"route {route.route_name!r}: payload mode decode needs "
-                            "payload.schema_registry_url or SCHEMA_REGISTRY_URL"
-                        )
-                    lookup = registry_lookup(url)
-                codec = SchemaRegistryCodec(lookup, decimal=route.payload.decimal)
-            dests = []
-            for n, dest in enumerate(route.destinations):
-                name = f"{route.route_name}/{n}" if len(route.destinations) > 1 else route.route_name
-                sink: Sink
-                if isinstance(dest, DirectHttpDestination):
-                    identity = f"direct-http {dest.url}"
-                    sink = HttpSink(dest, client=self._client, name=name,
-                                    stop_on_failure=route.ordered)
-                else:
-                    if qstash is None:
-                        raise MigratorError(f"route {route.route_name!r} needs QStash settings")
-                    base, token = qstash
-                    if isinstance(dest, WorkflowDestination):
-                        sink = WorkflowSink(
-                            dest, base_url=base, token=token, client=self._client, name=name
-                        )
-                    else:
-                        sink = QStashSink(
-                            dest, base_url=base, token=token, client=self._client, name=name
-                        )
-                    identity = _identity(dest)
-                tag = route_tag(route.route_name, identity)
-                safe_topic = "".join(c if c.isalnum() or c in "._-" else "_" for c in route.topic)
-                dests.append(_Destination(index, name, sink, f"kb-{tag}-{safe_topic}-"))
-                index += 1
-            routes[route.topic] = _RouteRuntime(route, codec, dests)
-        return routes
 
     # -- public ------------------------------------------------------------------------------
 
@@ -649,36 +578,6 @@ class Bridge:
         if self._dlq is not None:
             self._dlq.flush(5.0)
         self._client.close()
-
-
-def check_qstash(url: str, token: str) -> None:
-    """Fail fast on a wrong QStash URL or token, before consuming anything.
-
-    Uses the official ``qstash`` SDK (a control-plane call: ``GET /v2/keys``); ServiceError
-    (exit 7) naming the problem otherwise, without the token.
-    """
-    from qstash import QStash
-    from qstash.errors import QStashError
-
-    try:
-        QStash(token, base_url=url, retry=False).signing_key.get()
-    except QStashError as exc:
-        status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
-        hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
-        raise ServiceError(f"QStash at {url} refused the bridge: {exc} ({hint}).", status=status) from None
-    except httpx.HTTPError as exc:
-        raise ServiceError(f"QStash at {url} is unreachable ({exc}); check qstash.url.") from None
-
-
-def _identity(dest: Destination) -> str:
-    """What a destination is, for its dedup-id tag (changing it starts new dedup ids)."""
-    if isinstance(dest, DirectHttpDestination):
-        return f"direct-http {dest.url}"
-    if isinstance(dest, PublishUrlGroupDestination):
-        return f"publish-url-group {dest.url_group}"
-    if isinstance(dest, EnqueueQueueDestination):
-        return f"enqueue-queue {dest.queue} {dest.url}"
-    return f"{dest.kind} {dest.url}"
 
 
 def install_signal_handlers(bridge: Bridge) -> None:

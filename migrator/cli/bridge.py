@@ -66,7 +66,8 @@ def run(
     """Run the bridge until SIGTERM/SIGINT (a second SIGINT exits at once)."""
     from migrator.bridge.config import load_bridge_config
     from migrator.bridge.metrics import BridgeMetrics, MetricsServer
-    from migrator.bridge.runner import Bridge, check_qstash, install_signal_handlers
+    from migrator.bridge.routes import check_qstash
+    from migrator.bridge.runner import Bridge, install_signal_handlers
     from migrator.bridge.status import JsonFormatter, StatusLine
 
     overrides = _start_overrides(start, start_from_group)

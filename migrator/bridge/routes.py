@@ -1,0 +1,137 @@
+"""From configuration to running routes: a codec per topic and a sink per destination.
+
+Each destination gets a fixed-width tag (:func:`connectors.sink.route_tag`) over the route name
+and what the destination is, so its dedup ids (``kb-<tag>-<topic>-<partition>-<offset>``) stay
+the same across restarts and differ between destinations of one record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from connectors.codecs import BytesCodec, Codec, SchemaRegistryCodec, registry_lookup
+from connectors.http_sink import HttpSink
+from connectors.qstash_sink import QStashSink
+from connectors.sink import Sink, dedup_prefix, route_tag
+from connectors.workflow_sink import WorkflowSink
+from migrator.bridge.config import (
+    BridgeConfig,
+    Destination,
+    DirectHttpDestination,
+    EnqueueQueueDestination,
+    PublishUrlGroupDestination,
+    Route,
+    WorkflowDestination,
+)
+from migrator.errors import ConfigError, ServiceError
+
+__all__ = ["DestinationRuntime", "RouteRuntime", "build_routes", "check_qstash", "identity"]
+
+
+@dataclass(slots=True)
+class DestinationRuntime:
+    index: int  # position in the bridge's flat list of sinks
+    name: str  # metrics / dead-letter label
+    sink: Sink
+    id_prefix: str  # "kb-<tag>-<topic>-"
+
+
+@dataclass(slots=True)
+class RouteRuntime:
+    route: Route
+    codec: Codec
+    destinations: list[DestinationRuntime]
+
+
+def identity(dest: Destination) -> str:
+    """What a destination is, for its dedup-id tag (changing it starts new dedup ids)."""
+    if isinstance(dest, DirectHttpDestination):
+        return f"direct-http {dest.url}"
+    if isinstance(dest, PublishUrlGroupDestination):
+        return f"publish-url-group {dest.url_group}"
+    if isinstance(dest, EnqueueQueueDestination):
+        return f"enqueue-queue {dest.queue} {dest.url}"
+    return f"{dest.kind} {dest.url}"
+
+
+def _codec(route: Route, schema_lookup: Callable[[int], tuple[str, str]] | None) -> Codec:
+    if route.payload.mode == "bytes":
+        return BytesCodec()
+    lookup = schema_lookup
+    if lookup is None:
+        url = route.payload.schema_registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
+        if not url:
+            raise ConfigError(
+                f"route {route.route_name!r}: payload mode decode needs "
+                "payload.schema_registry_url or SCHEMA_REGISTRY_URL."
+            )
+        lookup = registry_lookup(url)
+    return SchemaRegistryCodec(lookup, decimal=route.payload.decimal)
+
+
+def _sink(
+    route: Route,
+    dest: Destination,
+    name: str,
+    client: httpx.Client,
+    qstash: tuple[str, str] | None,
+) -> Sink:
+    if isinstance(dest, DirectHttpDestination):
+        return HttpSink(dest, client=client, name=name, stop_on_failure=route.ordered)
+    if qstash is None:
+        raise ConfigError(
+            f"route {route.route_name!r} publishes through QStash: set qstash.token or QSTASH_TOKEN."
+        )
+    base, token = qstash
+    if isinstance(dest, WorkflowDestination):
+        return WorkflowSink(dest, base_url=base, token=token, client=client, name=name)
+    return QStashSink(dest, base_url=base, token=token, client=client, name=name)
+
+
+def build_routes(
+    config: BridgeConfig,
+    client: httpx.Client,
+    qstash: tuple[str, str] | None,
+    schema_lookup: Callable[[int], tuple[str, str]] | None = None,
+) -> dict[str, RouteRuntime]:
+    """topic -> its route, codec and sinks (sinks numbered across all routes)."""
+    routes: dict[str, RouteRuntime] = {}
+    index = 0
+    for route in config.routes:
+        dests = []
+        many = len(route.destinations) > 1
+        for n, dest in enumerate(route.destinations):
+            name = f"{route.route_name}/{n}" if many else route.route_name
+            tag = route_tag(route.route_name, identity(dest))
+            dests.append(DestinationRuntime(
+                index, name, _sink(route, dest, name, client, qstash),
+                dedup_prefix(tag, route.topic),
+            ))
+            index += 1
+        routes[route.topic] = RouteRuntime(route, _codec(route, schema_lookup), dests)
+    return routes
+
+
+def check_qstash(url: str, token: str) -> None:
+    """Fail fast on a wrong QStash URL or token, before consuming anything.
+
+    Uses the official ``qstash`` SDK (a control-plane call, ``GET /v2/keys``); raises
+    ServiceError (exit 7) naming the problem, never the token.
+    """
+    from qstash import QStash
+    from qstash.errors import QStashError
+
+    try:
+        QStash(token, base_url=url, retry=False).signing_key.get()
+    except QStashError as exc:
+        status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
+        hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
+        raise ServiceError(
+            f"QStash at {url} refused the bridge: {exc} ({hint}).", status=status
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ServiceError(f"QStash at {url} is unreachable ({exc}); check qstash.url.") from None
