@@ -250,9 +250,9 @@ def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
     from migrator.bridge.runner import Bridge
     from migrator.config import KafkaConnection
 
-    if args.mode == "qstash":
+    if args.mode in ("qstash", "steady"):
         dest = {"kind": "publish-url", "url": "http://127.0.0.1:9/sink"}
-        batch = {"count": args.batch, "bytes": 4_000_000, "linger_ms": 5}
+        batch = {"count": args.batch, "bytes": 1_000_000, "linger_ms": 5}
     else:
         dest = {"kind": "direct-http", "url": args.url}
         batch = {"count": 50, "linger_ms": 2}
@@ -261,8 +261,10 @@ def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
         "batch": batch, "in_flight": {"batches": args.threads, "records": args.in_flight},
     })
     bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=args.bootstrap),
-                    qstash=(args.url, args.token) if args.mode == "qstash" else None)
+                    qstash=(args.url, args.token) if args.mode != "direct" else None)
     marks: dict[str, float] = {}
+    if args.mode == "steady":  # produce at a fixed rate while the bridge runs (no backlog)
+        threading.Thread(target=_produce_at_rate, args=(args, bridge), daemon=True).start()
 
     def tick(b: Bridge) -> None:
         if "t0" not in marks and b.stats.received:
@@ -282,6 +284,23 @@ def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
             "p50_ms": lat[len(lat) // 2] * 1000 if lat else None,
             "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else None,
             "rss_mb": _peak_rss_mb()}
+
+
+def _produce_at_rate(args: argparse.Namespace, bridge: Any) -> None:
+    from confluent_kafka import Producer
+
+    while not bridge.metrics.ready:
+        time.sleep(0.05)
+    p = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 1})
+    value = b'{"id":1,"amount":"1.25","pad":"' + b"x" * 40 + b'"}'
+    start = time.monotonic()
+    for i in range(args.n):
+        delay = start + i / args.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        p.produce(args.topic, value=value)
+        p.poll(0)
+    p.flush(30)
 
 
 def run_child(mode: str, **kw: Any) -> dict[str, Any]:
@@ -312,7 +331,7 @@ def main() -> None:
                     help="records for the direct/HTTP pair (HTTP is ~1000x slower per record)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--only-small", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=8, help="delivery pool size")
+    ap.add_argument("--threads", type=int, default=4, help="delivery pool size")
     ap.add_argument("--batch", type=int, default=500, help="QStash batch count")
     ap.add_argument("--in-flight", type=int, default=20_000)
     ap.add_argument("--raw-qstash-records", type=int, default=100_000,
@@ -322,6 +341,9 @@ def main() -> None:
     for name in ("bootstrap", "topic", "group", "url", "token", "mode"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=2000.0,
+                    help="records/s for the steady-state latency run")
+    ap.add_argument("--steady-seconds", type=float, default=10.0)
     args = ap.parse_args()
 
     if args.child:
@@ -360,6 +382,12 @@ def main() -> None:
                 "qstash", topic=topic, group=f"bq-{label}-{run}", n=n, url=qurl, token=qtoken,
                 **common)
             print(fmt(f"bridge -> QStash batch ({label})", results[f"qstash-{label}"]), flush=True)
+        topic = f"bench-bridge-steady-{run}"
+        produce(bootstrap, topic, 0, 100, args.partitions)
+        ns = int(args.rate * args.steady_seconds)
+        results["steady"] = run_child("steady", topic=topic, group=f"bs-{run}", n=ns, url=qurl,
+                                      token=qtoken, rate=args.rate, **common)
+        print(fmt(f"bridge -> QStash at {args.rate:,.0f} rec/s", results["steady"]), flush=True)
         topic = f"bench-bridge-small-{run}"
         nd = min(args.direct_records, args.records)
         results["http"] = run_child("http", n=nd, url=ep_url, **common)
@@ -387,6 +415,9 @@ def main() -> None:
         print(f"QStash batched / raw consume (big):   {qb['rate'] / cb['rate']:.2f}")
     d, h = results["direct"], results["http"]
     print(f"direct / raw HTTP:                    {d['rate'] / h['rate']:.2f}  (target >= 0.70)")
+    st = results["steady"]
+    print(f"steady state at {args.rate:,.0f} rec/s (no backlog): p50 {st['p50_ms']:.1f} ms, "
+          f"p99 {st['p99_ms']:.1f} ms poll -> accepted by QStash")
     print(f"bridge peak RSS with {args.records:,}-record backlog: {q['rss_mb']:.0f} MB "
           f"(target < 300 MB)")
     print(json.dumps({"scale": {"records": args.records, "big": args.big,
