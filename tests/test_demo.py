@@ -33,6 +33,6 @@ def test_demo_delivers_every_record_once(kafka_stack: EstateInfo, qstash_server:
     # every routed topic of the sample estate, per consuming group: orders (fulfilment and the
     # archive connector), payments (billing, ledger), clicks (analytics, marketing)
     assert sorted(result.expected.values()) == [120, 120, 200, 200, 300, 300]
-    assert result.second_apply.splitlines()[-1].startswith("Nothing to do")
+    assert any(line.startswith("Nothing to do") for line in result.second_apply.splitlines())
     assert (tmp_path / "work" / "audit.html").stat().st_size > 1000
     assert any(s.startswith("$ migrator bridge run") for s in steps)

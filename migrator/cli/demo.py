@@ -31,7 +31,8 @@ def command(workdir: Path, run_dir: Path | None, timeout: float) -> None:
     progress(f"{'reusing the running' if reused else 'started the'} stack in {directory}")
     result = run_demo(info, workdir.resolve(), progress, timeout=timeout)
     click.echo(summary(result))
-    click.echo(f"Second apply said: {result.second_apply.splitlines()[-1] if result.second_apply else '(nothing)'}")
+    verdict = [line for line in result.second_apply.splitlines() if line.startswith("Nothing to do")]
+    click.echo(f"Second apply: {verdict[0] if verdict else result.second_apply or '(no output)'}")
     click.echo(f"Reports: {result.workdir}/audit.html, {result.workdir}/plan/ (plan.yaml, RUNBOOK.md, bridge.yaml)")
     click.echo("Stop the stack with `migrator dev down`.")
     if not result.ok:
