@@ -19,7 +19,7 @@ from pathlib import Path
 from migrator.errors import StackError
 from migrator.stack import servers
 from migrator.stack.java import find_java
-from migrator.stack.maven import StackJars, require_tools, resolve_jars
+from migrator.stack.maven import StackJars, cached_jars, require_tools, resolve_jars
 from migrator.stack.process import free_port, is_alive, stop, tail, wait_until
 from migrator.stack.state import ProcessInfo, StackInfo, load_state, save_state
 
@@ -49,6 +49,8 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
         log.warning("a previous stack in %s is partly dead; cleaning it up", run_dir)
         down(run_dir)
     require_tools("java")
+    if cached_jars() is None:
+        require_tools("mvn")
     find_java(21, purpose="Apicurio Registry 3.3")
     progress("resolving jars (Maven Central, cached after the first run)")
     shutil.rmtree(run_dir / "data", ignore_errors=True)  # leftovers of a failed start

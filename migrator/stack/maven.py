@@ -16,7 +16,7 @@ from pathlib import Path
 
 from migrator.errors import StackError
 
-__all__ = ["StackJars", "find_manifest", "require_tools", "resolve_jars"]
+__all__ = ["StackJars", "cached_jars", "find_manifest", "require_tools", "resolve_jars"]
 
 _REPO_MANIFEST = Path(__file__).resolve().parents[2] / "stack" / "pom.xml"
 
@@ -75,11 +75,8 @@ def find_manifest() -> Path:
 def resolve_jars(manifest: Path | None = None, *, log: Path | None = None) -> StackJars:
     """Resolve (download once) the jars named by the manifest; return where they are."""
     manifest = manifest or find_manifest()
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
-    cache = Path(os.environ.get("MIGRATOR_STACK_CACHE") or Path.home() / ".cache" / "migrator" / "stack")
-    jars = StackJars(cache / digest)
-    marker = jars.root / ".resolved"
-    if marker.exists() and jars.apicurio_jar.exists() and any(jars.lib.glob("kafka_2.13-*.jar")):
+    jars = _jars_for(manifest)
+    if _complete(jars):
         return jars
     require_tools("java", "mvn")
     jars.root.mkdir(parents=True, exist_ok=True)
@@ -94,5 +91,22 @@ def resolve_jars(manifest: Path | None = None, *, log: Path | None = None) -> St
             "Maven could not resolve the stack's jars from Maven Central "
             f"(`{' '.join(cmd)}` exited {result.returncode}):\n" + "\n".join(lines)
         )
-    marker.write_text(digest, encoding="utf-8")
+    (jars.root / ".resolved").write_text(jars.root.name, encoding="utf-8")
     return jars
+
+
+def cached_jars(manifest: Path | None = None) -> StackJars | None:
+    """The resolved jars if they are already in the cache (no Maven needed), else None."""
+    jars = _jars_for(manifest or find_manifest())
+    return jars if _complete(jars) else None
+
+
+def _jars_for(manifest: Path) -> StackJars:
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("MIGRATOR_STACK_CACHE") or Path.home() / ".cache" / "migrator" / "stack")
+    return StackJars(cache / digest)
+
+
+def _complete(jars: StackJars) -> bool:
+    return ((jars.root / ".resolved").exists() and jars.apicurio_jar.exists()
+            and any(jars.lib.glob("kafka_2.13-*.jar")))

@@ -80,3 +80,41 @@ def test_missing_java_is_one_clear_line(tmp_path: Path) -> None:
     assert lines == ["Error: `java` is not on PATH: install a Java 17+ runtime (e.g. "
                      "`apt-get install openjdk-17-jre-headless`), then retry."], lines
     assert shutil.which("java")  # the real machine still has it
+
+
+def test_missing_maven_is_one_clear_line(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    java = shutil.which("java")
+    assert java
+    (bin_dir / "java").symlink_to(java)
+    env = {**os.environ, "PATH": str(bin_dir), "MIGRATOR_STACK_CACHE": str(tmp_path / "empty-cache")}
+    out = migrator("dev", "up", "--run-dir", str(tmp_path / "s"), env=env)
+    assert out.returncode == 8, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "Error: `mvn` is not on PATH: install Apache Maven 3.8+ (e.g. `apt-get install maven`), then retry."]
+
+
+def test_a_server_failing_to_start_shows_its_log_and_exits_non_zero(tmp_path: Path) -> None:
+    real_java = shutil.which("java")
+    assert real_java
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "java"
+    # A `java` whose Kafka broker dies at start; every other JVM (format, registry) is the real one.
+    fake.write_text(f"""#!/bin/sh
+case "$*" in
+  *kafka.Kafka\\ *) echo "FATAL the broker cannot start: disk on fire"; exit 1;;
+  *) exec {real_java} "$@";;
+esac
+""")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run_dir = tmp_path / "s"
+    out = migrator("dev", "up", "--run-dir", str(run_dir), env=env)
+    assert out.returncode == 8, out.stderr
+    assert "Kafka broker exited with code 1 while starting" in out.stderr
+    assert "FATAL the broker cannot start: disk on fire" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (run_dir / "stack.json").exists()
