@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -120,6 +121,35 @@ def logs(run_dir: Path | None, server: str | None, lines: int) -> None:
     for name, text in stack.logs(_run_dir(run_dir), server, lines).items():
         click.echo(f"==> {name} <==")
         click.echo(text)
+
+
+@command.command()
+@_run_dir_option
+def env(run_dir: Path | None) -> None:
+    """Print shell exports pointing the other commands (and the tests) at the running stack.
+
+    Use as: eval "$(migrator dev env)"
+    """
+    directory = _run_dir(run_dir)
+    info = stack.load_state(directory)
+    if info is None:
+        raise ConfigError(f"No stack is running in {directory}; start one with `migrator dev up`.")
+    values = {
+        "KAFKA_BOOTSTRAP_SERVERS": info.bootstrap_servers,
+        "KAFKA_SASL_BOOTSTRAP_SERVERS": info.sasl_bootstrap_servers,
+        "KAFKA_SASL_USERNAME": info.sasl_username,
+        "KAFKA_SASL_PASSWORD": info.sasl_password,
+        "SCHEMA_REGISTRY_URL": info.schema_registry_url,
+        "KAFKA_CONNECT_URL": info.connect_url,
+        "KAFKA_LIB_DIR": info.lib_dir,
+        "QSTASH_URL": info.qstash_url,
+        "QSTASH_TOKEN": info.qstash_token,
+        "QSTASH_CURRENT_SIGNING_KEY": info.qstash_current_signing_key,
+        "QSTASH_NEXT_SIGNING_KEY": info.qstash_next_signing_key,
+    }
+    for name, value in values.items():
+        if value:
+            click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @command.command()

@@ -54,6 +54,10 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
                  next_signing_key=info["qstash_next_signing_key"]).verify(
             body=req.body.decode(), signature=req.headers["upstash-signature"], url=f"{endpoint.url}/hook")
 
+        exports = migrator("dev", "env", "--run-dir", run_dir).stdout
+        assert f"export KAFKA_BOOTSTRAP_SERVERS={info['bootstrap_servers']}" in exports.splitlines()
+        assert f"export QSTASH_TOKEN={info['qstash_token']}" in exports.splitlines()
+
         logs = migrator("dev", "logs", "kafka", "--run-dir", run_dir, "-n", "5")
         assert logs.returncode == 0 and logs.stdout.startswith("==> kafka <==")
         bad = migrator("dev", "logs", "nope", "--run-dir", run_dir)
