@@ -449,6 +449,33 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         })
 
     # ------------------------------------------------------------ workflow runs
+    async def trigger(request: Request) -> Response:
+        b.check_fault()
+        url, config = _destination(request, 3)
+        headers = _raw_headers(request)
+        for k, v in config.items():
+            headers.setdefault(k, v)
+        client = request.client
+        return _json(b.trigger_workflow(url, await request.body(), headers,
+                                        client.host if client else None))
+
+    async def batch_trigger(request: Request) -> Response:
+        b.check_fault()
+        items = await _json_body(request)
+        if not isinstance(items, list):
+            raise ApiError(400, "body must be a JSON array of {destination, body, headers}")
+        client = request.client
+        out = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("destination"), str):
+                raise ApiError(400, f"item {index}: 'destination' (string) is required")
+            raw = item.get("body")
+            body = b"" if raw is None else raw.encode() if isinstance(raw, str) else _dumps(raw)
+            headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            out.append(b.trigger_workflow(item["destination"], body, headers,
+                                          client.host if client else None))
+        return _json(out, 201)
+
     async def delete_run(request: Request) -> Response:
         cancel = request.query_params.get("cancel", "false").lower() == "true"
         b.finish_run(request.path_params["run"], cancel)
@@ -491,6 +518,8 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         ("/v2/publish/{destination:path}", api(publish), ["POST"]),
         ("/v2/enqueue/{queue}/{destination:path}", api(enqueue), ["POST"]),
         ("/v2/batch", api(batch), ["POST"]),
+        ("/v2/batch/trigger", api(batch_trigger), ["POST"]),
+        ("/v2/trigger/{destination:path}", api(trigger), ["POST"]),
         ("/v2/messages/{id}", api(get_message), ["GET"]),
         ("/v2/messages/{id}", api(cancel_message), ["DELETE"]),
         ("/v2/messages", api(cancel_messages), ["DELETE"]),

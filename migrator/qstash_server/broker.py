@@ -316,6 +316,9 @@ class Broker:
             dedup_key = content_dedup_key(destination, body, cfg.header)
         elif run_id and is_init and kind == "message":
             dedup_key = "run:" + run_id
+        if run_id and is_init and kind == "message" and run_id in self.runs:
+            # a run with this id exists: the start is deduplicated, whatever its age
+            return 202, {"messageId": self.runs[run_id]["initMessageId"], "deduplicated": True}
         if dedup_key is not None:
             hit = self.dedup.get(dedup_key)
             if hit is not None and hit[1] > now:
@@ -892,6 +895,34 @@ class Broker:
             self.dispatcher.call_later(fk.period_start + fk.period - now_s, self.pump_flow, key)
 
     # ------------------------------------------------------------------ workflow runs
+    def trigger_workflow(
+        self, url: str, body: bytes, headers: Mapping[str, str], caller_ip: str | None
+    ) -> dict[str, Any]:
+        """``POST /v2/trigger/{url}``: start a run (idempotent per run id)."""
+        if not is_url(url):
+            raise ApiError(400, f"invalid workflow url {url!r}: expected an http(s) URL")
+        run_id = headers.get("upstash-workflow-runid") or self._new_id("")
+        if not run_id.startswith("wfr_"):
+            run_id = "wfr_" + run_id
+        merged = dict(headers)
+        merged["upstash-workflow-runid"] = run_id
+        merged["upstash-workflow-init"] = "true"
+        merged["upstash-workflow-url"] = url
+        merged["upstash-forward-upstash-workflow-sdk-version"] = "1"
+        merged.setdefault("upstash-feature-set", "LazyFetch,InitialBody,WF_DetectTrigger")
+        try:
+            cfg = parse_publish_config(merged)
+        except BadValue as exc:
+            raise ApiError(400, str(exc)) from None
+        status, _answer = self.accept(url, body, cfg, caller_ip=caller_ip)
+        out: dict[str, Any] = {
+            "workflowRunId": run_id,
+            "workflowCreatedAt": self.runs[run_id]["createdAt"],
+        }
+        if status == 202:
+            out["deduplicated"] = True
+        return out
+
     def finish_run(self, run_id: str, cancel: bool) -> None:
         run = self.runs.get(run_id)
         if run is None:

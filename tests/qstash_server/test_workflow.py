@@ -129,3 +129,25 @@ def test_workflow_runs_to_completion(qstash_server, workflow_app):
     errors = httpx.get(f"{qstash_server.url}/v2/events", params={"state": "ERROR", "count": 1000},
                        headers=qstash_server.headers).json()["events"]
     assert any(e["url"] == workflow_app.url and e.get("responseStatus") == 500 for e in errors)
+
+
+def test_trigger_api_starts_a_run_once_per_run_id(qstash_server, workflow_app):
+    run_id = f"order-{time.time_ns()}"
+    url = f"{qstash_server.url}/v2/trigger/{workflow_app.url}"
+    first = httpx.post(url, json={"n": 10}, headers={
+        **qstash_server.headers, "Upstash-Workflow-RunId": run_id, "Upstash-Retries": "2"})
+    assert first.status_code == 200
+    assert first.json()["workflowRunId"] == f"wfr_{run_id}"
+    assert first.json()["workflowCreatedAt"] > 0
+    again = httpx.post(url, json={"n": 99}, headers={
+        **qstash_server.headers, "Upstash-Workflow-RunId": run_id})
+    assert again.json() == {**first.json(), "deduplicated": True}
+    [result] = wait_until(lambda: workflow_app.results, timeout=60)
+    assert result["run"] == f"wfr_{run_id}"
+    assert (result["a"], result["b"], result["c"]) == (11, 22, 122)
+    batch = httpx.post(f"{qstash_server.url}/v2/batch/trigger", headers=qstash_server.headers,
+                       json=[{"destination": workflow_app.url, "body": '{"n": 1}',
+                              "headers": {"Upstash-Workflow-RunId": run_id}}])
+    assert batch.status_code == 201 and batch.json()[0]["deduplicated"] is True
+    time.sleep(0.3)
+    assert len(workflow_app.results) == 1  # no second run
