@@ -148,12 +148,18 @@ def test_exhausted_message_goes_to_dlq_with_callbacks(qstash_server, endpoint_fa
 
 def test_not_before_and_delay_hold_delivery(qstash_server, endpoint):
     client = qstash_server.client()
-    t0 = time.time()
-    client.message.publish(url=f"{endpoint.url}/nb", body="x", not_before=int(t0) + 2)
-    client.message.publish(url=f"{endpoint.url}/d", body="y", delay="1s")
+    not_before = int(time.time()) + 2
+    nb = client.message.publish(url=f"{endpoint.url}/nb", body="x", not_before=not_before)
+    d = client.message.publish(url=f"{endpoint.url}/d", body="y", delay="1s")
+    assert client.message.get(nb.message_id).not_before == not_before * 1000
+    delayed = client.message.get(d.message_id)
+    assert delayed.not_before - delayed.created_at == 1000
     reqs = endpoint.wait_for(2)
     assert {r.path for r in reqs} == {"/nb", "/d"}
-    assert time.time() >= int(t0) + 2  # not delivered before its time
+    for mid, earliest in ((nb.message_id, not_before * 1000),
+                          (d.message_id, delayed.not_before)):
+        active = [e for e in _logs(qstash_server, mid) if e["state"] == "ACTIVE"]
+        assert active and active[0]["time"] >= earliest  # the server held it until then
 
 
 def test_flow_control_parallelism_limits_concurrency(qstash_server, endpoint_factory):
