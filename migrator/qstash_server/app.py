@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -95,6 +96,13 @@ def _int_param(params: QueryParams, name: str, default: int, lo: int, hi: int) -
     return value
 
 
+def _same(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented secret."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
 def _by_method(handlers: dict[str, Handler]) -> Handler:
     if len(handlers) == 1:
         return next(iter(handlers.values()))
@@ -125,7 +133,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
                 if key == b"authorization":
                     auth = value.decode("latin-1")
                     break
-            if auth != bearer and request.query_params.get("qstash_token") != b.token:
+            if not (_same(auth, bearer) or _same(request.query_params.get("qstash_token"), b.token)):
                 return _json({"error": "Unauthorized"}, 401)
             try:
                 response = await fn(request)
@@ -133,6 +141,9 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
                 response = _error(exc)
             except BadValue as exc:
                 response = _error(ApiError(400, str(exc)))
+            except Exception:
+                _log.exception("%s %s failed", request.method, request.scope["path"])
+                response = _json({"error": "internal server error"}, 500)
             await group_commit()
             return response
 
