@@ -5,11 +5,12 @@ groups:                       # consumer group (glob allowed) -> endpoint URL
   billing: https://billing.example.com/kafka/{topic}
   "analytics-*": https://analytics.example.com/ingest
 schedules:                    # source connector (glob allowed) -> URL its schedule calls
-  inventory-import: https://jobs.example.com/import
+  inventory-import: https://jobs.example.com/import/{connector}
 failure_callback: https://ops.example.com/qstash-failed   # optional, for every route
 ```
 
-``{topic}`` and ``{group}`` in a URL are replaced per route. The first matching pattern wins
+``{topic}`` and ``{group}`` in a group's URL are replaced per route, ``{connector}`` in a
+schedule's URL; any other ``{...}`` field is refused. The first matching pattern wins
 (file order). A pattern that matches no group of the inventory is an error naming the file and
 line (a typo would otherwise silently leave a placeholder). Unmapped groups get a placeholder.
 """
@@ -17,7 +18,8 @@ line (a typo would otherwise silently leave a placeholder). Unmapped groups get 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -32,13 +34,30 @@ from migrator.plan.yamlfile import compose, line_of, load_model
 __all__ = ["EndpointFile", "EndpointMap", "load_endpoints"]
 
 
-def _check_url(value: str) -> str:
-    if not (value.startswith("http://") or value.startswith("https://")) or " " in value:
-        raise ValueError(f"{value!r} is not an http(s) URL; write it like https://example.com/hook")
-    return value
+_FIELD = re.compile(r"\{([^{}]*)\}")
 
 
-Url = Annotated[str, AfterValidator(_check_url)]
+def _url(*fields: str) -> Callable[[str], str]:
+    """A validator: an http(s) URL whose ``{...}`` fields are only ``fields`` (a typo such as
+    ``{topics}`` would otherwise reach QStash as a literal URL)."""
+
+    def check(value: str) -> str:
+        if not (value.startswith("http://") or value.startswith("https://")) or " " in value:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; write it like https://example.com/hook")
+        unknown = [f for f in _FIELD.findall(value) if f not in fields]
+        if unknown:
+            allowed = ", ".join("{" + f + "}" for f in fields) or "none"
+            raise ValueError(
+                f"{value!r}: unknown field {{{unknown[0]}}} in the URL (allowed here: {allowed})")
+        return value
+
+    return check
+
+
+Url = Annotated[str, AfterValidator(_url())]
+GroupUrl = Annotated[str, AfterValidator(_url("topic", "group"))]
+ConnectorUrl = Annotated[str, AfterValidator(_url("connector"))]
 
 
 class EndpointFile(BaseModel):
@@ -46,10 +65,10 @@ class EndpointFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    groups: dict[str, Url] = Field(default_factory=dict)
+    groups: dict[str, GroupUrl] = Field(default_factory=dict)
     """Consumer group (glob) -> endpoint URL; {topic} and {group} are replaced."""
-    schedules: dict[str, Url] = Field(default_factory=dict)
-    """Source connector (glob) -> URL its QStash schedule calls."""
+    schedules: dict[str, ConnectorUrl] = Field(default_factory=dict)
+    """Source connector (glob) -> URL its QStash schedule calls; {connector} is replaced."""
     workflows: list[str] = Field(default_factory=list)
     """Consumer groups (globs) whose endpoints are Upstash Workflows even if not detected."""
     failure_callback: Url | None = None

@@ -15,7 +15,9 @@ import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from migrator.plan.yamlfile import load_model
@@ -83,8 +85,23 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_cron(value: str) -> str:
+    """A 5-field cron, optionally ``CRON_TZ=<zone> `` first (what QStash accepts)."""
+    expr = value.strip()
+    if expr.startswith("CRON_TZ="):
+        zone, _, expr = expr.partition(" ")
+        try:
+            ZoneInfo(zone.removeprefix("CRON_TZ="))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r}: unknown time zone in {zone!r}") from None
+    if len(expr.split()) != 5 or not croniter.is_valid(expr):
+        raise ValueError(f"{value!r} is not a 5-field cron expression; write it like '*/5 * * * *'")
+    return value
+
+
 Target = Annotated[str, AfterValidator(_check_target)]
 Name = Annotated[str, AfterValidator(_check_name)]
+Cron = Annotated[str, AfterValidator(_check_cron)]
 
 
 class _Spec(BaseModel):
@@ -174,7 +191,7 @@ class ScheduleSpec(_Spec):
 
     schedule_id: Name
     destination: Target
-    cron: str = Field(description="5-field cron, optionally prefixed with CRON_TZ=<zone>.")
+    cron: Cron = Field(description="5-field cron, optionally prefixed with CRON_TZ=<zone>.")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     body: str | None = None
     retries: int = Field(default=3, ge=0, le=100)

@@ -24,8 +24,31 @@ __all__ = ["compose", "dump_yaml", "field_path", "line_of", "load_model", "read_
 M = TypeVar("M", bound=BaseModel)
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line, self.first = key, line, first
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader (libyaml's parser when available), refusing duplicate mapping keys: YAML
+    would silently keep the last one, so a repeated group or field would change the meaning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key, _value in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                continue
+            line = key.start_mark.line + 1
+            first = seen.setdefault((key.tag, key.value), line)
+            if first != line:
+                raise _DuplicateKey(key.value, line, first)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def dump_yaml(data: Any) -> str:
@@ -35,10 +58,7 @@ def dump_yaml(data: Any) -> str:
 
 def read_yaml(path: Path, what: str) -> Any:
     """The parsed content of a YAML (or JSON) file; ConfigError with the line when it is bad."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}).") from None
+    text = _read_text(path, what)
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
@@ -48,6 +68,11 @@ def read_yaml(path: Path, what: str) -> Any:
             ) from None
     try:
         return yaml.load(text, Loader=_Loader)  # a safe loader (CSafeLoader or SafeLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path}:{exc.line}: {exc.key!r} appears twice (first on line {exc.first}); YAML "
+            "would silently keep the last one: merge or remove one of them."
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -55,11 +80,26 @@ def read_yaml(path: Path, what: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML ({problem}); fix the syntax there.") from None
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}).") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: the {what} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save it as UTF-8."
+        ) from None
+
+
 def compose(path: Path) -> yaml.Node | None:
     """The node tree of a file that already parsed, for line numbers (None if unavailable)."""
     try:
         return yaml.compose(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
 

@@ -100,6 +100,33 @@ def test_plan_file_with_unknown_field(estate: Path) -> None:
     assert msg.startswith(f"Error: {plan}:{line}: routes[0].retry_dealy: unknown field 'retry_dealy'")
 
 
+def test_plan_file_with_a_duplicated_key(estate: Path) -> None:
+    plan = make_plan(estate)
+    first = _edit(plan, "  retries: 3\n", "  retries: 3\n  retries: 0\n")
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{first + 1}: 'retries' appears twice (first on line "
+                          f"{first})"), msg
+
+
+def test_plan_file_with_a_bad_cron(estate: Path) -> None:
+    plan = make_plan(estate)
+    text = plan.read_text()
+    cron = next(ln for ln in text.splitlines() if ln.lstrip().startswith("cron: "))
+    line = _edit(plan, cron + "\n", cron.split("cron:")[0] + "cron: every 5 minutes\n")
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg.startswith(f"Error: {plan}:{line}: resources.schedules[0].cron: 'every 5 minutes' "
+                          "is not a 5-field cron expression"), msg
+
+
+def test_plan_file_that_is_not_utf8(estate: Path) -> None:
+    plan = make_plan(estate)
+    data = plan.read_bytes()
+    line = data[: data.index(b"  retries: 3")].count(b"\n") + 1
+    plan.write_bytes(data.replace(b"  retries: 3", b"  retries: \xff3", 1))
+    msg = one_line_error(run("apply", str(plan)), 3)
+    assert msg == f"Error: {plan}:{line}: the plan file is not UTF-8 text (byte 0xff); save it as UTF-8."
+
+
 def test_plan_file_with_bad_url(estate: Path) -> None:
     plan = make_plan(estate)
     line = _edit(plan, "endpoint: https://f.example.com/a", "endpoint: f.example.com/a")
@@ -119,12 +146,23 @@ def test_plan_file_with_bad_url(estate: Path) -> None:
          "groups.billnig: unknown consumer group 'billnig'"),
         ("schedules:\n  nope-*: https://y.example.com/\n", 2,
          "schedules.nope-*: unknown source connector 'nope-*'"),
+        ("groups:\n  billing: https://x.example.com/\n  ledger: https://l/\n  billing: https://y/\n",
+         4, "'billing' appears twice (first on line 2)"),
+        ("groups:\n  billing: https://x.example.com/{topics}\n", 2,
+         "groups.billing: 'https://x.example.com/{topics}': unknown field {topics} in the URL"),
+        ("failure_callback: https://ops.example.com/{group}\n", 1,
+         "failure_callback: 'https://ops.example.com/{group}': unknown field {group}"),
+        (b"groups:\n  billing: https://x.example.com/caf\xe9\n", 2,
+         "the endpoint file is not UTF-8 text (byte 0xe9); save it as UTF-8."),
     ],
-    ids=["bad-yaml", "wrong-type", "unknown-field", "unknown-group", "unknown-connector"],
+    ids=["bad-yaml", "wrong-type", "unknown-field", "unknown-group", "unknown-connector",
+         "duplicate-key", "unknown-url-field", "field-in-callback", "not-utf8"],
 )
-def test_malformed_endpoint_files(estate: Path, content: str, line: int, expect: str) -> None:
+def test_malformed_endpoint_files(
+    estate: Path, content: str | bytes, line: int, expect: str
+) -> None:
     eps = estate / "bad.yaml"
-    eps.write_text(content)
+    eps.write_bytes(content if isinstance(content, bytes) else content.encode())
     result = run("plan", str(estate / "inventory.json"), "--endpoints", str(eps),
                  "-o", str(estate / "never"))
     msg = one_line_error(result, 3)
