@@ -415,6 +415,7 @@ class Broker:
             caller_ip=caller_ip,
             kind=kind,
             workflow=cfg.workflow,
+            redact=cfg.redact,
         )
 
     def _admit(self, msg: Message) -> None:
@@ -1196,6 +1197,8 @@ def _config_headers_of(msg: Message) -> dict[str, str]:
         headers["upstash-failure-callback-" + k] = v
     if msg.label:
         headers["upstash-label"] = msg.label
+    if msg.redact:
+        headers["upstash-redact-fields"] = msg.redact
     if msg.flow_key:
         headers["upstash-flow-control-key"] = msg.flow_key
         parts = []

@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from migrator.qstash_server.messages import Message
+from migrator.qstash_server.messages import Message, redact_view
 from migrator.qstash_server.timing import BadValue
 
 __all__ = ["Filter", "build_log", "multi", "parse_filter"]
@@ -28,14 +28,15 @@ def multi(params: Any, name: str) -> list[str]:
 
 
 def build_log(msg: Message, state: str, now: int, **extra: Any) -> dict[str, Any]:
+    red_body, header = redact_view(msg.redact, msg.body, msg.header)
     entry: dict[str, Any] = {
         "time": now,
         "messageId": msg.id,
         "state": state,
         "url": msg.url,
         "method": msg.method,
-        "header": msg.header,
-        "body": base64.b64encode(msg.body).decode(),
+        "header": header,
+        "body": red_body if red_body is not None else base64.b64encode(msg.body).decode(),
         "maxRetries": msg.max_retries,
         "createdAt": msg.created_at,
     }

@@ -28,6 +28,8 @@ __all__ = [
     "is_url",
     "parse_flow_control",
     "parse_publish_config",
+    "parse_redaction",
+    "redact_view",
     "validate_name",
 ]
 
@@ -131,6 +133,7 @@ class PublishConfig:
     flow: FlowControl | None = None
     label: str | None = None
     workflow: dict[str, str] = field(default_factory=dict)
+    redact: str | None = None
 
 
 def _bool(value: str | None) -> bool:
@@ -208,7 +211,55 @@ def parse_publish_config(
     cfg.flow = parse_flow_control(get("upstash-flow-control-key"), get("upstash-flow-control-value"))
     if (raw := get("upstash-label")) is not None:
         cfg.label = raw
+    if (raw := get("upstash-redact-fields")) is not None:
+        parse_redaction(raw)
+        cfg.redact = raw
     return cfg
+
+
+_REDACT_PART = re.compile(r"^(body|headers?|header\[[^\]]+\])$", re.IGNORECASE)
+
+
+def parse_redaction(spec: str | None) -> tuple[bool, bool, frozenset[str]]:
+    """``Upstash-Redact-Fields``: (body?, all headers?, lower-cased header names)."""
+    body = all_headers = False
+    names: set[str] = set()
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not _REDACT_PART.match(part):
+            raise BadValue(
+                f"invalid Upstash-Redact-Fields part {part!r}: use body, headers or header[Name]"
+            )
+        lower = part.lower()
+        if lower == "body":
+            body = True
+        elif lower in ("header", "headers"):
+            all_headers = True
+        else:
+            names.add(lower[len("header["):-1])
+    return body, all_headers, frozenset(names)
+
+
+def redacted(value: bytes | str) -> str:
+    raw = value.encode() if isinstance(value, str) else value
+    return "REDACTED:" + hashlib.sha256(raw).hexdigest()
+
+
+def redact_view(
+    spec: str | None, body: bytes, header: dict[str, list[str]]
+) -> tuple[str | None, dict[str, list[str]]]:
+    """What the API shows: a redacted body (None = show the real one) and headers."""
+    if not spec:
+        return None, header
+    red_body, all_headers, names = parse_redaction(spec)
+    shown = {
+        name: [redacted(v) for v in values]
+        if all_headers or name.lower() in names else values
+        for name, values in header.items()
+    }
+    return (redacted(body) if red_body else None), shown
 
 
 def content_dedup_key(destination: str, body: bytes, header: dict[str, list[str]]) -> str:
@@ -257,6 +308,7 @@ class Message:
     retried: int = 0
     slot_queue: str | None = None
     dedup_key: str | None = None
+    redact: str | None = None
 
     # --- persistence -------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
@@ -291,19 +343,23 @@ class Message:
         }
 
     def to_api(self) -> dict[str, Any]:
+        red_body, header = redact_view(self.redact, self.body, self.header)
         out: dict[str, Any] = {
             "messageId": self.id,
             "url": self.url,
             "method": self.method,
-            "header": self.header,
+            "header": header,
             "maxRetries": self.max_retries,
             "notBefore": self.not_before,
             "createdAt": self.created_at,
         }
-        try:
-            out["body"] = self.body.decode("utf-8")
-        except UnicodeDecodeError:
-            out["bodyBase64"] = base64.b64encode(self.body).decode()
+        if red_body is not None:
+            out["body"] = red_body
+        else:
+            try:
+                out["body"] = self.body.decode("utf-8")
+            except UnicodeDecodeError:
+                out["bodyBase64"] = base64.b64encode(self.body).decode()
         optional: dict[str, Any] = {
             "topicName": self.topic,
             "endpointName": self.endpoint_name,

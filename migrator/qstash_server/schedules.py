@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from migrator.qstash_server.messages import PublishConfig, canonical_header
+from migrator.qstash_server.messages import PublishConfig, canonical_header, redact_view
 from migrator.qstash_server.timing import BadValue, parse_duration_s
 
 __all__ = ["Schedule", "next_fire_ms", "validate_cron"]
@@ -70,21 +70,25 @@ class Schedule:
         return cls(**values)
 
     def to_api(self, cfg: PublishConfig) -> dict[str, Any]:
+        red_body, header = redact_view(cfg.redact, self.body, cfg.header)
         out: dict[str, Any] = {
             "scheduleId": self.id,
             "cron": self.cron,
             "destination": self.destination,
             "createdAt": self.created_at,
             "method": cfg.method,
-            "header": cfg.header,
+            "header": header,
             "retries": cfg.max_retries,
             "isPaused": self.paused,
             "nextScheduleTime": self.next_at,
         }
-        try:
-            out["body"] = self.body.decode("utf-8")
-        except UnicodeDecodeError:
-            out["bodyBase64"] = base64.b64encode(self.body).decode()
+        if red_body is not None:
+            out["body"] = red_body
+        else:
+            try:
+                out["body"] = self.body.decode("utf-8")
+            except UnicodeDecodeError:
+                out["bodyBase64"] = base64.b64encode(self.body).decode()
         if (raw := self.config_headers.get("upstash-delay")) is not None:
             out["delay"] = int(parse_duration_s(raw))
         if cfg.timeout_s is not None:

@@ -374,3 +374,26 @@ def test_flow_control_namespace(qstash_server, endpoint):
     assert [k["flowControlKey"] for k in listed] == [key]
     with pytest.raises(QStashError, match="404"):
         client.flow_control.get(_name("missing"))
+
+
+def test_redacted_fields_are_hidden_in_the_api_but_delivered(qstash_server, endpoint):
+    import hashlib
+
+    client = qstash_server.client()
+    res = client.message.publish(
+        url=endpoint.url, body="card=4111", delay="1h",
+        headers={"Authorization": "Bearer s3cr3t", "X-Keep": "visible"},
+        redact={"body": True, "header": ["Authorization"]},
+    )
+    msg = client.message.get(res.message_id)
+    assert msg.body == "REDACTED:" + hashlib.sha256(b"card=4111").hexdigest()
+    assert msg.headers["Authorization"][0].startswith("REDACTED:")
+    assert msg.headers["X-Keep"] == ["visible"]
+    logs = client.log.list(filter={"message_id": res.message_id}).logs
+    assert all("s3cr3t" not in str(e.headers) and e.body_base64.startswith("REDACTED:")
+               for e in logs)
+    client.message.cancel(res.message_id)
+    client.message.publish(url=endpoint.url, body="card=4111", headers={"Authorization": "x"},
+                           redact={"body": True, "header": True})
+    [req] = endpoint.wait_for(1)
+    assert req.body == b"card=4111" and req.headers["authorization"] == "x"
