@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from migrator.config import QStashConnection
-from migrator.errors import ServiceError, UnfilledPlaceholderError
+from migrator.errors import PlanError, ServiceError, UnfilledPlaceholderError
 from migrator.plan.admin import QStashAdmin
 from migrator.plan.apply import apply_actions
 from migrator.plan.diff import check_conflicts, diff
@@ -35,6 +35,12 @@ def command(plan_file: Path, dry_run: bool, prune: bool, allow_destructive: bool
         raise UnfilledPlaceholderError(
             f"{plan_file}: {len(holes)} placeholder(s) to fill before apply: {'; '.join(holes)}. "
             "Map them in the endpoint file and re-run `migrator plan`.")
+    over = [b for b in plan.blockers if b.code == "PLAN_LIMIT" and b.severity == "blocker"]
+    if over:
+        raise PlanError(
+            f"{plan_file}: the plan does not fit the {plan.qstash_plan} QStash plan: "
+            f"{'; '.join(f'{b.object}: {b.message}' for b in over)}. QStash would refuse these "
+            "midway; re-run `migrator plan` with a larger --qstash-plan or fewer routes.")
     conn = QStashConnection.from_env(qstash_url, qstash_token)
     admin = QStashAdmin(conn)
     live = read_state(admin)

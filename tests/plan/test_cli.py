@@ -194,3 +194,24 @@ def test_apply_without_token_is_a_config_error(estate: Path) -> None:
     plan = make_plan(estate)
     msg = one_line_error(run("apply", str(plan)), 3)
     assert "QSTASH_TOKEN" in msg
+
+
+def test_apply_refuses_a_plan_over_the_qstash_plan_limits(tmp_path: Path) -> None:
+    # two fanned-out topics need two URL groups; the free plan allows one
+    inv = inventory([topic("a", rps=0.001), topic("b", rps=0.001)],
+                    [group("g1", "a", "b"), group("g2", "a", "b")])
+    (tmp_path / "inventory.json").write_text(inv.model_dump_json())
+    (tmp_path / "endpoints.yaml").write_text("groups:\n  '*': https://l.example.com/{group}\n")
+    made = run("plan", str(tmp_path / "inventory.json"), "--endpoints",
+               str(tmp_path / "endpoints.yaml"), "--qstash-plan", "free", "-o", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    plan = tmp_path / "out" / "plan.yaml"
+    # refused before QStash is even read (no token here), naming the limit and the fix
+    msg = one_line_error(run("apply", str(plan), "--dry-run"), 6)
+    assert msg.startswith(f"Error: {plan}: the plan does not fit the free QStash plan: "
+                          "qstash:url_groups: the plan needs 2 URL groups; the free plan allows 1."), msg
+    assert "--qstash-plan" in msg
+    # the same estate on pay-as-you-go fits: apply gets as far as asking for a token
+    run("plan", str(tmp_path / "inventory.json"), "--endpoints", str(tmp_path / "endpoints.yaml"),
+        "--qstash-plan", "payg", "-o", str(tmp_path / "out"))
+    assert "No QStash token" in one_line_error(run("apply", str(plan), "--dry-run"), 3)
