@@ -127,6 +127,7 @@ class Bridge:
         self._checkpoint = Checkpointer()
         self._batcher = Batcher(config.batch)
         self._backoff = Backoff(config.retry)
+        self._workers = limits.batches
         self._pool = ThreadPoolExecutor(limits.batches, thread_name_prefix="bridge-deliver")
         self._done: queue.SimpleQueue[tuple[Batch, list[DeliveryError | None]]] = (
             queue.SimpleQueue()
@@ -199,8 +200,12 @@ class Bridge:
         if self._fatal is not None:
             raise self._fatal
         self.metrics.heartbeat = time.monotonic()
-        busy = self._outstanding > 0 or bool(self._retry_heap) or len(self._batcher) > 0
-        timeout = 0.002 if busy else 0.1
+        if self._outstanding >= 2 * self._workers and not self._retry_heap:
+            timeout = 0.02  # the pool has queued work: wake less often, leave the GIL to it
+        elif self._outstanding or self._retry_heap or len(self._batcher):
+            timeout = 0.002
+        else:
+            timeout = 0.1
         for record in self._source.read(min(self.config.batch.count * 4, 5000), timeout):
             self._ingest(record)
         for batch in self._batcher.due():
