@@ -14,19 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from migrator.errors import MigratorError
-from migrator.plan.actions import (
-    Action,
-    CreateQueue,
-    CreateSchedule,
-    CreateUrlGroup,
-    DeleteQueue,
-    DeleteSchedule,
-    DeleteUrlGroup,
-    NoOp,
-    UpdateQueue,
-    UpdateSchedule,
-    UpdateUrlGroup,
-)
+from migrator.plan import actions as act
 from migrator.plan.spec import QueueSpec, ScheduleSpec, UrlGroupEndpointSpec, UrlGroupSpec
 
 __all__ = ["Admin", "ApplyReport", "Outcome", "apply_actions"]
@@ -80,12 +68,12 @@ class ApplyReport:
         return json.dumps([o.__dict__ for o in self.outcomes], indent=2) + "\n"
 
 
-def apply_actions(admin: Admin, actions: list[Action]) -> ApplyReport:
+def apply_actions(admin: Admin, actions: list[act.Action]) -> ApplyReport:
     """Run ``actions`` in order; stop at the first failure and mark the rest not applied."""
     report = ApplyReport()
     failed = False
     for action in actions:
-        if isinstance(action, NoOp):
+        if isinstance(action, act.NoOp):
             report.outcomes.append(Outcome(action.resource, action.kind, "unchanged"))
             continue
         if failed:
@@ -103,27 +91,27 @@ def apply_actions(admin: Admin, actions: list[Action]) -> ApplyReport:
     return report
 
 
-def _run(admin: Admin, action: Action) -> None:
+def _run(admin: Admin, action: act.Action) -> None:
     match action:
-        case CreateQueue(spec=spec) | UpdateQueue(spec=spec):
+        case act.CreateQueue(spec=spec) | act.UpdateQueue(spec=spec):
             admin.upsert_queue(spec)
-        case DeleteQueue(name=name):
+        case act.DeleteQueue(name=name):
             admin.delete_queue(name)
-        case CreateUrlGroup(spec=spec):
+        case act.CreateUrlGroup(spec=spec):
             admin.upsert_endpoints(spec.name, list(spec.endpoints))
-        case UpdateUrlGroup():
+        case act.UpdateUrlGroup():
             _update_group(admin, action)
-        case DeleteUrlGroup(name=name):
+        case act.DeleteUrlGroup(name=name):
             admin.delete_url_group(name)
-        case CreateSchedule(spec=spec) | UpdateSchedule(spec=spec):
+        case act.CreateSchedule(spec=spec) | act.UpdateSchedule(spec=spec):
             admin.create_schedule(spec)
-        case DeleteSchedule(schedule_id=schedule_id):
+        case act.DeleteSchedule(schedule_id=schedule_id):
             admin.delete_schedule(schedule_id)
-        case NoOp():
+        case act.NoOp():
             pass
 
 
-def _update_group(admin: Admin, action: UpdateUrlGroup) -> None:
+def _update_group(admin: Admin, action: act.UpdateUrlGroup) -> None:
     """Add first (the group never becomes empty, which would delete it), then remove leftovers.
 
     Whether an upsert re-points an endpoint of the same name in place is server behaviour, so

@@ -12,19 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from migrator.errors import ConflictingPlanError, DestructiveChangeError
-from migrator.plan.actions import (
-    Action,
-    CreateQueue,
-    CreateSchedule,
-    CreateUrlGroup,
-    DeleteQueue,
-    DeleteSchedule,
-    DeleteUrlGroup,
-    NoOp,
-    UpdateQueue,
-    UpdateSchedule,
-    UpdateUrlGroup,
-)
+from migrator.plan import actions as act
 from migrator.plan.spec import Plan, QueueSpec, UrlGroupSpec
 from migrator.plan.state import (
     ABSENT,
@@ -46,19 +34,19 @@ _ORDER = {"schedule:delete": 0, "queue": 1, "url_group": 2, "schedule": 3,
 class Diff:
     """The actions, and live resources the plan does not manage (kept unless pruning)."""
 
-    actions: list[Action]
+    actions: list[act.Action]
     unmanaged: list[str] = field(default_factory=list)
 
     @property
-    def changes(self) -> list[Action]:
-        return [a for a in self.actions if not isinstance(a, NoOp)]
+    def changes(self) -> list[act.Action]:
+        return [a for a in self.actions if not isinstance(a, act.NoOp)]
 
 
 def diff(plan: Plan, live: LiveState, *, prune: bool = False,
          allow_destructive: bool = False) -> Diff:
     """The ordered actions that make ``live`` match ``plan``."""
     desired = desired_state(plan)
-    actions: list[Action] = []
+    actions: list[act.Action] = []
     for rid, spec in desired.items():
         actions.append(_change(spec, live.resources.get(rid)))
     extra = sorted(rid for rid in live.resources
@@ -74,44 +62,44 @@ def diff(plan: Plan, live: LiveState, *, prune: bool = False,
     return Diff(actions=actions, unmanaged=[] if prune else extra)
 
 
-def _rank(action: Action) -> tuple[int, str]:
+def _rank(action: act.Action) -> tuple[int, str]:
     kind = action.resource.split(":", 1)[0]
     key = f"{kind}:delete" if action.kind == "delete" else kind
     return _ORDER[key], action.resource
 
 
-def _change(spec: Spec, live: Spec | None) -> Action:
+def _change(spec: Spec, live: Spec | None) -> act.Action:
     if live is not None and fingerprint(live) == fingerprint(spec):
-        return NoOp(resource_id(spec))
+        return act.NoOp(resource_id(spec))
     if isinstance(spec, QueueSpec):
         if live is None:
-            return CreateQueue(spec)
+            return act.CreateQueue(spec)
         assert isinstance(live, QueueSpec)
-        return UpdateQueue(spec, live)
+        return act.UpdateQueue(spec, live)
     if isinstance(spec, UrlGroupSpec):
         if live is None:
-            return CreateUrlGroup(spec)
+            return act.CreateUrlGroup(spec)
         assert isinstance(live, UrlGroupSpec)
         want = {(e.name, e.url) for e in spec.endpoints}
         have = {(e.name, e.url) for e in live.endpoints}
-        return UpdateUrlGroup(
+        return act.UpdateUrlGroup(
             spec.name,
             add=tuple(e for e in spec.endpoints if (e.name, e.url) not in have),
             remove=tuple(e for e in live.endpoints if (e.name, e.url) not in want),
         )
     if live is None:
-        return CreateSchedule(spec)
+        return act.CreateSchedule(spec)
     before, after = normalized(live), normalized(spec)
-    return UpdateSchedule(spec, tuple(k for k in after if after[k] != before.get(k)))
+    return act.UpdateSchedule(spec, tuple(k for k in after if after[k] != before.get(k)))
 
 
-def _delete(rid: str) -> Action:
+def _delete(rid: str) -> act.Action:
     kind, name = rid.split(":", 1)
     if kind == "queue":
-        return DeleteQueue(name)
+        return act.DeleteQueue(name)
     if kind == "url_group":
-        return DeleteUrlGroup(name)
-    return DeleteSchedule(name)
+        return act.DeleteUrlGroup(name)
+    return act.DeleteSchedule(name)
 
 
 def check_conflicts(plan: Plan, live: LiveState, *, prune: bool = False) -> None:

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from migrator.plan.actions import (
-    Action,
-    CreateQueue,
-    CreateSchedule,
-    CreateUrlGroup,
-    DeleteQueue,
-    DeleteSchedule,
-    DeleteUrlGroup,
-    NoOp,
-    UpdateQueue,
-    UpdateSchedule,
-    UpdateUrlGroup,
-)
+from migrator.plan import actions as act
 from migrator.plan.diff import Diff
 
 __all__ = ["describe", "explain"]
@@ -22,25 +10,25 @@ __all__ = ["describe", "explain"]
 _SIGN = {"create": "+", "update": "~", "delete": "-", "no-op": "="}
 
 
-def describe(action: Action) -> str:
+def describe(action: act.Action) -> str:
     """One line for one action."""
     match action:
-        case CreateQueue(spec=s):
+        case act.CreateQueue(spec=s):
             detail = f"parallelism {s.parallelism}" + (", paused" if s.paused else "")
-        case UpdateQueue(spec=s, before=b):
+        case act.UpdateQueue(spec=s, before=b):
             detail = f"parallelism {b.parallelism} -> {s.parallelism}, paused {b.paused} -> {s.paused}"
-        case CreateUrlGroup(spec=s):
+        case act.CreateUrlGroup(spec=s):
             detail = "endpoints " + ", ".join(f"{e.name}={e.url}" for e in s.endpoints)
-        case UpdateUrlGroup(add=add, remove=remove):
+        case act.UpdateUrlGroup(add=add, remove=remove):
             parts = [f"+{e.name}={e.url}" for e in add] + [f"-{e.name}={e.url}" for e in remove]
             detail = "endpoints " + ", ".join(parts)
-        case CreateSchedule(spec=s):
+        case act.CreateSchedule(spec=s):
             detail = f"cron {s.cron!r} -> {s.destination}"
-        case UpdateSchedule(spec=s, changed=changed):
+        case act.UpdateSchedule(spec=s, changed=changed):
             detail = f"{', '.join(changed)} changed (cron {s.cron!r} -> {s.destination})"
-        case DeleteQueue() | DeleteUrlGroup() | DeleteSchedule():
+        case act.DeleteQueue() | act.DeleteUrlGroup() | act.DeleteSchedule():
             detail = "not in the plan (--prune --allow-destructive)"
-        case NoOp():
+        case act.NoOp():
             detail = "unchanged"
     return f"  {_SIGN[action.kind]} {action.kind:<7} {action.resource:<40} {detail}"
 
