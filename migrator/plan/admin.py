@@ -122,6 +122,11 @@ class QStashAdmin:
             except QStashError as exc:
                 match = _STATUS.search(str(exc))
                 status = int(match.group(1)) if match else None
+                if status in (401, 403):
+                    raise ServiceError(
+                        f"QStash at {self.url} refused the token ({status}) to {what}; check "
+                        "QSTASH_TOKEN or --qstash-token (and QSTASH_URL for the region).",
+                        status=status) from None
                 if status is None or status < 500:
                     raise ServiceError(f"QStash refused to {what}: {exc}", status=status) from None
                 wait, reason = delay, f"server error {status}"

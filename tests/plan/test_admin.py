@@ -1,0 +1,76 @@
+"""QStashAdmin's retry policy and error messages, over an httpx mock transport (pure logic)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from migrator.config import QStashConnection
+from migrator.errors import ServiceError
+from migrator.plan.admin import QStashAdmin
+
+TOKEN = "qstash-token-SECRET-7f3a"
+
+
+def admin_answering(*replies: httpx.Response) -> tuple[QStashAdmin, list[httpx.Request], list[float]]:
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+    queue = list(replies)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    admin = QStashAdmin(QStashConnection(url="http://127.0.0.1:9", token=SecretStr(TOKEN)),
+                        attempts=4, sleep=sleeps.append)
+    admin.client.http._client = httpx.Client(transport=httpx.MockTransport(handle))
+    return admin, seen, sleeps
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_one_clear_error_without_retries(status: int) -> None:
+    admin, seen, sleeps = admin_answering(httpx.Response(status, json={"error": "Unauthorized"}))
+    with pytest.raises(ServiceError) as caught:
+        admin.queues()
+    msg = str(caught.value)
+    assert msg.startswith(f"QStash at http://127.0.0.1:9 refused the token ({status}) to list "
+                          "queues; check QSTASH_TOKEN or --qstash-token"), msg
+    assert caught.value.status == status and TOKEN not in msg
+    assert len(seen) == 1 and sleeps == []
+    assert seen[0].headers["authorization"] == f"Bearer {TOKEN}"  # sent, never echoed
+
+
+def test_other_client_errors_are_not_retried() -> None:
+    admin, seen, sleeps = admin_answering(httpx.Response(400, json={"error": "bad queue name"}))
+    with pytest.raises(ServiceError, match=r"QStash refused to delete queue q: .*400.*bad queue"):
+        admin.delete_queue("q")
+    assert len(seen) == 1 and sleeps == []
+
+
+def test_daily_quota_is_not_retried() -> None:
+    admin, seen, _ = admin_answering(httpx.Response(
+        429, headers={"RateLimit-Limit": "1000", "RateLimit-Remaining": "0",
+                      "RateLimit-Reset": "1"}))
+    with pytest.raises(ServiceError) as caught:
+        admin.queues()
+    assert caught.value.status == 429 and len(seen) == 1
+
+
+def test_burst_429_and_5xx_are_retried_with_growing_backoff_then_succeed() -> None:
+    burst = httpx.Response(429, headers={"Burst-RateLimit-Limit": "1",
+                                         "Burst-RateLimit-Remaining": "0"})
+    admin, seen, sleeps = admin_answering(
+        burst, httpx.Response(502), httpx.Response(503),
+        httpx.Response(200, json=[{"name": "q", "parallelism": 1, "paused": False, "lag": 0,
+                                   "createdAt": 0, "updatedAt": 0}]))
+    assert [q.name for q in admin.queues()] == ["q"]
+    assert len(seen) == 4 and sleeps == [0.25, 0.5, 1.0]
+
+
+def test_retries_exhausted_name_the_operation_and_the_url() -> None:
+    admin, seen, sleeps = admin_answering(httpx.Response(503))
+    with pytest.raises(ServiceError, match=r"could not list URL groups after 4 attempts "
+                                           r"\(server error 503\); check http://127.0.0.1:9"):
+        admin.url_groups()
+    assert len(seen) == 4 and len(sleeps) == 3
