@@ -202,3 +202,26 @@ def test_persistent_server_errors_fail_with_a_clear_error(
     with pytest.raises(ServiceError, match="could not list queues after 3 attempts"):
         read_state(admin)
 
+
+
+def test_plan_reviewed_through_the_cli_keeps_the_token_out_of_every_file(
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path
+) -> None:
+    server = qstash_server_factory()
+    inv = inventory([topic("clicks"), topic("pay", partitions=1, keyed=1.0)],
+                    [group("stats", "clicks"), group("search", "clicks"), group("ledger", "pay")],
+                    connectors=[connector("imp", "source", ["clicks"])])
+    (tmp_path / "inventory.json").write_text(inv.model_dump_json())
+    (tmp_path / "endpoints.yaml").write_text(
+        "groups:\n  '*': https://ep.example.com/{group}/{topic}\n"
+        "schedules:\n  imp: https://ep.example.com/import\n")
+    out = tmp_path / "out"
+    made = run(server, "plan", str(tmp_path / "inventory.json"), "--endpoints",
+               str(tmp_path / "endpoints.yaml"), "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    assert "Not reviewed" not in made.stdout  # it did read QStash with the token
+    applied = run(server, "apply", str(out / "plan.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"plan.yaml", "bridge.yaml", "RUNBOOK.md", "plan.apply-report.json"} <= {p.name for p in files}
+    assert all(server.token not in p.read_text() for p in files)
