@@ -187,3 +187,21 @@ def test_second_sigint_exits_at_once_without_committing_undelivered(
     assert committed < 500
     delivered = {int(r.headers["kafka-offset"]) for r in ep.requests}
     assert set(range(committed)) <= delivered
+
+
+def test_protobuf_with_timestamp_and_decimal_arrives_as_json(
+    kafka: KafkaKit, kafka_stack: Any, endpoint: RecordingEndpoint
+) -> None:
+    from tests.connectors.proto_helpers import EXPECTED, payment, payment_class
+
+    topic = kafka.create_topic(unique("off-proto"), partitions=1)
+    cls = payment_class(unique("pay").replace("-", "_"))
+    kafka.produce_serialized(topic, kafka.protobuf_serializer(cls), [payment(cls)])
+    cfg = bridge_config(group=unique("g"), routes=[{
+        "topic": topic,
+        "payload": {"mode": "decode", "schema_registry_url": kafka_stack.schema_registry_url},
+        "destinations": [{"kind": "direct-http", "url": endpoint.url}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.stats.delivered >= 1)
+        rb.stop()
+    assert endpoint.requests[0].body.decode() == EXPECTED % "1234567890.12"

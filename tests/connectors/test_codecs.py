@@ -72,9 +72,6 @@ def test_undecodable_values_are_permanent_errors() -> None:
 
     with pytest.raises(PermanentDeliveryError, match="could not be fetched"):
         SchemaRegistryCodec(missing).encode(rec(b"\x00\x00\x00\x00\x09abc"))
-    proto = SchemaRegistryCodec(lambda _id: ("PROTOBUF", "syntax = \"proto3\";"))
-    with pytest.raises(PermanentDeliveryError, match="PROTOBUF values cannot be decoded"):
-        proto.encode(rec(b"\x00\x00\x00\x00\x01\x00"))
     js = SchemaRegistryCodec(lambda _id: ("JSON", "{}"))
     assert js.encode(rec(b'\x00\x00\x00\x00\x01{"a":1}')) == (b'{"a":1}', "application/json")
     with pytest.raises(PermanentDeliveryError):
@@ -85,3 +82,22 @@ def test_bytes_codec_passes_through_with_content_type_header() -> None:
     assert BytesCodec().encode(rec(b"\x00\x01")) == (b"\x00\x01", "application/octet-stream")
     got = BytesCodec().encode(rec(b"{}", [("Content-Type", b"application/json")]))
     assert got == (b"{}", "application/json")
+
+
+def test_protobuf_with_timestamp_decimal_enum_to_json() -> None:
+    import base64
+
+    from tests.connectors.proto_helpers import EXPECTED, payment, payment_class
+
+    cls = payment_class("unit_pay")
+    fdp_b64 = base64.b64encode(cls.DESCRIPTOR.file.serialized_pb).decode()
+    codec = SchemaRegistryCodec(lambda _id: ("PROTOBUF", fdp_b64))
+    framed_value = b"\x00\x00\x00\x00\x07" + b"\x00" + payment(cls).SerializeToString()
+    body, ctype = codec.encode(rec(framed_value))
+    assert ctype == "application/json"
+    assert body.decode() == EXPECTED % "1234567890.12"
+    as_text = SchemaRegistryCodec(lambda _id: ("PROTOBUF", fdp_b64), decimal="string")
+    assert as_text.encode(rec(framed_value))[0].decode() == EXPECTED % '"1234567890.12"'
+    proto_text = SchemaRegistryCodec(lambda _id: ("PROTOBUF", 'syntax = "proto3";'))
+    with pytest.raises(PermanentDeliveryError, match="not a serialized descriptor"):
+        proto_text.encode(rec(framed_value))
