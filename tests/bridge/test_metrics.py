@@ -40,6 +40,8 @@ def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoi
         assert f'bridge_records_delivered_total{{route="{topic}",status="ok"}} 30.0' in text
         assert "bridge_delivery_latency_seconds_bucket" in text
         assert "bridge_in_flight_records 0.0" in text
+        lag = f'bridge_consumer_lag{{partition="0",topic="{topic}"}} 0.0'
+        assert wait_until(lambda: lag in httpx.get(base + "/metrics").text, 20)
         rb.stop()
         assert httpx.get(base + "/readyz").status_code == 503
         assert httpx.get(base + "/nope").status_code == 404
@@ -53,3 +55,30 @@ def test_json_log_lines() -> None:
 
     line = json.loads(JsonFormatter().format(rec))
     assert line["level"] == "warning" and line["message"] == "x y" and line["ts"].endswith("Z")
+
+
+def test_status_line_renders_on_a_terminal_only() -> None:
+    import io
+
+    from migrator.bridge.runner import BridgeStats
+    from migrator.bridge.status import StatusLine
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    class FakeBridge:
+        stats = BridgeStats(received=10, delivered=7, dead_lettered=1, retries=2)
+        in_flight = 2
+        paused_count = 0
+
+    tty = Tty()
+    line = StatusLine(tty, interval=0)
+    line.tick(FakeBridge())  # type: ignore[arg-type]
+    line.close()
+    out = tty.getvalue()
+    assert "received 10" in out and "delivered 7" in out and "dead-lettered 1" in out
+    assert out.startswith("\r\x1b[2K") and out.endswith("\n")
+    plain = io.StringIO()
+    StatusLine(plain, interval=0).tick(FakeBridge())  # type: ignore[arg-type]
+    assert plain.getvalue() == ""
