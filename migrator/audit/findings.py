@@ -176,8 +176,15 @@ def _migratable(topics: Iterable[TopicInfo]) -> list[TopicInfo]:
 
 
 def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+    """Per topic: a sampled record or a topic override above the limit. A broker- or
+    cluster-wide message.max.bytes above it is one finding on the cluster (Kafka's default,
+    1,048,588 bytes, counts batch overhead and is left alone)."""
     out = []
+    broker_wide = 0
     for t in _migratable(inv.topics):
+        conf = t.configs.get("max.message.bytes")
+        if conf and conf.source not in ("default", "topic") and conf.value and conf.value.isdigit():
+            broker_wide = max(broker_wide, int(conf.value))
         if t.sample and t.sample.size_max > plan.max_message_bytes:
             out.append(_finding(
                 "RECORD_TOO_LARGE", f"topic:{t.name}",
@@ -185,7 +192,6 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
                 f"plan's {_mb(plan.max_message_bytes)} message limit",
             ))
             continue
-        conf = t.configs.get("max.message.bytes")
         if conf and conf.source == "topic" and conf.value and conf.value.isdigit() \
                 and int(conf.value) > plan.max_message_bytes:
             out.append(_finding(
@@ -194,6 +200,13 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
                 f"plan's {_mb(plan.max_message_bytes)} message limit (no such record sampled)",
                 severity="warning",
             ))
+    if broker_wide > plan.max_message_bytes:
+        out.append(_finding(
+            "RECORD_TOO_LARGE", "cluster",
+            f"the brokers' message.max.bytes is {_mb(broker_wide)}, above the {plan.name} plan's "
+            f"{_mb(plan.max_message_bytes)} message limit, on every topic without an override",
+            severity="warning",
+        ))
     return out
 
 

@@ -119,6 +119,9 @@ class _Planner:
     ) -> None:
         self.inv, self.endpoints, self.opts, self.limits = inv, endpoints, opts, limits
         self.blockers: list[Blocker] = []
+        self.broker_max_message_bytes = 0
+        """The largest broker- or cluster-wide max.message.bytes seen (one warning, not one per
+        topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
         self.queues_left = limits.queues
         names = {t.name for t in inv.topics}
         self.aux = _auxiliary(inv, names)
@@ -138,7 +141,17 @@ class _Planner:
 
     # ----------------------------------------------------------------------------------- routes
     def routes(self) -> list[RouteSpec]:
-        return [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
+        routes = [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
+        if self.broker_max_message_bytes > self.limits.max_message_bytes:
+            self.blockers.append(Blocker(
+                code="RECORD_TOO_LARGE", severity="warning", object="cluster",
+                message=f"the brokers' message.max.bytes={self.broker_max_message_bytes:,} "
+                f"allows records above the {self.limits.name} plan's "
+                f"{self.limits.max_message_bytes:,} bytes on every topic without an override",
+                remedy="make sure producers stay under the QStash limit; larger records "
+                "will be dead-lettered by the bridge",
+            ))
+        return routes
 
     def _groups(self, topic: str) -> list[ConsumerGroupInfo]:
         return self.readers.get(topic, [])
@@ -192,8 +205,13 @@ class _Planner:
                 "or choose a plan with a larger message size",
             )
         else:
-            configured = _int(topic.config("max.message.bytes"))
-            if configured is not None and configured > self.limits.max_message_bytes:
+            conf = topic.configs.get("max.message.bytes")
+            configured = _int(conf.value) if conf is not None else None
+            if conf is not None and conf.source not in ("default", "topic"):
+                self.broker_max_message_bytes = max(self.broker_max_message_bytes, configured or 0)
+                configured = None
+            if configured is not None and conf is not None and conf.source == "topic" \
+                    and configured > self.limits.max_message_bytes:
                 self.blockers.append(Blocker(
                     code="RECORD_TOO_LARGE", severity="warning", object=f"topic:{name}",
                     message=f"max.message.bytes={configured:,} allows records above the "

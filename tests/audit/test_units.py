@@ -249,9 +249,16 @@ def test_record_too_large_by_plan_and_by_config_override() -> None:
         value=str(20 * 1024 * 1024), source="topic", is_default=False)})
     broker_wide = _topic("wide", configs={"max.message.bytes": ConfigValue(
         value=str(20 * 1024 * 1024), source="static-broker", is_default=False)})
-    found = {(f.object, f.severity) for f in evaluate(_inv([big, cfg, broker_wide], plan="free"))
+    kafka_default = _topic("plain", configs={"max.message.bytes": ConfigValue(
+        value="1048588", source="default", is_default=True)})
+    found = {(f.object, f.severity) for f in evaluate(_inv([big, cfg, broker_wide, kafka_default],
+                                                            plan="free"))
              if f.code == "RECORD_TOO_LARGE"}
-    assert found == {("topic:big", "blocker"), ("topic:cfg", "warning")}
+    # a broker-wide setting is one finding on the cluster, not one per topic; Kafka's default
+    # (1,048,588 bytes, a hair above 1 MiB because it counts batch overhead) is never flagged
+    assert found == {("topic:big", "blocker"), ("topic:cfg", "warning"), ("cluster", "warning")}
+    wide = next(f for f in evaluate(_inv([broker_wide], plan="payg")) if f.code == "RECORD_TOO_LARGE")
+    assert wide.object == "cluster" and "20.0 MiB" in wide.message and "payg" in wide.message
     found = {f.object for f in evaluate(_inv([big, cfg, broker_wide], plan="fixed"))
              if f.code == "RECORD_TOO_LARGE"}
     assert found == set()

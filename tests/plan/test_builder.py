@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from migrator.errors import ConfigError
-from migrator.inventory import Finding
+from migrator.inventory import Finding, TopicInfo
 from migrator.plan.builder import PlanOptions, build_plan
 from migrator.plan.endpoints import EndpointFile, EndpointMap, load_endpoints
 from migrator.plan.spec import is_placeholder
@@ -193,6 +193,24 @@ def test_configured_max_message_bytes_above_the_limit_is_a_warning() -> None:
     assert routes["t"].pattern == "publish"
     (warning,) = plan.blockers
     assert (warning.code, warning.severity) == ("RECORD_TOO_LARGE", "warning")
+
+
+def test_broker_wide_max_message_bytes_is_one_cluster_warning_and_kafkas_default_none() -> None:
+    from migrator.inventory import ConfigValue
+
+    def with_source(name: str, value: int, source: str) -> TopicInfo:
+        t = topic(name, size_max=100)
+        conf = ConfigValue(value=str(value), source=source, is_default=source == "default")
+        return t.model_copy(update={"configs": {"max.message.bytes": conf}})
+
+    inv = inventory([with_source(f"t{i}", 10 * 1024 * 1024, "static-broker") for i in range(3)]
+                    + [with_source("d", 1_048_588, "default")], [group("g", "t0")])
+    plan, _ = _routes(inv, qstash_plan="free")
+    sizes = [(b.object, b.severity) for b in plan.blockers if b.code == "RECORD_TOO_LARGE"]
+    assert sizes == [("cluster", "warning")]
+    only_default = inventory([with_source("d", 1_048_588, "default")], [group("g", "d")])
+    assert not [b for b in _routes(only_default, qstash_plan="free")[0].blockers
+                if b.code == "RECORD_TOO_LARGE"]
 
 
 def test_connector_secrets_never_reach_the_plan_outputs(tmp_path: Path) -> None:
