@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -127,3 +128,54 @@ def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[
     assert wait_until(lambda: rb.bridge.stats.delivered >= 10)
     rb.stop()
     assert kafka_stack.sasl_password not in caplog.text
+
+
+def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  # type: ignore[no-untyped-def]
+    kafka, endpoint_factory
+) -> None:
+    import threading
+
+    kit: KafkaKit = kafka
+    topic = kit.create_topic(unique("bridge-two"), partitions=1)
+    n = 40
+    kit.produce(topic, (Rec(f"v{i}") for i in range(n)))
+    healthy = threading.Event()
+    good = endpoint_factory()
+    flaky = endpoint_factory(lambda _req: Reply() if healthy.is_set() else Reply(503))
+    group = unique("bridge-g")
+    cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
+        {"kind": "direct-http", "url": good.url}, {"kind": "direct-http", "url": flaky.url}]}])
+    with running_bridge(cfg, kit.bootstrap) as rb:
+        assert good.wait_for(n)
+        time.sleep(1.5)  # commits happen every second: nothing may be committed yet
+        assert kit.committed(group, topic, 1)[0] < 0
+        healthy.set()
+        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: n})
+        stats = rb.stop()
+    assert stats.delivered == 2 * n
+    assert len({r.headers["idempotency-key"] for r in good.requests + flaky.requests}) == 2 * n
+
+
+@pytest.mark.parametrize("policy", ["skip", "forward_empty", "dead_letter"])
+def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: ignore[no-untyped-def]
+    kit: KafkaKit = kafka
+    topic = kit.create_topic(unique("bridge-tomb"), partitions=1)
+    dlq = kit.create_topic(unique("bridge-tomb-dlq"), partitions=1)
+    kit.produce(topic, [Rec("a", key="k"), Rec(None, key="k"), Rec("b", key="k")])
+    group = unique("bridge-g")
+    cfg = bridge_config(group=group, dead_letter={"topic": dlq}, routes=[{
+        "topic": topic, "tombstone": policy,
+        "destinations": [{"kind": "direct-http", "url": endpoint.url}]}])
+    with running_bridge(cfg, kit.bootstrap) as rb:
+        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: 3})
+        stats = rb.stop()
+    bodies = [r.body for r in sorted(endpoint.requests, key=lambda r: r.headers["kafka-offset"])]
+    if policy == "forward_empty":
+        assert bodies == [b"a", b"", b"b"]
+    else:
+        assert bodies == [b"a", b"b"]
+    if policy == "dead_letter":
+        (dead,) = kit.consume_all(dlq, 1)
+        assert dead.value() is None and dead.key() == b"k"
+        assert dict(dead.headers())["dead-letter-reason"] == b"tombstone"
+    assert stats.skipped == (1 if policy == "skip" else 0)
