@@ -66,11 +66,21 @@ def command(plan_file: Path, dry_run: bool, prune: bool, allow_destructive: bool
     for line in report.lines():
         click.echo(line)
     report_file = plan_file.with_name(plan_file.stem + ".apply-report.json")
-    write_atomic(report_file, report.to_json())
+    try:
+        write_atomic(report_file, report.to_json())
+        where = f"report in {report_file}"
+    except OSError as exc:
+        where = f"the report could not be written to {report_file}: {exc.strerror}"
+        click.echo(f"Warning: {where}.", err=True)
+    if report.interrupted:
+        click.echo(f"Interrupted: {report.count('applied')} applied, "
+                   f"{report.count('not applied')} not applied ({where}). Re-run "
+                   f"`migrator apply {plan_file}` to finish the job.", err=True)
+        raise KeyboardInterrupt
     failed = report.failed
     if failed is not None:
         raise ServiceError(
             f"apply stopped at {failed.kind} {failed.resource}: {failed.error} "
             f"({report.count('applied')} applied, {report.count('not applied')} not applied; "
-            f"report in {report_file}). Fix the cause and re-run `migrator apply {plan_file}`: "
+            f"{where}). Fix the cause and re-run `migrator apply {plan_file}`: "
             "it finishes the job.")

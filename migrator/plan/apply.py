@@ -49,6 +49,8 @@ class ApplyReport:
     """What happened to each action, in order."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+    """The walk was stopped by Ctrl-C (the action in flight is reported as failed)."""
 
     @property
     def failed(self) -> Outcome | None:
@@ -69,7 +71,8 @@ class ApplyReport:
 
 
 def apply_actions(admin: Admin, actions: list[act.Action]) -> ApplyReport:
-    """Run ``actions`` in order; stop at the first failure and mark the rest not applied."""
+    """Run ``actions`` in order; stop at the first failure (or Ctrl-C) and mark the rest not
+    applied."""
     report = ApplyReport()
     failed = False
     for action in actions:
@@ -85,6 +88,12 @@ def apply_actions(admin: Admin, actions: list[act.Action]) -> ApplyReport:
             log.info("apply: %s %s failed: %s", action.kind, action.resource, exc)
             report.outcomes.append(Outcome(action.resource, action.kind, "failed", str(exc)))
             failed = True
+            continue
+        except KeyboardInterrupt:
+            report.outcomes.append(Outcome(
+                action.resource, action.kind, "failed",
+                "interrupted (it may or may not have taken effect; a re-run checks)"))
+            report.interrupted = failed = True
             continue
         log.info("apply: %s %s", action.kind, action.resource)
         report.outcomes.append(Outcome(action.resource, action.kind, "applied"))

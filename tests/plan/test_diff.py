@@ -125,13 +125,16 @@ def test_conflict_when_live_moved_since_review_but_not_after_own_apply() -> None
 class FakeAdmin:
     """Records calls; fails the n-th write with a ServiceError."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, *, interrupt: bool = False) -> None:
         self.calls: list[str] = []
         self.fail_at = fail_at
+        self.interrupt = interrupt
 
     def _do(self, call: str) -> None:
         if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
             self.fail_at = None
+            if self.interrupt:
+                raise KeyboardInterrupt
             raise ServiceError(f"QStash refused to {call}: 412")
         self.calls.append(call)
 
@@ -168,6 +171,18 @@ def test_failure_midway_reports_applied_failed_and_not_applied() -> None:
         ("schedule:connector-imp", "not applied")]
     assert report.lines()[-1] == "Applied 1, failed 1, not applied 1, unchanged 0."
     assert isinstance(report.failed and MigratorError("x"), MigratorError)
+
+
+def test_ctrl_c_midway_still_reports_what_was_and_was_not_applied() -> None:
+    actions = diff(_plan(), LiveState()).actions
+    admin = FakeAdmin(fail_at=2, interrupt=True)
+    report = apply_actions(admin, actions)
+    assert report.interrupted and admin.calls == ["upsert_queue payments"]
+    assert [(o.resource, o.status) for o in report.outcomes] == [
+        ("queue:payments", "applied"), ("url_group:clicks", "failed"),
+        ("schedule:connector-imp", "not applied")]
+    failed = report.failed
+    assert failed is not None and "interrupted" in (failed.error or "")
 
 
 def test_url_group_update_adds_before_removing() -> None:
