@@ -976,7 +976,8 @@ class Broker:
             if url := msg.workflow.get("upstash-workflow-url"):
                 headers["Upstash-Workflow-Url"] = url
             run = self.runs.get(run_id)
-            if run is not None and msg.kind == "message":
+            call_type = msg.workflow.get("upstash-workflow-calltype", "step")
+            if run is not None and msg.kind == "message" and call_type == "step":
                 body = self._workflow_body(run, msg)
         headers["Upstash-Message-Id"] = msg.id
         headers["Upstash-Retried"] = str(msg.retried)
@@ -995,11 +996,10 @@ class Broker:
     def _workflow_body(self, run: dict[str, Any], msg: Message) -> bytes:
         is_init = msg.workflow.get("upstash-workflow-init", "").lower() == "true"
         if not is_init and not any(s["messageId"] == msg.id for s in run["steps"]):
-            call_type = msg.workflow.get("upstash-workflow-calltype", "step")
             run["steps"].append({
                 "messageId": msg.id,
                 "body": base64.b64encode(msg.body).decode(),
-                "callType": call_type,
+                "callType": "step",
             })
             self.store.put("run", run["runId"], run)
         items = [{"messageId": run["initMessageId"], "body": run["initBody"], "callType": "step"}]

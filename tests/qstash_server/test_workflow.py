@@ -3,6 +3,7 @@ through the local server: several steps, a sleep, and a failing step that is ret
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from qstash import AsyncQStash, Receiver
 from upstash_workflow import AsyncWorkflowContext
 from upstash_workflow.fastapi import Serve
 
+from tests.fixtures.endpoint import Reply
 from tests.qstash_server.conftest import wait_until
 
 pytestmark = pytest.mark.qstash
@@ -29,7 +31,7 @@ def _free_port() -> int:
 
 
 class WorkflowApp:
-    def __init__(self, qstash: Any) -> None:
+    def __init__(self, qstash: Any, call_url: str | None = None) -> None:
         self.calls: dict[str, int] = {}
         self.results: list[dict[str, Any]] = []
         self.port = _free_port()
@@ -48,11 +50,11 @@ class WorkflowApp:
             retries=3,
         )
         async def workflow(context: AsyncWorkflowContext[dict[str, int]]) -> None:
-            start = context.request_payload["n"]
-
+            # the payload is read inside a step: with context.call, the SDK replays the route
+            # up to its first step on the call's callback, whose body is not the payload
             async def add_one() -> int:
                 outer._count("add_one")
-                return start + 1
+                return int(context.request_payload["n"]) + 1
 
             a = await context.run("add_one", add_one)
 
@@ -70,11 +72,17 @@ class WorkflowApp:
                 return b + 100
 
             c = await context.run("flaky", flaky)
+            called: Any = None
+            if call_url is not None:
+                response = await context.call(
+                    "third-party", url=call_url, method="POST", body={"c": c}
+                )
+                called = (response.status, response.body)
 
             async def finish() -> None:
                 outer._count("finish")
                 outer.results.append(
-                    {"run": context.workflow_run_id, "a": a, "b": b, "c": c}
+                    {"run": context.workflow_run_id, "a": a, "b": b, "c": c, "called": called}
                 )
 
             await context.run("finish", finish)
@@ -151,3 +159,15 @@ def test_trigger_api_starts_a_run_once_per_run_id(qstash_server, workflow_app):
     assert batch.status_code == 201 and batch.json()[0]["deduplicated"] is True
     time.sleep(0.3)
     assert len(workflow_app.results) == 1  # no second run
+
+
+def test_workflow_context_call_round_trip(qstash_server, endpoint_factory):
+    api = endpoint_factory(lambda req: Reply(201, b'{"ok": true, "echo": ' + req.body + b"}",
+                                             {"Content-Type": "application/json"}))
+    with WorkflowApp(qstash_server, call_url=f"{api.url}/api") as app:
+        qstash_server.client().message.publish_json(url=app.url, body={"n": 2})
+        [result] = wait_until(lambda: app.results, timeout=60)
+    assert result["c"] == 106
+    assert result["called"] == (201, {"ok": True, "echo": {"c": 106}})
+    [call] = api.requests
+    assert call.method == "POST" and json.loads(call.body) == {"c": 106}
