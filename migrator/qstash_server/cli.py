@@ -79,11 +79,11 @@ def qstash_command(**options: object) -> None:
         "current_signing_key": settings.current_signing_key,
         "next_signing_key": settings.next_signing_key,
     }
-    for name in generated:
-        click.echo(f"{name.upper().replace('_', '-')}: {secrets[name].get_secret_value()}",
-                   err=True)
-
     def ready(url: str) -> None:
+        # generated credentials are shown once the server listens (stderr; stdout is READY)
+        for name in generated:
+            click.echo(f"{name.upper().replace('_', '-')}: {secrets[name].get_secret_value()}",
+                       err=True)
         click.echo(f"READY {url}")
         sys.stdout.flush()
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from migrator.errors import ConfigError
+
 __all__ = ["GroupCommitter", "Store"]
 
 _SCHEMA = """
@@ -46,11 +48,17 @@ class Store:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        if path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"cannot open the QStash server database {path!r}: {exc}; pass --db with a "
+                "writable file path (its folder must exist) or :memory:"
+            ) from None
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], str | None] = {}
 

@@ -184,3 +184,15 @@ def test_cron_tick_publishes_due_schedules_once(tmp_path):
     again = Broker(ServerSettings(db=str(tmp_path / "s.db"), accept_only=True))
     assert list(again.messages) == [msg.id] and again.schedules[sid].last_at == sc.last_at
     again.close()
+
+
+def test_unusable_database_path_is_one_clear_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "migrator.qstash_server", "--port", "0",
+         "--db", "/nonexistent-folder/state.db", "--token", "t0ken-for-test",
+         "--current-signing-key", "sig_a", "--next-signing-key", "sig_b"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr and "--db" in proc.stderr
+    assert proc.stdout == ""
