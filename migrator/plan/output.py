@@ -6,14 +6,16 @@ temporary file and a rename (so no file is ever half-written).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrator.errors import ConfigError
 from migrator.inventory import Inventory
 from migrator.plan.render import Format, render
 from migrator.plan.scaffold import bridge_yaml, endpoint_files, runbook
 from migrator.plan.spec import Plan
-from migrator.plan.yamlfile import dump_yaml, write_atomic
+from migrator.plan.yamlfile import dump_yaml, stage
 
 __all__ = ["PlanOutput", "build_output"]
 
@@ -34,16 +36,26 @@ class PlanOutput:
     left_out: list[str]
 
     def write(self, directory: Path) -> list[Path]:
-        """Write every file; a bridge.yaml left from an earlier plan is removed, never reused."""
+        """Write every file, all or nothing: each is staged beside its target first, and only
+        when all are staged are they renamed into place (so a full disk or a bad directory
+        changes nothing). A bridge.yaml left from an earlier plan is removed, never reused."""
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for rel, text in self.files.items():
+                path = directory / rel
+                staged.append((stage(path, text, durable=not rel.startswith("scaffold/")), path))
+        except OSError as exc:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            where = exc.filename or directory
+            raise ConfigError(f"-o {directory}: cannot write {where} ({exc.strerror}); nothing "
+                              "was changed. Choose a writable directory.") from None
+        for tmp, path in staged:
+            os.replace(tmp, path)
         stale = directory / "bridge.yaml"
         if "bridge.yaml" not in self.files and stale.exists():
             stale.unlink()
-        written = []
-        for rel, text in self.files.items():
-            path = directory / rel
-            write_atomic(path, text, durable=not rel.startswith("scaffold/"))
-            written.append(path)
-        return written
+        return [path for _, path in staged]
 
 
 def build_output(

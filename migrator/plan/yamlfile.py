@@ -19,7 +19,16 @@ from pydantic import BaseModel, ValidationError
 
 from migrator.errors import ConfigError
 
-__all__ = ["compose", "dump_yaml", "field_path", "line_of", "load_model", "read_yaml", "write_atomic"]
+__all__ = [
+    "compose",
+    "dump_yaml",
+    "field_path",
+    "line_of",
+    "load_model",
+    "read_yaml",
+    "stage",
+    "write_atomic",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -168,15 +177,27 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
 
     ``durable`` also fsyncs the data before the rename (survives a power cut, costs a disk flush).
     """
+    tmp = stage(path, text, durable=durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def stage(path: Path, text: str, *, durable: bool = True) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` (creating its directory) and return it;
+    ``os.replace(tmp, path)`` then publishes it. Nothing is left behind if writing fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp

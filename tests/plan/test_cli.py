@@ -215,3 +215,19 @@ def test_apply_refuses_a_plan_over_the_qstash_plan_limits(tmp_path: Path) -> Non
     run("plan", str(tmp_path / "inventory.json"), "--endpoints", str(tmp_path / "endpoints.yaml"),
         "--qstash-plan", "payg", "-o", str(tmp_path / "out"))
     assert "No QStash token" in one_line_error(run("apply", str(plan), "--dry-run"), 3)
+
+
+def test_an_unwritable_output_changes_nothing(estate: Path) -> None:
+    out = estate / "out"
+    out.mkdir()
+    (out / "plan.yaml").write_text("old plan\n")
+    (out / "scaffold").write_text("a file where the scaffold directory goes\n")
+    result = run("plan", str(estate / "inventory.json"), "--endpoints",
+                 str(estate / "endpoints.yaml"), "-o", str(out))
+    msg = one_line_error(result, 3)
+    assert msg.startswith(f"Error: -o {out}: cannot write ") and "nothing was changed" in msg
+    assert (out / "plan.yaml").read_text() == "old plan\n"  # all or nothing
+    assert sorted(p.name for p in out.iterdir()) == ["plan.yaml", "scaffold"]  # no temp files
+    missing = one_line_error(run("plan", str(estate / "inventory.json"), "-o",
+                                 str(estate / "inventory.json") + "/sub"), 3)
+    assert "cannot write" in missing
