@@ -119,22 +119,32 @@ def dedup_prefix(tag: str, topic: str) -> str:
     return f"kb-{tag}-{_UNSAFE_ID.sub('_', topic)}-"
 
 
+_BASE_NAMES = (
+    "Kafka-Topic", "Kafka-Partition", "Kafka-Offset", "Kafka-Timestamp", "Kafka-Key",
+    "Kafka-Key-Encoding",
+)
+_NAMES: dict[str, tuple[str, ...]] = {}
+
+
 def forward_headers(record: Record, into: dict[str, str], prefix: str) -> None:
     """Put the record's coordinates, key and headers into ``into`` as ``<prefix>Kafka-*``.
 
     Values that are not printable UTF-8 are base64 with a ``...-Encoding: base64`` companion.
     Kafka header names are reduced to HTTP token characters (others become ``-``).
     """
-    into[prefix + "Kafka-Topic"] = record.topic
-    into[prefix + "Kafka-Partition"] = str(record.partition)
-    into[prefix + "Kafka-Offset"] = str(record.offset)
+    names = _NAMES.get(prefix)
+    if names is None:
+        names = _NAMES[prefix] = tuple(prefix + n for n in _BASE_NAMES)
+    into[names[0]] = record.topic
+    into[names[1]] = str(record.partition)
+    into[names[2]] = str(record.offset)
     if record.timestamp is not None:
-        into[prefix + "Kafka-Timestamp"] = str(record.timestamp)
+        into[names[3]] = str(record.timestamp)
     if record.key is not None:
         text, b64 = header_text(record.key)
-        into[prefix + "Kafka-Key"] = text
+        into[names[4]] = text
         if b64:
-            into[prefix + "Kafka-Key-Encoding"] = "base64"
+            into[names[5]] = "base64"
     for name, value in record.headers:
         safe = _UNSAFE_NAME.sub("-", name)
         text, b64 = header_text(value)

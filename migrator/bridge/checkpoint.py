@@ -10,7 +10,6 @@ partition is forgotten and never offered for commit again, even when late acks a
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 __all__ = ["Checkpointer", "PartitionCheckpoint"]
@@ -70,20 +69,18 @@ class PartitionCheckpoint:
 
 
 class Checkpointer:
-    """All owned partitions. Safe to call from several threads."""
+    """All owned partitions. Not thread-safe: the bridge's loop thread is its only caller
+    (delivery results and dead-letter acknowledgements are settled on that thread)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._parts: dict[Partition, PartitionCheckpoint] = {}
 
     def assign(self, partition: Partition) -> None:
-        with self._lock:
-            self._parts.setdefault(partition, PartitionCheckpoint())
+        self._parts.setdefault(partition, PartitionCheckpoint())
 
     def revoke(self, partition: Partition) -> None:
         """Forget ``partition``: its later acks are ignored and it is never committed again."""
-        with self._lock:
-            self._parts.pop(partition, None)
+        self._parts.pop(partition, None)
 
     def owns(self, partition: Partition, ticket: object = None) -> bool:
         """Whether ``partition`` is owned (and, given a ticket, still by that assignment)."""
@@ -97,47 +94,41 @@ class Checkpointer:
 
     def track(self, partition: Partition, offset: int, outcomes: int = 1) -> PartitionCheckpoint:
         """Track a record; returns the ticket its acks must present."""
-        with self._lock:
-            part = self._parts[partition]
-            part.track(offset, outcomes)
-            return part
+        part = self._parts[partition]
+        part.track(offset, outcomes)
+        return part
 
     def ack(self, partition: Partition, offset: int, ticket: object) -> bool:
         """Record one outcome; False (ignored) when the partition was revoked since tracking,
         even if it was assigned again meanwhile (the ticket then differs)."""
-        with self._lock:
-            part = self._parts.get(partition)
-            if part is None or part is not ticket:
-                return False
-            part.ack(offset)
-            return True
+        part = self._parts.get(partition)
+        if part is None or part is not ticket:
+            return False
+        part.ack(offset)
+        return True
 
     def pending(self, partition: Partition) -> int:
-        with self._lock:
-            part = self._parts.get(partition)
-            return 0 if part is None else part.pending
+        part = self._parts.get(partition)
+        return 0 if part is None else part.pending
 
     def committable(self, partitions: set[Partition] | None = None) -> dict[Partition, int]:
         """Offsets to commit now (next offset to read), for owned partitions that advanced."""
-        with self._lock:
-            out = {}
-            for tp, part in self._parts.items():
-                if partitions is not None and tp not in partitions:
-                    continue
-                offset = part.to_commit()
-                if offset is not None:
-                    out[tp] = offset
-            return out
+        out = {}
+        for tp, part in self._parts.items():
+            if partitions is not None and tp not in partitions:
+                continue
+            offset = part.to_commit()
+            if offset is not None:
+                out[tp] = offset
+        return out
 
     def committed(self, offsets: dict[Partition, int]) -> None:
         """Note a successful commit of ``offsets``."""
-        with self._lock:
-            for tp, offset in offsets.items():
-                part = self._parts.get(tp)
-                if part is not None:
-                    part.committed = offset
+        for tp, offset in offsets.items():
+            part = self._parts.get(tp)
+            if part is not None:
+                part.committed = offset
 
     def snapshot(self) -> dict[Partition, tuple[int | None, int]]:
         """(committed offset, pending records) per owned partition: for status and metrics."""
-        with self._lock:
-            return {tp: (p.committed, p.pending) for tp, p in self._parts.items()}
+        return {tp: (p.committed, p.pending) for tp, p in self._parts.items()}
