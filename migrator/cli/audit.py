@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -17,6 +15,7 @@ from migrator.audit.report import render
 from migrator.audit.runner import AuditOptions, run_audit
 from migrator.config import BasicAuth, KafkaConnection, RestConnection
 from migrator.errors import ConfigError
+from migrator.plan.yamlfile import write_atomic
 
 __all__ = ["command", "rest_connection", "write_atomically"]
 
@@ -59,19 +58,10 @@ def write_atomically(path: Path, text: str) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ConfigError(f"-o {path}: the directory {directory} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ConfigError(f"-o {path}: cannot write the report ({exc.strerror}).") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command("audit")

@@ -33,6 +33,9 @@ __all__ = [
 M = TypeVar("M", bound=BaseModel)
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import (the only portable way), restored at once
+
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -192,6 +195,13 @@ def stage(path: Path, text: str, *, durable: bool = True) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
+        # mkstemp makes the file 0600; give it the mode a plain write would (the file it replaces
+        # keeps its own, else 0666 minus the umask) so a shared plan directory stays readable.
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_UMASK
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             if durable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,9 @@ def test_write_atomically(tmp_path: Path) -> None:
     write_atomically(target, "one")
     write_atomically(target, "two")
     assert target.read_text() == "two" and [p.name for p in tmp_path.iterdir()] == ["r.txt"]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # like a plain write, not 0600
     with pytest.raises(ConfigError):
         write_atomically(tmp_path / "nope" / "r.txt", "x")
 
