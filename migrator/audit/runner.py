@@ -83,7 +83,7 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
         if options.connect is not None:
             progress.step("reading Kafka Connect")
             with ConnectReader(options.connect) as connect_reader:
-                connect = connect_reader.read(_connector_filter(selected))
+                connect = connect_reader.read(_ConnectorFilter(selected))
 
         samples = _sample_records(options, snap.low, snap.high, snap.descriptions, reader,
                                   registry, progress)
@@ -160,7 +160,7 @@ class _SubjectFilter:
 
 
 @dataclass(frozen=True)
-class _connector_filter:
+class _ConnectorFilter:
     topics: TopicFilter
 
     def __call__(self, name: str, connector_topics: list[str]) -> bool:
