@@ -347,7 +347,7 @@ class InFlightLimits(_Frozen):
     """Backpressure: partitions are paused while these are exceeded."""
 
     records: int = Field(20_000, ge=1)
-    bytes: int = Field(64 * 1024 * 1024, ge=1)
+    bytes: int = Field(32 * 1024 * 1024, ge=1)
     batches: int = Field(8, ge=1, description="Concurrent requests (delivery pool size).")
 
 

@@ -70,8 +70,8 @@ log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 COMMIT_INTERVAL = 1.0
 CONSUMER_DEFAULTS = {
-    "queued.max.messages.kbytes": "16384",
-    "fetch.max.bytes": "16777216",
+    "queued.max.messages.kbytes": "8192",
+    "fetch.max.bytes": "8388608",
     "session.timeout.ms": "10000",
     "heartbeat.interval.ms": "2000",
 }
@@ -206,7 +206,7 @@ class Bridge:
             timeout = 0.002
         else:
             timeout = 0.1
-        for record in self._source.read(min(self.config.batch.count * 4, 5000), timeout):
+        for record in self._source.read(min(self.config.batch.count * 2, 1000), timeout):
             self._ingest(record)
         for batch in self._batcher.due():
             self._submit(batch)
