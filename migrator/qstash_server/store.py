@@ -98,9 +98,12 @@ class Store:
         deletes = orjson.dumps([k for k, v in pending.items() if v is None])
         upserts = orjson.dumps([(k[0], k[1], v) for k, v in pending.items() if v is not None])
         with self._lock:
+            if deletes == b"[]":
+                # one statement is its own transaction: a single call into SQLite
+                self._db.execute(_UPSERT_MANY, (upserts.decode(),))
+                return
             self._db.execute("BEGIN")
-            if deletes != b"[]":
-                self._db.execute(_DELETE_MANY, (deletes.decode(),))
+            self._db.execute(_DELETE_MANY, (deletes.decode(),))
             if upserts != b"[]":
                 self._db.execute(_UPSERT_MANY, (upserts.decode(),))
             self._db.execute("COMMIT")
