@@ -397,3 +397,31 @@ def test_redacted_fields_are_hidden_in_the_api_but_delivered(qstash_server, endp
                            redact={"body": True, "header": True})
     [req] = endpoint.wait_for(1)
     assert req.body == b"card=4111" and req.headers["authorization"] == "x"
+
+
+def test_bulk_cancel_and_dlq_delete_by_query_filters(qstash_server, endpoint_factory):
+    client = qstash_server.client()
+    label = _name("bulk")
+    other = _name("keep")
+    ids = [client.message.publish(url=f"http://127.0.0.1:9/b{i}", body="x", delay="1h",
+                                  label=label).message_id for i in range(3)]
+    kept = client.message.publish(url="http://127.0.0.1:9/k", body="x", delay="1h",
+                                  label=other).message_id
+    r = httpx.delete(f"{qstash_server.url}/v2/messages", params={"label": label},
+                     headers=qstash_server.headers)
+    assert r.status_code == 200 and r.json() == {"cancelled": 3}
+    for mid in ids:
+        with pytest.raises(QStashError, match="404"):
+            client.message.get(mid)
+    by_id = httpx.delete(f"{qstash_server.url}/v2/messages", params={"messageIds": kept},
+                         headers=qstash_server.headers)
+    assert by_id.json() == {"cancelled": 1}
+    failing = endpoint_factory(lambda _r: Reply(500, b"x"))
+    for i in range(2):
+        client.message.publish(url=f"{failing.url}/f{i}", body="x", retries=0, label=label)
+    wait_until(lambda: len(client.dlq.list(filter={"label": label}).messages) == 2)
+    d = httpx.delete(f"{qstash_server.url}/v2/dlq", params={"label": label, "url": f"{failing.url}/f0"},
+                     headers=qstash_server.headers)
+    assert d.json() == {"deleted": 1}
+    [left] = client.dlq.list(filter={"label": label}).messages
+    assert left.url == f"{failing.url}/f1"
