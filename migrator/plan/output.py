@@ -28,6 +28,11 @@ _HEADER = """\
 """
 
 
+# Files an earlier plan may have left that this one might not write: a stale review or bridge
+# config next to a new plan.yaml would be reviewed or run by mistake, so they are removed.
+_REPLACEABLE = ("bridge.yaml", "plan.md", "plan.html")
+
+
 @dataclass(frozen=True)
 class PlanOutput:
     """Relative path -> text of every file, and the topics the bridge config leaves out."""
@@ -38,7 +43,8 @@ class PlanOutput:
     def write(self, directory: Path) -> list[Path]:
         """Write every file, all or nothing: each is staged beside its target first, and only
         when all are staged are they renamed into place (so a full disk or a bad directory
-        changes nothing). A bridge.yaml left from an earlier plan is removed, never reused."""
+        changes nothing). A bridge.yaml, plan.md or plan.html left from an earlier plan and not
+        written now is removed, never left beside the new plan."""
         staged: list[tuple[Path, Path]] = []
         try:
             for rel, text in self.files.items():
@@ -52,9 +58,9 @@ class PlanOutput:
                               "was changed. Choose a writable directory.") from None
         for tmp, path in staged:
             os.replace(tmp, path)
-        stale = directory / "bridge.yaml"
-        if "bridge.yaml" not in self.files and stale.exists():
-            stale.unlink()
+        for name in _REPLACEABLE:
+            if name not in self.files:
+                (directory / name).unlink(missing_ok=True)
         return [path for _, path in staged]
 
 

@@ -69,6 +69,11 @@ def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
     assert schema["title"] == "Plan" and schema["additionalProperties"] is False
     html = run("plan", str(estate / "inventory.json"), "-o", str(estate / "h"), "--format", "html")
     assert html.returncode == 0 and (estate / "h" / "plan.html").read_text().startswith("<!doctype")
+    # re-planning into the same directory in the other format leaves no stale review behind
+    again = run("plan", str(estate / "inventory.json"), "--endpoints",
+                str(estate / "endpoints.yaml"), "-o", str(out), "--format", "html")
+    assert again.returncode == 0, again.stderr
+    assert (out / "plan.html").is_file() and not (out / "plan.md").exists()
 
 
 def _edit(plan: Path, old: str, new: str) -> int:
