@@ -88,7 +88,8 @@ def build_plan(
     routes = planner.routes()
     resources = planner.resources(routes)
     cost = estimate(inventory, routes, opts.qstash_plan, opts.prices)
-    blockers = planner.blockers + fit(limits, routes, resources, cost.messages_per_day)
+    blockers = (planner.blockers + _unavailable_sources(inventory)
+                + fit(limits, routes, resources, cost.messages_per_day))
     return Plan(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
@@ -107,6 +108,26 @@ def build_plan(
         cost=cost,
         reviewed_state=reviewed_state,
     )
+
+
+_MISSING = {
+    "schema-registry": "schemas, so no decoding or typed scaffolds where records are framed",
+    "connect": "connectors, so no schedules for source connectors and no retry settings "
+               "from sink connectors",
+}
+
+
+def _unavailable_sources(inventory: Inventory) -> list[Blocker]:
+    """The audit could not read the registry or Connect: the plan says what it therefore lacks."""
+    return [
+        Blocker(
+            code="SOURCE_UNAVAILABLE", severity="warning", object=f.object,
+            message=f"{f.message}; this plan lacks its "
+            f"{_MISSING.get(f.object, 'data')}",
+            remedy="make the source reachable, re-run `migrator audit`, then `migrator plan`",
+        )
+        for f in inventory.findings if f.code == "SOURCE_UNAVAILABLE"
+    ]
 
 
 def safe_name(value: str) -> str:
@@ -263,7 +284,10 @@ class _Planner:
         rate = max(1, math.ceil(rps * self.opts.headroom)) if rps and not ordered else None
         parallelism = None if ordered else min(self.limits.max_parallelism,
                                                max(1, len(topic.partitions)))
-        framed = sample is not None and sample.value_format in ("avro", "json_schema", "protobuf")
+        # Framed values whose type the audit could not look up (registry down) are framed too:
+        # the bridge decodes them by schema id at run time.
+        framed = sample is not None and (
+            sample.value_format in ("avro", "json_schema", "protobuf") or bool(sample.schema_ids))
         return RouteSpec(
             topic=name, pattern=pattern, reason=reason, targets=targets, url_group=url_group,
             ordering=ordering, retries=retries, retry_delay=retry_delay, retry_reason=retry_reason,

@@ -150,6 +150,23 @@ def test_schema_registry_framed_values_are_decoded() -> None:
     assert routes["users"].decode == "decode" and routes["users"].subjects == ["users-value"]
 
 
+def test_an_audit_without_registry_or_connect_makes_the_plan_say_what_it_lacks() -> None:
+    framed = topic("payments", fmt="unknown")  # registry down: framed, type unknown
+    framed = framed.model_copy(update={"sample": framed.sample.model_copy(  # type: ignore[union-attr]
+        update={"schema_ids": [7]})})
+    down = [Finding(code="SOURCE_UNAVAILABLE", severity="warning", object=o,
+                    message=f"{o} at http://127.0.0.1:1 could not be read: refused", remedy="r")
+            for o in ("schema-registry", "connect")]
+    inv = inventory([framed], [group("ledger", "payments")], findings=down)
+    plan, routes = _routes(inv)
+    assert routes["payments"].decode == "decode"  # still decoded by schema id at run time
+    lacking = {b.object: b for b in plan.blockers if b.code == "SOURCE_UNAVAILABLE"}
+    assert set(lacking) == {"schema-registry", "connect"}
+    assert all(b.severity == "warning" for b in lacking.values())
+    assert "no schedules for source connectors" in lacking["connect"].message
+    assert "re-run `migrator audit`" in lacking["schema-registry"].remedy
+
+
 def test_source_connector_becomes_a_schedule_and_internal_topics_are_skipped() -> None:
     conn = connector("importer", "source", ["imports"], **{"poll.interval.ms": "300000"})
     inv = inventory([topic("imports"), topic("__consumer_offsets"), topic("connect-offsets")],
