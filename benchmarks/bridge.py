@@ -357,15 +357,25 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     common = {"bootstrap": bootstrap, "threads": args.threads, "batch": args.batch,
               "in_flight": args.in_flight}
-    qproc, qurl, qtoken = start_qstash_server()
     port = free_port()
     eproc = start_endpoint(port)
     ep_url = f"http://127.0.0.1:{port}/hook"
     results: dict[str, dict[str, Any]] = {}
+
+    def with_qstash(mode: str, **kw: Any) -> dict[str, Any]:
+        """Each QStash measurement gets a fresh accept-only server (it slows as it fills)."""
+        qproc, qurl, qtoken = start_qstash_server()
+        try:
+            return run_child(mode, url=qurl, token=qtoken, **kw, **common)
+        finally:
+            qproc.terminate()
+            qproc.wait(60)
+
     try:
         sets = [("small", args.records, 100)]
         if args.big:
             sets.append(("big", args.big, args.big_size))
+        nd = min(args.direct_records, args.records)
         for label, n, size in sets:
             topic = f"bench-bridge-{label}-{run}"
             secs = produce(bootstrap, topic, n, size, args.partitions)
@@ -373,32 +383,28 @@ def main() -> None:
             results[f"consume-{label}"] = run_child(
                 "consume", topic=topic, group=f"bc-{label}-{run}", n=n, **common)
             print(fmt(f"ceiling: raw consume ({label})", results[f"consume-{label}"]), flush=True)
-            results[f"qstash-raw-{label}"] = run_child(
-                "qstash-raw", group=f"raw-{label}-{run}", n=min(n, args.raw_qstash_records),
-                url=qurl, token=qtoken, **common)
+            if label == "small":
+                results["http"] = run_child("http", n=nd, url=ep_url, **common)
+                print(fmt("ceiling: raw HTTP POST", results["http"]), flush=True)
+                results["direct"] = run_child("direct", topic=topic, group=f"bd-{run}", n=nd,
+                                              url=ep_url, **{**common, "in_flight": 1000})
+                print(fmt("bridge -> direct HTTP", results["direct"]), flush=True)
+                steady = f"bench-bridge-steady-{run}"
+                produce(bootstrap, steady, 0, 100, args.partitions)
+                results["steady"] = with_qstash(
+                    "steady", topic=steady, group=f"bs-{run}",
+                    n=int(args.rate * args.steady_seconds), rate=args.rate)
+                print(fmt(f"bridge -> QStash at {args.rate:,.0f} rec/s", results["steady"]),
+                      flush=True)
+            results[f"qstash-raw-{label}"] = with_qstash(
+                "qstash-raw", group=f"raw-{label}-{run}", n=min(n, args.raw_qstash_records))
             print(fmt(f"ceiling: raw QStash /v2/batch ({label})", results[f"qstash-raw-{label}"]),
                   flush=True)
-            results[f"qstash-{label}"] = run_child(
-                "qstash", topic=topic, group=f"bq-{label}-{run}", n=n, url=qurl, token=qtoken,
-                **common)
+            results[f"qstash-{label}"] = with_qstash(
+                "qstash", topic=topic, group=f"bq-{label}-{run}", n=n)
             print(fmt(f"bridge -> QStash batch ({label})", results[f"qstash-{label}"]), flush=True)
-        topic = f"bench-bridge-steady-{run}"
-        produce(bootstrap, topic, 0, 100, args.partitions)
-        ns = int(args.rate * args.steady_seconds)
-        results["steady"] = run_child("steady", topic=topic, group=f"bs-{run}", n=ns, url=qurl,
-                                      token=qtoken, rate=args.rate, **common)
-        print(fmt(f"bridge -> QStash at {args.rate:,.0f} rec/s", results["steady"]), flush=True)
-        topic = f"bench-bridge-small-{run}"
-        nd = min(args.direct_records, args.records)
-        results["http"] = run_child("http", n=nd, url=ep_url, **common)
-        print(fmt("ceiling: raw HTTP POST", results["http"]), flush=True)
-        results["direct"] = run_child("direct", topic=topic, group=f"bd-{run}", n=nd, url=ep_url,
-                                      **{**common, "in_flight": 1000})
-        print(fmt("bridge -> direct HTTP", results["direct"]), flush=True)
     finally:
-        qproc.terminate()
         eproc.terminate()
-        qproc.wait(30)
         eproc.wait(30)
 
     q, c = results["qstash-small"], results["consume-small"]
