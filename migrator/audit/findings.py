@@ -10,7 +10,7 @@ Codes are stable (documented in docs/audit.md); severities:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +25,7 @@ __all__ = [
     "is_dead_letter_topic",
     "is_streams_internal",
     "readers_by_topic",
+    "streams_internal_topics",
 ]
 
 PlanName = Literal["free", "payg", "fixed"]
@@ -138,12 +139,28 @@ CATALOG: dict[str, CodeInfo] = {
 }
 
 _STREAMS_RE = re.compile(r".+-(changelog|repartition)$")
+# Names Kafka Streams generates for unnamed stores and repartitions.
+_STREAMS_GENERATED_RE = re.compile(r"-(KSTREAM|KTABLE)-[A-Z-]*\d{10}-(changelog|repartition)$")
 _DLQ_RE = re.compile(r"(^|[._-])(dlq|dlt|dead[._-]?letters?([._-]?queue)?)$", re.I)
 
 
-def is_streams_internal(topic: str) -> bool:
-    """A Kafka Streams changelog or repartition topic (`<app.id>-<name>-changelog|repartition`)."""
-    return bool(_STREAMS_RE.match(topic))
+def is_streams_internal(topic: str, groups: Collection[str] = ()) -> bool:
+    """A Kafka Streams changelog or repartition topic: ``<application.id>-<name>-changelog`` (or
+    ``-repartition``) where a consumer group named ``<application.id>`` exists (Streams commits
+    under it), or a name Streams generated (``-KSTREAM-...-0000000003-changelog``). A plain topic
+    that merely ends in ``-changelog`` (say a CDC feed read by an ordinary group) is not one."""
+    if not _STREAMS_RE.match(topic):
+        return False
+    if _STREAMS_GENERATED_RE.search(topic):
+        return True
+    parts = topic.split("-")
+    return any("-".join(parts[:i]) in groups for i in range(1, len(parts) - 1))
+
+
+def streams_internal_topics(inv: Inventory) -> set[str]:
+    """The inventory's topics that are Kafka Streams changelog or repartition topics."""
+    groups = {g.group_id for g in inv.consumer_groups}
+    return {t.name for t in inv.topics if is_streams_internal(t.name, groups)}
 
 
 def is_dead_letter_topic(topic: str) -> bool:
@@ -212,9 +229,10 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     out = []
+    streams = streams_internal_topics(inv)
     for t in _migratable(inv.topics):
         policy = t.config("cleanup.policy") or ""
-        if "compact" in policy and not is_streams_internal(t.name):
+        if "compact" in policy and t.name not in streams:
             out.append(_finding(
                 "COMPACTED_TOPIC", f"topic:{t.name}", f"cleanup.policy={policy}",
             ))
@@ -222,20 +240,22 @@ def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 
 def _streams(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+    streams = streams_internal_topics(inv)
     return [
         _finding("STREAMS_INTERNAL_TOPIC", f"topic:{t.name}",
-                 f"{t.name} is named like a Kafka Streams "
+                 f"{t.name} is a Kafka Streams "
                  f"{'changelog' if t.name.endswith('-changelog') else 'repartition'} topic")
-        for t in _migratable(inv.topics) if is_streams_internal(t.name)
+        for t in _migratable(inv.topics) if t.name in streams
     ]
 
 
 def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+    streams = streams_internal_topics(inv)
     readers = readers_by_topic(inv)
     out = []
     for t in _migratable(inv.topics):
         if t.sample and t.sample.keyed_ratio > 0 and readers.get(t.name) \
-                and not is_streams_internal(t.name):
+                and t.name not in streams:
             groups = ", ".join(readers[t.name])
             out.append(_finding(
                 "ORDERING_SENSITIVE", f"topic:{t.name}",
@@ -278,11 +298,12 @@ def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 
 def _tombstones(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+    streams = streams_internal_topics(inv)
     return [
         _finding("TOMBSTONES", f"topic:{t.name}",
                  f"{t.sample.tombstones} of {t.sample.sampled} sampled records are tombstones")
         for t in _migratable(inv.topics)
-        if t.sample and t.sample.tombstones > 0 and not is_streams_internal(t.name)
+        if t.sample and t.sample.tombstones > 0 and t.name not in streams
     ]
 
 
@@ -316,10 +337,11 @@ def _connectors(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 def projected_messages_per_day(inv: Inventory) -> tuple[int, dict[str, int]]:
     """Messages per day QStash would bill: per topic, max(last 24 h, sampled rate x 86400),
     times the number of groups reading it (each group becomes one endpoint)."""
+    streams = streams_internal_topics(inv)
     readers = readers_by_topic(inv)
     per_topic: dict[str, int] = {}
     for t in _migratable(inv.topics):
-        if is_streams_internal(t.name):
+        if t.name in streams:
             continue
         daily = max(
             t.records_last_24h or 0,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from migrator import __version__
+from migrator.audit.findings import streams_internal_topics
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
@@ -151,6 +152,7 @@ class _Planner:
             for t in [r for r, _ in aux.retry_topics] + aux.dlq_topics
         }
         self.streams_apps = _streams_apps({g.group_id for g in inv.consumer_groups}, names)
+        self.streams_topics = streams_internal_topics(inv)  # the audit's rule, not the suffix
         readers: dict[str, dict[str, ConsumerGroupInfo]] = {}
         for g in inv.consumer_groups:
             for t in {*g.topics, *(o.topic for o in g.offsets)}:
@@ -202,7 +204,7 @@ class _Planner:
         name = topic.name
         cleanup = topic.config("cleanup.policy") or "delete"
         size_max = topic.sample.size_max if topic.sample else 0
-        if name.endswith(_STREAMS_SUFFIXES):
+        if name in self.streams_topics:
             code, why, remedy = (
                 "STREAMS_INTERNAL_TOPIC",
                 "Kafka Streams internal topic (state store changelog or repartition)",

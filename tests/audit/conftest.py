@@ -193,6 +193,12 @@ def _seed_groups(est: SeededEstate) -> None:
     est.groups["shipping"] = f"{p}-shipping"
     # 12 records behind: 4 per partition.
     kit.commit_group(est.g("shipping"), {(orders, part): end - 4 for part, end in ends.items()})
+    # A stopped Kafka Streams application: its group (the application.id) has read its own
+    # repartition topic to the end; its changelog and repartition topics are named after it.
+    repartition = est.t("app-x-repartition")
+    est.groups["app"] = f"{p}-app"
+    kit.commit_group(est.g("app"), dict(
+        ((repartition, part), end) for part, end in kit.end_offsets(repartition, 2).items()))
 
 
 def _live_member(est: SeededEstate) -> threading.Thread:

@@ -70,7 +70,7 @@ def test_each_finding_fires_exactly_where_expected_on_payg(
         "ORDERING_SENSITIVE": {t("orders")},
         "FAN_OUT": {t("orders")},
         "CONSUMER_LAG": {g("shipping")},
-        "STALE_CONSUMER_GROUP": {g("billing"), g("shipping")},
+        "STALE_CONSUMER_GROUP": {g("billing"), g("shipping"), g("app")},
         "RECORD_TOO_LARGE": {t("bigcfg")},
         "SCHEMA_ENCODED_PAYLOADS": {t("avro"), t("jsonschema"), t("proto")},
         "CONNECTOR_NEEDS_MAPPING": {f"connector:{estate.connector}"},
@@ -198,7 +198,8 @@ def test_connect_section_matches_the_rest_answer_and_hides_the_secret(
 def test_groups_members_and_reads_only(payg: tuple[Inventory, int], estate: SeededEstate) -> None:
     inv, _ = payg
     groups = {g.group_id: g for g in inv.consumer_groups}
-    assert set(groups) == {estate.g("billing"), estate.g("shipping"), estate.g("live")}
+    assert set(groups) == {estate.g("billing"), estate.g("shipping"), estate.g("live"),
+                           estate.g("app")}
     live = groups[estate.g("live")]
     assert live.state == "Stable" and len(live.members) == 1
     assert live.members[0].client_id == "live-client"

@@ -129,8 +129,12 @@ def test_topic_filter_globs() -> None:
 
 
 @pytest.mark.parametrize(("name", "streams", "dlq"), [
-    ("app-store-changelog", True, False),
-    ("app-KSTREAM-AGGREGATE-0000000003-repartition", True, False),
+    ("app-store-changelog", True, False),  # the application's group "app" exists
+    ("my-app-store-changelog", True, False),  # application ids may hold dashes
+    ("other-KSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition", True, False),  # generated
+    ("orders-changelog", False, False),  # a plain (say CDC) topic: no application "orders"
+    ("unknown-store-changelog", False, False),  # no group "unknown"
+    ("app-changelog", False, False),  # no store name between the id and the suffix
     ("changelog", False, False),
     ("orders.DLQ", False, True),
     ("orders-dlq", False, True),
@@ -138,8 +142,24 @@ def test_topic_filter_globs() -> None:
     ("deadline-events", False, False),
 ])
 def test_topic_name_patterns(name: str, streams: bool, dlq: bool) -> None:
-    assert is_streams_internal(name) is streams
+    assert is_streams_internal(name, {"app", "my-app", "orders-consumer"}) is streams
     assert is_dead_letter_topic(name) is dlq
+
+
+def test_a_plain_topic_named_changelog_is_not_streams_internal() -> None:
+    keyed = RecordSample(sampled=10, keyed_ratio=1.0, tombstones=2, value_format="json")
+    compact = {"cleanup.policy": ConfigValue(value="compact", source="topic", is_default=False)}
+    topics = [_topic("users-changelog", sample=keyed, configs=compact),
+              _topic("app-store-changelog", sample=keyed, configs=compact)]
+    groups = [_group("billing", ["users-changelog"]), _group("app", ["app-store-changelog"])]
+    codes = {(f.code, f.object) for f in evaluate(_inv(topics, groups))}
+    assert ("STREAMS_INTERNAL_TOPIC", "topic:app-store-changelog") in codes
+    assert ("STREAMS_INTERNAL_TOPIC", "topic:users-changelog") not in codes
+    # the CDC-style topic gets the findings of an ordinary compacted, keyed topic instead
+    assert {("COMPACTED_TOPIC", "topic:users-changelog"), ("ORDERING_SENSITIVE",
+            "topic:users-changelog"), ("TOMBSTONES", "topic:users-changelog")} <= codes
+    assert not {c for c in codes if c[1] == "topic:app-store-changelog"} - {
+        ("STREAMS_INTERNAL_TOPIC", "topic:app-store-changelog")}
 
 
 def test_subject_topic_strategy() -> None:

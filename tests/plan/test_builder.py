@@ -93,6 +93,12 @@ def test_streams_application_becomes_a_workflow_and_its_internal_topics_are_bloc
     assert ("STREAMS_INTERNAL_TOPIC", "topic:app1-store-changelog") in codes
 
 
+def test_a_plain_topic_named_changelog_is_routed_not_blocked() -> None:
+    inv = inventory([topic("users-changelog")], [group("billing", "users-changelog")])
+    _, routes = _routes(inv)
+    assert routes["users-changelog"].pattern == "publish"
+
+
 def test_compacted_and_too_large_topics_are_listed_with_remedies_never_dropped() -> None:
     inv = inventory(
         [topic("state", configs={"cleanup.policy": "compact"}),
