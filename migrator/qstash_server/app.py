@@ -197,6 +197,10 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
     async def get_message(request: Request) -> Response:
         return _json(b.get_message(request.path_params["id"]))
 
+    async def retry_message(request: Request) -> Response:
+        b.retry_now(request.path_params["id"])
+        return _empty()
+
     async def cancel_message(request: Request) -> Response:
         b.cancel(request.path_params["id"])
         return _json({"cancelled": 1})
@@ -534,6 +538,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         ("/v2/messages/{id}", api(get_message), ["GET"]),
         ("/v2/messages/{id}", api(cancel_message), ["DELETE"]),
         ("/v2/messages", api(cancel_messages), ["DELETE"]),
+        ("/v2/messages/{id}/retry", api(retry_message), ["POST"]),
         ("/v2/queues", api(upsert_queue), ["POST"]),
         ("/v2/queues", api(list_queues), ["GET"]),
         ("/v2/queues/{name}", api(get_queue), ["GET"]),

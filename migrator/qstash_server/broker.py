@@ -483,6 +483,19 @@ class Broker:
             raise ApiError(404, f"message {message_id} not found")
         return msg.to_api()
 
+    def retry_now(self, message_id: str) -> None:
+        """Release a delayed or backing-off message for immediate delivery."""
+        msg = self.messages.get(message_id)
+        now = now_ms()
+        if msg is not None and msg.queue is not None and msg.kind == "message":
+            raise ApiError(400, f"message {message_id} is in queue {msg.queue}; queued messages "
+                                "are delivered in order and cannot be released early")
+        if msg is None or msg.state in ("ACTIVE", *FINAL_STATES) or msg.next_at <= now:
+            raise ApiError(404, f"message {message_id} is not waiting for delivery")
+        msg.next_at = now
+        self._save(msg)
+        self._schedule(msg)
+
     def cancel(self, message_id: str) -> None:
         msg = self.messages.get(message_id)
         if msg is None:

@@ -222,3 +222,22 @@ def test_flow_control_rate_waitlist_reset_and_pin(qstash_server, endpoint):
     client.flow_control.resume(key)
     reqs = endpoint.wait_for(5)
     assert sorted(r.path for r in reqs) == [f"/r{i}" for i in range(5)]
+
+
+def test_retry_now_releases_a_delayed_message(qstash_server, endpoint):
+    client = qstash_server.client()
+    mid = client.message.publish(url=f"{endpoint.url}/now", body="x", delay="1h").message_id
+    r = httpx.post(f"{qstash_server.url}/v2/messages/{mid}/retry", headers=qstash_server.headers)
+    assert r.status_code == 200
+    [req] = endpoint.wait_for(1)
+    assert req.headers["upstash-message-id"] == mid
+    again = httpx.post(f"{qstash_server.url}/v2/messages/{mid}/retry",
+                       headers=qstash_server.headers)
+    assert again.status_code == 404
+    queue = _name("rq")
+    client.queue.upsert(queue, paused=True)
+    qid = client.message.enqueue(queue=queue, url=endpoint.url, body="q").message_id
+    queued = httpx.post(f"{qstash_server.url}/v2/messages/{qid}/retry",
+                        headers=qstash_server.headers)
+    assert queued.status_code == 400
+    client.queue.delete(queue)
