@@ -119,7 +119,9 @@ def check_conflicts(plan: Plan, live: LiveState, *, prune: bool = False) -> None
                 continue
         elif not prune or current == ABSENT:
             continue  # not ours to change: kept as it is
-        moved.append(f"{rid} ({_what(before)} at review, {_what(current)} now)")
+        now_spec = live.resources.get(rid)
+        moved.append(f"{rid} ({_what(before)} at review; now "
+                     f"{_summary(now_spec) if now_spec is not None else 'absent'})")
     if moved:
         raise ConflictingPlanError(
             f"QStash changed since the plan was reviewed ({plan.reviewed_state.read_at}): "
@@ -130,3 +132,12 @@ def check_conflicts(plan: Plan, live: LiveState, *, prune: bool = False) -> None
 
 def _what(fp: str) -> str:
     return "absent" if fp == ABSENT else f"fingerprint {fp[:8]}"
+
+
+def _summary(spec: Spec) -> str:
+    """What a live resource holds, in a few words (the review kept only its fingerprint)."""
+    if isinstance(spec, QueueSpec):
+        return f"parallelism {spec.parallelism}" + (", paused" if spec.paused else "")
+    if isinstance(spec, UrlGroupSpec):
+        return "endpoints " + ", ".join(f"{e.name or '(unnamed)'}={e.url}" for e in spec.endpoints)
+    return f"cron {spec.cron!r} -> {spec.destination}"

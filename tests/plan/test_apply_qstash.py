@@ -106,7 +106,8 @@ def test_apply_stops_before_touching_anything_when_live_state_moved(
     server.client().url_group.upsert_endpoints("clicks", [{"name": "x", "url": "https://x.example.com/"}])
     result = run(server, "apply", str(tmp_path / "plan.yaml"))
     assert result.returncode == 6
-    assert "url_group:clicks (absent at review" in result.stderr and "re-run `migrator plan`" in result.stderr
+    assert "url_group:clicks (absent at review; now endpoints x=https://x.example.com/)" \
+        in result.stderr and "re-run `migrator plan`" in result.stderr
     assert server.client().queue.list() == [] and server.client().schedule.list() == []
 
 

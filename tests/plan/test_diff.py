@@ -109,10 +109,14 @@ def test_conflict_when_live_moved_since_review_but_not_after_own_apply() -> None
     # someone else changed the URL group in between: conflict, named
     moved = _live(G.model_copy(update={"endpoints": [
         UrlGroupEndpointSpec(name="a", url="https://evil.example.com/")]}))
-    with pytest.raises(ConflictingPlanError, match="url_group:clicks"):
+    with pytest.raises(ConflictingPlanError) as caught:
         check_conflicts(plan, moved)
+    # it says what moved: the resource, and what it holds now
+    assert "url_group:clicks (fingerprint " in str(caught.value)
+    assert "at review; now endpoints a=https://evil.example.com/)" in str(caught.value)
     # someone created the queue the plan wants, differently: conflict
-    with pytest.raises(ConflictingPlanError, match="queue:payments"):
+    with pytest.raises(ConflictingPlanError, match=r"queue:payments \(absent at review; now "
+                                                    r"parallelism 3\)"):
         check_conflicts(plan, _live(G.model_copy(update={"endpoints": G.endpoints[:1]}),
                                     Q.model_copy(update={"parallelism": 3})))
     check_conflicts(plan, at_review)  # unchanged: fine
