@@ -66,10 +66,6 @@ class Store:
         """Queue an upsert; written (with everything else pending) by the next ``commit``."""
         self._pending[(kind, key)] = orjson.dumps(data).decode()
 
-    def put_many(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-        for kind, key, data in rows:
-            self.put(kind, key, data)
-
     def delete(self, kind: str, key: str) -> None:
         self._pending[(kind, key)] = None
 
