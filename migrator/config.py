@@ -245,6 +245,10 @@ def parse_properties(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the properties file ({exc.strerror}).") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: byte {exc.start} is not UTF-8; save the properties file as UTF-8."
+        ) from None
     props: dict[str, str] = {}
     logical: list[tuple[int, str]] = []
     buf, start = "", 0

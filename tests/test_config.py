@@ -85,6 +85,10 @@ def test_properties_parser_handles_separators_and_continuations(tmp_path: Path) 
     assert parse_properties(props) == {"a": "1", "b": "2", "c": "3", "d": "xy"}
     with pytest.raises(ConfigError, match="cannot read"):
         parse_properties(tmp_path / "missing.properties")
+    latin = tmp_path / "latin1.properties"
+    latin.write_bytes("sasl.username=j\xfcrgen\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8"):
+        parse_properties(latin)
 
 
 def test_x_options() -> None:
