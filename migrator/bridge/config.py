@@ -109,9 +109,11 @@ class KafkaSection(_Frozen):
     ) -> KafkaConnection:
         """The validated connection; CLI flags (``properties_file``, ``x_options``) win."""
         env = os.environ if environ is None else environ
-        file = properties_file or self.properties_file
-        if file is not None and base_dir is not None and not Path(file).is_absolute():
-            file = base_dir / file
+        file: str | Path | None = properties_file  # a flag: relative to the working directory
+        if file is None and self.properties_file is not None:
+            file = self.properties_file  # in the config: relative to the config file
+            if base_dir is not None and not Path(file).is_absolute():
+                file = base_dir / file
         props: dict[str, str] = {}
         if env.get("KAFKA_BOOTSTRAP_SERVERS"):
             props["bootstrap.servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
