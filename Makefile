@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install lint typecheck pytest clean
+.PHONY: demo test install lint typecheck pytest tscheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict migrator connectors
 
-pytest: install
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+# The TypeScript scaffolds are type-checked when npm is there (tools cached in .cache/tscheck).
+TSCHECK := .cache/tscheck
+tscheck:
+	@if command -v npm >/dev/null 2>&1; then \
+	  mkdir -p $(TSCHECK) && cp tests/plan/tscheck/package.json $(TSCHECK)/ && \
+	  { npm install --silent --no-audit --no-fund --prefix $(TSCHECK) >/dev/null || \
+	    echo "npm install failed: the TypeScript scaffold type-check will be skipped"; }; \
+	else echo "npm not found: the TypeScript scaffold type-check will be skipped"; fi
+
+pytest: install tscheck
+	if [ -x $(TSCHECK)/node_modules/.bin/tsc ]; then export SCAFFOLD_TS_CHECK_DIR=$(abspath $(TSCHECK)); fi; \
+	  $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
