@@ -71,6 +71,7 @@ Partition = tuple[str, int]
 COMMIT_INTERVAL = 1.0
 CONSUMER_DEFAULTS = {
     "queued.max.messages.kbytes": "8192",
+    "queued.min.messages": "20000",
     "fetch.max.bytes": "8388608",
     "session.timeout.ms": "10000",
     "heartbeat.interval.ms": "2000",
@@ -439,9 +440,10 @@ class Bridge:
         over = self._in_flight >= limits.records or self._in_flight_bytes >= limits.bytes
         want: set[Partition] = set(self._assigned) if over else set()
         if not over:
-            low = self._in_flight <= limits.records // 2 and self._in_flight_bytes <= limits.bytes // 2
+            # resume only at a quarter: librdkafka drops its prefetched records on pause
+            low = self._in_flight <= limits.records // 4 and self._in_flight_bytes <= limits.bytes // 4
             if not low:
-                want = set(self._paused)  # hysteresis: stay paused until half drained
+                want = set(self._paused)  # hysteresis: stay paused until mostly drained
             for key, waiting in self._waiting.items():
                 if key[1] is not None and len(waiting) >= 4:
                     want.add(key[1])
