@@ -44,7 +44,7 @@ from migrator.plan.spec import (  # noqa: E402
     load_plan,
 )
 from migrator.plan.state import read_state  # noqa: E402
-from migrator.plan.yamlfile import dump_yaml, write_atomic  # noqa: E402
+from migrator.yamlfile import dump_yaml, write_atomic  # noqa: E402
 from tests.plan.factories import group, inventory, topic  # noqa: E402
 
 

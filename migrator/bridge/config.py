@@ -15,20 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from migrator.config import KafkaConnection
 from migrator.errors import ConfigError
+from migrator.yamlfile import load_model
 
 __all__ = [
     "BatchPolicy",
@@ -411,77 +410,9 @@ def load_bridge_config(
     path: str | Path, overrides: Mapping[str, Any] | None = None
 ) -> BridgeConfig:
     """Read and validate ``path`` (YAML or JSON); ``overrides`` replace top-level keys."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the bridge config ({exc.strerror}).") from None
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML/JSON ({problem}).") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the bridge config must be a mapping with a `routes:` list.")
-    if overrides:
-        data = {**data, **overrides}
-    try:
-        return BridgeConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        line = _line_of(node, loc)
-        field = _field_path(loc)
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}; check the spelling (see `migrator bridge schema`)"
-        where = f"{path}:{line}" if line else str(path)
-        raise ConfigError(f"{where}: {field or '(top level)'}: {msg}{more}") from None
+    return load_model(path, BridgeConfig, "bridge config", "migrator bridge schema",
+                      overrides=overrides, hidden_loc=_KINDS)
 
 
-_KINDS = {"publish-url", "publish-url-group", "enqueue-queue", "workflow", "direct-http"}
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> list[str | int]:
-    """Drop the discriminator tags pydantic inserts into union locations."""
-    return [p for p in loc if not (isinstance(p, str) and p in _KINDS)]
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in _clean_loc(loc):
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the deepest YAML node ``loc`` reaches."""
-    if node is None:
-        return None
-    line = node.start_mark.line + 1
-    for part in _clean_loc(loc):
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    child = value
-                    # An unknown key is best reported at the key itself.
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-        if child is None:
-            return line
-        node = child
-        line = max(line, node.start_mark.line + 1) if isinstance(node, yaml.ScalarNode) else (
-            node.start_mark.line + 1
-        )
-    return line
+# The discriminator tags pydantic inserts into the locations of the destination union.
+_KINDS = frozenset({"publish-url", "publish-url-group", "enqueue-queue", "workflow", "direct-http"})

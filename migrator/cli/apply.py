@@ -14,7 +14,7 @@ from migrator.plan.diff import check_conflicts, diff
 from migrator.plan.explain import explain
 from migrator.plan.spec import load_plan
 from migrator.plan.state import read_state
-from migrator.plan.yamlfile import write_atomic
+from migrator.yamlfile import write_atomic
 
 __all__ = ["command"]
 

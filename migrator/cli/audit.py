@@ -15,7 +15,7 @@ from migrator.audit.report import render
 from migrator.audit.runner import AuditOptions, run_audit
 from migrator.config import BasicAuth, KafkaConnection, RestConnection
 from migrator.errors import ConfigError
-from migrator.plan.yamlfile import write_atomic
+from migrator.yamlfile import write_atomic
 
 __all__ = ["command", "rest_connection", "write_atomically"]
 

@@ -19,7 +19,7 @@ from migrator.plan.endpoints import EndpointMap, load_endpoints
 from migrator.plan.output import build_output
 from migrator.plan.spec import Plan, QStashPlanName, ReviewedState
 from migrator.plan.state import read_state, reviewed
-from migrator.plan.yamlfile import load_model
+from migrator.yamlfile import load_model
 
 __all__ = ["command"]
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.inventory import Inventory, TopicInfo
 from migrator.plan.spec import CostEstimate, CostLine, QStashPlanName, RouteSpec
-from migrator.plan.yamlfile import load_model
+from migrator.yamlfile import load_model
 
 __all__ = ["PriceTable", "estimate", "load_prices"]
 

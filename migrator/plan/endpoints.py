@@ -29,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from migrator.errors import ConfigError
 from migrator.plan.spec import placeholder
-from migrator.plan.yamlfile import compose, line_of, load_model
+from migrator.yamlfile import compose, line_of, load_model
 
 __all__ = ["EndpointFile", "EndpointMap", "load_endpoints"]
 

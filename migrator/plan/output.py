@@ -15,7 +15,7 @@ from migrator.inventory import Inventory
 from migrator.plan.render import Format, render
 from migrator.plan.scaffold import bridge_yaml, endpoint_files, runbook
 from migrator.plan.spec import Plan
-from migrator.plan.yamlfile import dump_yaml, stage
+from migrator.yamlfile import dump_yaml, stage
 
 __all__ = ["PlanOutput", "build_output"]
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from migrator.plan.yamlfile import load_model
+from migrator.yamlfile import load_model
 
 __all__ = [
     "PLACEHOLDER_PREFIX",

@@ -12,7 +12,7 @@ from typing import Any
 from migrator.bridge.config import BridgeConfig
 from migrator.plan.builder import queue_names, safe_name
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
-from migrator.plan.yamlfile import dump_yaml
+from migrator.yamlfile import dump_yaml
 
 __all__ = ["bridge_config", "bridge_yaml"]
 

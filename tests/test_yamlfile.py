@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from migrator.errors import ConfigError
-from migrator.plan.yamlfile import read_yaml, write_atomic
+from migrator.yamlfile import read_yaml, write_atomic
 
 
 def _umask() -> int:

@@ -1,6 +1,6 @@
 """YAML files validated into pydantic models, with errors that name file, line and field.
 
-One function, :func:`load_model`, used for the plan file and the endpoint file: bad YAML, wrong
+One function, :func:`load_model`, used for the plan file, the endpoint file and bridge.yaml: bad YAML, wrong
 types and unknown fields all become one :class:`~migrator.errors.ConfigError` line such as
 ``plan.yaml:14: routes[0].retries: Input should be a valid integer``. The line comes from the
 node marks of ``yaml.compose``; the field path from pydantic's error location.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,17 +116,24 @@ def compose(path: Path) -> yaml.Node | None:
         return None
 
 
-def load_model(path: str | Path, model: type[M], what: str, schema_cmd: str) -> M:
-    """Read ``path`` and validate it as ``model``; every problem is one ConfigError line."""
+def load_model(path: str | Path, model: type[M], what: str, schema_cmd: str, *,
+               overrides: Mapping[str, Any] | None = None, hidden_loc: Collection[str] = ()) -> M:
+    """Read ``path`` and validate it as ``model``; every problem is one ConfigError line.
+
+    ``overrides`` replace top-level keys (command-line flags); ``hidden_loc`` names the
+    discriminator tags pydantic puts into the locations of tagged unions, which are no field.
+    """
     path = Path(path)
     data = read_yaml(path, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the {what} must be a mapping (see `{schema_cmd}`).")
+    if overrides:
+        data = {**data, **overrides}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err["loc"])
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in hidden_loc))
         line = line_of(compose(path), loc)
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
