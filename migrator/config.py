@@ -219,13 +219,14 @@ def _take_ssl(props: dict[str, str], fields: dict[str, object], where: str) -> N
                 "or ssl.truststore.location with PEM files."
             )
     if "ssl.truststore.certificates" in props:
-        fields["ssl_ca_pem"] = props.pop("ssl.truststore.certificates").replace("\\n", "\n")
+        fields["ssl_ca_pem"] = _pem(props.pop("ssl.truststore.certificates"), where, "ssl.truststore.certificates")
     if "ssl.truststore.location" in props:
         fields["ssl_ca_location"] = props.pop("ssl.truststore.location")
     if "ssl.keystore.certificate.chain" in props:
-        fields["ssl_certificate_pem"] = props.pop("ssl.keystore.certificate.chain").replace("\\n", "\n")
+        fields["ssl_certificate_pem"] = _pem(props.pop("ssl.keystore.certificate.chain"), where,
+                                             "ssl.keystore.certificate.chain")
     if "ssl.keystore.key" in props:
-        fields["ssl_key_pem"] = props.pop("ssl.keystore.key").replace("\\n", "\n")
+        fields["ssl_key_pem"] = _pem(props.pop("ssl.keystore.key"), where, "ssl.keystore.key")
     if "ssl.key.password" in props:
         fields["ssl_key_password"] = props.pop("ssl.key.password")
     props.pop("ssl.truststore.password", None)
@@ -237,6 +238,26 @@ def _take_ssl(props: dict[str, str], fields: dict[str, object], where: str) -> N
     for java_only in ("key.serializer", "value.serializer", "key.deserializer", "value.deserializer",
                       "client.dns.lookup", "sasl.login.callback.handler.class"):
         props.pop(java_only, None)
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+
+
+def _pem(value: str, where: str, key: str) -> str:
+    """PEM text as OpenSSL reads it, from a Java property value.
+
+    Java properties join continuation lines, so PEM given inline arrives as one line with spaces
+    (or literal ``\\n``) where the newlines were; Java's PEM reader accepts that, OpenSSL does not.
+    """
+    blocks = _PEM_BLOCK.findall(value.replace("\\n", "\n"))
+    if not blocks:
+        raise ConfigError(f"{where}: {key} holds no PEM block (-----BEGIN ...----- ... -----END ...-----).")
+    out = []
+    for label, body in blocks:
+        data = re.sub(r"\s+", "", body)
+        lines = [data[i:i + 64] for i in range(0, len(data), 64)]
+        out.append("\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"]))
+    return "\n".join(out) + "\n"
 
 
 def parse_properties(path: Path) -> dict[str, str]:

@@ -113,3 +113,17 @@ def test_qstash_connection_requires_token(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("QSTASH_URL", "http://127.0.0.1:1/")
     conn = QStashConnection.from_env()
     assert conn.url == "http://127.0.0.1:1" and "sekrit-value" not in repr(conn)
+
+
+def test_inline_pem_from_java_continuation_lines_becomes_openssl_pem(tmp_path: Path) -> None:
+    from migrator.stack.tls import make_tls_files
+
+    ca = make_tls_files(tmp_path / "tls").ca_cert.read_text()
+    body = ca.strip().splitlines()
+    props = write(tmp_path, "bootstrap.servers=b:9093\nsecurity.protocol=SSL\nssl.truststore.type=PEM\n"
+                  "ssl.truststore.certificates=" + " \\\n    ".join(body) + "\n")
+    conf = KafkaConnection.build(properties_file=props, environ={}).to_librdkafka()
+    assert conf["ssl.ca.pem"] == ca
+    bad = write(tmp_path, "bootstrap.servers=b:9093\nssl.truststore.certificates=not a certificate\n")
+    with pytest.raises(ConfigError, match="holds no PEM block"):
+        KafkaConnection.build(properties_file=bad, environ={})

@@ -67,6 +67,7 @@ def _show(info: stack.StackInfo) -> None:
     rows = [
         ("Kafka (PLAINTEXT)", info.bootstrap_servers),
         ("Kafka (SASL_PLAINTEXT, SCRAM-SHA-256)", info.sasl_bootstrap_servers),
+        ("Kafka (SSL, server certificate)", f"{info.ssl_bootstrap_servers} (CA: {info.ssl_ca_file})"),
         ("SASL user", f"{info.sasl_username} (password in {info.run_dir}/stack.json)"),
         ("Schema Registry (Confluent API)", info.schema_registry_url),
         ("Kafka Connect", info.connect_url),
@@ -139,6 +140,8 @@ def env(run_dir: Path | None) -> None:
         "KAFKA_SASL_BOOTSTRAP_SERVERS": info.sasl_bootstrap_servers,
         "KAFKA_SASL_USERNAME": info.sasl_username,
         "KAFKA_SASL_PASSWORD": info.sasl_password,
+        "KAFKA_SSL_BOOTSTRAP_SERVERS": info.ssl_bootstrap_servers,
+        "KAFKA_SSL_CA_FILE": info.ssl_ca_file,
         "SCHEMA_REGISTRY_URL": info.schema_registry_url,
         "KAFKA_CONNECT_URL": info.connect_url,
         "KAFKA_LIB_DIR": info.lib_dir,

@@ -20,6 +20,7 @@ from migrator.errors import StackError
 from migrator.stack.java import find_java
 from migrator.stack.maven import StackJars
 from migrator.stack.process import free_port, spawn
+from migrator.stack.tls import make_tls_files
 
 __all__ = [
     "BrokerPorts",
@@ -60,6 +61,7 @@ class BrokerPorts:
     plaintext: int
     sasl: int
     controller: int
+    ssl: int
 
 
 def new_cluster_id() -> str:
@@ -83,16 +85,19 @@ def _java(jars: StackJars, run: Path, heap: str, main: str, *args: str,
 
 
 def _broker_properties(run: Path, ports: BrokerPorts) -> Path:
+    make_tls_files(run / "tls")
     p = ports
     text = f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{p.controller}
-listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},CONTROLLER://127.0.0.1:{p.controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},CONTROLLER://127.0.0.1:{p.controller}
+listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},SSL://127.0.0.1:{p.ssl},CONTROLLER://127.0.0.1:{p.controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},SSL://127.0.0.1:{p.ssl},CONTROLLER://127.0.0.1:{p.controller}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location={run / "tls" / "broker-keystore.pem"}
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={_SCRAM_JAAS}
 log.dirs={run / "data" / "kafka"}

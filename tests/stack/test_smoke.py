@@ -219,3 +219,20 @@ def test_framed_avro_json_schema_and_protobuf_round_trip(kafka: KafkaKit) -> Non
     decoded = ProtobufDeserializer(ping, {"use.deprecated.format": False})(first(proto_topic).value(), ctx)
     assert (decoded.id, decoded.n) == ("p1", 3)
     assert sr.get_latest_version(f"{proto_topic}-value").schema.schema_type == "PROTOBUF"
+
+
+def test_ssl_listener_needs_the_stack_ca(kafka_stack: EstateInfo) -> None:
+    assert kafka_stack.ssl_bootstrap_servers and kafka_stack.ssl_ca_file
+    base = {"bootstrap.servers": kafka_stack.ssl_bootstrap_servers, "security.protocol": "SSL",
+            "log_level": 0}
+    trusted = AdminClient({**base, "ssl.ca.location": kafka_stack.ssl_ca_file})
+    assert trusted.describe_cluster(request_timeout=20).result().nodes
+    errors: list[KafkaError] = []
+    from migrator.stack.tls import make_tls_files
+
+    other_ca = make_tls_files(Path(kafka_stack.ssl_ca_file).parent.parent / "other-ca").ca_cert
+    untrusted = AdminClient({**base, "ssl.ca.location": str(other_ca), "error_cb": errors.append})
+    with pytest.raises(KafkaException):
+        untrusted.describe_cluster(request_timeout=5).result()
+    untrusted.poll(1)
+    assert any(e.code() == KafkaError._SSL for e in errors), errors
