@@ -34,8 +34,8 @@ class StackInfo(BaseModel):
     sasl_mechanism: str = "SCRAM-SHA-256"
     sasl_username: str
     sasl_password: str
-    ssl_bootstrap_servers: str | None = Field(None, description="SSL listener (server auth only).")
-    ssl_ca_file: str | None = Field(None, description="PEM CA certificate that signed the broker's.")
+    ssl_bootstrap_servers: str | None = Field(default=None, description="SSL listener (server auth only).")
+    ssl_ca_file: str | None = Field(default=None, description="PEM CA certificate that signed the broker's.")
     schema_registry_url: str
     connect_url: str
     qstash_url: str | None = None
