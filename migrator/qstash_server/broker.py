@@ -52,6 +52,8 @@ _log = logging.getLogger(__name__)
 
 DEDUP_WINDOW_MS = 10 * 60 * 1000
 LOG_CAPACITY = 200_000
+# accept-only keeps nothing per message in memory but this many recent log entries
+STORED_LOG_CAPACITY = 1_000
 # headers the server sets itself on every delivery; forwarded copies are dropped
 _SERVER_SET = frozenset({
     "upstash-message-id", "upstash-retried", "upstash-signature", "user-agent",
@@ -84,6 +86,9 @@ class Broker:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.limits = settings.limits
+        # accept-only: messages and dedup records live in SQLite only (nothing per message
+        # in memory), so a client benchmark can push any number of messages
+        self.stored_only = settings.accept_only
         self.store = Store(settings.db)
         self.token = settings.token.get_secret_value()
         self.current_key = settings.current_signing_key.get_secret_value()
@@ -109,8 +114,10 @@ class Broker:
         self._dlq_counter = 0
         # logs are kept in memory (newest last); built into documents only when listed
         self.logs: deque[tuple[int, int, Message, str, dict[str, Any]]] = deque(
-            maxlen=LOG_CAPACITY
+            maxlen=STORED_LOG_CAPACITY if self.stored_only else LOG_CAPACITY
         )
+        # accept-only: dedup records of the batch being accepted (one SQLite read per batch)
+        self._dedup_batch: dict[str, dict[str, Any]] | None = None
         self._log_seq = 0
         self._load()
 
@@ -131,7 +138,7 @@ class Broker:
         for key, data in s.load("run"):
             self.runs[key] = data
         now = now_ms()
-        for key, data in s.load("dedup"):
+        for key, data in ([] if self.stored_only else s.load("dedup")):
             if data["expires"] > now:
                 self.dedup[key] = (data["response"], data["expires"])
         for _, data in s.load("flow"):
@@ -142,7 +149,16 @@ class Broker:
                 self.daily_day, self.daily_count = data["day"], data["count"]
             elif key == "seq":
                 self._seq = data["seq"]
-        loaded = sorted((Message.from_record(d) for _, d in s.load("message")), key=lambda m: m.seq)
+        if self.stored_only:
+            # queue lag of the stored messages, without loading them
+            for queue, n in s.count_by("message", "queue").items():
+                if queue in self.queues:
+                    self.queues[queue].backlog = n
+            self._seq = max(self._seq, int(s.max_of("message", "seq") or 0))
+            loaded: list[Message] = []
+        else:
+            loaded = sorted((Message.from_record(d) for _, d in s.load("message")),
+                            key=lambda m: m.seq)
         for msg in loaded:
             self._seq = max(self._seq, msg.seq)
             self.messages[msg.id] = msg
@@ -320,7 +336,7 @@ class Broker:
             # a run with this id exists: the start is deduplicated, whatever its age
             return 202, {"messageId": self.runs[run_id]["initMessageId"], "deduplicated": True}
         if dedup_key is not None:
-            hit = self.dedup.get(dedup_key)
+            hit = self._dedup_get(dedup_key)
             if hit is not None and hit[1] > now:
                 return 202, _mark_deduplicated(hit[0])
         if queue is not None:
@@ -366,9 +382,23 @@ class Broker:
         answer: Any = results if topic is not None else results[0]
         if dedup_key is not None:
             expires = now + DEDUP_WINDOW_MS
-            self.dedup[dedup_key] = (answer, expires)
-            self.store.put("dedup", dedup_key, {"response": answer, "expires": expires})
+            record = {"response": answer, "expires": expires}
+            if self.stored_only:
+                if self._dedup_batch is not None:
+                    self._dedup_batch[dedup_key] = record
+            else:
+                self.dedup[dedup_key] = (answer, expires)
+            self.store.put("dedup", dedup_key, record)
         return 200, answer
+
+    def _dedup_get(self, key: str) -> tuple[Any, int] | None:
+        if not self.stored_only:
+            return self.dedup.get(key)
+        if self._dedup_batch is not None and (key in self._dedup_batch or key.startswith("id:")):
+            data = self._dedup_batch.get(key)  # explicit ids were all read with the batch
+        else:
+            data = self.store.get_many("dedup", [key]).get(key)
+        return None if data is None else (data["response"], data["expires"])
 
     def _new_message(
         self,
@@ -419,9 +449,19 @@ class Broker:
         )
 
     def _admit(self, msg: Message) -> None:
-        self.messages[msg.id] = msg
         self._save(msg)
         self._log(msg, "CREATED")
+        if self.stored_only:  # never delivered: the stored row is all there is
+            if msg.flow_key:
+                fk = self.flow.get(msg.flow_key)
+                if fk is None:
+                    fk = self.flow[msg.flow_key] = FlowKey(msg.flow_key)
+                    fk.configure(msg.flow_parallelism, msg.flow_rate, msg.flow_period)
+                    self.store.put("flow", fk.key, fk.to_record())
+            if msg.queue is not None and msg.slot_queue is None:
+                self.queues[msg.queue].backlog += 1
+            return
+        self.messages[msg.id] = msg
         if msg.flow_key:
             fk = self.flow.get(msg.flow_key)
             if fk is None:
@@ -467,18 +507,32 @@ class Broker:
             group = self.groups.get(destination)
             total += len(group.endpoints) if group and not is_url(destination) else 1
         self._check_quota(total)
+        if self.stored_only:
+            keys = [key for _d, body, cfg, _q in parsed
+                    if (key := _explicit_dedup_key(cfg)) is not None]
+            self._dedup_batch = self.store.get_many("dedup", keys) if keys else {}
         out: list[Any] = []
-        for destination, body, cfg, queue in parsed:
-            try:
-                _status, answer = self.accept(destination, body, cfg, queue=queue, caller_ip=caller_ip)
-            except ApiError as exc:
-                answer = {"error": exc.message}
-            out.append(answer)
+        try:
+            for destination, body, cfg, queue in parsed:
+                try:
+                    _status, answer = self.accept(destination, body, cfg, queue=queue,
+                                                  caller_ip=caller_ip)
+                except ApiError as exc:
+                    answer = {"error": exc.message}
+                out.append(answer)
+        finally:
+            self._dedup_batch = None
         return out
 
     # ------------------------------------------------------------------ messages API
+    def _find(self, message_id: str) -> Message | None:
+        if not self.stored_only:
+            return self.messages.get(message_id)
+        data = self.store.get_many("message", [message_id]).get(message_id)
+        return None if data is None else Message.from_record(data)
+
     def get_message(self, message_id: str) -> dict[str, Any]:
-        msg = self.messages.get(message_id)
+        msg = self._find(message_id)
         if msg is None:
             raise ApiError(404, f"message {message_id} not found")
         return msg.to_api()
@@ -497,13 +551,21 @@ class Broker:
         self._schedule(msg)
 
     def cancel(self, message_id: str) -> None:
-        msg = self.messages.get(message_id)
+        msg = self._find(message_id)
         if msg is None:
             raise ApiError(404, f"message {message_id} not found")
         self._cancel(msg)
 
     def _cancel(self, msg: Message) -> None:
         self._log(msg, "CANCEL_REQUESTED")
+        if self.stored_only:
+            msg.state = "CANCELED"
+            self.store.delete("message", msg.id)
+            self._log(msg, "CANCELED")
+            q = self.queues.get(msg.queue) if msg.queue and msg.kind == "message" else None
+            if q is not None:
+                q.backlog = max(0, q.backlog - 1)
+            return
         if self.dispatcher is not None and msg.id in self.dispatcher.inflight:
             self.cancelling.add(msg.id)
             return
@@ -511,7 +573,16 @@ class Broker:
 
     def cancel_many(self, ids: list[str] | None, predicate: Callable[[dict[str, Any]], bool] | None,
                     count: int | None) -> int:
-        if ids:
+        if self.stored_only:
+            if ids:
+                found = self.store.get_many("message", ids)
+                stored = [found[i] for i in dict.fromkeys(ids) if i in found]
+            else:
+                stored = sorted((d for _, d in self.store.load("message")),
+                                key=lambda d: int(d["seq"]))
+            targets = [m for m in map(Message.from_record, stored)
+                       if ids or predicate is None or predicate(m.to_api())]
+        elif ids:
             targets = [self.messages[i] for i in ids if i in self.messages]
         else:
             targets = [m for m in self.messages.values() if predicate is None or predicate(m.to_api())]
@@ -1170,6 +1241,11 @@ class Broker:
         payload["dlqId"] = dlq_id
         return self._make_callback(msg, msg.failure_callback, msg.failure_callback_cfg, payload,
                                    "failure_callback")
+
+
+def _explicit_dedup_key(cfg: PublishConfig) -> str | None:
+    """The dedup key a batch item names outright (content-based keys are looked up singly)."""
+    return "id:" + cfg.dedup_id if cfg.dedup_id is not None else None
 
 
 def _mark_deduplicated(answer: Any) -> Any:

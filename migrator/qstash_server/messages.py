@@ -44,6 +44,7 @@ _NOT_IN_HEADER_FORWARD = _NEVER_FORWARD | {"authorization", "proxy-authorization
                                            "accept-encoding"}
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_header(name: str) -> str:
     """Go's canonical form (``x-my-header`` -> ``X-My-Header``), as QStash echoes headers."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))

@@ -20,6 +20,8 @@ class Queue:
     pending: deque[str] = field(default_factory=deque)
     holding: set[str] = field(default_factory=set)
     parked: list[str] = field(default_factory=list)
+    # accept-only: stored messages waiting in this queue (not kept in memory one by one)
+    backlog: int = 0
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -47,5 +49,5 @@ class Queue:
             "updatedAt": self.updated_at,
             "parallelism": self.parallelism,
             "paused": self.paused,
-            "lag": len(self.pending) + len(self.holding),
+            "lag": len(self.pending) + len(self.holding) + self.backlog,
         }

@@ -61,6 +61,13 @@ class Store:
             ) from None
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], str | None] = {}
+        # the changes handed to the commit thread last (visible to reads until committed)
+        self._inflight: dict[tuple[str, str], str | None] = {}
+        # WAL lets a second connection read committed rows while the commit thread writes;
+        # an in-memory database is private to its connection, so it reads under the lock
+        self._reader: sqlite3.Connection | None = None
+        if path != ":memory:":
+            self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
     def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
         """Queue an upsert; written (with everything else pending) by the next ``commit``."""
@@ -78,9 +85,61 @@ class Store:
         for key, data in rows:
             yield key, orjson.loads(data)
 
+    def get_many(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The current documents of ``keys`` (pending and committing changes included).
+
+        One SQLite call for all keys; absent (or deleted) keys are missing from the result.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        ask: list[str] = []
+        for key in keys:
+            k = (kind, key)
+            if k in self._pending:
+                data = self._pending[k]
+            elif k in self._inflight:
+                data = self._inflight[k]
+            else:
+                ask.append(key)
+                continue
+            if data is not None:
+                found[key] = orjson.loads(data)
+        if ask:
+            query = ("SELECT key, data FROM objects WHERE kind = ? AND key IN "
+                     "(SELECT value FROM json_each(?))")
+            params = (kind, orjson.dumps(ask).decode())
+            if self._reader is not None:
+                rows = self._reader.execute(query, params).fetchall()
+            else:
+                with self._lock:
+                    rows = self._db.execute(query, params).fetchall()
+            for key, data in rows:
+                found[key] = orjson.loads(data)
+        return found
+
+    def count_by(self, kind: str, field: str) -> dict[Any, int]:
+        """How many committed documents of ``kind`` have each value of ``field``."""
+        self.commit()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT json_extract(data, '$.' || ?), count(*) FROM objects WHERE kind = ? "
+                "GROUP BY 1", (field, kind),
+            ).fetchall()
+        return {value: n for value, n in rows}
+
+    def max_of(self, kind: str, field: str) -> Any:
+        """The largest value of ``field`` among the committed documents of ``kind``."""
+        self.commit()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT max(json_extract(data, '$.' || ?)) FROM objects WHERE kind = ?",
+                (field, kind),
+            ).fetchone()
+        return row[0] if row else None
+
     def take(self) -> dict[tuple[str, str], str | None]:
         """Hand over the pending changes (on the event loop thread) for ``write``."""
         pending, self._pending = self._pending, {}
+        self._inflight = pending
         return pending
 
     def write(self, pending: dict[tuple[str, str], str | None]) -> None:
@@ -115,6 +174,8 @@ class Store:
         self.commit()
         with self._lock:
             self._db.close()
+            if self._reader is not None:
+                self._reader.close()
 
 
 class GroupCommitter:

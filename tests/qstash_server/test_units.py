@@ -156,7 +156,7 @@ def test_cron_tick_publishes_due_schedules_once(tmp_path):
     from migrator.qstash_server.settings import ServerSettings
     from migrator.qstash_server.timing import now_ms
 
-    broker = Broker(ServerSettings(db=str(tmp_path / "s.db"), accept_only=True))
+    broker = Broker(ServerSettings(db=str(tmp_path / "s.db")))  # no dispatcher: nothing sent
     sid = broker.create_schedule(
         "http://127.0.0.1:9/tick", b"payload",
         {"upstash-cron": "CRON_TZ=Europe/Berlin */5 * * * *", "upstash-retries": "1",
@@ -181,7 +181,7 @@ def test_cron_tick_publishes_due_schedules_once(tmp_path):
     assert sc.last_states == {msg.id: "IN_PROGRESS"}
     assert sc.next_at > now_ms()
     broker.close()
-    again = Broker(ServerSettings(db=str(tmp_path / "s.db"), accept_only=True))
+    again = Broker(ServerSettings(db=str(tmp_path / "s.db")))
     assert list(again.messages) == [msg.id] and again.schedules[sid].last_at == sc.last_at
     again.close()
 
