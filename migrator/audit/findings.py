@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
+
+if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
+    from migrator.kafka.access import AccessDenied
 
 __all__ = [
     "CATALOG",
@@ -24,6 +27,7 @@ __all__ = [
     "evaluate",
     "is_dead_letter_topic",
     "is_streams_internal",
+    "permission_findings",
     "readers_by_topic",
     "streams_internal_topics",
 ]
@@ -129,6 +133,12 @@ CATALOG: dict[str, CodeInfo] = {
         "A source could not be read; its section of the report is incomplete",
         "Check the URL and credentials (--schema-registry-url/-user/-password, --connect-url/"
         "-user/-password) and that the service is up, then run the audit again.",
+    ),
+    "PERMISSION_DENIED": CodeInfo(
+        "warning",
+        "Kafka refused the audit's principal an operation; that part of the report is missing",
+        "Grant the audit principal the read-only ACL named in the finding (kafka-acls --add "
+        "--allow-principal ... --operation ...), then run the audit again.",
     ),
     "DEAD_LETTER_TOPIC": CodeInfo(
         "info",
@@ -389,6 +399,53 @@ def _dead_letter(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
+# What a refused (resource kind, operation) leaves out of the report.
+_DENIAL_EFFECT = {
+    ("group", "Describe"): "the group is left out of consumer_groups: its state, members, "
+                           "committed offsets, lag and the topics it reads are unknown",
+    ("topic", "DescribeConfigs"): "its configs are not reported, so config-based findings "
+                                  "(COMPACTED_TOPIC, max.message.bytes) were not checked",
+    ("topic", "Read"): "no record was sampled, so record-based findings (sizes, keys, "
+                       "tombstones, value formats) were not checked",
+    ("topic", "Describe"): "its partitions or offsets are missing from the report",
+    ("cluster", "Describe"): "only the consumer groups it may Describe are listed, and topics "
+                             "it may not Describe are hidden from metadata: both may be missing "
+                             "from this report",
+}
+_ACL_FLAG = {"cluster": "--cluster", "topic": "--topic", "group": "--group"}
+
+
+def permission_findings(denials: Iterable[AccessDenied], principal: str | None = None,
+                        bootstrap_servers: str | None = None) -> list[Finding]:
+    """One PERMISSION_DENIED finding per refused resource, naming the refused operation(s),
+    what the audit was doing and the ``kafka-acls`` command that grants the missing ACL."""
+    who = principal or "User:<audit principal>"
+    by_object: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for d in denials:
+        ops = by_object.setdefault((d.resource, d.name), {})
+        whats = ops.setdefault(d.operation, [])
+        if d.what not in whats:
+            whats.append(d.what)
+    out = []
+    for (kind, name), ops in by_object.items():
+        obj = "cluster" if kind == "cluster" else f"{kind}:{name}"
+        about = "the cluster" if kind == "cluster" else f"{kind} {name}"
+        parts = []
+        for op, whats in ops.items():
+            effect = _DENIAL_EFFECT.get((kind, op), "that part of the report is missing")
+            parts.append(f"Kafka refused {who} {op} on {about} ({' and '.join(whats)}): {effect}")
+        flags = " ".join(f"--operation {op}" for op in ops)
+        target = "--cluster" if kind == "cluster" else f"{_ACL_FLAG[kind]} {name}"
+        server = f" --bootstrap-server {bootstrap_servers}" if bootstrap_servers else ""
+        out.append(Finding(
+            code="PERMISSION_DENIED", severity=CATALOG["PERMISSION_DENIED"].severity, object=obj,
+            message="; ".join(parts),
+            remedy=f"Grant the read-only ACL: kafka-acls{server} --add --allow-principal {who} "
+                   f"{flags} {target}",
+        ))
+    return sorted(out, key=lambda f: f.object)
+
+
 RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
     _unavailable,
     _daily_quota,
@@ -408,9 +465,10 @@ RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
 _ORDER = {"blocker": 0, "warning": 1, "info": 2}
 
 
-def evaluate(inv: Inventory, plan: str | None = None) -> list[Finding]:
-    """Every finding for the inventory on the QStash plan (default: the inventory's plan),
-    blockers first."""
+def evaluate(inv: Inventory, plan: str | None = None, *,
+             extra: Iterable[Finding] = ()) -> list[Finding]:
+    """Every finding for the inventory on the QStash plan (default: the inventory's plan), plus
+    ``extra`` ones found while reading (e.g. PERMISSION_DENIED), blockers first."""
     limits = PLANS[plan or inv.qstash_plan]
-    findings = [f for rule in RULES for f in rule(inv, limits)]
+    findings = [f for rule in RULES for f in rule(inv, limits)] + list(extra)
     return sorted(findings, key=lambda f: (_ORDER[f.severity], f.code, f.object))

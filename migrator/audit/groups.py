@@ -52,8 +52,12 @@ def snapshot_groups(
     progress.step("describing consumer groups", len(ids))
     descriptions = admin.describe_groups(ids)
     progress.advance(len(ids))
+    # Groups the principal may not Describe: reported as PERMISSION_DENIED findings instead.
+    denied = {d.name for d in admin.denied if d.resource == "group"}
     kept: list[str] = []
     for gid in ids:
+        if gid in denied:
+            continue
         topics = _topics_of(descriptions.get(gid), offsets.get(gid, {}))
         if any(keep_topic(t) for t in topics) or (not filtered and not topics):
             kept.append(gid)

@@ -2,7 +2,10 @@
 Registry and Kafka Connect, folded into one :class:`~migrator.inventory.Inventory` with findings.
 
 Kafka failures abort (the report would be meaningless); registry and Connect failures degrade to
-a section marked unavailable plus a SOURCE_UNAVAILABLE finding.
+a section marked unavailable plus a SOURCE_UNAVAILABLE finding. A principal lacking some ACLs
+degrades too: each refused group, topic operation or cluster call becomes a PERMISSION_DENIED
+finding and the rest of the report stays complete; only a principal refused everything (bad
+credentials, or no cluster Describe and no visible topic or group) aborts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Literal
 from migrator import __version__
 from migrator.audit.cluster import collect_cluster
 from migrator.audit.connect import ConnectReader
-from migrator.audit.findings import evaluate
+from migrator.audit.findings import evaluate, permission_findings
 from migrator.audit.groups import build_groups, committed_offsets, snapshot_groups
 from migrator.audit.progress import NullProgress, Progress
 from migrator.audit.records import RecordStats, SchemaRef
@@ -27,6 +30,7 @@ from migrator.audit.registry import RegistryReader, subject_topic
 from migrator.audit.throughput import topic_rates
 from migrator.audit.topics import TopicFilter, build_topics, is_internal, snapshot_topics
 from migrator.config import KafkaConnection, RestConnection
+from migrator.errors import KafkaAuthError
 from migrator.inventory import (
     ConnectInfo,
     Inventory,
@@ -34,6 +38,7 @@ from migrator.inventory import (
     SchemaRegistryInfo,
     TopicInfo,
 )
+from migrator.kafka.access import AccessDenied
 from migrator.kafka.admin import KafkaAdmin, TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
 
@@ -63,6 +68,7 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
     try:
         progress.step("connecting to Kafka")
         cluster = collect_cluster(admin, options.kafka.bootstrap_servers)
+        _require_some_access(admin, options.kafka)
         # Groups are read in the background while the topics are (progress follows the topics).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-groups") as pool:
             f_groups = pool.submit(snapshot_groups, admin, selected, filtered=selected.active)
@@ -85,8 +91,9 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
             with ConnectReader(options.connect) as connect_reader:
                 connect = connect_reader.read(_ConnectorFilter(selected))
 
+        read_denied: list[AccessDenied] = []
         samples = _sample_records(options, snap.low, snap.high, snap.descriptions, reader,
-                                  registry, progress)
+                                  registry, progress, read_denied.append)
         if reader is not None:
             reader.close()
 
@@ -108,6 +115,7 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
             groups_snap, later_high or snap.high, later_offsets=later_offsets,
             earlier_high=snap.high if later_high is not None else None,
         )
+        denied = [*admin.denied, *read_denied]
     finally:
         admin.close()
         progress.finish()
@@ -122,7 +130,34 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
         schema_registry=registry,
         connect=connect,
     )
-    return inventory.model_copy(update={"findings": evaluate(inventory)})
+    refused = permission_findings(denied, principal_of(options.kafka),
+                                  options.kafka.bootstrap_servers)
+    return inventory.model_copy(update={"findings": evaluate(inventory, extra=refused)})
+
+
+def principal_of(kafka: KafkaConnection) -> str | None:
+    """The Kafka principal the audit connects as, for the ACL remedies (None: unknown, e.g. an
+    SSL client certificate's distinguished name)."""
+    if kafka.sasl_username:
+        return f"User:{kafka.sasl_username}"
+    if kafka.security_protocol in ("PLAINTEXT", "SSL") and not kafka.ssl_certificate_pem:
+        return "User:ANONYMOUS"
+    return None
+
+
+def _require_some_access(admin: KafkaAdmin, kafka: KafkaConnection) -> None:
+    """Abort (exit 5) when the cluster refuses everything: no Describe on the cluster and not a
+    single topic or group visible. Any visible resource gives a partial report instead."""
+    if not any(d.resource == "cluster" for d in admin.denied):
+        return
+    if admin.list_topic_names() or admin.list_groups():
+        return
+    who = principal_of(kafka) or "the audit's principal"
+    raise KafkaAuthError(
+        f"Kafka at {kafka.bootstrap_servers} authenticated {who} but grants it nothing to read: "
+        "no Describe on the cluster and no visible topic or consumer group. Grant read-only "
+        f"ACLs, e.g. kafka-acls --add --allow-principal {who} --operation Describe --cluster."
+    )
 
 
 def _sleep(seconds: float, progress: Progress) -> None:
@@ -177,6 +212,7 @@ def _sample_records(
     reader: RegistryReader | None,
     registry: SchemaRegistryInfo,
     progress: Progress,
+    on_denied: Callable[[AccessDenied], None] | None = None,
 ) -> dict[str, RecordSample]:
     """Read up to --sample-records newest records per (non-internal) topic, by assignment."""
     if options.sample_records <= 0:
@@ -191,7 +227,7 @@ def _sample_records(
     progress.step("sampling records", total)
     # Reading is bounded by --timeout plus a little per 1,000 records, so a slow cluster ends.
     budget = options.timeout + total / 1000.0
-    for record in read_records(options.kafka, ranges, timeout=budget):
+    for record in read_records(options.kafka, ranges, timeout=budget, on_denied=on_denied):
         stats[record.topic].add(
             size=record.size, key=record.key, value=record.value,
             header_names=[name for name, _ in record.headers],

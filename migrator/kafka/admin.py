@@ -3,7 +3,10 @@
 Every call is batched (one request for many topics, partitions or groups wherever Kafka's admin
 API allows it), bounded by the wrapper's timeout, and returns plain frozen data rather than
 confluent-kafka objects. librdkafka errors become :class:`~migrator.errors.KafkaUnavailableError`
-(the cluster does not answer) or :class:`~migrator.errors.KafkaAuthError` (it refuses us).
+(the cluster does not answer) or :class:`~migrator.errors.KafkaAuthError` (it refuses our
+credentials). An authorization error on one resource (a group, a topic's configs, the cluster
+description) does not abort: the resource is left out of the answer and kept, as an
+:class:`~migrator.kafka.access.AccessDenied`, in :attr:`KafkaAdmin.denied`.
 
 Nothing here writes: no topic, config, offset or group is ever created or changed.
 """
@@ -36,6 +39,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from migrator.config import KafkaConnection
 from migrator.errors import KafkaAuthError, KafkaUnavailableError
+from migrator.kafka.access import (
+    CLUSTER_RESOURCE,
+    AccessDenied,
+    denial_for,
+    is_authentication_error,
+)
 
 __all__ = [
     "BrokerNode",
@@ -112,6 +121,8 @@ class ClusterDescription:
     cluster_id: str | None
     controller_id: int | None
     brokers: tuple[BrokerNode, ...]
+    # ACL operations the principal holds on the cluster (None: not known).
+    authorized_operations: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,7 @@ class KafkaAdmin:
         self._timeout = timeout
         self._fatal: KafkaError | None = None
         self._lock = threading.Lock()
+        self._denied: dict[AccessDenied, None] = {}  # insertion-ordered set
         if client is not None:
             self._client = client
         else:
@@ -242,7 +254,10 @@ class KafkaAdmin:
     def _on_error(self, error: KafkaError) -> None:
         log.debug("librdkafka error: %s", error)
         code = error.code()
-        if code in _AUTH_CODES or code == KafkaError._ALL_BROKERS_DOWN or error.fatal():
+        # Authorization errors are per resource (handled where the request is answered);
+        # only refused credentials or no broker at all end everything.
+        if is_authentication_error(code) or code == KafkaError._ALL_BROKERS_DOWN \
+                or error.fatal():
             with self._lock:
                 # An authentication failure explains a later "all brokers down": keep it.
                 if self._fatal is None or self._fatal.code() not in _AUTH_CODES:
@@ -272,6 +287,26 @@ class KafkaAdmin:
         except concurrent.futures.TimeoutError as exc:
             raise map_kafka_error(exc, what, self._servers) from None
 
+    def _deny(self, exc: KafkaException, *, operation: str, what: str,
+              topic: str | None = None, group: str | None = None) -> bool:
+        """Record the denial an exception means; False when it is no authorization error."""
+        kerr = exc.args[0] if exc.args else None
+        if not isinstance(kerr, KafkaError):
+            return False
+        denial = denial_for(kerr.code(), operation=operation, what=what, topic=topic, group=group)
+        if denial is None:
+            return False
+        log.info("Kafka refused %s on %s %s (%s)", operation, denial.resource, denial.name, what)
+        with self._lock:
+            self._denied[denial] = None
+        return True
+
+    @property
+    def denied(self) -> list[AccessDenied]:
+        """Every request refused for lack of an ACL so far, in the order seen (no repeats)."""
+        with self._lock:
+            return list(self._denied)
+
     @property
     def _request_timeout(self) -> float:
         return self._timeout
@@ -289,11 +324,33 @@ class KafkaAdmin:
     # -- cluster ----------------------------------------------------------------------------
 
     def describe_cluster(self) -> ClusterDescription:
-        """Cluster id, controller and brokers. The first call: fails fast on refusal or no route."""
+        """Cluster id, controller, brokers and the principal's ACL operations on the cluster.
+
+        The first call: fails fast on refused credentials or no route. A refused cluster
+        description (CLUSTER_AUTHORIZATION_FAILED) is a denial; the same facts then come from
+        the metadata every authenticated principal may read.
+        """
         what = "a cluster description"
-        future = self._client.describe_cluster(request_timeout=self._request_timeout)
+        future = self._client.describe_cluster(
+            include_authorized_operations=True, request_timeout=self._request_timeout
+        )
         self._wait([future], what, fail_fast=True)
-        result = self._get(future, what)
+        try:
+            result = future.result(timeout=0)
+        except KafkaException as exc:
+            if not self._deny(exc, operation="Describe", what="describing the cluster"):
+                raise map_kafka_error(exc, what, self._servers) from None
+            return self._cluster_from_metadata()
+        except concurrent.futures.TimeoutError as exc:
+            raise map_kafka_error(exc, what, self._servers) from None
+        # Asked for, Kafka answers the principal's cluster operations when it holds Describe
+        # there and none (librdkafka: None) when it does not. Without Describe on the cluster,
+        # ListGroups answers only the groups the principal may Describe: silently partial.
+        ops = getattr(result, "authorized_operations", None) or ()
+        if not {_enum_name(op) for op in ops} & {"DESCRIBE", "ALL"}:
+            with self._lock:
+                self._denied[AccessDenied("cluster", CLUSTER_RESOURCE, "Describe",
+                                          "listing every consumer group")] = None
         controller = getattr(result, "controller", None)
         brokers = tuple(
             sorted(
@@ -306,6 +363,23 @@ class KafkaAdmin:
             cluster_id=result.cluster_id,
             controller_id=controller.id if controller is not None else None,
             brokers=brokers,
+            authorized_operations=tuple(sorted(_enum_name(op) for op in ops)),
+        )
+
+    def _cluster_from_metadata(self) -> ClusterDescription:
+        what = "cluster metadata"
+        try:
+            metadata = self._client.list_topics(timeout=self._timeout)
+        except KafkaException as exc:
+            raise map_kafka_error(exc, what, self._servers) from None
+        controller = getattr(metadata, "controller_id", -1)
+        return ClusterDescription(
+            cluster_id=getattr(metadata, "cluster_id", None),
+            controller_id=controller if controller is not None and controller >= 0 else None,
+            brokers=tuple(sorted(
+                (BrokerNode(id=b.id, host=b.host, port=b.port) for b in metadata.brokers.values()),
+                key=lambda b: b.id,
+            )),
         )
 
     # -- topics -----------------------------------------------------------------------------
@@ -335,6 +409,9 @@ class KafkaAdmin:
                     kerr = exc.args[0]
                     if kerr.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         continue  # deleted between listing and describing
+                    if self._deny(exc, operation="Describe", what="describing the topic",
+                                  topic=name):
+                        continue
                     raise map_kafka_error(exc, f"{what} of {name!r}", self._servers) from None
                 out[name] = TopicDescription(
                     name=name,
@@ -370,6 +447,9 @@ class KafkaAdmin:
                     entries = future.result(timeout=0)
                 except KafkaException as exc:
                     if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    if self._deny(exc, operation="DescribeConfigs", what="reading its configs",
+                                  topic=resource.name):
                         continue
                     raise map_kafka_error(exc, what, self._servers) from None
                 out[resource.name] = {
@@ -413,6 +493,9 @@ class KafkaAdmin:
                 except KafkaException as exc:
                     if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         continue
+                    if self._deny(exc, operation="Describe", what="reading its offsets",
+                                  topic=tp.topic):
+                        continue
                     raise map_kafka_error(exc, what, self._servers) from None
                 out[(tp.topic, tp.partition)] = int(info.offset)
         return out
@@ -426,6 +509,9 @@ class KafkaAdmin:
         self._wait([future], what, fail_fast=False)
         result = self._get(future, what)
         for err in result.errors or []:
+            exc = err if isinstance(err, KafkaException) else KafkaException(err)
+            if self._deny(exc, operation="Describe", what="listing consumer groups"):
+                continue
             log.warning("listing consumer groups: %s", err)
         return sorted(
             (
@@ -454,6 +540,9 @@ class KafkaAdmin:
                     desc = future.result(timeout=0)
                 except KafkaException as exc:
                     if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                        continue
+                    if self._deny(exc, operation="Describe", what="describing the group",
+                                  group=group_id):
                         continue
                     raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
                 members = tuple(
@@ -500,6 +589,9 @@ class KafkaAdmin:
                     result = future.result(timeout=0)
                 except KafkaException as exc:
                     if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                        continue
+                    if self._deny(exc, operation="Describe", what="reading its committed offsets",
+                                  group=group_id):
                         continue
                     raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
                 offsets: dict[TopicPartitionKey, int | None] = {}

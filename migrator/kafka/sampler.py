@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from migrator.config import KafkaConnection
+from migrator.kafka.access import AccessDenied, denial_for
 from migrator.kafka.admin import librdkafka_logger, map_kafka_error
 
 __all__ = ["PartitionRange", "SampledRecord", "plan_ranges", "read_records"]
@@ -93,11 +94,13 @@ def read_records(
     ranges: Sequence[PartitionRange],
     *,
     timeout: float,
+    on_denied: Callable[[AccessDenied], None] | None = None,
 ) -> Iterator[SampledRecord]:
     """Yield the records in ``ranges`` (gaps from compaction or transactions are skipped).
 
     Stops when every range is read or ``timeout`` seconds have passed (whatever was read by then
-    is what the sample holds).
+    is what the sample holds). A topic the principal may not Read is reported to ``on_denied``
+    (once) and its partitions dropped; without ``on_denied`` it ends the read with an error.
     """
     if not ranges:
         return
@@ -133,6 +136,18 @@ def read_records(
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
                         open_ranges.discard(key)
+                        continue
+                    denial = denial_for(err.code(), operation="Read",
+                                        what="sampling its records", topic=msg.topic())
+                    if denial is not None and denial.resource == "topic" \
+                            and on_denied is not None and msg.topic():
+                        dropped = [k for k in end if k[0] == msg.topic() and k not in paused]
+                        if any(k in open_ranges for k in dropped):
+                            on_denied(denial)
+                        open_ranges.difference_update(dropped)
+                        if dropped:
+                            consumer.pause([TopicPartition(t, p) for t, p in dropped])
+                            paused.update(dropped)
                         continue
                     if err.code() in (KafkaError._AUTHENTICATION,
                                       KafkaError.TOPIC_AUTHORIZATION_FAILED):

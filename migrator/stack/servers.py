@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,10 @@ def _java(jars: StackJars, run: Path, heap: str, main: str, *args: str,
     return ["java", *opts, *extra, "-cp", jars.classpath, main, *args]
 
 
-def _broker_properties(run: Path, ports: BrokerPorts) -> Path:
+def _broker_properties(run: Path, ports: BrokerPorts,
+                       extra_properties: Mapping[str, str] | None = None) -> Path:
+    """Write server.properties; ``extra_properties`` are appended (a later key wins in Java's
+    Properties, so they can also override a default line)."""
     make_tls_files(run / "tls")
     p = ports
     text = f"""\
@@ -119,15 +123,22 @@ num.recovery.threads.per.data.dir=1
 auto.create.topics.enable=true
 message.max.bytes=10485760
 """
+    for key, value in (extra_properties or {}).items():
+        text += f"{key}={value}\n"
     path = run / "server.properties"
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def format_storage(jars: StackJars, run: Path, ports: BrokerPorts, cluster_id: str,
-                   sasl_user: str, sasl_password: str) -> None:
-    """Format the KRaft log dir with the SCRAM user; raises StackError with Kafka's words."""
-    props = _broker_properties(run, ports)
+                   sasl_user: str, sasl_password: str,
+                   extra_properties: Mapping[str, str] | None = None) -> None:
+    """Format the KRaft log dir with the SCRAM user; raises StackError with Kafka's words.
+
+    ``extra_properties`` are appended to the server.properties this writes (and the broker
+    started by :func:`start_broker` reads), e.g. an authorizer for a test broker.
+    """
+    props = _broker_properties(run, ports, extra_properties)
     scram = f"SCRAM-SHA-256=[name={sasl_user},password={sasl_password}]"
     cmd = _java(jars, run, "256m", "kafka.tools.StorageTool", "format", "--standalone",
                 "-t", cluster_id, "-c", str(props), "--add-scram", scram, quick=True)
