@@ -76,6 +76,15 @@ class AclBroker:
         return path
 
 
+def test_extra_properties_are_appended_and_the_default_is_unchanged(tmp_path: Path) -> None:
+    ports = servers.BrokerPorts(1, 2, 3, 4)
+    default = servers._broker_properties(tmp_path / "a", ports).read_text()
+    assert "authorizer" not in default
+    extra = servers._broker_properties(tmp_path / "b", ports, AUTHORIZER).read_text()
+    assert extra.replace(str(tmp_path / "b"), str(tmp_path / "a")).startswith(default)
+    assert extra.endswith("allow.everyone.if.no.acl.found=false\n")
+
+
 def _allow(user: str, kind: ResourceType, name: str, *ops: AclOperation) -> list[AclBinding]:
     return [AclBinding(kind, name, ResourcePatternType.LITERAL, f"User:{user}", "*", op,
                        AclPermissionType.ALLOW) for op in ops]

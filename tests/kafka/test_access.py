@@ -69,6 +69,9 @@ class RefusingClient:
     def list_consumer_group_offsets(self, requests: list[Any], **_kw: Any) -> dict[str, Any]:
         return {r.group_id: _failed(self.code) for r in requests}
 
+    def list_offsets(self, request: dict[Any, Any], **_kw: Any) -> dict[Any, Any]:
+        return {tp: _failed(self.code) for tp in request}
+
     def describe_configs(self, resources: list[Any], **_kw: Any) -> dict[Any, Any]:
         return {_Resource(r.name): _failed(self.code) for r in resources}
 
@@ -89,8 +92,11 @@ def test_refused_groups_and_configs_are_left_out_and_recorded() -> None:
     ]
     topics = _admin(KafkaError.TOPIC_AUTHORIZATION_FAILED)
     assert topics.describe_topic_configs(["orders"]) == {}
-    assert topics.denied == [AccessDenied("topic", "orders", "DescribeConfigs",
-                                          "reading its configs")]
+    assert topics.list_offsets([("orders", 0), ("orders", 1)], "latest") == {}
+    assert topics.denied == [
+        AccessDenied("topic", "orders", "DescribeConfigs", "reading its configs"),
+        AccessDenied("topic", "orders", "Describe", "reading its offsets"),
+    ]
 
 
 def test_other_errors_still_abort() -> None:
