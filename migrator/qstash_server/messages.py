@@ -146,38 +146,56 @@ def parse_publish_config(
 ) -> PublishConfig:
     """Read QStash's publish headers (names lower-cased) into a config, or raise BadValue."""
     cfg = PublishConfig()
-    if not any(k.startswith("upstash-") for k in headers):  # fast path: plain publish
-        content_type = headers.get("content-type")
-        if content_type and content_type.strip():
-            cfg.header = {"Content-Type": [content_type]}
-        return cfg
-    headers = {k: v for k, v in headers.items() if v.strip() != ""}  # empty = not given
-    get = headers.get
-    method = (get("upstash-method") or "POST").upper()
-    if method not in _METHODS:
-        raise BadValue(f"invalid Upstash-Method {method!r}")
-    cfg.method = method
+    # one pass: forwarded headers, callback/workflow settings, and the rest of the config
+    # headers (usually none or one, e.g. a deduplication id) for the look-ups below
+    content_type: str | None = None
+    explicit: dict[str, list[str]] = {}
+    config: dict[str, str] = {}
+    for name, value in headers.items():
+        if not name.startswith("upstash-"):
+            if name == "content-type" and value.strip():
+                content_type = value
+            continue
+        if not value.strip():  # empty = not given
+            continue
+        if name.startswith("upstash-forward-"):
+            target = name[16:]
+            if target not in _NEVER_FORWARD:
+                explicit[canonical_header(target)] = [value]
+        elif name.startswith("upstash-callback-"):
+            cfg.callback_cfg[name[17:]] = value
+        elif name.startswith("upstash-failure-callback-"):
+            cfg.failure_callback_cfg[name[25:]] = value
+        elif name.startswith("upstash-workflow-") or name == "upstash-feature-set":
+            cfg.workflow[name] = value
+        else:
+            config[name] = value
     forward: dict[str, list[str]] = {}
-    if _bool(get("upstash-header-forward")) and all_headers_forward:
+    if config and _bool(config.get("upstash-header-forward")) and all_headers_forward:
         for name, value in all_headers_forward.items():
             if name.startswith("upstash-") or name in _NOT_IN_HEADER_FORWARD:
                 continue
             forward[canonical_header(name)] = [value]
-    for name, value in headers.items():
-        if name.startswith("upstash-forward-"):
-            target = name[len("upstash-forward-"):]
-            if target not in _NEVER_FORWARD:
-                forward[canonical_header(target)] = [value]
-        elif name.startswith("upstash-callback-"):
-            cfg.callback_cfg[name[len("upstash-callback-"):]] = value
-        elif name.startswith("upstash-failure-callback-"):
-            cfg.failure_callback_cfg[name[len("upstash-failure-callback-"):]] = value
-        elif name.startswith("upstash-workflow-") or name == "upstash-feature-set":
-            cfg.workflow[name] = value
-    content_type = get("content-type")
+    if forward:
+        forward.update(explicit)
+    else:
+        forward = explicit
     if content_type:
         forward["Content-Type"] = [content_type]
     cfg.header = forward
+    if not config:  # fast path: nothing else to read
+        return cfg
+    get = config.get
+    if (raw := get("upstash-deduplication-id")) is not None:
+        if ":" in raw:
+            raise BadValue("DeduplicationId cannot contain ':'")
+        cfg.dedup_id = raw
+        if len(config) == 1:  # fast path: only a deduplication id (the bridge's items)
+            return cfg
+    method = (get("upstash-method") or "POST").upper()
+    if method not in _METHODS:
+        raise BadValue(f"invalid Upstash-Method {method!r}")
+    cfg.method = method
     if (raw := get("upstash-delay")) is not None:
         cfg.delay_ms = int(parse_duration_s(raw) * 1000)
     if (raw := get("upstash-not-before")) is not None:
@@ -204,10 +222,6 @@ def parse_publish_config(
         if not is_url(raw):
             raise BadValue(f"invalid Upstash-Failure-Callback {raw!r}, expected an http(s) URL")
         cfg.failure_callback = raw
-    if (raw := get("upstash-deduplication-id")) is not None:
-        if ":" in raw:
-            raise BadValue("DeduplicationId cannot contain ':'")
-        cfg.dedup_id = raw
     cfg.content_dedup = _bool(get("upstash-content-based-deduplication"))
     cfg.flow = parse_flow_control(get("upstash-flow-control-key"), get("upstash-flow-control-value"))
     if (raw := get("upstash-label")) is not None:
@@ -314,7 +328,8 @@ class Message:
     # --- persistence -------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
         # only non-empty fields (smaller rows); from_record fills in the defaults
-        data = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
+        data = {k: v for k, v in self.__dict__.items()
+                if v is not None and (v or v.__class__ is not dict)}
         data["body"] = base64.b64encode(self.body).decode()
         return data
 
