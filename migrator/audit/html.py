@@ -123,15 +123,21 @@ def _finding_group(code: str, items: Sequence[Finding]) -> str:
     """All findings of one code: the severity, title and remedy once, then one line per object."""
     severity = items[0].severity
     title = CATALOG[code].title if code in CATALOG else ""
+    # One remedy for the code, or one per object when they differ (e.g. the ACL to grant).
+    shared = len({f.remedy for f in items}) == 1
     rows = "".join(
-        f'<li><span class="obj">{escape(f.object)}</span> {escape(f.message)}</li>' for f in items
+        f'<li><span class="obj">{escape(f.object)}</span> {escape(f.message)}'
+        + ("" if shared else f'<div class="fix"><b>Remedy:</b> {escape(f.remedy)}</div>')
+        + "</li>"
+        for f in items
     )
+    common = f'<div class="fix"><b>Remedy:</b> {escape(items[0].remedy)}</div>' if shared else ""
+
     return (
         f'<div class="finding"><div class="sev" style="background:{_SEV_COLOR[severity]}">'
         f'{escape(severity)}</div><div class="body"><div><span class="code">{escape(code)}</span>'
         f' <span class="count">&times;{len(items)}</span> <span class="title">{escape(title)}</span></div>'
-        f'<ul>{rows}</ul>'
-        f'<div class="fix"><b>Remedy:</b> {escape(items[0].remedy)}</div></div></div>'
+        f'<ul>{rows}</ul>{common}</div></div>'
     )
 
 

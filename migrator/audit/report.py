@@ -163,10 +163,16 @@ def render_table(inv: Inventory) -> str:
             state = _section(inv.connect.url, inv.connect.status.available,
                              inv.connect.status.error, "no connectors")
             out.append(f"  {state}")
-    findings_with_remedy = {f.code: f.remedy for f in inv.findings}
-    if findings_with_remedy:
+    remedies: dict[str, dict[str, str]] = {}  # code -> object -> remedy
+    for f in inv.findings:
+        remedies.setdefault(f.code, {})[f.object] = f.remedy
+    if remedies:
         out += ["", "Remedies", ""]
-        out += [f"  {code}: {remedy}" for code, remedy in sorted(findings_with_remedy.items())]
+        for code, by_object in sorted(remedies.items()):
+            if len(set(by_object.values())) == 1:
+                out.append(f"  {code}: {next(iter(by_object.values()))}")
+            else:  # remedies naming the object (e.g. the ACL to grant): one line each
+                out += [f"  {code} ({obj}): {remedy}" for obj, remedy in by_object.items()]
     return "\n".join(out) + "\n"
 
 

@@ -99,6 +99,36 @@ def test_refused_groups_and_configs_are_left_out_and_recorded() -> None:
     ]
 
 
+class _Node:
+    def __init__(self, node_id: int) -> None:
+        self.id, self.host, self.port = node_id, "h", 9092
+
+
+class _Metadata:
+    cluster_id = "abc"
+    controller_id = 2
+    brokers = {2: _Node(2), 1: _Node(1)}
+    topics: dict[str, Any] = {}
+
+
+class ClusterRefusingClient(RefusingClient):
+    def describe_cluster(self, **_kw: Any) -> concurrent.futures.Future[Any]:
+        return _failed(KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+
+    def list_topics(self, **_kw: Any) -> _Metadata:
+        return _Metadata()
+
+
+def test_a_refused_cluster_description_falls_back_to_metadata() -> None:
+    admin = KafkaAdmin(KafkaConnection.build(bootstrap_servers="h:1"), timeout=5,
+                       client=ClusterRefusingClient(KafkaError.CLUSTER_AUTHORIZATION_FAILED))
+    cluster = admin.describe_cluster()
+    assert (cluster.cluster_id, cluster.controller_id) == ("abc", 2)
+    assert [b.id for b in cluster.brokers] == [1, 2]
+    assert admin.denied == [AccessDenied("cluster", CLUSTER_RESOURCE, "Describe",
+                                         "describing the cluster")]
+
+
 def test_other_errors_still_abort() -> None:
     admin = _admin(KafkaError.SASL_AUTHENTICATION_FAILED)
     with pytest.raises(KafkaAuthError):
