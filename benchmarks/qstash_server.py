@@ -4,7 +4,11 @@ Measures, in one run and on the same machine:
   * ceiling   - requests/s of the same ASGI stack (uvicorn + uvloop + httptools + Starlette)
                 answering a constant publish reply without doing any work;
   * single    - single publishes/s (POST /v2/publish/{url}) in accept-only mode;
-  * batched   - messages/s through POST /v2/batch (100 messages per request), accept-only.
+  * batched   - messages/s through POST /v2/batch (100 messages per request), accept-only;
+  * bridge-shaped batches - messages/s through POST /v2/batch with what the bridge sends:
+                500 items per request, each with its own Upstash-Deduplication-Id and forwarded
+                Kafka headers, 4 and 8 requests in flight (the server's CPU per item is printed
+                too, from /proc, so the figure can be read apart from the client's share).
 and prints each as a ratio of the ceiling. State is a SQLite file (WAL) by default, so every
 accepted message is committed before it is acknowledged.
 
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 TOKEN = "bench_token_0123456789abcdef"
@@ -100,11 +106,13 @@ class Result:
         return self.requests / self.seconds
 
 
-async def _connection(host: str, port: int, request: bytes, stop_at: float,
+async def _connection(host: str, port: int, requests: Iterator[bytes], stop_at: float,
                       counts: list[int]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while time.monotonic() < stop_at:
+        for request in requests:
+            if time.monotonic() >= stop_at:
+                break
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
@@ -120,23 +128,37 @@ async def _connection(host: str, port: int, request: bytes, stop_at: float,
         writer.close()
 
 
-def load(url: str, path: str, body: bytes, content_type: str, seconds: float,
-         connections: int) -> Result:
-    """Closed-loop load: ``connections`` keep-alive connections, one request in flight each."""
-    host, port = url.removeprefix("http://").split(":")
-    request = (
+def _request(host: str, port: str, path: str, body: bytes, content_type: str) -> bytes:
+    return (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Authorization: Bearer {TOKEN}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
+
+def load(url: str, path: str, body: bytes | list[bytes], content_type: str, seconds: float,
+         connections: int) -> Result:
+    """Closed-loop load: ``connections`` keep-alive connections, one request in flight each.
+
+    ``body`` is one body sent again and again, or a list of bodies each sent once (in order,
+    shared by the connections; the run ends early when they run out).
+    """
+    host, port = url.removeprefix("http://").split(":")
+    if isinstance(body, bytes):
+        requests: Iterator[bytes] = itertools.repeat(_request(host, port, path, body,
+                                                              content_type))
+        warm: Iterator[bytes] = requests
+    else:
+        requests = iter([_request(host, port, path, b, content_type) for b in body])
+        warm = iter(())
+
     async def main() -> Result:
         counts = [0, 0]
         # warm-up
-        await asyncio.gather(*(_connection(host, int(port), request, time.monotonic() + 0.5,
+        await asyncio.gather(*(_connection(host, int(port), warm, time.monotonic() + 0.5,
                                            [0, 0]) for _ in range(connections)))
         t0 = time.monotonic()
-        await asyncio.gather(*(_connection(host, int(port), request, t0 + seconds, counts)
+        await asyncio.gather(*(_connection(host, int(port), requests, t0 + seconds, counts)
                                for _ in range(connections)))
         return Result(counts[0], time.monotonic() - t0, counts[1])
 
@@ -146,12 +168,39 @@ def load(url: str, path: str, body: bytes, content_type: str, seconds: float,
         return runner.run(main())
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bridge_bodies(count: int, size: int) -> list[bytes]:
+    """``count`` batch bodies shaped like the bridge's: unique dedup ids, Kafka headers."""
+    body = '{"id":1,"amount":"1.25","pad":"' + "x" * 40 + '"}'
+    out = []
+    for r in range(count):
+        out.append(json.dumps([
+            {"destination": DEST, "body": body,
+             "headers": {"Content-Type": "application/json",
+                         "Upstash-Deduplication-Id": f"kb-0123456789-orders-{r % 4}-{r * size + i}",
+                         "Upstash-Forward-Kafka-Topic": "orders",
+                         "Upstash-Forward-Kafka-Partition": str(r % 4),
+                         "Upstash-Forward-Kafka-Offset": str(r * size + i)}}
+            for i in range(size)
+        ], separators=(",", ":")).encode())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--db", default="file", choices=["file", "memory"])
+    parser.add_argument("--bridge-batch-size", type=int, default=500)
+    parser.add_argument("--bridge-items", type=int, default=400_000,
+                        help="distinct bridge-shaped items prepared per concurrency level")
     parser.add_argument("--constant-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.constant_server:
@@ -189,6 +238,20 @@ def main() -> None:
                            args.connections)
         finally:
             stop(proc)
+        bridge_shaped: list[tuple[int, Result, float]] = []
+        nbodies = max(1, args.bridge_items // args.bridge_batch_size)
+        for concurrency in (4, 8):
+            bodies = bridge_bodies(nbodies, args.bridge_batch_size)
+            db = os.path.join(tmp, f"bridge{concurrency}.db") if args.db == "file" else ":memory:"
+            proc, url = start([*server_cmd[:7], db, *server_cmd[8:]])
+            try:
+                cpu0 = _cpu_seconds(proc.pid)
+                res = load(url, "/v2/batch", bodies, "application/json", args.seconds,
+                           concurrency)
+                cpu = _cpu_seconds(proc.pid) - cpu0
+            finally:
+                stop(proc)
+            bridge_shaped.append((concurrency, res, cpu))
 
     batched_msgs = batched.rate * args.batch_size
     ceiling_batch_msgs = ceiling_batch.rate * args.batch_size
@@ -203,6 +266,13 @@ def main() -> None:
     print(f"batched  messages ({args.batch_size}/request)     {batched_msgs:10.0f} msg/s  "
           f"ratio {batched.rate / ceiling_batch.rate:.2f} of ceiling   target >= 30000 "
           f"{'OK' if batched_msgs >= 30000 else 'BELOW'}  errors={batched.errors}")
+    for concurrency, res, cpu in bridge_shaped:
+        items = res.requests * args.bridge_batch_size
+        print(f"bridge-shaped {args.bridge_batch_size}/request, {concurrency} in flight "
+              f"{items / res.seconds:10.0f} msg/s  ratio {res.rate / ceiling_batch.rate:.2f} of "
+              f"ceiling   server CPU {cpu * 1e6 / max(1, items):.1f} us/msg  "
+              f"target >= 50000 {'OK' if items / res.seconds >= 50000 else 'BELOW'}  "
+              f"errors={res.errors}")
 
 
 if __name__ == "__main__":
