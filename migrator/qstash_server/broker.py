@@ -640,6 +640,8 @@ class Broker:
 
     def delete_queue(self, name: str) -> None:
         q = self.get_queue(name)
+        if self.stored_only and q.backlog:  # its stored messages go with it (cancelled)
+            self.store.delete_matching("message", "queue", name)
         for mid in [*q.pending, *q.holding, *q.parked]:
             msg = self.messages.get(mid)
             if msg is not None and msg.kind == "message":

@@ -126,6 +126,16 @@ class Store:
             ).fetchall()
         return {value: n for value, n in rows}
 
+    def delete_matching(self, kind: str, field: str, value: Any) -> int:
+        """Delete (now) every document of ``kind`` whose ``field`` equals ``value``."""
+        self.commit()
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM objects WHERE kind = ? AND json_extract(data, '$.' || ?) = ?",
+                (kind, field, value),
+            )
+        return cur.rowcount
+
     def max_of(self, kind: str, field: str) -> Any:
         """The largest value of ``field`` among the committed documents of ``kind``."""
         self.commit()

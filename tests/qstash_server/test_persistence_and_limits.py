@@ -244,4 +244,10 @@ def test_accept_only_dedup_cancel_and_lag_survive_restart(qstash_server_factory,
     assert fresh["messageId"] not in {a["messageId"] for a in answers}
     assert client.message.cancel_many(message_ids=[answers[1]["messageId"], "msg_nope"]) == 1
     assert client.queue.get(queue).lag == 4
+    loose = _batch(second, 200, 1)[0]  # not in the queue
+    client.queue.delete(queue)  # its stored messages go with it
+    for gone in (answers[2], fresh):
+        with pytest.raises(QStashError):
+            client.message.get(gone["messageId"])
+    assert client.message.get(loose["messageId"]).body.startswith('{"n":200,')
     second.stop()
