@@ -451,23 +451,17 @@ class Broker:
     def _admit(self, msg: Message) -> None:
         self._save(msg)
         self._log(msg, "CREATED")
-        if self.stored_only:  # never delivered: the stored row is all there is
-            if msg.flow_key:
-                fk = self.flow.get(msg.flow_key)
-                if fk is None:
-                    fk = self.flow[msg.flow_key] = FlowKey(msg.flow_key)
-                    fk.configure(msg.flow_parallelism, msg.flow_rate, msg.flow_period)
-                    self.store.put("flow", fk.key, fk.to_record())
-            if msg.queue is not None and msg.slot_queue is None:
-                self.queues[msg.queue].backlog += 1
-            return
-        self.messages[msg.id] = msg
         if msg.flow_key:
             fk = self.flow.get(msg.flow_key)
             if fk is None:
                 fk = self.flow[msg.flow_key] = FlowKey(msg.flow_key)
             fk.configure(msg.flow_parallelism, msg.flow_rate, msg.flow_period)
             self.store.put("flow", fk.key, fk.to_record())
+        if self.stored_only:  # never delivered: the stored row is all there is
+            if msg.queue is not None and msg.slot_queue is None:
+                self.queues[msg.queue].backlog += 1
+            return
+        self.messages[msg.id] = msg
         if msg.queue is not None and msg.slot_queue is None:
             q = self.queues[msg.queue]
             q.pending.append(msg.id)
