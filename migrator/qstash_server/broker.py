@@ -89,7 +89,8 @@ class Broker:
         # accept-only: messages and dedup records live in SQLite only (nothing per message
         # in memory), so a client benchmark can push any number of messages
         self.stored_only = settings.accept_only
-        self.store = Store(settings.db)
+        # accept-only with :memory: stores in a scratch file: nothing per message in memory
+        self.store = Store(settings.db, on_disk=settings.accept_only)
         self.token = settings.token.get_secret_value()
         self.current_key = settings.current_signing_key.get_secret_value()
         self.next_key = settings.next_signing_key.get_secret_value()

@@ -9,7 +9,10 @@ survives a crash or kill of the server process.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +49,13 @@ DELETE FROM objects WHERE (kind, key) IN (
 class Store:
     """A small key/document store over one SQLite connection (used from one thread)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, on_disk: bool = False) -> None:
+        """``on_disk`` with ``:memory:``: use a scratch file instead (removed by ``close``), so
+        the rows do not live in this process's memory (accept-only mode)."""
+        self._scratch: str | None = None
+        if path == ":memory:" and on_disk:
+            self._scratch = tempfile.mkdtemp(prefix="qstash-server-")
+            path = os.path.join(self._scratch, "scratch.db")
         self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -186,6 +195,8 @@ class Store:
             self._db.close()
             if self._reader is not None:
                 self._reader.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 class GroupCommitter:
