@@ -122,3 +122,24 @@ esac
     assert "FATAL the broker cannot start: disk on fire" in out.stderr
     assert "Traceback" not in out.stderr
     assert not (run_dir / "stack.json").exists()
+
+
+def test_dev_qstash_runs_alone_with_generated_credentials(endpoint: RecordingEndpoint) -> None:
+    from qstash import QStash, Receiver
+
+    proc = subprocess.Popen([sys.executable, "-m", "migrator", "dev", "qstash", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        ready = proc.stdout.readline().split()
+        assert ready[0] == "READY", ready
+        creds = dict(proc.stderr.readline().strip().split(": ", 1) for _ in range(3))
+        client = QStash(creds["TOKEN"], base_url=ready[1])
+        client.message.publish_json(url=f"{endpoint.url}/alone", body={"n": 1})
+        (req,) = endpoint.wait_for(1)
+        Receiver(current_signing_key=creds["CURRENT-SIGNING-KEY"],
+                 next_signing_key=creds["NEXT-SIGNING-KEY"]).verify(
+            body=req.body.decode(), signature=req.headers["upstash-signature"], url=f"{endpoint.url}/alone")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) in (0, -15)
