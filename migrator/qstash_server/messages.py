@@ -23,6 +23,7 @@ __all__ = [
     "FlowControl",
     "Message",
     "PublishConfig",
+    "body_fields",
     "canonical_header",
     "content_dedup_key",
     "is_url",
@@ -262,6 +263,16 @@ def redacted(value: bytes | str) -> str:
     return "REDACTED:" + hashlib.sha256(raw).hexdigest()
 
 
+def body_fields(body: bytes, redacted: str | None) -> dict[str, str]:
+    """A message body as the API shows it: redacted text, UTF-8 text, or base64 for binary."""
+    if redacted is not None:
+        return {"body": redacted}
+    try:
+        return {"body": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"bodyBase64": base64.b64encode(body).decode()}
+
+
 def redact_view(
     spec: str | None, body: bytes, header: dict[str, list[str]]
 ) -> tuple[str | None, dict[str, list[str]]]:
@@ -369,13 +380,7 @@ class Message:
             "notBefore": self.not_before,
             "createdAt": self.created_at,
         }
-        if red_body is not None:
-            out["body"] = red_body
-        else:
-            try:
-                out["body"] = self.body.decode("utf-8")
-            except UnicodeDecodeError:
-                out["bodyBase64"] = base64.b64encode(self.body).decode()
+        out.update(body_fields(self.body, red_body))
         optional: dict[str, Any] = {
             "topicName": self.topic,
             "endpointName": self.endpoint_name,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from migrator.qstash_server.messages import PublishConfig, canonical_header, redact_view
+from migrator.qstash_server.messages import PublishConfig, body_fields, canonical_header, redact_view
 from migrator.qstash_server.timing import BadValue, parse_duration_s
 
 __all__ = ["Schedule", "next_fire_ms", "validate_cron"]
@@ -82,13 +82,7 @@ class Schedule:
             "isPaused": self.paused,
             "nextScheduleTime": self.next_at,
         }
-        if red_body is not None:
-            out["body"] = red_body
-        else:
-            try:
-                out["body"] = self.body.decode("utf-8")
-            except UnicodeDecodeError:
-                out["bodyBase64"] = base64.b64encode(self.body).decode()
+        out.update(body_fields(self.body, red_body))
         if (raw := self.config_headers.get("upstash-delay")) is not None:
             out["delay"] = int(parse_duration_s(raw))
         if cfg.timeout_s is not None:
