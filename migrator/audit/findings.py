@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
+from migrator.qstash_plans import MIB, PLANS, PlanLimits
 
 if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
     from migrator.kafka.access import AccessDenied
@@ -34,24 +35,8 @@ __all__ = [
 
 PlanName = Literal["free", "payg", "fixed"]
 
-MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class PlanLimits:
-    """QStash plan limits the rules compare against (docs: upstash.com/pricing/qstash)."""
-
-    name: str
-    max_message_bytes: int
-    messages_per_day: int | None  # None: unlimited (billed per message)
-
-
-PLANS: dict[str, PlanLimits] = {
-    "free": PlanLimits("free", 1 * MIB, 1_000),
-    "payg": PlanLimits("payg", 10 * MIB, None),
-    # Fixed plans: 50 MB messages; the smallest fixed tier allows 1M messages/day (10M on the next).
-    "fixed": PlanLimits("fixed", 50 * MIB, 1_000_000),
-}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """QStash plan limits, and the fit of a plan against them (each violation is a blocker).
 
-Numbers from Upstash's pricing data (shared/reference/qstash.md section 6.1); ``fixed`` is the
-Fixed 1M plan. Unlimited is ``None``.
+The numbers come from the one table in :mod:`migrator.qstash_plans`; this view names them as the
+plan file does. Unlimited is ``None``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrator.plan.spec import Blocker, QStashPlanName, Resources, RouteSpec
+from migrator.qstash_plans import PLANS
 
 __all__ = ["PLAN_LIMITS", "PlanLimits", "fit"]
 
-MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,13 @@ class PlanLimits:
     max_parallelism: int
 
 
-PLAN_LIMITS: dict[QStashPlanName, PlanLimits] = {
-    "free": PlanLimits("free", 1 * MB, 1_000, 10, 2, 1, 100, 10, 10),
-    "payg": PlanLimits("payg", 10 * MB, None, 100, 10, 100, 100, 1_000, 100),
-    "fixed": PlanLimits("fixed", 50 * MB, 1_000_000, 1_000, 10, 1_000, 1_000, 10_000, 200),
-}
+def _limits(name: QStashPlanName) -> PlanLimits:
+    p = PLANS[name]
+    return PlanLimits(name, p.max_message_bytes, p.messages_per_day, p.max_queues, p.max_queue_parallelism,
+                      p.max_url_groups, p.max_endpoints_per_group, p.max_schedules, p.max_parallelism)
+
+
+PLAN_LIMITS: dict[QStashPlanName, PlanLimits] = {n: _limits(n) for n in ("free", "payg", "fixed")}
 
 
 def fit(

@@ -8,7 +8,7 @@ import click
 from pydantic import SecretStr, ValidationError
 
 from migrator.errors import ConfigError
-from migrator.qstash_server.limits import PLANS
+from migrator.qstash_plans import PLANS
 from migrator.qstash_server.settings import (
     ServerSettings,
     generate_signing_key,

@@ -6,7 +6,7 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from migrator.qstash_server.limits import PLANS, PlanLimits
+from migrator.qstash_plans import PLANS, PlanLimits
 
 __all__ = ["ServerSettings", "generate_signing_key", "generate_token"]
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
+from migrator.qstash_plans import MIB
 from tests.qstash_server.conftest import wait_until
 
 pytestmark = pytest.mark.qstash
@@ -70,7 +71,7 @@ def test_free_plan_limits(qstash_server_factory):
     server = qstash_server_factory(plan="free", accept_only=True)
     client = server.client()
     with pytest.raises(QStashError, match="412"):
-        client.message.publish(url="http://127.0.0.1:9/x", body="x" * 1_000_001)
+        client.message.publish(url="http://127.0.0.1:9/x", body="x" * (MIB + 1))
     with pytest.raises(QStashError, match="412"):
         client.queue.upsert("toowide", parallelism=3)
     for i in range(10):

@@ -1,10 +1,20 @@
-"""Plan limits (upstash.com/pricing/qstash), enforced with QStash's own status codes."""
+"""QStash's plans and their limits: one table for the audit's findings, the plan's fit check and
+the local QStash server's enforcement.
+
+Numbers from Upstash's pricing data (shared/reference/qstash.md section 6.1); ``fixed`` is the
+Fixed 1M plan. The pricing page says "1 MB" / "10 MB" / "50 MB"; sizes are taken as MiB everywhere
+(one reading, so an audit, a plan and the local server never disagree about a record).
+``None`` means unlimited.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PLANS", "PlanLimits"]
+__all__ = ["MIB", "PLANS", "PlanLimits"]
+
+MIB = 1024 * 1024
+_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,8 @@ class PlanLimits:
     max_delay_s: int | None
     max_response_duration_s: int
     dlq_retention_s: int
+    max_parallelism: int
+    """The global parallelism cap ("Parallelism" on the pricing page)."""
 
 
 _DAY = 86_400
@@ -29,7 +41,7 @@ _DAY = 86_400
 PLANS: dict[str, PlanLimits] = {
     "free": PlanLimits(
         name="free",
-        max_message_bytes=1_000_000,
+        max_message_bytes=1 * MIB,
         messages_per_day=1_000,
         max_queues=10,
         max_queue_parallelism=2,
@@ -39,10 +51,11 @@ PLANS: dict[str, PlanLimits] = {
         max_delay_s=7 * _DAY,
         max_response_duration_s=15 * 60,
         dlq_retention_s=3 * _DAY,
+        max_parallelism=10,
     ),
     "payg": PlanLimits(
         name="payg",
-        max_message_bytes=10_000_000,
+        max_message_bytes=10 * MIB,
         messages_per_day=None,
         max_queues=100,
         max_queue_parallelism=10,
@@ -52,10 +65,11 @@ PLANS: dict[str, PlanLimits] = {
         max_delay_s=365 * _DAY,
         max_response_duration_s=2 * 3600,
         dlq_retention_s=7 * _DAY,
+        max_parallelism=100,
     ),
     "fixed": PlanLimits(
         name="fixed",
-        max_message_bytes=50_000_000,
+        max_message_bytes=50 * MIB,
         messages_per_day=1_000_000,
         max_queues=1_000,
         max_queue_parallelism=10,
@@ -65,5 +79,6 @@ PLANS: dict[str, PlanLimits] = {
         max_delay_s=None,
         max_response_duration_s=6 * 3600,
         dlq_retention_s=30 * _DAY,
+        max_parallelism=200,
     ),
 }
