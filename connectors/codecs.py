@@ -8,7 +8,9 @@
   JSON Schema payloads passed through after checking they are JSON, and Protobuf decoded from
   the registry's serialized ``FileDescriptorProto`` (``google.protobuf.Timestamp`` as ISO 8601,
   ``google.type.Decimal`` / ``confluent.type.Decimal`` as exact decimals, enums by name,
-  ``google.type.Date`` as a date; schemas that import other user schemas are not resolved).
+  ``google.type.Date`` as a date). A Protobuf schema that imports other user schemas (registry
+  references) is resolved: the lookup returns the referenced files, dependencies first, and the
+  codec builds one descriptor pool from them.
 
 A value that cannot be decoded raises :class:`~migrator.errors.PermanentDeliveryError`, which the
 bridge dead-letters.
@@ -22,7 +24,7 @@ import io
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -31,7 +33,15 @@ import fastavro
 from connectors.sink import Record
 from migrator.errors import PermanentDeliveryError
 
-__all__ = ["BytesCodec", "Codec", "SchemaRegistryCodec", "to_json"]
+__all__ = [
+    "BytesCodec",
+    "Codec",
+    "ProtoReferences",
+    "SchemaLookup",
+    "SchemaRegistryCodec",
+    "registry_lookup",
+    "to_json",
+]
 
 JSON_TYPE = "application/json"
 
@@ -100,24 +110,128 @@ def _emit(value: Any, out: list[str], decimal_number: bool) -> None:
 
 # -- Schema Registry ------------------------------------------------------------------------
 
-SchemaLookup = Callable[[int], tuple[str, str]]
-"""schema id -> (schema type AVRO|JSON|PROTOBUF, schema text)."""
+ProtoReferences = Sequence[tuple[str, str]]
+"""A Protobuf schema's referenced files, dependencies first, each once: (import name as the
+referencing file spells it, base64 ``FileDescriptorProto``)."""
+
+SchemaLookup = Callable[[int], tuple[str, str] | tuple[str, str, ProtoReferences]]
+"""schema id -> (schema type AVRO|JSON|PROTOBUF, schema text[, Protobuf references]).
+
+A Protobuf schema's text is a base64 ``FileDescriptorProto``; the optional third item holds the
+files it imports (transitively), which a lookup may omit when there are none."""
 
 
 def registry_lookup(url: str, conf: dict[str, str] | None = None) -> SchemaLookup:
-    """A lookup backed by confluent-kafka's SchemaRegistryClient (which caches by id)."""
+    """A lookup backed by confluent-kafka's SchemaRegistryClient (which caches by id).
+
+    Protobuf schemas come back as base64 ``FileDescriptorProto``: the stored text when it already
+    is one (what confluent-kafka's ProtobufSerializer registers), else the registry's
+    ``format=serialized`` rendering. Their references are followed recursively by subject and
+    version. A reference the registry does not have, or a cycle, is a PermanentDeliveryError
+    naming the schema id and the reference.
+    """
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     client = SchemaRegistryClient({"url": url, **(conf or {})})
+    # The client caches by id and by subject/version whatever the format asked for, so the
+    # serialized renderings come from a client of their own.
+    serialized = SchemaRegistryClient({"url": url, **(conf or {})})
 
-    def lookup(schema_id: int) -> tuple[str, str]:
+    def lookup(schema_id: int) -> tuple[str, str] | tuple[str, str, ProtoReferences]:
         schema = client.get_schema(schema_id)
         kind = (schema.schema_type or "AVRO").upper()
-        if kind == "PROTOBUF":  # a base64 FileDescriptorProto rather than .proto text
-            schema = client.get_schema(schema_id, fmt="serialized")
-        return kind, schema.schema_str or ""
+        if kind != "PROTOBUF":
+            return kind, schema.schema_str or ""
+        what = f"PROTOBUF schema id {schema_id}"
+        text = _descriptor_text(
+            schema.schema_str,
+            lambda: serialized.get_schema(schema_id, fmt="serialized").schema_str,
+            what,
+        )
+        files: dict[str, str] = {}
+        _resolve_references(
+            client, serialized, schema.references or [], schema_id, (), files
+        )
+        return kind, text, list(files.items())
 
     return lookup
+
+
+def _resolve_references(
+    client: Any,
+    serialized: Any,
+    references: Sequence[Any],
+    schema_id: int,
+    chain: tuple[str, ...],
+    files: dict[str, str],
+) -> None:
+    """Add ``references`` (and theirs, first) to ``files``: import name -> base64 descriptor."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    for ref in references:
+        name, subject, version = ref.name, ref.subject, ref.version
+        if not name or _builtin_proto(name):
+            continue  # the codec's pool already holds the well-known and logical types
+        step = f"{name!r} (subject {subject!r} version {version})"
+        if step in chain:
+            path = " -> ".join([*chain, step])
+            raise PermanentDeliveryError(
+                f"PROTOBUF schema id {schema_id}: its references form a cycle ({path}); "
+                "fix the references in the registry or decode this topic as bytes"
+            )
+        if name in files:
+            continue
+        if not subject or version is None:
+            raise PermanentDeliveryError(
+                f"PROTOBUF schema id {schema_id}: reference {name!r} has no subject or version"
+            )
+        try:
+            found = client.get_version(subject, version)
+        except SchemaRegistryError as exc:
+            raise PermanentDeliveryError(
+                f"PROTOBUF schema id {schema_id}: reference {step} is missing from the registry "
+                f"({exc}); register it or decode this topic as bytes"
+            ) from None
+        what = f"PROTOBUF schema id {schema_id}: reference {step}"
+
+        def fetch(subject: str = subject, version: int = version) -> str | None:
+            answer: str | None = serialized.get_version(subject, version, fmt="serialized").schema.schema_str
+            return answer
+
+        text = _descriptor_text(found.schema.schema_str, fetch, what)
+        _resolve_references(
+            client, serialized, found.schema.references or [], schema_id, (*chain, step), files
+        )
+        files[name] = text
+
+
+def _descriptor_text(stored: str | None, fetch_serialized: Callable[[], str | None], what: str) -> str:
+    """A base64 ``FileDescriptorProto`` for a Protobuf schema: ``stored`` when it is one, else
+    the registry's ``format=serialized`` answer (base64 from Confluent; Apicurio 3 sends the raw
+    bytes as a JSON string, intact only when it holds no U+FFFD replacement character)."""
+    if stored and _parse_descriptor_b64(stored) is not None:
+        return stored
+    try:
+        answer = fetch_serialized() or ""
+    except Exception as exc:
+        raise PermanentDeliveryError(
+            f"{what}: the registry cannot render it as a serialized descriptor ({exc}); "
+            "register it with confluent-kafka's ProtobufSerializer or decode this topic as bytes"
+        ) from None
+    if _parse_descriptor_b64(answer) is not None:
+        return answer
+    if "\ufffd" not in answer:
+        try:
+            raw = answer.encode("utf-8")
+            _descriptor_proto(raw)
+            return base64.b64encode(raw).decode("ascii")
+        except Exception:
+            pass
+    raise PermanentDeliveryError(
+        f"{what}: the registry returned no intact serialized descriptor for it (it stores .proto "
+        "text, and the bridge has no .proto parser); register it with confluent-kafka's "
+        "ProtobufSerializer or decode this topic as bytes"
+    )
 
 
 class SchemaRegistryCodec:
@@ -137,7 +251,9 @@ class SchemaRegistryCodec:
         if hit is not None:
             return hit
         try:
-            kind, text = self._lookup(schema_id)
+            kind, text, *rest = self._lookup(schema_id)
+        except PermanentDeliveryError as exc:
+            raise PermanentDeliveryError(f"{where}: {exc}") from None
         except Exception as exc:  # registry down or id unknown: undecodable for now
             raise PermanentDeliveryError(
                 f"{where}: schema id {schema_id} could not be fetched from the registry ({exc})"
@@ -146,7 +262,7 @@ class SchemaRegistryCodec:
             if kind == "AVRO":
                 parsed: Any = fastavro.parse_schema(json.loads(text))
             elif kind == "PROTOBUF":
-                parsed = _proto_file(text, schema_id)
+                parsed = _proto_file(text, schema_id, rest[0] if rest else ())
             else:
                 parsed = text
         except Exception as exc:
@@ -215,20 +331,76 @@ def _proto_pool() -> Any:
     return pool
 
 
-def _proto_file(text: str, schema_id: int) -> Any:
-    """The FileDescriptor of a registry schema given as a base64 FileDescriptorProto."""
+def _builtin_proto(name: str) -> bool:
+    """Files the codec's pool provides itself (the well-known and logical types)."""
+    return name.startswith(("google/protobuf/", "google/type/", "confluent/"))
+
+
+def _descriptor_proto(raw: bytes) -> Any:
     from google.protobuf import descriptor_pb2
 
+    proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+    if not proto.message_type and not proto.enum_type and not proto.package:
+        raise ValueError("not a FileDescriptorProto")
+    return proto
+
+
+def _parse_descriptor_b64(text: str) -> Any:
+    """The FileDescriptorProto in base64 ``text``, or None when it is not one."""
     try:
-        raw = base64.b64decode(text, validate=True)
-        proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        return _descriptor_proto(base64.b64decode(text, validate=True))
     except Exception:
+        return None
+
+
+def _proto_file(text: str, schema_id: int, references: ProtoReferences = ()) -> Any:
+    """The FileDescriptor of a registry schema given as a base64 FileDescriptorProto, built in a
+    pool with its referenced files (``references``, dependencies first)."""
+    pool = _proto_pool()
+    names = [name for name, _ in references]
+    files: list[tuple[str, Any]] = []
+    for name, ref_text in references:
+        proto = _parse_descriptor_b64(ref_text)
+        if proto is None:
+            raise ValueError(f"its reference {name!r} is not a serialized descriptor")
+        files.append((name, proto))
+    main = _parse_descriptor_b64(text)
+    if main is None:
         raise ValueError(
             "the registry returned .proto text, not a serialized descriptor "
             "(ask for format=serialized); decode this topic as bytes"
-        ) from None
-    proto.name = f"schema-{schema_id}.proto"
-    return _proto_pool().Add(proto)
+        )
+    files.append((f"schema-{schema_id}.proto", main))
+    added = None
+    for name, proto in files:
+        proto.name = name
+        for i, dep in enumerate(proto.dependency):
+            target = _import_target(pool, dep, names)
+            if target is None:
+                raise ValueError(
+                    f"{'it' if name == files[-1][0] else repr(name)} imports {dep!r}, which is not "
+                    "among the schema's registry references; register that file and reference "
+                    "it, or decode this topic as bytes"
+                )
+            proto.dependency[i] = target
+        added = pool.Add(proto)
+    return added
+
+
+def _import_target(pool: Any, dep: str, names: Sequence[str]) -> str | None:
+    """The pool file an import names: a built-in, the reference of that name, or the only
+    reference with the same base name (Apicurio's serialized descriptors rewrite import paths
+    from the package, keeping the file's base name)."""
+    if dep in names:
+        return dep
+    try:
+        pool.FindFileByName(dep)
+        return dep
+    except KeyError:
+        pass
+    base = dep.rsplit("/", 1)[-1]
+    same = [name for name in names if name.rsplit("/", 1)[-1] == base]
+    return same[0] if len(same) == 1 else None
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -8,12 +8,17 @@ the same across restarts and differ between destinations of one record.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 
-from connectors.codecs import BytesCodec, Codec, SchemaRegistryCodec, registry_lookup
+from connectors.codecs import (
+    BytesCodec,
+    Codec,
+    SchemaLookup,
+    SchemaRegistryCodec,
+    registry_lookup,
+)
 from connectors.http_sink import HttpSink
 from connectors.qstash_sink import QStashSink
 from connectors.sink import Sink, dedup_prefix, route_tag
@@ -58,7 +63,7 @@ def identity(dest: Destination) -> str:
     return f"{dest.kind} {dest.url}"
 
 
-def _codec(route: Route, schema_lookup: Callable[[int], tuple[str, str]] | None) -> Codec:
+def _codec(route: Route, schema_lookup: SchemaLookup | None) -> Codec:
     if route.payload.mode == "bytes":
         return BytesCodec()
     lookup = schema_lookup
@@ -96,7 +101,7 @@ def build_routes(
     config: BridgeConfig,
     client: httpx.Client,
     qstash: tuple[str, str] | None,
-    schema_lookup: Callable[[int], tuple[str, str]] | None = None,
+    schema_lookup: SchemaLookup | None = None,
 ) -> dict[str, RouteRuntime]:
     """topic -> its route, codec and sinks (sinks numbered across all routes)."""
     routes: dict[str, RouteRuntime] = {}
