@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import Schema
+from confluent_kafka.schema_registry import Schema, SchemaReference
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.codecs import SchemaRegistryCodec, _resolve_references, registry_lookup
@@ -131,3 +131,33 @@ def test_a_lookup_without_references_keeps_working() -> None:
              for p in order_files("plain_lookup")[:2]]
     with_refs = SchemaRegistryCodec(lambda _id: ("PROTOBUF", fdp, files))
     assert with_refs.encode(rec(value))[0].decode() == ORDER_JSON
+
+
+def test_proto_text_schemas_with_references(kafka: KafkaKit) -> None:
+    """Schemas registered as .proto text (as Java clients do): the bridge has no .proto parser,
+    so it needs the registry's ``format=serialized``. Apicurio 3 answers with the raw descriptor
+    bytes in a JSON string, decoded as UTF-8, so any byte >= 0x80 arrives as U+FFFD: small
+    descriptors survive and decode, larger ones are refused with a clear reason."""
+    url = registry_url(kafka)
+    package = unique("txt").replace("-", "_")
+    registry = kafka.registry()
+    inner = (f'syntax = "proto3";\npackage {package}.inner;\n'
+             "message Inner { string a = 1; }\nenum Color { RED = 0; BLUE = 1; }\n")
+    registry.register_schema(f"{package}-inner", Schema(inner, "PROTOBUF"))
+    outer = (f'syntax = "proto3";\npackage {package};\nimport "{package}/inner.proto";\n'
+             f"message Outer {{ {package}.inner.Inner inner = 1; {package}.inner.Color c = 2; }}\n")
+    small = registry.register_schema(f"{package}-outer", Schema(outer, "PROTOBUF", [
+        SchemaReference(f"{package}/inner.proto", f"{package}-inner", 1)]))
+    payload = b"\x00" + b"\x0a\x03\x0a\x01x" + b"\x10\x01"  # Outer{inner{a:"x"}, c:BLUE}
+    value = b"\x00" + small.to_bytes(4, "big") + payload
+    body, _ = SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
+    assert body == b'{"inner":{"a":"x"},"c":"BLUE"}'
+
+    fields = " ".join(f"string a_rather_long_field_name_{n} = {n};" for n in range(3, 9))
+    wide = outer.replace(" c = 2; }", f" c = 2; {fields} }}").replace("Outer", "Wide")
+    large = registry.register_schema(f"{package}-wide", Schema(wide, "PROTOBUF", [
+        SchemaReference(f"{package}/inner.proto", f"{package}-inner", 1)]))
+    value = b"\x00" + large.to_bytes(4, "big") + payload
+    with pytest.raises(PermanentDeliveryError, match=rf"PROTOBUF schema id {large}: the registry "
+                       r"returned no intact serialized descriptor .*no \.proto parser"):
+        SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
