@@ -120,7 +120,7 @@ def test_cyclic_references_are_a_clear_error() -> None:
         _resolve_references(registry, registry, [_ref("a.proto", 1)], 5, (), {})
 
 
-def test_a_lookup_without_references_keeps_working() -> None:
+def test_a_custom_lookup_returns_the_referenced_files() -> None:
     cls = order_class("plain_lookup")
     fdp = base64.b64encode(cls.DESCRIPTOR.file.serialized_pb).decode()
     codec = SchemaRegistryCodec(lambda _id: ("PROTOBUF", fdp))
