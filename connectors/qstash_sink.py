@@ -19,12 +19,12 @@ message; see docs/bridge.md.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from connectors.sink import DeliveryResult, Message, forward_headers
 from migrator.bridge.config import (
@@ -89,6 +89,7 @@ class QStashSink:
         self._client = client
         self._base = base_url.rstrip("/")
         self._auth = {"Authorization": f"Bearer {token}"}
+        self._batch_headers = {**self._auth, "Content-Type": "application/json"}
         self._timeout = timeout
         self._static = destination_headers(dest)
         fc = dest.flow_control
@@ -106,7 +107,7 @@ class QStashSink:
 
     def _headers(self, m: Message) -> dict[str, str]:
         r = m.record
-        h = dict(self._static)
+        h = self._static.copy()
         h["Content-Type"] = m.content_type
         h["Upstash-Deduplication-Id"] = m.dedup_id
         forward_headers(r, h, "Upstash-Forward-")
@@ -115,7 +116,8 @@ class QStashSink:
             h["Upstash-Flow-Control-Key"] = self._fc_key.format(
                 topic=r.topic, partition=r.partition, key=key
             )
-        h.update(m.extra)
+        if m.extra:
+            h.update(m.extra)
         return h
 
     def _queue_name(self, m: Message) -> str | None:
@@ -129,24 +131,23 @@ class QStashSink:
         results: list[DeliveryResult] = [None] * len(messages)
         items: list[dict[str, Any]] = []
         index: list[int] = []
+        target, headers, queued = self._target, self._headers, self._queue is not None
         for i, m in enumerate(messages):
             try:
                 body = m.body.decode("utf-8")
             except UnicodeDecodeError:
                 results[i] = self._publish_one(m)
                 continue
-            item: dict[str, Any] = {
-                "destination": self._target,
-                "headers": self._headers(m),
-                "body": body,
-            }
-            queue = self._queue_name(m)
-            if queue is not None:
-                item["queue"] = queue
+            item: dict[str, Any] = {"destination": target, "headers": headers(m), "body": body}
+            if queued:
+                item["queue"] = self._queue_name(m)
             items.append(item)
             index.append(i)
         if items:
-            for i, result in zip(index, self._post_batch(items), strict=True):
+            replies = self._post_batch(items)
+            if len(index) == len(messages):
+                return replies
+            for i, result in zip(index, replies, strict=True):
                 results[i] = result
         return results
 
@@ -155,8 +156,8 @@ class QStashSink:
         try:
             resp = self._client.post(
                 f"{self._base}/v2/batch",
-                content=json.dumps(items, separators=(",", ":")).encode(),
-                headers={**self._auth, "Content-Type": "application/json"},
+                content=orjson.dumps(items),
+                headers=self._batch_headers,
                 timeout=self._timeout,
             )
         except httpx.TimeoutException as exc:
@@ -167,8 +168,8 @@ class QStashSink:
         if error is not None:
             return [error] * n
         try:
-            replies = resp.json()
-        except ValueError:
+            replies = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
             return [RetryableDeliveryError("QStash answered a batch with non-JSON")] * n
         if not isinstance(replies, list):
             replies = [replies]
@@ -176,7 +177,10 @@ class QStashSink:
             return [
                 RetryableDeliveryError(f"QStash answered {len(replies)} items for a batch of {n}")
             ] * n
-        return [_item_result(reply) for reply in replies]
+        return [
+            None if reply.__class__ is dict and "messageId" in reply else _item_result(reply)
+            for reply in replies
+        ]
 
     def _publish_one(self, m: Message) -> DeliveryResult:
         queue = self._queue_name(m)

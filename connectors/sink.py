@@ -14,7 +14,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from migrator.errors import DeliveryError
@@ -45,22 +45,40 @@ class Record:
     timestamp: int | None  # ms since epoch, None when the broker gave none
 
 
-@dataclass(slots=True)
 class Message:
-    """One record bound for one destination: the body to send and delivery bookkeeping."""
+    """One record bound for one destination: the body to send and delivery bookkeeping.
 
-    record: Record
-    body: bytes
-    content_type: str
-    dedup_id: str
-    attempts: int = 0
-    first_sent: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
-    ticket: object = None  # the bridge's checkpoint handle for the record's partition
-    size: int = field(init=False)  # bytes held while in flight (body + header overhead)
+    A plain slotted class rather than a dataclass: the bridge makes one per record and
+    destination, and a hand-written ``__init__`` is the cheapest way to also set ``size``.
+    """
 
-    def __post_init__(self) -> None:
-        self.size = len(self.body) + 200
+    __slots__ = ("attempts", "body", "content_type", "dedup_id", "extra", "first_sent", "record",
+                 "size", "ticket")
+
+    def __init__(
+        self,
+        record: Record,
+        body: bytes,
+        content_type: str,
+        dedup_id: str,
+        attempts: int = 0,
+        first_sent: float = 0.0,
+        extra: dict[str, str] | None = None,
+        ticket: object = None,
+    ) -> None:
+        self.record = record
+        self.body = body
+        self.content_type = content_type
+        self.dedup_id = dedup_id
+        self.attempts = attempts
+        self.first_sent = first_sent  # monotonic time the record was polled
+        self.extra = extra  # per-message headers (None: none)
+        self.ticket = ticket  # the bridge's checkpoint handle for the record's partition
+        self.size = len(body) + 200  # bytes held while in flight (body + header overhead)
+
+    def __repr__(self) -> str:
+        r = self.record
+        return f"Message({r.topic}[{r.partition}]@{r.offset} -> {self.dedup_id})"
 
 
 DeliveryResult = DeliveryError | None

@@ -74,13 +74,24 @@ class Checkpointer:
 
     def __init__(self) -> None:
         self._parts: dict[Partition, PartitionCheckpoint] = {}
+        self.live: set[PartitionCheckpoint] = set()
+        """The tickets of the current assignment: a message whose ticket is in here may be
+        acknowledged on it directly (``ticket.ack(offset)``), the hot path of :meth:`ack`."""
 
     def assign(self, partition: Partition) -> None:
-        self._parts.setdefault(partition, PartitionCheckpoint())
+        if partition not in self._parts:
+            part = self._parts[partition] = PartitionCheckpoint()
+            self.live.add(part)
 
     def revoke(self, partition: Partition) -> None:
         """Forget ``partition``: its later acks are ignored and it is never committed again."""
-        self._parts.pop(partition, None)
+        part = self._parts.pop(partition, None)
+        if part is not None:
+            self.live.discard(part)
+
+    def ticket(self, partition: Partition) -> PartitionCheckpoint | None:
+        """The current assignment's ticket for ``partition`` (None: not owned)."""
+        return self._parts.get(partition)
 
     def owns(self, partition: Partition, ticket: object = None) -> bool:
         """Whether ``partition`` is owned (and, given a ticket, still by that assignment)."""

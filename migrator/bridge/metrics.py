@@ -2,21 +2,88 @@
 
 Names follow ``bridge_<event>``: records received, delivered (by route and status), latency,
 batches, retries, dead letters, in-flight records/bytes, consumer lag and committed offset per
-partition. :class:`MetricsServer` serves ``/metrics`` (text format), ``/healthz`` (200 while the
+partition. The latency histogram is :class:`LatencyHistogram`, which takes weighted
+observations: the records of a batch that were polled together share one latency, so the
+bridge observes them with one call instead of one locked call per record (prometheus_client's
+``Histogram.observe`` costs about as much as the rest of a record's delivery bookkeeping).
+:class:`MetricsServer` serves ``/metrics`` (text format), ``/healthz`` (200 while the
 loop has ticked in the last 30 s) and ``/readyz`` (200 once the bridge owns partitions or has
 joined its group, 503 before and while stopping).
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
-__all__ = ["BridgeMetrics", "MetricsServer"]
+__all__ = ["BridgeMetrics", "LatencyHistogram", "MetricsServer"]
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class LatencyHistogram:
+    """A labelled Prometheus histogram whose children take ``observe(value, count)``."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._doc = documentation
+        self._label = label
+        self._bounds = [float(b) for b in buckets]
+        self._les = [*map(str, self._bounds), "+Inf"]
+        self._children: dict[str, LatencyHistogram.Child] = {}
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    class Child:
+        """One label value's buckets (non-cumulative counts; the last is +Inf)."""
+
+        __slots__ = ("_bounds", "_lock", "counts", "total")
+
+        def __init__(self, bounds: list[float], lock: threading.Lock) -> None:
+            self._bounds = bounds
+            self._lock = lock
+            self.counts = [0] * (len(bounds) + 1)
+            self.total = 0.0
+
+        def observe(self, value: float, count: int = 1) -> None:
+            """``count`` observations of ``value`` seconds."""
+            i = bisect.bisect_left(self._bounds, value)
+            with self._lock:
+                self.counts[i] += count
+                self.total += value * count
+
+    def labels(self, value: str) -> LatencyHistogram.Child:
+        child = self._children.get(value)
+        if child is None:
+            with self._lock:
+                child = self._children.setdefault(value, self.Child(self._bounds, self._lock))
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._doc, labels=[self._label])
+        with self._lock:
+            snapshot = [(k, list(c.counts), c.total) for k, c in self._children.items()]
+        for value, counts, total in snapshot:
+            buckets, running = [], 0
+            for le, n in zip(self._les, counts, strict=True):
+                running += n
+                buckets.append((le, float(running)))
+            family.add_metric([value], buckets, total)
+        yield family
 
 
 class BridgeMetrics:
@@ -34,12 +101,12 @@ class BridgeMetrics:
             ["route", "status"],
             registry=r,
         )
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             "bridge_delivery_latency_seconds",
             "From poll to accepted by the destination.",
-            ["route"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
+            "route",
+            LATENCY_BUCKETS,
+            r,
         )
         self.batches = Counter(
             "bridge_batches", "Batches sent by route and outcome.", ["route", "outcome"], registry=r

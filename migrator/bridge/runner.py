@@ -46,13 +46,13 @@ from connectors.kafka_source import KafkaSource
 from connectors.qstash_sink import QStashSink
 from connectors.sink import Message, Record
 from migrator.bridge.batcher import Batch, Batcher
-from migrator.bridge.checkpoint import Checkpointer
+from migrator.bridge.checkpoint import Checkpointer, PartitionCheckpoint
 from migrator.bridge.config import (
     BridgeConfig,
 )
 from migrator.bridge.metrics import BridgeMetrics
 from migrator.bridge.retry import Backoff
-from migrator.bridge.routes import build_routes
+from migrator.bridge.routes import DestinationRuntime, RouteRuntime, build_routes
 from migrator.config import KafkaConnection
 from migrator.errors import (
     DeliveryError,
@@ -155,6 +155,7 @@ class Bridge:
         self._sample_tick = 0
         self._m_received: dict[str, Any] = {}
         self._m_ok = [self.metrics.delivered.labels(s.name, "ok") for s in self._sinks]
+        self._m_batch_ok = [self.metrics.batches.labels(s.name, "ok") for s in self._sinks]
         self._m_latency = [self.metrics.latency.labels(s.name) for s in self._sinks]
 
     # -- wiring ------------------------------------------------------------------------------
@@ -207,8 +208,7 @@ class Bridge:
             timeout = 0.002
         else:
             timeout = 0.1
-        for record in self._source.read(min(self.config.batch.count * 2, 1000), timeout):
-            self._ingest(record)
+        self._ingest(self._source.read(min(self.config.batch.count * 2, 1000), timeout))
         for batch in self._batcher.due():
             self._submit(batch)
         self._settle_ready()
@@ -222,49 +222,81 @@ class Bridge:
             if now - self._last_lag >= 5.0:
                 self._update_lag()
 
-    def _ingest(self, record: Record) -> None:
-        topic, partition, offset = record.topic, record.partition, record.offset
-        tp = (topic, partition)
-        if tp not in self._assigned:
+    def _ingest(self, records: list[Record]) -> None:
+        """Track, encode and batch one poll's records: the per-record hot path.
+
+        Records arrive in runs of one partition, so the partition's ticket, route and batch
+        keys are looked up once per run; counters are added up once per poll.
+        """
+        if not records:
             return
-        if offset <= self._checkpoint.last_tracked(tp):
-            log.warning('ignoring a re-delivered record partition="%s[%d]" offset=%d', *tp, offset)
-            return
-        self.stats.received += 1
-        counter = self._m_received.get(topic)
-        if counter is None:
-            counter = self._m_received[topic] = self.metrics.received.labels(topic)
-        counter.inc()
-        rt = self._routes[topic]
-        route = rt.route
-        if record.value is None and route.tombstone != "forward_empty":
-            ticket = self._checkpoint.track(tp, offset, 1)
-            if route.tombstone == "skip":
-                self.stats.skipped += 1
-                self.metrics.delivered.labels(route.route_name, "skipped").inc()
-                self._checkpoint.ack(tp, offset, ticket)
-            else:
-                why = DeadLetter("tombstone", "tombstone (null value)", route=route.route_name)
-                self._dead_letter_record(record, why, ticket, size=0)
-            return
-        try:
-            body, content_type = rt.codec.encode(record)
-        except PermanentDeliveryError as exc:
-            ticket = self._checkpoint.track(tp, offset, 1)
-            why = DeadLetter("undecodable", str(exc), route=route.route_name)
-            self._dead_letter_record(record, why, ticket, size=0)
-            return
-        ticket = self._checkpoint.track(tp, offset, len(rt.destinations))
         now = time.monotonic()
-        key_part = tp if route.ordered else None
-        tail = f"{partition}-{offset}"
-        for dest in rt.destinations:
-            m = Message(record, body, content_type, dest.id_prefix + tail, 0, now, {}, ticket)
-            self._in_flight += 1
-            self._in_flight_bytes += m.size
-            full = self._batcher.add((dest.index, key_part), m)
-            if full is not None:
-                self._submit(full)
+        received: dict[str, int] = {}
+        add = self._batcher.add
+        last_topic, last_partition = "", -1
+        part: PartitionCheckpoint | None = None
+        rt: RouteRuntime | None = None
+        keys: list[tuple[DestinationRuntime, tuple[int, Partition | None]]] = []
+        track_only = False
+        count = size = 0
+        try:
+            for record in records:
+                topic, partition, offset = record.topic, record.partition, record.offset
+                if partition != last_partition or topic != last_topic:
+                    last_topic, last_partition = topic, partition
+                    tp = (topic, partition)
+                    part = self._checkpoint.ticket(tp) if tp in self._assigned else None
+                    rt = self._routes[topic]
+                    key_part = tp if rt.route.ordered else None
+                    keys = [(d, (d.index, key_part)) for d in rt.destinations]
+                    track_only = rt.route.tombstone != "forward_empty"
+                if part is None or rt is None:
+                    continue
+                if offset <= part.last_tracked:
+                    log.warning('ignoring a re-delivered record partition="%s[%d]" offset=%d',
+                                topic, partition, offset)
+                    continue
+                received[topic] = received.get(topic, 0) + 1
+                if record.value is None and track_only:
+                    self._tombstone(record, rt, part)
+                    continue
+                try:
+                    body, content_type = rt.codec.encode(record)
+                except PermanentDeliveryError as exc:
+                    part.track(offset, 1)
+                    why = DeadLetter("undecodable", str(exc), route=rt.route.route_name)
+                    self._dead_letter_record(record, why, part, size=0)
+                    continue
+                part.track(offset, len(keys))
+                tail = f"{partition}-{offset}"
+                for dest, key in keys:
+                    m = Message(record, body, content_type, dest.id_prefix + tail, 0, now, None, part)
+                    count += 1
+                    size += m.size
+                    full = add(key, m)
+                    if full is not None:
+                        self._submit(full)
+        finally:
+            self._in_flight += count
+            self._in_flight_bytes += size
+            for topic, n in received.items():
+                self.stats.received += n
+                counter = self._m_received.get(topic)
+                if counter is None:
+                    counter = self._m_received[topic] = self.metrics.received.labels(topic)
+                counter.inc(n)
+
+    def _tombstone(self, record: Record, rt: RouteRuntime, part: PartitionCheckpoint) -> None:
+        """A null value on a route whose policy is skip or dead-letter."""
+        route = rt.route
+        part.track(record.offset, 1)
+        if route.tombstone == "skip":
+            self.stats.skipped += 1
+            self.metrics.delivered.labels(route.route_name, "skipped").inc()
+            part.ack(record.offset)
+        else:
+            why = DeadLetter("tombstone", "tombstone (null value)", route=route.route_name)
+            self._dead_letter_record(record, why, part, size=0)
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -305,31 +337,27 @@ class Bridge:
 
     def _settle(self, batch: Batch, results: Sequence[DeliveryError | None]) -> None:
         self._outstanding -= 1
-        sink_name = self._sinks[batch.destination].name
-        observe = self._m_latency[batch.destination].observe
-        ack = self._checkpoint.ack
+        dest = batch.destination
+        sink = self._sinks[dest]
         now = time.monotonic()
+        if not any(results):  # all accepted: the hot path
+            self._delivered(batch.messages, dest, now)
+            self._m_batch_ok[dest].inc()
+            self._release_key(batch.key)
+            return
         retry: list[Message] = []
         wait = 0.0
-        failed = False
-        delivered = 0
+        self._delivered([m for m, r in zip(batch.messages, results, strict=True) if r is None],
+                        dest, now)
         for m, result in zip(batch.messages, results, strict=True):
+            if result is None:
+                continue
             record = m.record
             tp = (record.topic, record.partition)
-            if result is None:
-                self._in_flight -= 1
-                self._in_flight_bytes -= m.size
-                delivered += 1
-                latency = now - m.first_sent
-                observe(latency)
-                self._sample(latency)
-                ack(tp, record.offset, m.ticket)
-                continue
-            failed = True
-            if result.status in (401, 403) and isinstance(self._sinks[batch.destination], QStashSink):
+            if result.status in (401, 403) and isinstance(sink, QStashSink):
                 raise ServiceError(
                     f"QStash refused the token (HTTP {result.status}) while delivering "
-                    f"{sink_name}: check qstash.token / QSTASH_TOKEN and qstash.url.",
+                    f"{sink.name}: check qstash.token / QSTASH_TOKEN and qstash.url.",
                     status=result.status,
                 )
             if not self._checkpoint.owns(tp, m.ticket):
@@ -344,22 +372,46 @@ class Bridge:
             reason = "rejected" if isinstance(result, PermanentDeliveryError) else "retries-exhausted"
             log.warning(
                 'dead-lettering partition="%s[%d]" offset=%d route=%s: %s',
-                m.record.topic, m.record.partition, m.record.offset, sink_name, result,
+                record.topic, record.partition, record.offset, sink.name, result,
             )
             why = DeadLetter(
-                reason, str(result), route=sink_name, status=result.status, attempts=m.attempts
+                reason, str(result), route=sink.name, status=result.status, attempts=m.attempts
             )
-            self._dead_letter_record(m.record, why, m.ticket, size=m.size, counted=True)
-        self.stats.delivered += delivered
-        self._m_ok[batch.destination].inc(delivered)
-        self.metrics.batches.labels(sink_name, "partial" if failed else "ok").inc()
+            self._dead_letter_record(record, why, m.ticket, size=m.size, counted=True)
+        self.metrics.batches.labels(sink.name, "partial").inc()
         if retry:
             self.stats.retries += len(retry)
-            self.metrics.retries.labels(sink_name).inc(len(retry))
+            self.metrics.retries.labels(sink.name).inc(len(retry))
             rb = Batch(batch.key, retry, sum(m.size for m in retry), now, now + wait)
             heapq.heappush(self._retry_heap, (rb.not_before, next(self._seq), rb))
             return  # an ordered key stays busy until its retries settle
         self._release_key(batch.key)
+
+    def _delivered(self, messages: list[Message], dest: int, now: float) -> None:
+        """Acknowledge accepted messages; their latencies are observed per poll (one
+        observation per group of messages polled together, weighted by its size)."""
+        if not messages:
+            return
+        live = self._checkpoint.live
+        observe = self._m_latency[dest].observe
+        size = n = 0
+        polled = messages[0].first_sent
+        for m in messages:
+            size += m.size
+            ticket = m.ticket
+            if ticket in live:  # else revoked meanwhile: nothing to commit for it
+                ticket.ack(m.record.offset)
+            if m.first_sent != polled:
+                observe(now - polled, n)
+                self._sample(now - polled, n)
+                polled, n = m.first_sent, 0
+            n += 1
+        observe(now - polled, n)
+        self._sample(now - polled, n)
+        self._in_flight -= len(messages)
+        self._in_flight_bytes -= size
+        self.stats.delivered += len(messages)
+        self._m_ok[dest].inc(len(messages))
 
     def _release_key(self, key: tuple[int, Partition | None]) -> None:
         if key[1] is None:
@@ -395,11 +447,14 @@ class Bridge:
         self._in_flight -= 1
         self._in_flight_bytes -= m.size
 
-    def _sample(self, latency: float) -> None:
-        self._sample_tick += 1
-        if self._sample_tick % self._sample_every == 0:
+    def _sample(self, latency: float, count: int) -> None:
+        """Keep every ``_sample_every``-th latency (the rate halves when 200,000 are kept)."""
+        before = self._sample_tick // self._sample_every
+        self._sample_tick += count
+        keep = self._sample_tick // self._sample_every - before
+        if keep:
             samples = self.stats.latencies
-            samples.append(latency)
+            samples.extend([latency] * keep)
             if len(samples) >= 200_000:
                 del samples[::2]
                 self._sample_every *= 2
