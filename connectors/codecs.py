@@ -149,9 +149,7 @@ def registry_lookup(url: str, conf: dict[str, str] | None = None) -> SchemaLooku
             what,
         )
         files: dict[str, str] = {}
-        _resolve_references(
-            client, serialized, schema.references or [], schema_id, (), files
-        )
+        _resolve_references(client, serialized, schema.references or [], schema_id, (), files)
         return kind, text, list(files.items())
 
     return lookup
@@ -195,7 +193,8 @@ def _resolve_references(
         what = f"PROTOBUF schema id {schema_id}: reference {step}"
 
         def fetch(subject: str = subject, version: int = version) -> str | None:
-            answer: str | None = serialized.get_version(subject, version, fmt="serialized").schema.schema_str
+            found = serialized.get_version(subject, version, fmt="serialized")
+            answer: str | None = found.schema.schema_str
             return answer
 
         text = _descriptor_text(found.schema.schema_str, fetch, what)
@@ -205,7 +204,9 @@ def _resolve_references(
         files[name] = text
 
 
-def _descriptor_text(stored: str | None, fetch_serialized: Callable[[], str | None], what: str) -> str:
+def _descriptor_text(
+    stored: str | None, fetch_serialized: Callable[[], str | None], what: str
+) -> str:
     """A base64 ``FileDescriptorProto`` for a Protobuf schema: ``stored`` when it is one, else
     the registry's ``format=serialized`` answer (base64 from Confluent; Apicurio 3 sends the raw
     bytes as a JSON string, intact only when it holds no U+FFFD replacement character)."""
