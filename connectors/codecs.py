@@ -193,8 +193,8 @@ def _resolve_references(
         what = f"PROTOBUF schema id {schema_id}: reference {step}"
 
         def fetch(subject: str = subject, version: int = version) -> str | None:
-            found = serialized.get_version(subject, version, fmt="serialized")
-            answer: str | None = found.schema.schema_str
+            rendered = serialized.get_version(subject, version, fmt="serialized")
+            answer: str | None = rendered.schema.schema_str
             return answer
 
         text = _descriptor_text(found.schema.schema_str, fetch, what)
