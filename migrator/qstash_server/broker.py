@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from migrator.qstash_server.dlq import dlq_entry, dlq_to_api
 from migrator.qstash_server.flow_control import FlowKey
 from migrator.qstash_server.logs import build_log
@@ -33,7 +35,7 @@ from migrator.qstash_server.problems import ApiError
 from migrator.qstash_server.queues import Queue
 from migrator.qstash_server.schedules import Schedule, next_fire_ms, validate_cron
 from migrator.qstash_server.settings import ServerSettings, generate_signing_key
-from migrator.qstash_server.store import GroupCommitter, Store
+from migrator.qstash_server.store import DedupRow, GroupCommitter, Store
 from migrator.qstash_server.timing import (
     BadValue,
     default_backoff_s,
@@ -117,8 +119,9 @@ class Broker:
         self.logs: deque[tuple[int, int, Message, str, dict[str, Any]]] = deque(
             maxlen=STORED_LOG_CAPACITY if self.stored_only else LOG_CAPACITY
         )
-        # accept-only: dedup records of the batch being accepted (one SQLite read per batch)
-        self._dedup_batch: dict[str, dict[str, Any]] | None = None
+        # accept-only: dedup records of the batch being accepted (one SQLite read per batch):
+        # key -> (answer, expires)
+        self._dedup_batch: dict[str, tuple[Any, int]] | None = None
         self._log_seq = 0
         self._load()
 
@@ -139,9 +142,9 @@ class Broker:
         for key, data in s.load("run"):
             self.runs[key] = data
         now = now_ms()
-        for key, data in ([] if self.stored_only else s.load("dedup")):
-            if data["expires"] > now:
-                self.dedup[key] = (data["response"], data["expires"])
+        for key, row in ([] if self.stored_only else s.load_dedup()):
+            if row[0] > now:
+                self.dedup[key] = _dedup_hit(row)
         for _, data in s.load("flow"):
             fk = FlowKey.from_record(data)
             self.flow[fk.key] = fk
@@ -152,14 +155,13 @@ class Broker:
                 self._seq = data["seq"]
         if self.stored_only:
             # queue lag of the stored messages, without loading them
-            for queue, n in s.count_by("message", "queue").items():
+            for queue, n in s.message_counts_by_queue().items():
                 if queue in self.queues:
                     self.queues[queue].backlog = n
-            self._seq = max(self._seq, int(s.max_of("message", "seq") or 0))
+            self._seq = max(self._seq, s.max_message_seq())
             loaded: list[Message] = []
         else:
-            loaded = sorted((Message.from_record(d) for _, d in s.load("message")),
-                            key=lambda m: m.seq)
+            loaded = [Message.from_record(d) for d in s.load_messages()]
         for msg in loaded:
             self._seq = max(self._seq, msg.seq)
             self.messages[msg.id] = msg
@@ -207,12 +209,16 @@ class Broker:
         self._seq += 1
         return self._seq
 
+    def _message_id(self, seq: int) -> str:
+        """A message's id: the per-process prefix and its sequence number (its row's key)."""
+        return f"msg_{self._id_prefix}{seq:010x}"
+
     def _log(self, msg: Message, state: str, **extra: Any) -> None:
         self._log_seq += 1
         self.logs.append((self._log_seq, now_ms(), msg, state, extra))
 
     def _save(self, msg: Message) -> None:
-        self.store.put("message", msg.id, msg.to_record())
+        self.store.put_message(msg.seq, msg.id, msg.queue, orjson.dumps(msg.to_record()))
 
     def _schedule(self, msg: Message) -> None:
         if self.dispatcher is not None and not self.settings.accept_only:
@@ -383,23 +389,21 @@ class Broker:
         answer: Any = results if topic is not None else results[0]
         if dedup_key is not None:
             expires = now + DEDUP_WINDOW_MS
-            record = {"response": answer, "expires": expires}
             if self.stored_only:
                 if self._dedup_batch is not None:
-                    self._dedup_batch[dedup_key] = record
+                    self._dedup_batch[dedup_key] = (answer, expires)
             else:
                 self.dedup[dedup_key] = (answer, expires)
-            self.store.put("dedup", dedup_key, record)
+            self.store.put_dedup(dedup_key, _dedup_row(answer, expires))
         return 200, answer
 
     def _dedup_get(self, key: str) -> tuple[Any, int] | None:
         if not self.stored_only:
             return self.dedup.get(key)
         if self._dedup_batch is not None and (key in self._dedup_batch or key.startswith("id:")):
-            data = self._dedup_batch.get(key)  # explicit ids were all read with the batch
-        else:
-            data = self.store.get_many("dedup", [key]).get(key)
-        return None if data is None else (data["response"], data["expires"])
+            return self._dedup_batch.get(key)  # explicit ids were all read with the batch
+        row = self.store.get_dedup([key]).get(key)
+        return None if row is None else _dedup_hit(row)
 
     def _new_message(
         self,
@@ -417,10 +421,11 @@ class Broker:
         kind: str,
     ) -> Message:
         flow = cfg.flow
+        seq = self._next_seq()
         return Message(
-            id=self._new_id("msg_"),
+            id=self._message_id(seq),
             url=url,
-            seq=self._next_seq(),
+            seq=seq,
             created_at=now,
             next_at=max(now, not_before),
             body=body,
@@ -505,7 +510,8 @@ class Broker:
         if self.stored_only:
             keys = [key for _d, body, cfg, _q in parsed
                     if (key := _explicit_dedup_key(cfg)) is not None]
-            self._dedup_batch = self.store.get_many("dedup", keys) if keys else {}
+            self._dedup_batch = {k: _dedup_hit(row)
+                                 for k, row in self.store.get_dedup(keys).items()}
         out: list[Any] = []
         try:
             for destination, body, cfg, queue in parsed:
@@ -523,8 +529,11 @@ class Broker:
     def _find(self, message_id: str) -> Message | None:
         if not self.stored_only:
             return self.messages.get(message_id)
-        data = self.store.get_many("message", [message_id]).get(message_id)
-        return None if data is None else Message.from_record(data)
+        seq = _seq_of(message_id)
+        data = None if seq is None else self.store.get_message(seq)
+        if data is None or data.get("id") != message_id:
+            return None
+        return Message.from_record(data)
 
     def get_message(self, message_id: str) -> dict[str, Any]:
         msg = self._find(message_id)
@@ -555,7 +564,7 @@ class Broker:
         self._log(msg, "CANCEL_REQUESTED")
         if self.stored_only:
             msg.state = "CANCELED"
-            self.store.delete("message", msg.id)
+            self.store.delete_message(msg.seq)
             self._log(msg, "CANCELED")
             q = self.queues.get(msg.queue) if msg.queue and msg.kind == "message" else None
             if q is not None:
@@ -570,13 +579,11 @@ class Broker:
                     count: int | None) -> int:
         if self.stored_only:
             if ids:
-                found = self.store.get_many("message", ids)
-                stored = [found[i] for i in dict.fromkeys(ids) if i in found]
+                found = (self._find(i) for i in dict.fromkeys(ids))
+                targets = [m for m in found if m is not None]
             else:
-                stored = sorted((d for _, d in self.store.load("message")),
-                                key=lambda d: int(d["seq"]))
-            targets = [m for m in map(Message.from_record, stored)
-                       if ids or predicate is None or predicate(m.to_api())]
+                targets = [m for m in map(Message.from_record, self.store.load_messages())
+                           if predicate is None or predicate(m.to_api())]
         elif ids:
             targets = [self.messages[i] for i in ids if i in self.messages]
         else:
@@ -636,7 +643,7 @@ class Broker:
     def delete_queue(self, name: str) -> None:
         q = self.get_queue(name)
         if self.stored_only and q.backlog:  # its stored messages go with it (cancelled)
-            self.store.delete_matching("message", "queue", name)
+            self.store.delete_queue_messages(name)
         for mid in [*q.pending, *q.holding, *q.parked]:
             msg = self.messages.get(mid)
             if msg is not None and msg.kind == "message":
@@ -838,7 +845,7 @@ class Broker:
         now = now_ms()
         for key in [k for k, (_answer, expires) in self.dedup.items() if expires <= now]:
             del self.dedup[key]
-            self.store.delete("dedup", key)
+            self.store.delete_dedup(key)
 
     def tick_schedules(self) -> None:
         now = now_ms()
@@ -1140,7 +1147,7 @@ class Broker:
     def _finish(self, msg: Message, state: str, *, result: AttemptResult | None = None) -> None:
         msg.state = state
         self.messages.pop(msg.id, None)
-        self.store.delete("message", msg.id)
+        self.store.delete_message(msg.seq)
         if state == "CANCELED":
             self._log(msg, "CANCELED")
         made: list[Message] = []
@@ -1243,6 +1250,29 @@ class Broker:
 def _explicit_dedup_key(cfg: PublishConfig) -> str | None:
     """The dedup key a batch item names outright (content-based keys are looked up singly)."""
     return "id:" + cfg.dedup_id if cfg.dedup_id is not None else None
+
+
+def _dedup_row(answer: Any, expires: int) -> DedupRow:
+    """How a dedup record is stored: a single message's answer as just its id."""
+    if isinstance(answer, dict) and len(answer) == 1 and "messageId" in answer:
+        return expires, answer["messageId"], None
+    return expires, None, orjson.dumps(answer).decode()
+
+
+def _dedup_hit(row: DedupRow) -> tuple[Any, int]:
+    """A stored dedup record as (the original answer, when it expires)."""
+    expires, message_id, answer = row
+    return ({"messageId": message_id} if answer is None else orjson.loads(answer)), expires
+
+
+def _seq_of(message_id: str) -> int | None:
+    """The sequence number a message id carries (see ``Broker._message_id``)."""
+    if not message_id.startswith("msg_") or len(message_id) < 30:
+        return None
+    try:
+        return int(message_id[20:], 16)
+    except ValueError:
+        return None
 
 
 def _mark_deduplicated(answer: Any) -> Any:

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -338,17 +338,28 @@ class Message:
 
     # --- persistence -------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
-        # only non-empty fields (smaller rows); from_record fills in the defaults
+        """The stored document: only fields that differ from their defaults (smaller rows;
+        ``from_record`` fills the defaults back in). A UTF-8 body is kept as ``text``,
+        anything else as base64 ``body``."""
+        defaults = _RECORD_DEFAULTS
         data = {k: v for k, v in self.__dict__.items()
-                if v is not None and (v or v.__class__ is not dict)}
-        data["body"] = base64.b64encode(self.body).decode()
+                if v is not None and (v or v.__class__ is not dict)
+                and (k not in defaults or v != defaults[k])}
+        body = data.pop("body", None)
+        if body is not None:
+            try:
+                data["text"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                data["body"] = base64.b64encode(body).decode()
         return data
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Message:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["body"] = base64.b64decode(values.get("body", ""))
+        values = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+        if "text" in data:
+            values["body"] = data["text"].encode()
+        else:
+            values["body"] = base64.b64decode(values.get("body", ""))
         return cls(**values)
 
     # --- API ---------------------------------------------------------------------------
@@ -404,3 +415,10 @@ class Message:
         if self.failure_callback:
             out["failureCallbackHeader"] = self.forward_cfg_header(self.failure_callback_cfg)
         return out
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(Message))
+# fields left out of a stored record when they hold their default (body: see to_record)
+_RECORD_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(Message) if f.default is not MISSING and f.name != "body"
+}

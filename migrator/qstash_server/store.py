@@ -1,9 +1,11 @@
 """SQLite persistence: every accepted object is written before the API answers.
 
 State lives in memory for speed; this store is the write-through copy that a restarted
-server loads. One generic table holds objects by kind and key (JSON documents). Logs are
-not stored here (the broker keeps recent ones in memory). WAL mode with ``synchronous=NORMAL``: a committed write
-survives a crash or kill of the server process.
+server loads. Messages (the one thing there are many of) have their own table keyed by
+their sequence number, deduplication records theirs keyed by the dedup key; one generic
+table holds everything else by kind and key (JSON documents). Logs are not stored here
+(the broker keeps recent ones in memory). WAL mode with ``synchronous=NORMAL``: a committed
+write survives a crash or kill of the server process.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from migrator.errors import ConfigError
 
-__all__ = ["GroupCommitter", "Store"]
+__all__ = ["DedupRow", "GroupCommitter", "MessageRow", "Pending", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -31,7 +34,23 @@ CREATE TABLE IF NOT EXISTS objects (
     data TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    queue TEXT,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedup (
+    key TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL,
+    message_id TEXT,
+    answer TEXT
+) WITHOUT ROWID;
 """
+# a message row: (id, queue, JSON document); None = delete
+MessageRow = tuple[str, str | None, bytes]
+# a dedup row: (expires ms, message id, answer JSON when it is not just {"messageId": id})
+DedupRow = tuple[int, str | None, str | None]
 
 
 _UPSERT_MANY = """
@@ -44,6 +63,30 @@ DELETE FROM objects WHERE (kind, key) IN (
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
 )
 """
+# message documents travel as one blob (sliced by offset and length), their keys as JSON:
+# one SQLite call for all rows, and no JSON escaping or parsing of the documents
+_UPSERT_MESSAGES = """
+INSERT OR REPLACE INTO messages (seq, id, queue, data)
+SELECT value->>0, value->>1, value->>2, substr(?2, value->>3, value->>4) FROM json_each(?1)
+"""
+_DELETE_MESSAGES = "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))"
+_UPSERT_DEDUP = """
+INSERT OR REPLACE INTO dedup (key, expires, message_id, answer)
+SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)
+"""
+_DELETE_DEDUP = "DELETE FROM dedup WHERE key IN (SELECT value FROM json_each(?))"
+
+
+@dataclass
+class Pending:
+    """Changes not yet written: generic objects, message rows, dedup rows (None = delete)."""
+
+    objects: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    messages: dict[int, MessageRow | None] = field(default_factory=dict)
+    dedup: dict[str, DedupRow | None] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.objects or self.messages or self.dedup)
 
 
 class Store:
@@ -69,118 +112,189 @@ class Store:
                 "writable file path (its folder must exist) or :memory:"
             ) from None
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], str | None] = {}
+        self._pending = Pending()
         # the changes handed to the commit thread last (visible to reads until committed)
-        self._inflight: dict[tuple[str, str], str | None] = {}
+        self._inflight = Pending()
         # WAL lets a second connection read committed rows while the commit thread writes;
         # an in-memory database is private to its connection, so it reads under the lock
         self._reader: sqlite3.Connection | None = None
         if path != ":memory:":
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
+    # ------------------------------------------------------------------ generic objects
     def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
         """Queue an upsert; written (with everything else pending) by the next ``commit``."""
-        self._pending[(kind, key)] = orjson.dumps(data).decode()
+        self._pending.objects[(kind, key)] = orjson.dumps(data).decode()
 
     def delete(self, kind: str, key: str) -> None:
-        self._pending[(kind, key)] = None
+        self._pending.objects[(kind, key)] = None
 
     def load(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        self.commit()
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, data FROM objects WHERE kind = ?", (kind,)
-            ).fetchall()
-        for key, data in rows:
+        for key, data in self._committed("SELECT key, data FROM objects WHERE kind = ?", (kind,)):
             yield key, orjson.loads(data)
 
-    def get_many(self, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The current documents of ``keys`` (pending and committing changes included).
+    # ------------------------------------------------------------------ messages
+    def put_message(self, seq: int, message_id: str, queue: str | None, data: bytes) -> None:
+        """Queue a message row (``data``: its JSON document), keyed by its sequence number."""
+        self._pending.messages[seq] = (message_id, queue, data)
+
+    def delete_message(self, seq: int) -> None:
+        self._pending.messages[seq] = None
+
+    @property
+    def pending_messages(self) -> dict[int, MessageRow | None]:
+        """The pending message rows, for a caller that queues many at once (the batch path)."""
+        return self._pending.messages
+
+    def get_message(self, seq: int) -> dict[str, Any] | None:
+        """The current document of message ``seq`` (pending and committing rows included)."""
+        for pending in (self._pending.messages, self._inflight.messages):
+            if seq in pending:
+                row = pending[seq]
+                return None if row is None else orjson.loads(row[2])
+        rows = self._read("SELECT data FROM messages WHERE seq = ?", (seq,))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def load_messages(self) -> Iterator[dict[str, Any]]:
+        """Every committed message document, in sequence order."""
+        for (data,) in self._committed("SELECT data FROM messages ORDER BY seq", ()):
+            yield orjson.loads(data)
+
+    def message_counts_by_queue(self) -> dict[str | None, int]:
+        rows = self._committed("SELECT queue, count(*) FROM messages GROUP BY queue", ())
+        return {queue: n for queue, n in rows}
+
+    def max_message_seq(self) -> int:
+        rows = self._committed("SELECT max(seq) FROM messages", ())
+        return int(rows[0][0] or 0)
+
+    def delete_queue_messages(self, queue: str) -> int:
+        """Delete (now) every message row of ``queue``."""
+        self.commit()
+        with self._lock:
+            cur = self._db.execute("DELETE FROM messages WHERE queue = ?", (queue,))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ dedup records
+    def put_dedup(self, key: str, row: DedupRow) -> None:
+        self._pending.dedup[key] = row
+
+    def delete_dedup(self, key: str) -> None:
+        self._pending.dedup[key] = None
+
+    @property
+    def pending_dedup(self) -> dict[str, DedupRow | None]:
+        return self._pending.dedup
+
+    def get_dedup(self, keys: list[str]) -> dict[str, DedupRow]:
+        """The current dedup rows of ``keys`` (pending and committing ones included).
 
         One SQLite call for all keys; absent (or deleted) keys are missing from the result.
         """
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, DedupRow] = {}
         ask: list[str] = []
+        pending, inflight = self._pending.dedup, self._inflight.dedup
         for key in keys:
-            k = (kind, key)
-            if k in self._pending:
-                data = self._pending[k]
-            elif k in self._inflight:
-                data = self._inflight[k]
+            if key in pending:
+                row = pending[key]
+            elif key in inflight:
+                row = inflight[key]
             else:
                 ask.append(key)
                 continue
-            if data is not None:
-                found[key] = orjson.loads(data)
+            if row is not None:
+                found[key] = row
         if ask:
-            query = ("SELECT key, data FROM objects WHERE kind = ? AND key IN "
-                     "(SELECT value FROM json_each(?))")
-            params = (kind, orjson.dumps(ask).decode())
-            if self._reader is not None:
-                rows = self._reader.execute(query, params).fetchall()
-            else:
-                with self._lock:
-                    rows = self._db.execute(query, params).fetchall()
-            for key, data in rows:
-                found[key] = orjson.loads(data)
+            rows = self._read(
+                "SELECT key, expires, message_id, answer FROM dedup WHERE key IN "
+                "(SELECT value FROM json_each(?))", (orjson.dumps(ask).decode(),),
+            )
+            for key, expires, message_id, answer in rows:
+                found[key] = (expires, message_id, answer)
         return found
 
-    def count_by(self, kind: str, field: str) -> dict[Any, int]:
-        """How many committed documents of ``kind`` have each value of ``field``."""
+    def load_dedup(self) -> Iterator[tuple[str, DedupRow]]:
+        rows = self._committed("SELECT key, expires, message_id, answer FROM dedup", ())
+        for key, expires, message_id, answer in rows:
+            yield key, (expires, message_id, answer)
+
+    # ------------------------------------------------------------------ reading
+    def _committed(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of ``query`` after writing everything pending (start-up and rare calls)."""
         self.commit()
         with self._lock:
-            rows = self._db.execute(
-                "SELECT json_extract(data, '$.' || ?), count(*) FROM objects WHERE kind = ? "
-                "GROUP BY 1", (field, kind),
-            ).fetchall()
-        return {value: n for value, n in rows}
+            return self._db.execute(query, params).fetchall()
 
-    def delete_matching(self, kind: str, field: str, value: Any) -> int:
-        """Delete (now) every document of ``kind`` whose ``field`` equals ``value``."""
-        self.commit()
+    def _read(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of ``query`` over committed data, beside the commit thread when possible."""
+        if self._reader is not None:
+            return self._reader.execute(query, params).fetchall()
         with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM objects WHERE kind = ? AND json_extract(data, '$.' || ?) = ?",
-                (kind, field, value),
-            )
-        return cur.rowcount
+            return self._db.execute(query, params).fetchall()
 
-    def max_of(self, kind: str, field: str) -> Any:
-        """The largest value of ``field`` among the committed documents of ``kind``."""
-        self.commit()
-        with self._lock:
-            row = self._db.execute(
-                "SELECT max(json_extract(data, '$.' || ?)) FROM objects WHERE kind = ?",
-                (field, kind),
-            ).fetchone()
-        return row[0] if row else None
-
-    def take(self) -> dict[tuple[str, str], str | None]:
+    # ------------------------------------------------------------------ writing
+    def take(self) -> Pending:
         """Hand over the pending changes (on the event loop thread) for ``write``."""
-        pending, self._pending = self._pending, {}
+        pending, self._pending = self._pending, Pending()
         self._inflight = pending
         return pending
 
-    def write(self, pending: dict[tuple[str, str], str | None]) -> None:
+    def write(self, pending: Pending) -> None:
         """Write changes in one transaction; safe to call from the commit thread.
 
-        All rows travel as one JSON parameter (``json_each``), so SQLite does the whole
-        write in one call without the GIL instead of one GIL hand-off per row.
+        Each table's rows travel as one parameter (``json_each``; message documents as one
+        blob), so SQLite does the whole write in a few calls without the GIL instead of one
+        GIL hand-off per row.
         """
-        if not pending:
+        statements = self._statements(pending)
+        if not statements:
             return
-        deletes = orjson.dumps([k for k, v in pending.items() if v is None])
-        upserts = orjson.dumps([(k[0], k[1], v) for k, v in pending.items() if v is not None])
         with self._lock:
-            if deletes == b"[]":
+            if len(statements) == 1:
                 # one statement is its own transaction: a single call into SQLite
-                self._db.execute(_UPSERT_MANY, (upserts.decode(),))
+                self._db.execute(*statements[0])
                 return
             self._db.execute("BEGIN")
-            self._db.execute(_DELETE_MANY, (deletes.decode(),))
-            if upserts != b"[]":
-                self._db.execute(_UPSERT_MANY, (upserts.decode(),))
+            for statement in statements:
+                self._db.execute(*statement)
             self._db.execute("COMMIT")
+
+    @staticmethod
+    def _statements(pending: Pending) -> list[tuple[str, tuple[Any, ...]]]:
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        if pending.objects:
+            items = pending.objects.items()
+            deletes = [k for k, v in items if v is None]
+            if deletes:
+                out.append((_DELETE_MANY, (orjson.dumps(deletes).decode(),)))
+            upserts = [(k[0], k[1], v) for k, v in items if v is not None]
+            if upserts:
+                out.append((_UPSERT_MANY, (orjson.dumps(upserts).decode(),)))
+        if pending.messages:
+            deleted: list[int] = []
+            index: list[tuple[int, str, str | None, int, int]] = []
+            chunks: list[bytes] = []
+            offset = 1  # substr counts from 1
+            for seq, row in pending.messages.items():
+                if row is None:
+                    deleted.append(seq)
+                    continue
+                data = row[2]
+                index.append((seq, row[0], row[1], offset, len(data)))
+                chunks.append(data)
+                offset += len(data)
+            if deleted:
+                out.append((_DELETE_MESSAGES, (orjson.dumps(deleted).decode(),)))
+            if index:
+                out.append((_UPSERT_MESSAGES, (orjson.dumps(index).decode(), b"".join(chunks))))
+        if pending.dedup:
+            gone = [k for k, v in pending.dedup.items() if v is None]
+            if gone:
+                out.append((_DELETE_DEDUP, (orjson.dumps(gone).decode(),)))
+            rows = [(k, *v) for k, v in pending.dedup.items() if v is not None]
+            if rows:
+                out.append((_UPSERT_DEDUP, (orjson.dumps(rows).decode(),)))
+        return out
 
     def commit(self) -> None:
         """Write every pending change now (blocking)."""
