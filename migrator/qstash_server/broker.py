@@ -36,6 +36,7 @@ from migrator.qstash_server.queues import Queue
 from migrator.qstash_server.schedules import Schedule, next_fire_ms, validate_cron
 from migrator.qstash_server.settings import ServerSettings, generate_signing_key
 from migrator.qstash_server.store import DedupRow, GroupCommitter, Store
+from migrator.qstash_server.templates import TemplateCache
 from migrator.qstash_server.timing import (
     BadValue,
     default_backoff_s,
@@ -63,6 +64,7 @@ _SERVER_SET = frozenset({
     "upstash-workflow-url", "content-length", "host",
 })
 FINAL_STATES = frozenset({"DELIVERED", "FAILED", "CANCELED"})
+_NO_EXTRA: dict[str, Any] = {}  # a log entry without extra fields (never modified)
 
 
 @dataclass(frozen=True)
@@ -116,13 +118,17 @@ class Broker:
         self._id_counter = 0
         self._dlq_counter = 0
         # logs are kept in memory (newest last); built into documents only when listed
-        self.logs: deque[tuple[int, int, Message, str, dict[str, Any]]] = deque(
+        # (a fast-path batch item logs its stored record instead of a Message)
+        self.logs: deque[tuple[int, int, Message | dict[str, Any], str, dict[str, Any]]] = deque(
             maxlen=STORED_LOG_CAPACITY if self.stored_only else LOG_CAPACITY
         )
         # accept-only: dedup records of the batch being accepted (one SQLite read per batch):
         # key -> (answer, expires)
         self._dedup_batch: dict[str, tuple[Any, int]] | None = None
         self._log_seq = 0
+        # batch items of the usual shape: parsed configuration by header names and values
+        self._templates = TemplateCache(self.limits)
+        self.fast_batch = True  # tests turn it off to compare with the full path
         self._load()
 
     # ------------------------------------------------------------------ lifecycle
@@ -420,7 +426,6 @@ class Broker:
         caller_ip: str | None,
         kind: str,
     ) -> Message:
-        flow = cfg.flow
         seq = self._next_seq()
         return Message(
             id=self._message_id(seq),
@@ -429,29 +434,15 @@ class Broker:
             created_at=now,
             next_at=max(now, not_before),
             body=body,
-            method=cfg.method,
             header=cfg.header,
             not_before=not_before,
-            max_retries=cfg.max_retries,
-            retry_delay_expr=cfg.retry_delay_expr,
-            timeout_s=cfg.timeout_s,
-            callback=cfg.callback,
-            callback_cfg=cfg.callback_cfg,
-            failure_callback=cfg.failure_callback,
-            failure_callback_cfg=cfg.failure_callback_cfg,
             queue=queue,
             topic=topic,
             endpoint_name=endpoint_name,
             schedule_id=schedule_id,
-            label=cfg.label,
-            flow_key=flow.key if flow else None,
-            flow_rate=flow.rate if flow else None,
-            flow_parallelism=flow.parallelism if flow else None,
-            flow_period=flow.period if flow else None,
             caller_ip=caller_ip,
             kind=kind,
-            workflow=cfg.workflow,
-            redact=cfg.redact,
+            **cfg.message_fields(),
         )
 
     def _admit(self, msg: Message) -> None:
@@ -479,42 +470,34 @@ class Broker:
     def batch(self, items: Any, caller_ip: str | None) -> list[Any]:
         if not isinstance(items, list):
             raise ApiError(400, "batch body must be a JSON array of messages")
-        parsed: list[tuple[str, bytes, PublishConfig, str | None]] = []
+        # accept-only, unlimited plan: items of the usual shape take the fast path (same
+        # answers and stored rows, see _accept_fast); anything else the full one
+        fast = self.fast_batch and self.stored_only and self.limits.messages_per_day is None
+        parsed: list[tuple[Any, ...]] = []
         for index, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("destination"), str):
-                raise ApiError(400, f"batch item {index}: 'destination' (string) is required")
-            headers = item.get("headers") or {}
-            if not isinstance(headers, dict):
-                raise ApiError(400, f"batch item {index}: 'headers' must be an object")
-            raw_body = item.get("body")
-            if raw_body is None:
-                body = b""
-            elif isinstance(raw_body, str):
-                body = raw_body.encode()
-            else:  # a JSON value instead of a string: deliver its JSON text
-                body = json.dumps(raw_body, separators=(",", ":")).encode()
-            queue = item.get("queue")
-            if queue is not None and not isinstance(queue, str):
-                raise ApiError(400, f"batch item {index}: 'queue' must be a string")
-            queue = queue or None
-            try:
-                cfg = parse_publish_config({k.lower(): str(v) for k, v in headers.items()})
-            except BadValue as exc:
-                raise ApiError(400, f"batch item {index}: {exc}") from None
-            parsed.append((item["destination"], body, cfg, queue))
+            if fast and (entry := self._parse_fast(index, item)) is not None:
+                parsed.append(entry)
+            else:
+                parsed.append(self._parse_item(index, item))
         total = 0
-        for destination, _b, _c, _q in parsed:
+        for entry in parsed:
+            destination = entry[1]
             group = self.groups.get(destination)
             total += len(group.endpoints) if group and not is_url(destination) else 1
         self._check_quota(total)
         if self.stored_only:
-            keys = [key for _d, body, cfg, _q in parsed
-                    if (key := _explicit_dedup_key(cfg)) is not None]
+            keys = [key for entry in parsed
+                    if (key := _explicit_dedup_key(entry)) is not None]
             self._dedup_batch = {k: _dedup_hit(row)
                                  for k, row in self.store.get_dedup(keys).items()}
         out: list[Any] = []
         try:
-            for destination, body, cfg, queue in parsed:
+            now = now_ms()
+            for entry in parsed:
+                if entry[0]:
+                    out.append(self._accept_fast(entry, caller_ip, now))
+                    continue
+                _fast, destination, body, cfg, queue = entry
                 try:
                     _status, answer = self.accept(destination, body, cfg, queue=queue,
                                                   caller_ip=caller_ip)
@@ -524,6 +507,129 @@ class Broker:
         finally:
             self._dedup_batch = None
         return out
+
+    def _parse_item(self, index: int, item: Any) -> tuple[Any, ...]:
+        """A batch item read the full way: (False, destination, body, config, queue)."""
+        if not isinstance(item, dict) or not isinstance(item.get("destination"), str):
+            raise ApiError(400, f"batch item {index}: 'destination' (string) is required")
+        headers = item.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise ApiError(400, f"batch item {index}: 'headers' must be an object")
+        raw_body = item.get("body")
+        if raw_body is None:
+            body = b""
+        elif isinstance(raw_body, str):
+            body = raw_body.encode()
+        else:  # a JSON value instead of a string: deliver its JSON text
+            body = json.dumps(raw_body, separators=(",", ":")).encode()
+        queue = item.get("queue")
+        if queue is not None and not isinstance(queue, str):
+            raise ApiError(400, f"batch item {index}: 'queue' must be a string")
+        queue = queue or None
+        try:
+            cfg = parse_publish_config({k.lower(): str(v) for k, v in headers.items()})
+        except BadValue as exc:
+            raise ApiError(400, f"batch item {index}: {exc}") from None
+        return False, item["destination"], body, cfg, queue
+
+    def _parse_fast(self, index: int, item: Any) -> tuple[Any, ...] | None:
+        """A batch item of the usual shape read with a cached template:
+        (True, destination, text, template, header, dedup id, queue), or None for the full
+        path (which then gives the same answer the full path always gives)."""
+        if item.__class__ is not dict:
+            return None
+        destination = item.get("destination")
+        if destination.__class__ is not str or not is_url(destination):
+            return None
+        headers = item.get("headers") or {}
+        text = item.get("body")
+        queue = item.get("queue")
+        if queue is not None:
+            if queue.__class__ is not str:
+                return None
+            queue = queue or None
+            if queue is not None and queue not in self.queues:
+                return None  # the full path validates and creates it
+        if headers.__class__ is not dict or (text is not None and text.__class__ is not str):
+            return None
+        plan = self._templates.plan(tuple(headers))
+        if plan is None:
+            return None
+        values = tuple(headers.values())
+        dedup_id: str | None = None
+        if plan.dedup is not None:
+            raw = values[plan.dedup]
+            if raw.__class__ is not str:
+                return None
+            if raw.strip():  # empty = not given
+                if ":" in raw:
+                    raise ApiError(400, f"batch item {index}: DeduplicationId cannot contain ':'")
+                dedup_id = raw
+        template = self._templates.template(plan, values)
+        if template is None:
+            return None
+        if template.error is not None:
+            raise ApiError(400, f"batch item {index}: {template.error}")
+        if not template.fast:
+            return None
+        if text is None:
+            text = ""
+        size = len(text) if text.isascii() else len(text.encode())
+        if size > self.limits.max_message_bytes:
+            return None
+        header: dict[str, list[str]] = {}
+        for i, name in plan.forward:
+            value = values[i]
+            if value.__class__ is not str:
+                value = str(value)
+            if value.strip():
+                header[name] = [value]
+        if template.content_type is not None:
+            header["Content-Type"] = [template.content_type]
+        return True, destination, text, template, header, dedup_id, queue
+
+    def _accept_fast(self, entry: tuple[Any, ...], caller_ip: str | None, now: int) -> Any:
+        """Accept one fast-path batch item: what ``accept`` does for it, without building a
+        config or a ``Message`` (accept-only: the stored record is all there is)."""
+        _fast, url, text, template, header, dedup_id, queue = entry
+        dedup_key = None
+        if dedup_id is not None:
+            dedup_key = "id:" + dedup_id
+            assert self._dedup_batch is not None
+            hit = self._dedup_batch.get(dedup_key)
+            if hit is not None and hit[1] > now:
+                return _mark_deduplicated(hit[0])
+        self._seq += 1
+        seq = self._seq
+        message_id = f"msg_{self._id_prefix}{seq:010x}"
+        # exactly what Message.to_record() gives for this message (see _new_message)
+        record: dict[str, Any] = {
+            "id": message_id, "url": url, "seq": seq, "created_at": now, "next_at": now,
+            "text": text,
+        }
+        if header:
+            record["header"] = header
+        if template.delay_ms:
+            not_before = record["not_before"] = now + template.delay_ms
+            record["next_at"] = max(now, not_before)
+        if queue is not None:
+            record["queue"] = queue
+            self.queues[queue].backlog += 1
+        if caller_ip is not None:
+            record["caller_ip"] = caller_ip
+        if dedup_key is not None:
+            record["dedup_key"] = dedup_key
+        if template.fields:
+            record.update(template.fields)
+        self.store.put_message(seq, message_id, queue, orjson.dumps(record))
+        self._log_seq += 1
+        self.logs.append((self._log_seq, now, record, "CREATED", _NO_EXTRA))
+        answer = {"messageId": message_id}
+        if dedup_key is not None:
+            expires = now + DEDUP_WINDOW_MS
+            self._dedup_batch[dedup_key] = (answer, expires)  # type: ignore[index]
+            self.store.put_dedup(dedup_key, (expires, message_id, None))
+        return answer
 
     # ------------------------------------------------------------------ messages API
     def _find(self, message_id: str) -> Message | None:
@@ -909,9 +1015,10 @@ class Broker:
         before = int(cursor) if cursor else None
         out: list[dict[str, Any]] = []
         last_seq: int | None = None
-        for seq, at, msg, state, extra in reversed(self.logs):
+        for seq, at, logged, state, extra in reversed(self.logs):
             if before is not None and seq >= before:
                 continue
+            msg = Message.from_record(logged) if isinstance(logged, dict) else logged
             if message_ids and msg.id not in message_ids:
                 continue
             doc = build_log(msg, state, at, **extra)
@@ -1247,9 +1354,11 @@ class Broker:
                                    "failure_callback")
 
 
-def _explicit_dedup_key(cfg: PublishConfig) -> str | None:
-    """The dedup key a batch item names outright (content-based keys are looked up singly)."""
-    return "id:" + cfg.dedup_id if cfg.dedup_id is not None else None
+def _explicit_dedup_key(entry: tuple[Any, ...]) -> str | None:
+    """The dedup key a parsed batch item names outright (content-based keys are looked up
+    singly)."""
+    dedup_id = entry[5] if entry[0] else entry[3].dedup_id
+    return "id:" + dedup_id if dedup_id is not None else None
 
 
 def _dedup_row(answer: Any, expires: int) -> DedupRow:

@@ -20,6 +20,7 @@ from migrator.qstash_server.timing import (
 __all__ = [
     "DEFAULT_RETRIES",
     "NAME_PATTERN",
+    "NEVER_FORWARD",
     "FlowControl",
     "Message",
     "PublishConfig",
@@ -37,7 +38,7 @@ __all__ = [
 DEFAULT_RETRIES = 3
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_NEVER_FORWARD = frozenset(
+NEVER_FORWARD = _NEVER_FORWARD = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te",
      "trailer"}
 )
@@ -136,6 +137,27 @@ class PublishConfig:
     label: str | None = None
     workflow: dict[str, str] = field(default_factory=dict)
     redact: str | None = None
+
+    def message_fields(self) -> dict[str, Any]:
+        """The ``Message`` fields this configuration sets (all but the per-item header)."""
+        flow = self.flow
+        return {
+            "method": self.method,
+            "max_retries": self.max_retries,
+            "retry_delay_expr": self.retry_delay_expr,
+            "timeout_s": self.timeout_s,
+            "callback": self.callback,
+            "callback_cfg": self.callback_cfg,
+            "failure_callback": self.failure_callback,
+            "failure_callback_cfg": self.failure_callback_cfg,
+            "label": self.label,
+            "flow_key": flow.key if flow else None,
+            "flow_rate": flow.rate if flow else None,
+            "flow_parallelism": flow.parallelism if flow else None,
+            "flow_period": flow.period if flow else None,
+            "workflow": self.workflow,
+            "redact": self.redact,
+        }
 
 
 def _bool(value: str | None) -> bool:
