@@ -118,8 +118,8 @@ class Broker:
         self._id_counter = 0
         self._dlq_counter = 0
         # logs are kept in memory (newest last); built into documents only when listed
-        # (a fast-path batch item logs its stored record instead of a Message)
-        self.logs: deque[tuple[int, int, Message | dict[str, Any], str, dict[str, Any]]] = deque(
+        # (a fast-path batch item logs its stored record's JSON instead of a Message)
+        self.logs: deque[tuple[int, int, Message | bytes, str, dict[str, Any]]] = deque(
             maxlen=STORED_LOG_CAPACITY if self.stored_only else LOG_CAPACITY
         )
         # accept-only: dedup records of the batch being accepted (one SQLite read per batch):
@@ -128,6 +128,8 @@ class Broker:
         self._log_seq = 0
         # batch items of the usual shape: parsed configuration by header names and values
         self._templates = TemplateCache(self.limits)
+        # a str body this long or shorter is within the size limit whatever its characters
+        self._utf8_safe = self.limits.max_message_bytes // 4
         self.fast_batch = True  # tests turn it off to compare with the full path
         self._load()
 
@@ -474,30 +476,32 @@ class Broker:
         # answers and stored rows, see _accept_fast); anything else the full one
         fast = self.fast_batch and self.stored_only and self.limits.messages_per_day is None
         parsed: list[tuple[Any, ...]] = []
-        for index, item in enumerate(items):
-            if fast and (entry := self._parse_fast(index, item)) is not None:
-                parsed.append(entry)
-            else:
-                parsed.append(self._parse_item(index, item))
-        total = 0
-        for entry in parsed:
-            destination = entry[1]
-            group = self.groups.get(destination)
-            total += len(group.endpoints) if group and not is_url(destination) else 1
-        self._check_quota(total)
+        if fast:
+            parse_fast, parse_item, append = self._parse_fast, self._parse_item, parsed.append
+            for index, item in enumerate(items):
+                append(parse_fast(index, item) or parse_item(index, item))
+        else:
+            parsed = [self._parse_item(index, item) for index, item in enumerate(items)]
+        if self.limits.messages_per_day is not None:
+            total = 0
+            for entry in parsed:
+                destination = entry[1]
+                group = self.groups.get(destination)
+                total += len(group.endpoints) if group and not is_url(destination) else 1
+            self._check_quota(total)
         if self.stored_only:
-            keys = [key for entry in parsed
-                    if (key := _explicit_dedup_key(entry)) is not None]
+            keys = [key for entry in parsed if (key := entry[5]) is not None]
             self._dedup_batch = {k: _dedup_hit(row)
                                  for k, row in self.store.get_dedup(keys).items()}
         out: list[Any] = []
         try:
             now = now_ms()
+            accept_fast = self._accept_fast
             for entry in parsed:
                 if entry[0]:
-                    out.append(self._accept_fast(entry, caller_ip, now))
+                    out.append(accept_fast(entry, caller_ip, now))
                     continue
-                _fast, destination, body, cfg, queue = entry
+                _fast, destination, body, cfg, queue, _key = entry
                 try:
                     _status, answer = self.accept(destination, body, cfg, queue=queue,
                                                   caller_ip=caller_ip)
@@ -509,7 +513,8 @@ class Broker:
         return out
 
     def _parse_item(self, index: int, item: Any) -> tuple[Any, ...]:
-        """A batch item read the full way: (False, destination, body, config, queue)."""
+        """A batch item read the full way:
+        (False, destination, body, config, queue, explicit dedup key)."""
         if not isinstance(item, dict) or not isinstance(item.get("destination"), str):
             raise ApiError(400, f"batch item {index}: 'destination' (string) is required")
         headers = item.get("headers") or {}
@@ -530,20 +535,23 @@ class Broker:
             cfg = parse_publish_config({k.lower(): str(v) for k, v in headers.items()})
         except BadValue as exc:
             raise ApiError(400, f"batch item {index}: {exc}") from None
-        return False, item["destination"], body, cfg, queue
+        # (content-based keys are looked up singly)
+        key = "id:" + cfg.dedup_id if cfg.dedup_id is not None else None
+        return False, item["destination"], body, cfg, queue, key
 
     def _parse_fast(self, index: int, item: Any) -> tuple[Any, ...] | None:
         """A batch item of the usual shape read with a cached template:
-        (True, destination, text, template, header, dedup id, queue), or None for the full
+        (True, destination, text, template, header, dedup key, queue), or None for the full
         path (which then gives the same answer the full path always gives)."""
         if item.__class__ is not dict:
             return None
-        destination = item.get("destination")
+        get = item.get
+        destination = get("destination")
         if destination.__class__ is not str or not is_url(destination):
             return None
-        headers = item.get("headers") or {}
-        text = item.get("body")
-        queue = item.get("queue")
+        headers = get("headers") or {}
+        text = get("body")
+        queue = get("queue")
         if queue is not None:
             if queue.__class__ is not str:
                 return None
@@ -556,7 +564,7 @@ class Broker:
         if plan is None:
             return None
         values = tuple(headers.values())
-        dedup_id: str | None = None
+        dedup_key: str | None = None
         if plan.dedup is not None:
             raw = values[plan.dedup]
             if raw.__class__ is not str:
@@ -564,8 +572,8 @@ class Broker:
             if raw.strip():  # empty = not given
                 if ":" in raw:
                     raise ApiError(400, f"batch item {index}: DeduplicationId cannot contain ':'")
-                dedup_id = raw
-        template = self._templates.template(plan, values)
+                dedup_key = "id:" + raw
+        template = plan.template_for(values)
         if template is None:
             return None
         if template.error is not None:
@@ -574,9 +582,8 @@ class Broker:
             return None
         if text is None:
             text = ""
-        size = len(text) if text.isascii() else len(text.encode())
-        if size > self.limits.max_message_bytes:
-            return None
+        elif len(text) > self._utf8_safe and len(text.encode()) > self.limits.max_message_bytes:
+            return None  # the full path answers 412
         header: dict[str, list[str]] = {}
         for i, name in plan.forward:
             value = values[i]
@@ -586,21 +593,17 @@ class Broker:
                 header[name] = [value]
         if template.content_type is not None:
             header["Content-Type"] = [template.content_type]
-        return True, destination, text, template, header, dedup_id, queue
+        return True, destination, text, template, header, dedup_key, queue
 
     def _accept_fast(self, entry: tuple[Any, ...], caller_ip: str | None, now: int) -> Any:
         """Accept one fast-path batch item: what ``accept`` does for it, without building a
         config or a ``Message`` (accept-only: the stored record is all there is)."""
-        _fast, url, text, template, header, dedup_id, queue = entry
-        dedup_key = None
-        if dedup_id is not None:
-            dedup_key = "id:" + dedup_id
-            assert self._dedup_batch is not None
-            hit = self._dedup_batch.get(dedup_key)
+        _fast, url, text, template, header, dedup_key, queue = entry
+        if dedup_key is not None:
+            hit = self._dedup_batch.get(dedup_key)  # type: ignore[union-attr]
             if hit is not None and hit[1] > now:
                 return _mark_deduplicated(hit[0])
-        self._seq += 1
-        seq = self._seq
+        self._seq = seq = self._seq + 1
         message_id = f"msg_{self._id_prefix}{seq:010x}"
         # exactly what Message.to_record() gives for this message (see _new_message)
         record: dict[str, Any] = {
@@ -621,9 +624,10 @@ class Broker:
             record["dedup_key"] = dedup_key
         if template.fields:
             record.update(template.fields)
-        self.store.put_message(seq, message_id, queue, orjson.dumps(record))
+        data = orjson.dumps(record)
+        self.store.put_message(seq, message_id, queue, data)
         self._log_seq += 1
-        self.logs.append((self._log_seq, now, record, "CREATED", _NO_EXTRA))
+        self.logs.append((self._log_seq, now, data, "CREATED", _NO_EXTRA))
         answer = {"messageId": message_id}
         if dedup_key is not None:
             expires = now + DEDUP_WINDOW_MS
@@ -1018,7 +1022,7 @@ class Broker:
         for seq, at, logged, state, extra in reversed(self.logs):
             if before is not None and seq >= before:
                 continue
-            msg = Message.from_record(logged) if isinstance(logged, dict) else logged
+            msg = Message.from_record(orjson.loads(logged)) if isinstance(logged, bytes) else logged
             if message_ids and msg.id not in message_ids:
                 continue
             doc = build_log(msg, state, at, **extra)
@@ -1352,13 +1356,6 @@ class Broker:
         payload["dlqId"] = dlq_id
         return self._make_callback(msg, msg.failure_callback, msg.failure_callback_cfg, payload,
                                    "failure_callback")
-
-
-def _explicit_dedup_key(entry: tuple[Any, ...]) -> str | None:
-    """The dedup key a parsed batch item names outright (content-based keys are looked up
-    singly)."""
-    dedup_id = entry[5] if entry[0] else entry[3].dedup_id
-    return "id:" + dedup_id if dedup_id is not None else None
 
 
 def _dedup_row(answer: Any, expires: int) -> DedupRow:

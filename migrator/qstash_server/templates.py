@@ -12,7 +12,9 @@ broker's fast path (accept-only batches) uses them and falls back to the full
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from migrator.qstash_plans import PlanLimits
@@ -35,25 +37,32 @@ _CONFIG_FIELDS = frozenset({
 _MAX_ENTRIES = 1024
 
 
-@dataclass(frozen=True, eq=False)
 class HeaderPlan:
-    """Where each kind of header sits in an item's header dict (by position)."""
+    """Where each kind of header sits in an item's header dict (by position), and the
+    templates seen for this set of names (by configuration values)."""
 
-    # which plan this is (templates are keyed by it)
-    ident: int
-    # (position, lower-cased name) of every header that feeds the configuration
-    config: tuple[tuple[int, str], ...]
-    # (position, canonical forwarded name) of every ``Upstash-Forward-*`` header
-    forward: tuple[tuple[int, str], ...]
-    # position of ``Upstash-Deduplication-Id``, if any
-    dedup: int | None
+    __slots__ = ("_key", "_limits", "_templates", "config", "dedup", "forward")
+
+    def __init__(self, config: tuple[tuple[int, str], ...], forward: tuple[tuple[int, str], ...],
+                 dedup: int | None, limits: PlanLimits) -> None:
+        # (position, lower-cased name) of every header that feeds the configuration
+        self.config = config
+        # (position, canonical forwarded name) of every ``Upstash-Forward-*`` header
+        self.forward = forward
+        # position of ``Upstash-Deduplication-Id``, if any
+        self.dedup = dedup
+        self._limits = limits
+        self._templates: dict[Any, Template] = {}
+        positions = [i for i, _ in config]
+        # the configuration values of an item: one value, or a tuple of several
+        self._key: Callable[[tuple[Any, ...]], Any] | None = (
+            None if not positions else itemgetter(*positions)
+        )
 
     @classmethod
-    def of(cls, ident: int, names: tuple[str, ...]) -> HeaderPlan | None:
+    def of(cls, names: tuple[str, ...], limits: PlanLimits) -> HeaderPlan | None:
         """The plan for these header names, or None when only the full parse will do
-        (names that collide once lower-cased, or that are not strings)."""
-        if not all(isinstance(n, str) for n in names):
-            return None
+        (names that collide once lower-cased)."""
         lowered = [n.lower() for n in names]
         if len(set(lowered)) != len(lowered):
             return None
@@ -70,7 +79,26 @@ class HeaderPlan:
             elif name == "content-type" or name.startswith("upstash-"):
                 config.append((i, name))
             # any other header is ignored by parse_publish_config (no header forwarding here)
-        return cls(ident, tuple(config), tuple(forward), dedup)
+        return cls(tuple(config), tuple(forward), dedup, limits)
+
+    def template_for(self, values: tuple[Any, ...]) -> Template | None:
+        """The template for an item's header values (all of them, in order); None when a
+        configuration value is not a string (the full parse turns it into one)."""
+        key = None if self._key is None else self._key(values)
+        if key.__class__ is tuple:
+            if not all(v.__class__ is str for v in key):
+                return None
+        elif key is not None and key.__class__ is not str:
+            return None
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        if len(self._templates) >= _MAX_ENTRIES:
+            self._templates.clear()
+        headers = {name: values[i] for i, name in self.config}
+        template = self._templates[key] = Template.of(headers, self._limits)
+        return template
 
 
 @dataclass(frozen=True)
@@ -108,13 +136,11 @@ class Template:
 
 
 class TemplateCache:
-    """Plans by header names and templates by configuration values (bounded)."""
+    """Header plans by header names (bounded; each plan keeps its own templates)."""
 
     def __init__(self, limits: PlanLimits) -> None:
         self._limits = limits
         self._plans: dict[tuple[str, ...], HeaderPlan | None] = {}
-        self._templates: dict[tuple[Any, ...], Template] = {}
-        self._idents = 0
 
     def plan(self, names: tuple[str, ...]) -> HeaderPlan | None:
         try:
@@ -123,24 +149,5 @@ class TemplateCache:
             pass
         if len(self._plans) >= _MAX_ENTRIES:
             self._plans.clear()
-        self._idents += 1
-        plan = self._plans[names] = HeaderPlan.of(self._idents, names)
+        plan = self._plans[names] = HeaderPlan.of(names, self._limits)
         return plan
-
-    def template(self, plan: HeaderPlan, values: tuple[Any, ...]) -> Template | None:
-        """The template for ``values`` (all the item's header values, in order); None when
-        a configuration value is not a string (the full parse turns it into one)."""
-        config = [values[i] for i, _ in plan.config]
-        for value in config:
-            if value.__class__ is not str:
-                return None
-        key = (plan.ident, *config)
-        try:
-            return self._templates[key]
-        except KeyError:
-            pass
-        if len(self._templates) >= _MAX_ENTRIES:
-            self._templates.clear()
-        headers = {name: values[i] for i, name in plan.config}
-        template = self._templates[key] = Template.of(headers, self._limits)
-        return template
