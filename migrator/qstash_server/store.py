@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS dedup (
     answer TEXT
 ) WITHOUT ROWID;
 """
+_CHECKPOINT_PAGES = 10_000
 # a message row: (id, queue, JSON document); None = delete
 MessageRow = tuple[str, str | None, bytes]
 # a dedup row: (expires ms, message id, answer JSON when it is not just {"messageId": id})
@@ -105,6 +106,9 @@ class Store:
             if path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                # checkpoint every ~40 MB of WAL instead of ~4 MB: a page rewritten by many
+                # commits (the last page of a table, index pages) is copied back once
+                self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ConfigError(
