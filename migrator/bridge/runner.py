@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
 COMMIT_INTERVAL = 1.0
+PAUSE_AFTER = 1.0  # seconds at the in-flight limit before partitions are paused
 CONSUMER_DEFAULTS = {
     "queued.max.messages.kbytes": "8192",
     "queued.min.messages": "20000",
@@ -141,6 +142,8 @@ class Bridge:
         self._in_flight_bytes = 0
         self._outstanding = 0  # batches submitted to the pool and not settled
         self._paused: set[Partition] = set()
+        self._full_since: float | None = None  # when the in-flight limit was reached
+        self._stalled = False  # the limit held for PAUSE_AFTER: every partition is paused
         self._assigned: set[Partition] = set()
         self._stopping = threading.Event()
         self._fatal: BaseException | None = None
@@ -201,21 +204,36 @@ class Bridge:
     def _pass(self) -> None:
         if self._fatal is not None:
             raise self._fatal
-        self.metrics.heartbeat = time.monotonic()
-        if self._outstanding >= 2 * self._workers and not self._retry_heap:
-            timeout = 0.02  # the pool has queued work: wake less often, leave the GIL to it
-        elif self._outstanding or self._retry_heap or len(self._batcher):
-            timeout = 0.002
+        now = time.monotonic()
+        self.metrics.heartbeat = now
+        limits = self.config.in_flight
+        if self._in_flight >= limits.records or self._in_flight_bytes >= limits.bytes:
+            if self._full_since is None:
+                self._full_since = now
         else:
-            timeout = 0.1
-        self._ingest(self._source.read(min(self.config.batch.count * 2, 1000), timeout))
+            self._full_since = None
+        self._backpressure(now)
+        if self._full_since is not None and not self._stalled:
+            # at the in-flight limit: take nothing more from librdkafka's bounded prefetch queue
+            # (pausing would drop it, and a resumed partition's next fetch can take a second);
+            # wait for a batch to finish instead
+            self._settle_ready(wait=0.005)
+        else:
+            if self._outstanding >= 2 * self._workers and not self._retry_heap:
+                timeout = 0.02  # the pool has queued work: wake less often, leave the GIL to it
+            elif self._outstanding or self._retry_heap or len(self._batcher):
+                timeout = 0.002
+            else:
+                timeout = 0.1
+            self._ingest(self._source.read(min(self.config.batch.count * 2, 1000), timeout))
         for batch in self._batcher.due():
             self._submit(batch)
         self._settle_ready()
         self._send_due_retries()
         if self._dlq is not None:
             self._dlq.poll()
-        self._backpressure()
+        self.metrics.in_flight_records.set(self._in_flight)
+        self.metrics.in_flight_bytes.set(self._in_flight_bytes)
         now = time.monotonic()
         if now - self._last_commit >= COMMIT_INTERVAL:
             self._commit()
@@ -490,26 +508,28 @@ class Bridge:
 
     # -- backpressure, offsets, rebalances ----------------------------------------------------
 
-    def _backpressure(self) -> None:
+    def _backpressure(self, now: float) -> None:
+        """Pause partitions when the in-flight limit held for ``PAUSE_AFTER`` seconds (the
+        destination is slow or down: the loop keeps polling, so group membership and rebalance
+        callbacks stay served, but takes nothing), until half the limit is free again; and
+        pause an ordered partition whose batches queue up behind its one in-flight batch."""
         limits = self.config.in_flight
-        over = self._in_flight >= limits.records or self._in_flight_bytes >= limits.bytes
-        want: set[Partition] = set(self._assigned) if over else set()
-        if not over:
-            # resume only at a quarter: librdkafka drops its prefetched records on pause
-            low = self._in_flight <= limits.records // 4 and self._in_flight_bytes <= limits.bytes // 4
-            if not low:
-                want = set(self._paused)  # hysteresis: stay paused until mostly drained
-            for key, waiting in self._waiting.items():
-                if key[1] is not None and len(waiting) >= 4:
-                    want.add(key[1])
+        if self._full_since is not None and now - self._full_since >= PAUSE_AFTER:
+            self._stalled = True
+        elif self._stalled and (
+            self._in_flight <= limits.records // 2 and self._in_flight_bytes <= limits.bytes // 2
+        ):
+            self._stalled = False
+        want: set[Partition] = set(self._assigned) if self._stalled else set()
+        for key, waiting in self._waiting.items():
+            if key[1] is not None and len(waiting) >= 4:
+                want.add(key[1])
         want &= self._assigned
         if want != self._paused:
             self.consumer.pause(want - self._paused)
             self.consumer.resume(self._paused - want)
             self._paused = want
-        self.metrics.paused.set(len(self._paused))
-        self.metrics.in_flight_records.set(self._in_flight)
-        self.metrics.in_flight_bytes.set(self._in_flight_bytes)
+            self.metrics.paused.set(len(self._paused))
 
     def _commit(self, partitions: set[Partition] | None = None) -> None:
         self._last_commit = time.monotonic()
