@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
 from migrator.bridge.config import DirectHttpDestination
 from migrator.bridge.retry import error_for_status
@@ -59,6 +60,7 @@ class HttpSink:
             return RetryableDeliveryError(f"{self.dest.url} timed out ({exc})")
         except httpx.TransportError as exc:
             return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})")
+        release(resp)
         return error_for_status(resp.status_code, resp.headers, resp.content, where=self.dest.url)
 
     def write_batch(self, messages: Sequence[Message]) -> list[DeliveryResult]:

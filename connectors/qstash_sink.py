@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
+from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
 from migrator.bridge.config import (
     EnqueueQueueDestination,
@@ -164,6 +165,7 @@ class QStashSink:
             return [RetryableDeliveryError(f"QStash batch timed out ({exc})")] * n
         except httpx.TransportError as exc:
             return [RetryableDeliveryError(f"QStash unreachable ({exc})")] * n
+        release(resp)
         error = error_for_status(resp.status_code, resp.headers, resp.content, where="QStash")
         if error is not None:
             return [error] * n
@@ -196,6 +198,7 @@ class QStashSink:
             return RetryableDeliveryError(f"QStash publish timed out ({exc})")
         except httpx.TransportError as exc:
             return RetryableDeliveryError(f"QStash unreachable ({exc})")
+        release(resp)
         return error_for_status(resp.status_code, resp.headers, resp.content, where="QStash")
 
 

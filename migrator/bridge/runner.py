@@ -23,6 +23,8 @@ exits at once.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import itertools
 import logging
@@ -32,7 +34,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
@@ -70,6 +72,7 @@ log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 COMMIT_INTERVAL = 1.0
 PAUSE_AFTER = 1.0  # seconds at the in-flight limit before partitions are paused
+GC_YOUNG_THRESHOLD = 50_000  # see _throughput_gc
 CONSUMER_DEFAULTS = {
     "queued.max.messages.kbytes": "8192",
     "queued.min.messages": "20000",
@@ -187,16 +190,17 @@ class Bridge:
         self.consumer.subscribe(
             list(self._routes), on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        try:
-            while not self._stopping.is_set():
-                self._pass()
-                if on_tick is not None:
-                    on_tick(self)
-            self._shutdown()
-        except BaseException:
-            self._stopping.set()
-            self._abort()
-            raise
+        with _throughput_gc():
+            try:
+                while not self._stopping.is_set():
+                    self._pass()
+                    if on_tick is not None:
+                        on_tick(self)
+                self._shutdown()
+            except BaseException:
+                self._stopping.set()
+                self._abort()
+                raise
         return self.stats
 
     # -- the loop ----------------------------------------------------------------------------
@@ -660,6 +664,27 @@ class Bridge:
         if self._dlq is not None:
             self._dlq.flush(5.0)
         self._client.close()
+
+
+@contextlib.contextmanager
+def _throughput_gc() -> Iterator[None]:
+    """Collect garbage less often while the bridge runs.
+
+    Every record makes a few container objects (record, message, header dict) that live until
+    delivered, and CPython's default collector runs a young-generation pass every 700 new
+    containers, walking the thousands in flight again and again: measured, that was about half
+    the cost of turning a Kafka message into a record. The bridge makes no reference cycles on
+    its hot path, so it raises the young threshold for the duration of :meth:`Bridge.run` and
+    freezes the objects that existed before (imports, config), then restores both.
+    """
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def install_signal_handlers(bridge: Bridge) -> None:

@@ -112,3 +112,34 @@ def test_workflow_sink_starts_a_run_by_publishing_to_the_endpoint(
     got = endpoint.wait_for(1)
     assert got[0].path == "/wf" and got[0].body == b'{"order":7}'
     assert "upstash-workflow-sdk-version" not in got[0].headers  # a first invocation
+
+
+def test_sent_batches_leave_no_reference_cycles(
+    qstash_server_factory: Any, endpoint: RecordingEndpoint, client: httpx.Client
+) -> None:
+    """The bridge runs the cyclic collector rarely, so a batch's request and body must be freed
+    by reference counting (httpx's Response <-> stream cycle is broken after reading)."""
+    import gc
+
+    from connectors.http_sink import HttpSink
+    from migrator.bridge.config import DirectHttpDestination
+
+    server = qstash_server_factory(accept_only=True)
+    s = sink(server, client, endpoint.url)
+    direct = HttpSink(DirectHttpDestination(kind="direct-http", url=endpoint.url), client=client,
+                      name="direct")
+    assert s.write_batch([message(1)]) == [None]  # warm: connections and lazy imports
+    assert direct.write_batch([message(1)]) == [None]
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        assert s.write_batch([message(i) for i in range(2, 12)]) == [None] * 10
+        assert direct.write_batch([message(20), message(21)]) == [None, None]
+        gc.collect()
+        leaked = {type(o).__name__ for o in gc.garbage} & {"Request", "Response", "ByteStream"}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not leaked
