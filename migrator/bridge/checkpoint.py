@@ -10,23 +10,26 @@ partition is forgotten and never offered for commit again, even when late acks a
 
 from __future__ import annotations
 
-from collections import deque
-
 __all__ = ["Checkpointer", "PartitionCheckpoint"]
 
 Partition = tuple[str, int]
 
 
 class PartitionCheckpoint:
-    """Tracked offsets of one partition, in arrival order."""
+    """Tracked offsets of one partition that still await outcomes.
 
-    __slots__ = ("_by_offset", "_queue", "committed", "last_tracked", "released")
+    ``_pending`` maps offset -> outcomes still awaited, in tracking (= offset) order, and
+    forgets an offset once all its outcomes arrived; so the offset to commit is the first key
+    left (or the one after the last tracked, when none is left). Acks cost one dict update;
+    the first key is looked up only when committing.
+    """
+
+    __slots__ = ("_pending", "committed", "first_tracked", "last_tracked")
 
     def __init__(self) -> None:
-        self._queue: deque[list[int]] = deque()  # [offset, outcomes still awaited]
-        self._by_offset: dict[int, list[int]] = {}
+        self._pending: dict[int, int] = {}
+        self.first_tracked: int | None = None
         self.last_tracked = -1
-        self.released: int | None = None  # next offset to read, once something was released
         self.committed: int | None = None
 
     def track(self, offset: int, outcomes: int = 1) -> None:
@@ -34,38 +37,33 @@ class PartitionCheckpoint:
             raise ValueError(
                 f"offset {offset} is not above the last tracked offset {self.last_tracked}"
             )
-        entry = [offset, outcomes]
-        self._queue.append(entry)
-        self._by_offset[offset] = entry
+        self._pending[offset] = outcomes
         self.last_tracked = offset
+        if self.first_tracked is None:
+            self.first_tracked = offset
 
     def ack(self, offset: int) -> None:
-        entry = self._by_offset.get(offset)
-        if entry is None or entry[1] <= 0:
+        left = self._pending.get(offset)
+        if not left:
             raise ValueError(f"offset {offset} was not tracked or is already acknowledged")
-        entry[1] -= 1
-        if entry is self._queue[0]:
-            self._release()
-
-    def _release(self) -> None:
-        queue, by_offset = self._queue, self._by_offset
-        last = None
-        while queue and queue[0][1] == 0:
-            last = queue.popleft()[0]
-            del by_offset[last]
-        if last is not None:
-            self.released = last + 1
+        if left == 1:
+            del self._pending[offset]
+        else:
+            self._pending[offset] = left - 1
 
     @property
     def pending(self) -> int:
         """Records tracked but not yet fully acknowledged."""
-        return len(self._queue)
+        return len(self._pending)
 
     def to_commit(self) -> int | None:
-        """The offset to commit, when it moved past the last commit."""
-        if self.released is not None and self.released != self.committed:
-            return self.released
-        return None
+        """The offset to commit (the next one to read), when it moved past the last commit."""
+        if self.first_tracked is None:
+            return None
+        released = next(iter(self._pending), self.last_tracked + 1)
+        if released <= self.first_tracked or released == self.committed:
+            return None
+        return released
 
 
 class Checkpointer:

@@ -73,3 +73,27 @@ def test_committable_can_be_limited_to_some_partitions() -> None:
         cp.ack(tp, 0, cp.track(tp, 0))
     assert cp.committable({other}) == {other: 1}
     assert cp.snapshot() == {TP: (None, 0), other: (None, 0)}
+
+
+def test_matches_a_brute_force_model_under_random_acks() -> None:
+    """Whatever the order of outcomes, the offset offered for commit is the one after the
+    longest fully acknowledged prefix (gaps in offsets included), never more."""
+    import random
+
+    rnd = random.Random(7)
+    part = PartitionCheckpoint()
+    offsets = sorted(rnd.sample(range(100, 3_000), 800))
+    awaited = {off: rnd.choice((1, 1, 2)) for off in offsets}
+    for off in offsets:
+        part.track(off, awaited[off])
+    outcomes = [off for off in offsets for _ in range(awaited[off])]
+    rnd.shuffle(outcomes)
+    done: dict[int, int] = dict.fromkeys(offsets, 0)
+    for i, off in enumerate(outcomes):
+        part.ack(off)
+        done[off] += 1
+        prefix_end = next((o for o in offsets if done[o] < awaited[o]), offsets[-1] + 1)
+        expected = None if prefix_end == offsets[0] else prefix_end
+        if i % 37 == 0 or expected == offsets[-1] + 1:
+            assert part.to_commit() == expected
+    assert part.pending == 0 and part.to_commit() == offsets[-1] + 1
