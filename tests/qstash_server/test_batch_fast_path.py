@@ -8,13 +8,15 @@ observable: answers, errors, stored message and dedup rows, queue lag, logs, loo
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from migrator.qstash_server import broker as broker_module
+from migrator.qstash_server import broker as broker_package
 from migrator.qstash_server.broker import Broker
 from migrator.qstash_server.messages import Message
 from migrator.qstash_server.problems import ApiError
@@ -28,7 +30,10 @@ BIG = "x" * (1024 * 1024 + 1)  # over the payg plan's 1 MiB
 @pytest.fixture(autouse=True)
 def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     # the full path reads the clock per item, the fast path once per batch
-    monkeypatch.setattr(broker_module, "now_ms", lambda: NOW)
+    for info in pkgutil.iter_modules(broker_package.__path__):
+        module = importlib.import_module(f"{broker_package.__name__}.{info.name}")
+        if hasattr(module, "now_ms"):
+            monkeypatch.setattr(module, "now_ms", lambda: NOW)
 
 
 def _broker(path: Path, *, fast: bool, accept_only: bool = True) -> Broker:

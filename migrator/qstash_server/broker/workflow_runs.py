@@ -1,0 +1,72 @@
+"""Workflow runs: trigger, finish or cancel, and the step bodies a run's messages carry."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from migrator.qstash_server.broker.state import BrokerState
+from migrator.qstash_server.messages import Message, is_url, parse_publish_config
+from migrator.qstash_server.problems import ApiError
+from migrator.qstash_server.timing import BadValue, now_ms
+
+__all__ = ["WorkflowRunOps"]
+
+
+class WorkflowRunOps(BrokerState):
+    """Workflow runs."""
+
+    def trigger_workflow(
+        self, url: str, body: bytes, headers: Mapping[str, str], caller_ip: str | None
+    ) -> dict[str, Any]:
+        """``POST /v2/trigger/{url}``: start a run (idempotent per run id)."""
+        if not is_url(url):
+            raise ApiError(400, f"invalid workflow url {url!r}: expected an http(s) URL")
+        run_id = headers.get("upstash-workflow-runid") or self._new_id("")
+        if not run_id.startswith("wfr_"):
+            run_id = "wfr_" + run_id
+        merged = dict(headers)
+        merged["upstash-workflow-runid"] = run_id
+        merged["upstash-workflow-init"] = "true"
+        merged["upstash-workflow-url"] = url
+        merged["upstash-forward-upstash-workflow-sdk-version"] = "1"
+        merged.setdefault("upstash-feature-set", "LazyFetch,InitialBody,WF_DetectTrigger")
+        try:
+            cfg = parse_publish_config(merged)
+        except BadValue as exc:
+            raise ApiError(400, str(exc)) from None
+        status, _answer = self.accept(url, body, cfg, caller_ip=caller_ip)
+        out: dict[str, Any] = {
+            "workflowRunId": run_id,
+            "workflowCreatedAt": self.runs[run_id]["createdAt"],
+        }
+        if status == 202:
+            out["deduplicated"] = True
+        return out
+
+    def finish_run(self, run_id: str, cancel: bool) -> None:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise ApiError(404, f"workflow run {run_id} not found")
+        run["state"] = "RUN_CANCELED" if cancel else "RUN_SUCCESS"
+        run["finishedAt"] = now_ms()
+        self.store.put("run", run_id, run)
+        if cancel:
+            for msg in list(self.messages.values()):
+                if msg.workflow_run_id == run_id:
+                    self._cancel(msg)
+
+    def _workflow_body(self, run: dict[str, Any], msg: Message) -> bytes:
+        is_init = msg.workflow.get("upstash-workflow-init", "").lower() == "true"
+        if not is_init and not any(s["messageId"] == msg.id for s in run["steps"]):
+            run["steps"].append({
+                "messageId": msg.id,
+                "body": base64.b64encode(msg.body).decode(),
+                "callType": "step",
+            })
+            self.store.put("run", run["runId"], run)
+        items = [{"messageId": run["initMessageId"], "body": run["initBody"], "callType": "step"}]
+        items.extend(run["steps"])
+        return json.dumps(items).encode()
