@@ -5,11 +5,12 @@ bounded thread pool (``in_flight.batches`` workers, one shared keep-alive ``http
 performs deliveries and reports each finished batch on a queue the loop drains. Nothing but
 ``Sink.write_batch`` runs in the workers.
 
-Per pass the loop (1) consumes up to a batch worth of records, (2) decodes each and adds one
-message per destination to the batcher, tracking the record in the checkpointer, (3) sends full
-or lingered batches, (4) settles finished batches (ack, schedule retries, dead-letter), (5)
-sends retries that are due, (6) pauses or resumes partitions for backpressure, (7) commits the
-contiguous delivered offsets about once a second.
+Per pass the loop (1) pauses or resumes partitions for backpressure, (2) consumes up to a
+batch worth of records, unless the in-flight limit is reached (then it waits for a finished
+batch instead), (3) decodes each record and adds one message per destination to the batcher,
+tracking the record in the checkpointer, (4) sends full or lingered batches, (5) settles
+finished batches (ack, schedule retries, dead-letter), (6) sends retries that are due, (7)
+commits the contiguous delivered offsets about once a second.
 
 Ordered routes batch per partition and keep at most one batch (with its retries) of a partition
 in flight; unordered routes batch per destination and run batches in parallel.
@@ -79,6 +80,9 @@ CONSUMER_DEFAULTS = {
     "fetch.max.bytes": "8388608",
     "session.timeout.ms": "10000",
     "heartbeat.interval.ms": "2000",
+    # a member joining or leaving moves only the partitions that change hands; the others
+    # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
+    "partition.assignment.strategy": "cooperative-sticky",
 }
 
 
@@ -93,6 +97,7 @@ class BridgeStats:
     retries: int = 0
     batches: int = 0
     commits: int = 0
+    revoked: int = 0  # partitions handed back in rebalances
     latencies: list[float] = field(default_factory=list)  # sampled, seconds
     started: float = field(default_factory=time.monotonic)
 
@@ -600,6 +605,7 @@ class Bridge:
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         tps = {(tp.topic, tp.partition) for tp in partitions}
+        self.stats.revoked += len(tps & self._assigned)
         if not self._stopping.is_set():
             for batch in [b for tp in tps for b in self._batcher.flush(tp)]:
                 self._submit(batch)

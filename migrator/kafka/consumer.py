@@ -67,6 +67,9 @@ class KafkaConsumer:
         conf.update(_FORCED)
         conf["error_cb"] = self._on_error
         self._group = group
+        # cooperative protocols hand over only the partitions that move, which a member adds
+        # with incremental_assign (assign() would replace the whole assignment)
+        self.cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
         try:
             self._consumer = factory(conf)
         except KafkaException as exc:
@@ -127,7 +130,12 @@ class KafkaConsumer:
             raise _wrap(exc, "subscribe") from None
 
     def assign(self, partitions: list[TopicPartition]) -> None:
-        self._consumer.assign(partitions)
+        """Take ``partitions`` (from ``on_assign``, offsets optional): with a cooperative
+        protocol they are added to the assignment, with an eager one they are the assignment."""
+        if self.cooperative:
+            self._consumer.incremental_assign(partitions)
+        else:
+            self._consumer.assign(partitions)
 
     def assignment(self) -> list[TopicPartition]:
         result: list[TopicPartition] = self._consumer.assignment()

@@ -192,8 +192,13 @@ def test_a_rebalance_drains_and_commits_before_handing_over(
         assert wait_until(lambda: len(ep.requests) >= 200)
         with running_bridge(cfg, kafka.bootstrap) as second:  # joins: the group rebalances
             got = settle_exactly(ep, n)
+            # cooperative-sticky: the first bridge handed over only what the second took
+            moved = second.bridge.stats.received > 0
+            assert first.bridge.stats.revoked == len(second.bridge._assigned) == 2, (
+                first.bridge.stats.revoked, second.bridge._assigned)
             second.stop()
         first.stop()
+        assert moved
     assert len(got) == n
     assert max(got.values()) == 1, [k for k, c in got.items() if c > 1][:5]
     assert second.stats is not None and second.stats.delivered > 0  # it really took partitions
