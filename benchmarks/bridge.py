@@ -8,10 +8,14 @@ runs each measurement in its own child process (so peak RSS is the measured thin
     http      the bridge's HTTP client (shared httpx.Client, same pool size) posting without
               Kafka to a trivial endpoint                                    (HTTP ceiling)
     direct    the bridge -> the same trivial endpoint, one POST per record
+    instant   the bridge -> a /v2/batch stand-in that answers one id per item at once, storing
+              nothing: the bridge's own rate when the far end costs nothing (the local
+              server shares the two cores with the bridge and the broker; real QStash does not)
 
 and prints records/s, p50/p99 latency (poll -> accepted, from the bridge's samples), peak RSS,
-and the ratios: qstash / consume (target >= 0.5, and >= 50,000 records/s), direct / http
-(target >= 0.7), peak RSS with the whole backlog (target < 300 MB).
+and the ratios: qstash / consume (target >= 0.5, and >= 50,000 records/s), instant / consume,
+direct / http (target >= 0.7), peak RSS with the whole backlog (target < 300 MB).
+Record values are JSON with random text padding, so they compress like real data.
 
     python benchmarks/bridge.py                                  # 1M small + 100k x 10 KB
     python benchmarks/bridge.py --records 200000 --big 20000 --direct-records 20000
@@ -22,8 +26,10 @@ Connection details come from /tmp/devstack.json (or KAFKA_BOOTSTRAP_SERVERS).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -68,9 +74,16 @@ def produce(bootstrap: str, topic: str, n: int, size: int, partitions: int) -> f
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
                   "compression.type": "lz4", "queue.buffering.max.kbytes": 1_048_576,
                   "message.max.bytes": 20_000_000})
-    pad = "x" * max(0, size - 60)
+    # the padding is random text taken at varying places of a 4 MB pool, so records compress
+    # about as real ones do (a run of one letter compresses ~250:1 under lz4, and a consumer
+    # then holds a whole decompressed fetch of hundreds of MB for an 8 MB prefetch)
+    width = max(0, size - 60)
+    pool = base64.b64encode(random.Random(7).randbytes(3 << 20)).decode()
+    span = len(pool) - width
     t0 = time.monotonic()
     for i in range(n):
+        start = (i * 7919) % span
+        pad = pool[start:start + width]
         value = f'{{"id":{i},"amount":"{i % 1000}.25","pad":"{pad}"}}'.encode()
         while True:
             try:
@@ -112,9 +125,31 @@ async def app(scope, receive, send):
 """
 
 
-def start_endpoint(port: int) -> subprocess.Popen[bytes]:
-    """A trivial endpoint: uvicorn (uvloop + httptools) answering 200 ok, in its own process."""
-    code = ENDPOINT_APP + (
+INSTANT_QSTASH_APP = """
+import orjson
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    chunks, more = [], True
+    while more:
+        event = await receive()
+        chunks.append(event.get("body", b""))
+        more = event.get("more_body", False)
+    raw = b"".join(chunks)
+    items = orjson.loads(raw) if raw else []  # (the start-up probe is a bodiless GET)
+    reply = orjson.dumps([{"messageId": f"msg_{i}"} for i in range(len(items))])
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(reply)).encode())]})
+    await send({"type": "http.response.body", "body": reply})
+"""
+
+
+def start_endpoint(port: int, app: str = ENDPOINT_APP) -> subprocess.Popen[bytes]:
+    """A trivial endpoint: uvicorn (uvloop + httptools) answering 200 ok, in its own process
+    (or, with ``INSTANT_QSTASH_APP``, a /v2/batch stand-in answering one id per item at once)."""
+    code = app + (
         f"\nimport uvicorn\nuvicorn.run(app, host='127.0.0.1', port={port}, log_level='error', "
         "access_log=False, loop='uvloop', http='httptools')\n"
     )
@@ -360,6 +395,9 @@ def main() -> None:
     port = free_port()
     eproc = start_endpoint(port)
     ep_url = f"http://127.0.0.1:{port}/hook"
+    instant_port = free_port()
+    iproc = start_endpoint(instant_port, INSTANT_QSTASH_APP)
+    instant_url = f"http://127.0.0.1:{instant_port}"
     results: dict[str, dict[str, Any]] = {}
 
     def with_qstash(mode: str, **kw: Any) -> dict[str, Any]:
@@ -403,9 +441,15 @@ def main() -> None:
             results[f"qstash-{label}"] = with_qstash(
                 "qstash", topic=topic, group=f"bq-{label}-{run}", n=n)
             print(fmt(f"bridge -> QStash batch ({label})", results[f"qstash-{label}"]), flush=True)
+            results[f"instant-{label}"] = run_child(
+                "qstash", topic=topic, group=f"bi-{label}-{run}", n=n, url=instant_url,
+                token="instant", **common)
+            print(fmt(f"bridge -> instant /v2/batch ({label})", results[f"instant-{label}"]),
+                  flush=True)
     finally:
-        eproc.terminate()
-        eproc.wait(30)
+        for proc in (eproc, iproc):
+            proc.terminate()
+            proc.wait(30)
 
     q, c = results["qstash-small"], results["consume-small"]
     print()
@@ -414,6 +458,9 @@ def main() -> None:
     qr = results["qstash-raw-small"]
     print(f"QStash batched / raw /v2/batch (small): {q['rate'] / qr['rate']:.2f}  "
           f"(how much of the local server's capacity the bridge uses)")
+    qi = results["instant-small"]
+    print(f"instant /v2/batch stand-in / raw consume (small): {qi['rate'] / c['rate']:.2f}  "
+          f"(the bridge's own share: the same bridge when the far end costs nothing)")
     print(f"bridge CPU per record, QStash mode (small): {q['cpu'] / q['records'] * 1e6:.1f} us "
           f"(one core's worth: {q['records'] / max(q['cpu'], 1e-9):,.0f} rec/s)")
     if "qstash-big" in results:
