@@ -247,7 +247,7 @@ def child_qstash_raw(args: argparse.Namespace) -> dict[str, Any]:
                                               max_keepalive_connections=args.threads + 2))
     dest = PublishUrlDestination(kind="publish-url", url="http://127.0.0.1:9/sink")
     sink = QStashSink(dest, base_url=args.url, token=args.token, client=client, name="raw")
-    body = b'{"id":1,"amount":"1.25","pad":"' + b"x" * 40 + b'"}'
+    body = b'{"id":1,"amount":"1.25","pad":"' + b"x" * max(40, args.size - 60) + b'"}'
     batches = args.n // args.batch // args.threads
     lat: list[float] = []
     lock = threading.Lock()
@@ -376,6 +376,7 @@ def main() -> None:
     for name in ("bootstrap", "topic", "group", "url", "token", "mode"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=100, help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, default=2000.0,
                     help="records/s for the steady-state latency run")
     ap.add_argument("--steady-seconds", type=float, default=10.0)
@@ -435,7 +436,8 @@ def main() -> None:
                 print(fmt(f"bridge -> QStash at {args.rate:,.0f} rec/s", results["steady"]),
                       flush=True)
             results[f"qstash-raw-{label}"] = with_qstash(
-                "qstash-raw", group=f"raw-{label}-{run}", n=min(n, args.raw_qstash_records))
+                "qstash-raw", group=f"raw-{label}-{run}", n=min(n, args.raw_qstash_records),
+                size=size)
             print(fmt(f"ceiling: raw QStash /v2/batch ({label})", results[f"qstash-raw-{label}"]),
                   flush=True)
             results[f"qstash-{label}"] = with_qstash(
