@@ -103,6 +103,7 @@ class BridgeStats:
     batches: int = 0
     commits: int = 0
     revoked: int = 0  # partitions handed back in rebalances
+    lost: int = 0  # partitions taken away without a revoke (thrown out of the group)
     latencies: list[float] = field(default_factory=list)  # sampled, seconds
     started: float = field(default_factory=time.monotonic)
 
@@ -198,7 +199,8 @@ class Bridge:
     def run(self, *, on_tick: Callable[[Bridge], None] | None = None) -> BridgeStats:
         """Run until :meth:`stop` or a fatal error; returns the final counters."""
         self.consumer.subscribe(
-            list(self._routes), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(self._routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         with _throughput_gc():
             try:
@@ -550,7 +552,8 @@ class Bridge:
         offsets = self._checkpoint.committable(partitions)
         if not offsets:
             return
-        self.consumer.commit(offsets)
+        if not self.consumer.commit(offsets):
+            return  # membership moved on: the rebalance callbacks tell what is still ours
         self._checkpoint.committed(offsets)
         self.stats.commits += 1
         for (topic, partition), offset in offsets.items():
@@ -618,17 +621,33 @@ class Bridge:
         try:
             self._commit(tps)
         finally:
-            for key in [k for k in self._waiting if k[1] in tps]:
-                for batch in self._waiting.pop(key):
-                    for m in batch.messages:
-                        self._message_done(m)
-            for tp in tps:
-                self._checkpoint.revoke(tp)
-                self._assigned.discard(tp)
-                self._paused.discard(tp)
-                for m in self._batcher.drop(tp):
-                    self._message_done(m)
+            self._forget(tps)
             log.info("revoked %s", ", ".join(f"{t}[{p}]" for t, p in sorted(tps)))
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away without a revoke: another member may own them already, so
+        nothing is drained or committed for them. Their in-flight messages settle as not owned;
+        the new owner re-reads from the last commit (through QStash the dedup ids absorb the
+        replay; direct endpoints see it again, at least once)."""
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        self.stats.lost += len(tps & self._assigned)
+        self._forget(tps)
+        log.warning("lost %s (thrown out of the group: was the loop stalled past "
+                    "max.poll.interval.ms?); rejoining",
+                    ", ".join(f"{t}[{p}]" for t, p in sorted(tps)))
+
+    def _forget(self, tps: set[Partition]) -> None:
+        """Drop every trace of ``tps``: waiting and open batches, tickets, pause state."""
+        for key in [k for k in self._waiting if k[1] in tps]:
+            for batch in self._waiting.pop(key):
+                for m in batch.messages:
+                    self._message_done(m)
+        for tp in tps:
+            self._checkpoint.revoke(tp)
+            self._assigned.discard(tp)
+            self._paused.discard(tp)
+            for m in self._batcher.drop(tp):
+                self._message_done(m)
 
     def _drain(self, pending: Callable[[], bool]) -> bool:
         """Settle, retry and dead-letter until ``pending()`` is false or the deadline passes."""

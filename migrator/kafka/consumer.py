@@ -36,6 +36,15 @@ _AUTH_CODES = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED,
 }
 
+# a commit refused because this member's generation is over (the partitions are or will be
+# someone else's): not an outage
+_MEMBERSHIP_CODES = {
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.FENCED_INSTANCE_ID,
+}
+
 
 def _wrap(exc: KafkaException, what: str) -> MigratorError:
     err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
@@ -120,8 +129,16 @@ class KafkaConsumer:
         *,
         on_assign: AssignmentCallback | None = None,
         on_revoke: AssignmentCallback | None = None,
+        on_lost: AssignmentCallback | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"on_revoke": self._guard(on_revoke), "on_lost": self._guard(on_revoke)}
+        """``on_lost`` gets partitions taken away without a revoke (the member was thrown out
+        of the group: session timeout or ``max.poll.interval.ms`` exceeded); they may already
+        belong to another member, so nothing should be committed for them. Without it,
+        ``on_revoke`` is called for them too."""
+        kwargs: dict[str, Any] = {
+            "on_revoke": self._guard(on_revoke),
+            "on_lost": self._guard(on_lost if on_lost is not None else on_revoke),
+        }
         if on_assign is not None:
             kwargs["on_assign"] = self._guard(on_assign)
         try:
@@ -164,18 +181,28 @@ class KafkaConsumer:
 
     # -- offsets -----------------------------------------------------------------------------
 
-    def commit(self, offsets: Mapping[Partition, int], *, asynchronous: bool = False) -> None:
-        """Commit ``offset`` (the next offset to read) for each partition; nothing else."""
+    def commit(self, offsets: Mapping[Partition, int], *, asynchronous: bool = False) -> bool:
+        """Commit ``offset`` (the next offset to read) for each partition; nothing else.
+
+        False when the group refused it because this member's membership moved on (thrown
+        out, or a rebalance under way): the partitions' new owner starts from the last
+        committed offset, and the loop learns of the loss from the rebalance callbacks.
+        """
         if not offsets:
-            return
+            return True
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=tps, asynchronous=asynchronous)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
-                return
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code == KafkaError._NO_OFFSET:
+                return True
+            if code in _MEMBERSHIP_CODES:
+                log.warning("commit refused, membership moved on: %s", exc)
+                return False
             raise _wrap(exc, "commit") from None
+        return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:
         """Committed offsets of this group (partitions without one are left out)."""

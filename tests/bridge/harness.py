@@ -22,8 +22,9 @@ def bridge_config(**data: Any) -> BridgeConfig:
 
 
 class RunningBridge:
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, on_tick: Callable[[Bridge], None] | None = None) -> None:
         self.bridge = bridge
+        self.on_tick = on_tick
         self.error: BaseException | None = None
         self.stats: BridgeStats | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -31,7 +32,7 @@ class RunningBridge:
 
     def _run(self) -> None:
         try:
-            self.stats = self.bridge.run()
+            self.stats = self.bridge.run(on_tick=self.on_tick)
         except BaseException as exc:
             self.error = exc
 

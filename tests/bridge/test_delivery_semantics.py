@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.bridge.harness import BridgeProcess, bridge_config, running_bridge, wait_until
+from migrator.bridge.runner import Bridge
+from migrator.config import KafkaConnection
+from tests.bridge.harness import (
+    FAST_GROUP,
+    BridgeProcess,
+    RunningBridge,
+    bridge_config,
+    running_bridge,
+    wait_until,
+)
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 
@@ -203,3 +212,39 @@ def test_a_rebalance_drains_and_commits_before_handing_over(
     assert max(got.values()) == 1, [k for k, c in got.items() if c > 1][:5]
     assert second.stats is not None and second.stats.delivered > 0  # it really took partitions
     assert kafka.committed(group, topic, 4) == kafka.end_offsets(topic, 4)
+
+
+def test_partitions_lost_to_a_stalled_loop_are_not_committed_and_nothing_is_lost(
+    kafka: KafkaKit, qstash_server: Any, endpoint: RecordingEndpoint
+) -> None:
+    """A loop stalled past ``max.poll.interval.ms`` (a long GC pause, a stuck callback) loses
+    its partitions: the bridge must not drain or commit them (they may belong to another member
+    already), must keep running, rejoin, and deliver every record once through QStash."""
+    topic = kafka.create_topic(unique("sem-lost"), partitions=2)
+    n = 600
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+    group = unique("sem-g")
+    cfg = bridge_config(group=group, batch={"count": 10, "linger_ms": 5},
+                        in_flight={"records": 100, "batches": 2},
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
+    bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
+                    qstash=(qstash_server.url, qstash_server.token),
+                    consumer_overrides={**FAST_GROUP, "max.poll.interval.ms": "6000"})
+    stalled: list[int] = []
+
+    def tick(b: Bridge) -> None:
+        if not stalled and b.stats.delivered >= 100:
+            stalled.append(b.stats.delivered)
+            time.sleep(9)  # past max.poll.interval.ms: librdkafka leaves the group
+
+    rb = RunningBridge(bridge, on_tick=tick)
+    try:
+        got = settle_exactly(endpoint, n)
+        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+    finally:
+        rb.stop()
+    assert stalled, "the loop never stalled"
+    assert bridge.stats.lost == 2, bridge.stats
+    assert len(got) == n, f"missing {n - len(got)} records"
+    assert max(got.values()) == 1, [k for k, c in got.items() if c > 1][:5]
