@@ -11,6 +11,8 @@ runs each measurement in its own child process (so peak RSS is the measured thin
     instant   the bridge -> a /v2/batch stand-in that answers one id per item at once, storing
               nothing: the bridge's own rate when the far end costs nothing (the local
               server shares the two cores with the bridge and the broker; real QStash does not)
+  rtt       the same stand-in answering each batch after --rtt-ms, like a QStash region far
+              away, with the old default pipe (8 requests x 100 records) and today's (16 x 500)
 
 and prints records/s, p50/p99 latency (poll -> accepted, from the bridge's samples), peak RSS,
 and the ratios: qstash / consume (target >= 0.5, and >= 50,000 records/s), instant / consume,
@@ -126,11 +128,15 @@ async def app(scope, receive, send):
 
 
 INSTANT_QSTASH_APP = """
+import asyncio
 import orjson
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
+    path = scope["path"]
+    if path.startswith("/rtt"):  # /rtt<ms>/v2/batch: answer after <ms>, like a distant QStash
+        await asyncio.sleep(int(path[4:].split("/", 1)[0]) / 1000)
     chunks, more = [], True
     while more:
         event = await receive()
@@ -369,6 +375,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4, help="delivery pool size")
     ap.add_argument("--batch", type=int, default=500, help="QStash batch count")
     ap.add_argument("--in-flight", type=int, default=20_000)
+    ap.add_argument("--rtt-ms", type=int, default=50,
+                    help="round trip of the distant-QStash runs (0 to skip them)")
+    ap.add_argument("--rtt-records", type=int, default=200_000)
     ap.add_argument("--raw-qstash-records", type=int, default=100_000,
                     help="records for the raw /v2/batch ceiling")
     # child-only
@@ -448,6 +457,19 @@ def main() -> None:
                 token="instant", **common)
             print(fmt(f"bridge -> instant /v2/batch ({label})", results[f"instant-{label}"]),
                   flush=True)
+            if label == "small" and args.rtt_ms:
+                # a distant QStash: every batch answered after rtt_ms; throughput is then about
+                # in_flight.batches x batch.count / round trip: the defaults before 2026-11-28
+                # (8 x 100) and now (16 x 500)
+                nr = min(n, args.rtt_records)
+                for threads, count in ((8, 100), (16, 500)):
+                    key = f"rtt-{threads}x{count}"
+                    results[key] = run_child(
+                        "qstash", topic=topic, group=f"br{threads}-{count}-{run}", n=nr,
+                        url=f"{instant_url}/rtt{args.rtt_ms}", token="instant",
+                        **{**common, "threads": threads, "batch": count})
+                    print(fmt(f"bridge -> {args.rtt_ms} ms away, {threads} x {count}",
+                              results[key]), flush=True)
     finally:
         for proc in (eproc, iproc):
             proc.terminate()

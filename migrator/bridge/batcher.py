@@ -9,7 +9,7 @@ returns everything (or one partition's) for shutdown and revocation.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.sink import Message
@@ -36,8 +36,18 @@ class Batch:
 class Batcher:
     """Open batches per key. Not thread-safe: used by the runner's loop only."""
 
-    def __init__(self, policy: BatchPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: BatchPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        counts: Sequence[int] = (),
+    ) -> None:
+        """``counts[i]``: the batch size of destination ``i`` (else ``policy.count``, or the
+        QStash default when that is unset)."""
         self.policy = policy
+        self._counts = list(counts)
+        self._default_count = policy.count_for(direct=False)
         self._linger = policy.linger_ms / 1000.0
         self._open: dict[Hashable, Batch] = {}
         self._clock = clock
@@ -54,7 +64,9 @@ class Batcher:
             batch = self._open[key] = Batch(key, [], 0, self._clock())
         batch.messages.append(message)
         batch.size += size
-        if len(batch.messages) >= self.policy.count or batch.size >= self.policy.bytes:
+        dest = key[0]
+        count = self._counts[dest] if dest < len(self._counts) else self._default_count
+        if len(batch.messages) >= count or batch.size >= self.policy.bytes:
             return self._open.pop(key)
         return None
 

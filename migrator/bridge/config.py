@@ -322,12 +322,30 @@ class Route(_Frozen):
         return self.name or self.topic
 
 
+QSTASH_BATCH_COUNT = 500  # records per /v2/batch request unless batch.count says otherwise
+DIRECT_BATCH_COUNT = 50  # records a direct-http worker sends in a row unless batch.count says
+
+
 class BatchPolicy(_Frozen):
     """When a batch is sent: whichever of count, bytes or linger comes first."""
 
-    count: int = Field(100, ge=1, le=10_000)
+    count: int | None = Field(
+        None, ge=1, le=10_000,
+        description=(
+            f"Records per batch. Unset: {QSTASH_BATCH_COUNT} for QStash destinations (one "
+            f"/v2/batch request; with a distant QStash, throughput is about in_flight.batches x "
+            f"count per round trip) and {DIRECT_BATCH_COUNT} for direct-http (one request per "
+            "record, sent in a row by one worker)."
+        ),
+    )
     bytes: int = Field(1_000_000, ge=1)
     linger_ms: float = Field(5.0, ge=0)
+
+    def count_for(self, direct: bool) -> int:
+        """The batch size of one destination kind."""
+        if self.count is not None:
+            return self.count
+        return DIRECT_BATCH_COUNT if direct else QSTASH_BATCH_COUNT
 
 
 class RetryPolicy(_Frozen):
@@ -349,7 +367,7 @@ class InFlightLimits(_Frozen):
 
     records: int = Field(20_000, ge=1)
     bytes: int = Field(32 * 1024 * 1024, ge=1)
-    batches: int = Field(8, ge=1, description="Concurrent requests (delivery pool size).")
+    batches: int = Field(16, ge=1, description="Concurrent requests (delivery pool size).")
 
 
 class DeadLetterPolicy(_Frozen):

@@ -45,6 +45,7 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from connectors.dead_letter import DeadLetter, DeadLetterWriter
+from connectors.http_sink import HttpSink
 from connectors.kafka_source import KafkaSource
 from connectors.qstash_sink import QStashSink
 from connectors.sink import Message, Record
@@ -141,7 +142,10 @@ class Bridge:
         self._routes = build_routes(config, self._client, qstash, schema_lookup)
         self._sinks = [d.sink for rt in self._routes.values() for d in rt.destinations]
         self._checkpoint = Checkpointer()
-        self._batcher = Batcher(config.batch)
+        self._batcher = Batcher(config.batch, counts=[
+            config.batch.count_for(direct=isinstance(sink, HttpSink)) for sink in self._sinks
+        ])
+        self._read_size = min(2 * config.batch.count_for(direct=False), 1000)
         self._backoff = Backoff(config.retry)
         self._workers = limits.batches
         self._pool = ThreadPoolExecutor(limits.batches, thread_name_prefix="bridge-deliver")
@@ -241,7 +245,7 @@ class Bridge:
                 timeout = 0.002
             else:
                 timeout = 0.1
-            self._ingest(self._source.read(min(self.config.batch.count * 2, 1000), timeout))
+            self._ingest(self._source.read(self._read_size, timeout))
         for batch in self._batcher.due():
             self._submit(batch)
         self._settle_ready()

@@ -63,3 +63,17 @@ def test_flush_and_drop_by_partition() -> None:
     assert len(b) == 1
     assert [m.record.partition for bt in b.flush(("t", 0)) for m in bt.messages] == [0]
     assert b.flush() == []
+
+
+def test_batch_size_per_destination_kind() -> None:
+    """Unset, a QStash destination batches 500 records, a direct one 50; set, both follow it."""
+    policy = BatchPolicy(bytes=10**9, linger_ms=50)
+    assert (policy.count_for(direct=False), policy.count_for(direct=True)) == (500, 50)
+    assert BatchPolicy(count=7).count_for(direct=True) == 7
+    b = Batcher(policy, counts=[policy.count_for(direct=False), policy.count_for(direct=True)])
+    qstash = [b.add((0, None), msg(i)) for i in range(500)]
+    direct = [b.add((1, None), msg(i)) for i in range(50)]
+    assert qstash[:-1] == [None] * 499 and qstash[-1] is not None
+    assert len(qstash[-1].messages) == 500
+    assert direct[:-1] == [None] * 49 and direct[-1] is not None
+    assert len(direct[-1].messages) == 50
