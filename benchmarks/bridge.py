@@ -372,7 +372,7 @@ def main() -> None:
                     help="records for the direct/HTTP pair (HTTP is ~1000x slower per record)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--only-small", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=4, help="delivery pool size")
+    ap.add_argument("--threads", type=int, default=16, help="delivery pool size (the bridge default)")
     ap.add_argument("--batch", type=int, default=500, help="QStash batch count")
     ap.add_argument("--in-flight", type=int, default=20_000)
     ap.add_argument("--rtt-ms", type=int, default=50,
