@@ -4,6 +4,8 @@ Each message is one request (``POST`` by default) carrying the body, ``Content-T
 coordinates, key and headers as ``Kafka-*`` headers, the destination's extra headers, and
 ``Idempotency-Key: <dedup id>`` so the endpoint can drop the duplicates a crash or rebalance may
 cause (the bridge commits only after a 2xx, so a record can be sent twice, never zero times).
+Statuses are classified as everywhere (2xx delivered; 408, 425, 429, 5xx retried; other 4xx
+dead-lettered) unless the destination's ``success_on`` / ``retry_on`` / ``fail_on`` names them.
 Messages of one batch are sent in order on one connection; with ``stop_on_failure`` (ordered
 routes) the first failure fails the rest of the batch unsent, so a retry resumes in order.
 """
@@ -17,8 +19,8 @@ import httpx
 from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
 from migrator.bridge.config import DirectHttpDestination
-from migrator.bridge.retry import error_for_status
-from migrator.errors import RetryableDeliveryError
+from migrator.bridge.retry import error_for_status, server_wait
+from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = ["HttpSink"]
 
@@ -39,6 +41,11 @@ class HttpSink:
         self._client = client
         self._stop = stop_on_failure
         self._static = dict(dest.headers)
+        self._statuses: dict[int, str] = {
+            **dict.fromkeys(dest.success_on, "success"),
+            **dict.fromkeys(dest.retry_on, "retry"),
+            **dict.fromkeys(dest.fail_on, "fail"),
+        }
 
     def close(self) -> None:
         """The shared client is closed by its owner."""
@@ -61,7 +68,23 @@ class HttpSink:
         except httpx.TransportError as exc:
             return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})")
         release(resp)
-        return error_for_status(resp.status_code, resp.headers, resp.content, where=self.dest.url)
+        status = resp.status_code
+        if status in self._statuses:
+            return self._classified(status, resp)
+        return error_for_status(status, resp.headers, resp.content, where=self.dest.url)
+
+    def _classified(self, status: int, resp: httpx.Response) -> DeliveryResult:
+        """A status the destination's ``success_on`` / ``retry_on`` / ``fail_on`` names."""
+        outcome = self._statuses[status]
+        if outcome == "success":
+            return None
+        error = error_for_status(status, resp.headers, resp.content, where=self.dest.url)
+        if error is None:  # a 2xx named in retry_on / fail_on
+            error = PermanentDeliveryError(f"{self.dest.url} answered HTTP {status}", status=status)
+        if outcome == "retry":
+            return RetryableDeliveryError(str(error), status=status,
+                                          retry_after=server_wait(resp.headers))
+        return PermanentDeliveryError(str(error), status=status)
 
     def write_batch(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []

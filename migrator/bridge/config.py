@@ -49,6 +49,7 @@ __all__ = [
     "load_bridge_config",
 ]
 
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
 _DURATION = re.compile(r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _URL = re.compile(r"^https?://\S+$")
@@ -279,6 +280,27 @@ class DirectHttpDestination(_Frozen):
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     timeout: float = Field(10.0, gt=0, description="Per-request timeout in seconds.")
     headers: dict[str, str] = Field(default_factory=dict)
+    success_on: tuple[HttpStatus, ...] = Field(
+        (), description="Statuses that also count as delivered (e.g. 409 from an endpoint "
+        "that answers a duplicate Idempotency-Key with Conflict).")
+    retry_on: tuple[HttpStatus, ...] = Field(
+        (), description="Statuses retried besides 408, 425, 429 and 5xx (e.g. 404 while the "
+        "endpoint is being deployed).")
+    fail_on: tuple[HttpStatus, ...] = Field(
+        (), description="Statuses dead-lettered at once, never retried, even 429 or 5xx (e.g. "
+        "501).")
+
+    @model_validator(mode="after")
+    def _statuses_once(self) -> DirectHttpDestination:
+        seen: dict[int, str] = {}
+        for name in ("success_on", "retry_on", "fail_on"):
+            for status in getattr(self, name):
+                if status in seen and seen[status] != name:
+                    raise ValueError(
+                        f"status {status} is in both {seen[status]} and {name}; keep it in one"
+                    )
+                seen[status] = name
+        return self
 
 
 Destination = Annotated[

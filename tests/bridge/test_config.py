@@ -131,3 +131,17 @@ def test_schema_is_json() -> None:
     schema = BridgeConfig.model_json_schema()
     assert "routes" in schema["required"]
     assert json.dumps(schema)
+
+
+def test_the_documented_example_is_a_valid_config() -> None:
+    """docs/bridge.md's full bridge.yaml stays in step with the model (every field it shows)."""
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bridge.md").read_text()
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load(example)
+    data["kafka"].pop("properties_file")  # names a file the test does not have
+    config = BridgeConfig.model_validate(data)
+    direct = config.routes[0].destinations[-1]
+    assert direct.kind == "direct-http" and direct.success_on == (409,)
+    assert config.in_flight.batches == 16 and config.batch.count is None

@@ -179,3 +179,46 @@ def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: igno
         assert dead.value() is None and dead.key() == b"k"
         assert dict(dead.headers())["dead-letter-reason"] == b"tombstone"
     assert stats.skipped == (1 if policy == "skip" else 0)
+
+
+def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+    """An endpoint mid-deploy (404 for a while: retry_on), answering 409 for duplicates
+    (success_on) and 501 for one record (fail_on: dead-lettered at once, not retried)."""
+    import threading
+
+    kit: KafkaKit = kafka
+    topic = kit.create_topic(unique("bridge-status"), partitions=2)
+    dlq = kit.create_topic(unique("bridge-status-dlq"), partitions=1)
+    n = 60
+    kit.produce(topic, (Rec(str(i), partition=i % 2) for i in range(n)))
+    lock = threading.Lock()
+    calls: Counter[str] = Counter()
+    not_found: list[str] = []
+
+    def deploying(req):  # type: ignore[no-untyped-def]
+        body = req.body.decode()
+        with lock:
+            calls[body] += 1
+            total = sum(calls.values())
+        if body == "7":
+            return Reply(501)
+        if total <= 20:
+            with lock:
+                not_found.append(body)
+            return Reply(404)  # not deployed yet
+        return Reply(409 if int(body) % 5 == 0 else 200)
+
+    ep = endpoint_factory(deploying)
+    group = unique("bridge-g")
+    cfg = bridge_config(group=group, dead_letter={"topic": dlq}, routes=[{"topic": topic,
+                        "destinations": [{"kind": "direct-http", "url": ep.url,
+                                          "success_on": [409], "retry_on": [404],
+                                          "fail_on": [501]}]}])
+    with running_bridge(cfg, kit.bootstrap) as rb:
+        assert wait_until(lambda: kit.committed(group, topic, 2) == kit.end_offsets(topic, 2))
+        stats = rb.stop()
+    assert stats.delivered == n - 1 and stats.dead_lettered == 1
+    assert len(not_found) >= 19 and stats.retries == len(not_found)  # each 404 retried
+    assert calls["7"] == 1  # fail_on: never retried
+    dead = kit.consume_all(dlq, 1)
+    assert [d.value() for d in dead] == [b"7"]

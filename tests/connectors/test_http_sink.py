@@ -54,3 +54,27 @@ def test_timeouts_and_connection_errors_are_retryable(endpoint_factory: Any) -> 
         gone = DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/")
         assert isinstance(HttpSink(gone, client=client, name="t").write_batch([message(0)])[0],
                           RetryableDeliveryError)
+
+
+def test_statuses_named_by_the_destination_override_the_defaults(endpoint_factory: Any) -> None:
+    replies = {b"body0": Reply(409), b"body1": Reply(404, headers={"Retry-After": "3"}),
+               b"body2": Reply(503), b"body3": Reply(404), b"body4": Reply(400)}
+    ep = endpoint_factory(lambda req: replies[req.body])
+    with httpx.Client() as client:
+        dest = DirectHttpDestination(kind="direct-http", url=ep.url, success_on=(409,),
+                                     retry_on=(404,), fail_on=(503,))
+        results = HttpSink(dest, client=client, name="t").write_batch([message(i) for i in range(5)])
+    assert results[0] is None  # 409 counts as delivered
+    assert isinstance(results[1], RetryableDeliveryError) and results[1].status == 404
+    assert results[1].retry_after == 3.0  # the server's wait still counts
+    assert isinstance(results[2], PermanentDeliveryError) and results[2].status == 503
+    assert isinstance(results[3], RetryableDeliveryError)
+    assert isinstance(results[4], PermanentDeliveryError) and results[4].status == 400  # default
+
+
+def test_a_status_in_two_lists_is_refused() -> None:
+    with pytest.raises(ValueError, match="status 404 is in both retry_on and fail_on"):
+        DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/", retry_on=(404,),
+                              fail_on=(404,))
+    with pytest.raises(ValueError, match="less than or equal to 599"):
+        DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/", retry_on=(704,))
