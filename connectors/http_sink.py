@@ -63,10 +63,10 @@ class HttpSink:
                 headers=headers,
                 timeout=self.dest.timeout,
             )
-        except httpx.TimeoutException as exc:
+        except httpx.TimeoutException as exc:  # maybe this record's doing: counts as an attempt
             return RetryableDeliveryError(f"{self.dest.url} timed out ({exc})")
-        except httpx.TransportError as exc:
-            return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})")
+        except httpx.TransportError as exc:  # no connection: the endpoint is down, an outage
+            return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})", outage=True)
         release(resp)
         status = resp.status_code
         if status in self._statuses:
@@ -92,9 +92,9 @@ class HttpSink:
             result = self._send(m)
             results.append(result)
             if result is not None and self._stop:
-                unsent = RetryableDeliveryError(
+                unsent = RetryableDeliveryError(  # not these records' doing: not counted
                     "not sent: an earlier record of this ordered batch failed",
-                    retry_after=getattr(result, "retry_after", None),
+                    retry_after=getattr(result, "retry_after", None), outage=True,
                 )
                 results.extend([unsent] * (len(messages) - i - 1))
                 break

@@ -8,8 +8,9 @@ headers (delivered as ``Kafka-*``). Destination settings (retries, delay, callba
 control, label, extra headers) become ``Upstash-*`` headers on every item.
 
 Request-level failures (429, 5xx, timeouts, connection errors) fail every item of the batch
-retryably, with the wait asked by ``Retry-After`` / ``Burst-RateLimit-Reset`` /
-``RateLimit-Reset``; a per-item error fails that item alone. Bodies that are not UTF-8 cannot
+retryably as an *outage* (QStash's, not the records'), with the wait asked by
+``Retry-After`` / ``Burst-RateLimit-Reset`` / ``RateLimit-Reset``; a per-item error fails that
+item alone. Bodies that are not UTF-8 cannot
 travel inside the batch's JSON and are published one by one with ``/v2/publish`` instead.
 
 The hot path uses a shared ``httpx.Client`` (keep-alive pool) rather than the official ``qstash``
@@ -162,11 +163,12 @@ class QStashSink:
                 timeout=self._timeout,
             )
         except httpx.TimeoutException as exc:
-            return [RetryableDeliveryError(f"QStash batch timed out ({exc})")] * n
+            return [RetryableDeliveryError(f"QStash batch timed out ({exc})", outage=True)] * n
         except httpx.TransportError as exc:
-            return [RetryableDeliveryError(f"QStash unreachable ({exc})")] * n
+            return [RetryableDeliveryError(f"QStash unreachable ({exc})", outage=True)] * n
         release(resp)
-        error = error_for_status(resp.status_code, resp.headers, resp.content, where="QStash")
+        error = error_for_status(resp.status_code, resp.headers, resp.content, where="QStash",
+                                 outage=True)
         if error is not None:
             return [error] * n
         try:
@@ -195,11 +197,12 @@ class QStashSink:
                 timeout=self._timeout,
             )
         except httpx.TimeoutException as exc:
-            return RetryableDeliveryError(f"QStash publish timed out ({exc})")
+            return RetryableDeliveryError(f"QStash publish timed out ({exc})", outage=True)
         except httpx.TransportError as exc:
-            return RetryableDeliveryError(f"QStash unreachable ({exc})")
+            return RetryableDeliveryError(f"QStash unreachable ({exc})", outage=True)
         release(resp)
-        return error_for_status(resp.status_code, resp.headers, resp.content, where="QStash")
+        return error_for_status(resp.status_code, resp.headers, resp.content, where="QStash",
+                                outage=True)
 
 
 def _item_result(reply: Any) -> DeliveryResult:

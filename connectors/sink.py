@@ -52,8 +52,8 @@ class Message:
     destination, and a hand-written ``__init__`` is the cheapest way to also set ``size``.
     """
 
-    __slots__ = ("attempts", "body", "content_type", "dedup_id", "extra", "first_sent", "record",
-                 "size", "ticket")
+    __slots__ = ("attempts", "body", "content_type", "dedup_id", "extra", "first_sent", "outages",
+                 "record", "size", "ticket")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class Message:
         self.extra = extra  # per-message headers (None: none)
         self.ticket = ticket  # the bridge's checkpoint handle for the record's partition
         self.size = len(body) + 200  # bytes held while in flight (body + header overhead)
+        self.outages = 0  # attempts that failed for the whole destination (not counted)
 
     def __repr__(self) -> str:
         r = self.record

@@ -90,13 +90,24 @@ class DeliveryError(MigratorError):
 
 
 class RetryableDeliveryError(DeliveryError):
-    """Delivery may succeed later: 429, 5xx, timeouts, connection errors."""
+    """Delivery may succeed later: 429, 5xx, timeouts, connection errors.
+
+    ``outage``: the destination as a whole refused or could not be reached (QStash answered the
+    whole request 429/5xx or timed out, or the connection failed), so the failure says nothing
+    about the record; by default it does not count toward ``retry.max_attempts``.
+    """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        outage: bool = False,
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+        self.outage = outage
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -382,6 +382,15 @@ class RetryPolicy(_Frozen):
     cap: float = Field(
         120.0, gt=0, description="Longest wait honoured from Retry-After / rate-limit headers."
     )
+    count_outages: bool = Field(
+        False,
+        description=(
+            "False: failures of the whole destination (QStash answering a whole request 429 or "
+            "5xx or timing out, e.g. its daily quota or an outage; a direct endpoint refusing "
+            "connections) are retried for as long as they last, holding the records (partitions "
+            "pause) instead of dead-lettering them. True: they count toward max_attempts."
+        ),
+    )
 
 
 class InFlightLimits(_Frozen):

@@ -58,15 +58,22 @@ def server_wait(headers: Mapping[str, str], now: float | None = None) -> float |
 
 
 def error_for_status(
-    status: int, headers: Mapping[str, str], body: bytes = b"", *, where: str = "destination"
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes = b"",
+    *,
+    where: str = "destination",
+    outage: bool = False,
 ) -> DeliveryError | None:
-    """None for 2xx; otherwise the delivery error this status means."""
+    """None for 2xx; otherwise the delivery error this status means (``outage`` marks a
+    retryable one as the whole destination's, see :class:`RetryableDeliveryError`)."""
     if 200 <= status < 300:
         return None
     snippet = body[:200].decode("utf-8", "replace").strip()
     message = f"{where} answered HTTP {status}" + (f": {snippet}" if snippet else "")
     if status in _RETRYABLE or status >= 500:
-        return RetryableDeliveryError(message, status=status, retry_after=server_wait(headers))
+        return RetryableDeliveryError(message, status=status, retry_after=server_wait(headers),
+                                      outage=outage)
     return PermanentDeliveryError(message, status=status)
 
 
@@ -84,7 +91,9 @@ class Backoff:
         asked = error.retry_after if isinstance(error, RetryableDeliveryError) else None
         if asked is not None:
             return min(p.cap, asked)
-        base = min(p.max_backoff, p.initial_backoff * (2 ** max(0, attempts - 1)))
+        # (the exponent is capped: during a long outage attempts keep counting, and 2**1024
+        # no longer converts to a float)
+        base = min(p.max_backoff, p.initial_backoff * (2 ** min(max(0, attempts - 1), 62)))
         spread = base * p.jitter
         return float(max(0.0, base + self._rng.uniform(-spread, spread)))
 

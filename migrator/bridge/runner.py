@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 COMMIT_INTERVAL = 1.0
 PAUSE_AFTER = 1.0  # seconds at the in-flight limit before partitions are paused
+OUTAGE_LOG_INTERVAL = 30.0  # seconds between warnings while a destination stays unavailable
 GC_YOUNG_THRESHOLD = 50_000  # see _throughput_gc
 CONSUMER_DEFAULTS = {
     "queued.max.messages.kbytes": "8192",
@@ -147,6 +148,8 @@ class Bridge:
         ])
         self._read_size = min(2 * config.batch.count_for(direct=False), 1000)
         self._backoff = Backoff(config.retry)
+        self._count_outages = config.retry.count_outages
+        self._outage_logged = float("-inf")
         self._workers = limits.batches
         self._pool = ThreadPoolExecutor(limits.batches, thread_name_prefix="bridge-deliver")
         self._done: queue.SimpleQueue[tuple[Batch, list[DeliveryError | None]]] = (
@@ -385,6 +388,8 @@ class Bridge:
             return
         retry: list[Message] = []
         wait = 0.0
+        outage: RetryableDeliveryError | None = None  # to log, when only outages failed
+        own_failure = False  # some record failed on its own
         self._delivered([m for m, r in zip(batch.messages, results, strict=True) if r is None],
                         dest, now)
         for m, result in zip(batch.messages, results, strict=True):
@@ -401,8 +406,14 @@ class Bridge:
             if not self._checkpoint.owns(tp, m.ticket):
                 self._message_done(m)
                 continue
+            if isinstance(result, RetryableDeliveryError) and result.outage:
+                outage = outage or result
+                if not self._count_outages:
+                    m.outages += 1
+            else:
+                own_failure = True
             if isinstance(result, RetryableDeliveryError) and not self._backoff.exhausted(
-                m.attempts
+                m.attempts - m.outages  # outages are not the record's attempts
             ):
                 retry.append(m)
                 wait = max(wait, self._backoff.wait(m.attempts, result))
@@ -417,6 +428,12 @@ class Bridge:
             )
             self._dead_letter_record(record, why, m.ticket, size=m.size, counted=True)
         self.metrics.batches.labels(sink.name, "partial").inc()
+        if (outage is not None and not own_failure
+                and now - self._outage_logged >= OUTAGE_LOG_INTERVAL):
+            self._outage_logged = now
+            log.warning("%s unavailable, holding %d records in flight and retrying (partitions "
+                        "pause while the in-flight limit holds): %s", sink.name, self._in_flight,
+                        outage)
         if retry:
             self.stats.retries += len(retry)
             self.metrics.retries.labels(sink.name).inc(len(retry))

@@ -248,3 +248,64 @@ def test_partitions_lost_to_a_stalled_loop_are_not_committed_and_nothing_is_lost
     assert bridge.stats.lost == 2, bridge.stats
     assert len(got) == n, f"missing {n - len(got)} records"
     assert max(got.values()) == 1, [k for k, c in got.items() if c > 1][:5]
+
+
+@pytest.mark.parametrize("count_outages", [False, True])
+def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
+    kafka: KafkaKit, qstash_server_factory: Any, endpoint: RecordingEndpoint, count_outages: bool
+) -> None:
+    """QStash refusing every request (an outage, its daily quota) says nothing about the
+    records: they are retried for as long as it lasts, far past max_attempts, and all arrive
+    once it ends. With retry.count_outages they are dead-lettered after max_attempts instead."""
+    server = qstash_server_factory(fault_rate=1.0, fault_statuses=(503,))
+    topic = kafka.create_topic(unique("sem-outage"), partitions=2)
+    dlq = kafka.create_topic(unique("sem-outage-dlq"), partitions=1)
+    n = 200
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+    group = unique("sem-g")
+    cfg = bridge_config(group=group, dead_letter={"topic": dlq},
+                        retry={"max_attempts": 2, "initial_backoff": 0.02, "max_backoff": 0.1,
+                               "count_outages": count_outages},
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
+    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+        if count_outages:
+            assert wait_until(lambda: rb.bridge.stats.dead_lettered == n)
+        else:
+            # every record tried many times over its max_attempts of 2, none dead-lettered
+            assert wait_until(lambda: rb.bridge.stats.retries >= 10 * n)
+            assert rb.bridge.stats.dead_lettered == 0 and rb.bridge.stats.delivered == 0
+            server.set_faults(0.0)
+            got = settle_exactly(endpoint, n)
+            assert len(got) == n and max(got.values()) == 1
+        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        stats = rb.stop()
+    assert (stats.delivered, stats.dead_lettered) == ((0, n) if count_outages else (n, 0))
+
+
+def test_a_direct_endpoint_that_is_down_for_a_while_loses_nothing(
+    kafka: KafkaKit, endpoint_factory: Any
+) -> None:
+    """Connections refused (the endpoint is down) are an outage: held and retried past
+    max_attempts, then delivered once it is back, on the same port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    topic = kafka.create_topic(unique("sem-down"), partitions=2)
+    n = 100
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+    group = unique("sem-g")
+    cfg = bridge_config(group=group, retry={"max_attempts": 2, "initial_backoff": 0.02,
+                                            "max_backoff": 0.1},
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "direct-http", "url": f"http://127.0.0.1:{port}/hook"}]}])
+    with running_bridge(cfg, kafka.bootstrap) as rb:
+        assert wait_until(lambda: rb.bridge.stats.retries >= 5 * n)
+        assert rb.error is None and rb.bridge.stats.dead_lettered == 0
+        ep = endpoint_factory(port=port)  # back up
+        got = settle_exactly(ep, n)
+        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        rb.stop()
+    assert len(got) == n

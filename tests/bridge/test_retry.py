@@ -41,6 +41,7 @@ def test_backoff_grows_caps_and_jitters() -> None:
     assert b.wait(1, RetryableDeliveryError("x", retry_after=2.0)) == 2.0
     assert b.wait(1, RetryableDeliveryError("x", retry_after=50.0)) == 3  # capped
     assert not b.exhausted(4) and b.exhausted(5)
+    assert b.wait(5000) == 1.0  # a long outage keeps counting attempts: no float overflow
     jittery = Backoff(RetryPolicy(initial_backoff=1.0, jitter=0.5), random.Random(1))
     waits = {jittery.wait(1) for _ in range(20)}
     assert len(waits) > 1 and all(0.5 <= w <= 1.5 for w in waits)

@@ -51,9 +51,11 @@ def test_timeouts_and_connection_errors_are_retryable(endpoint_factory: Any) -> 
         dest = DirectHttpDestination(kind="direct-http", url=ep.url, timeout=0.1)
         assert isinstance(HttpSink(dest, client=client, name="t").write_batch([message(0)])[0],
                           RetryableDeliveryError)
+        slow_result = HttpSink(dest, client=client, name="t").write_batch([message(0)])[0]
+        assert isinstance(slow_result, RetryableDeliveryError) and not slow_result.outage
         gone = DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/")
-        assert isinstance(HttpSink(gone, client=client, name="t").write_batch([message(0)])[0],
-                          RetryableDeliveryError)
+        result = HttpSink(gone, client=client, name="t").write_batch([message(0)])[0]
+        assert isinstance(result, RetryableDeliveryError) and result.outage  # nobody listens
 
 
 def test_statuses_named_by_the_destination_override_the_defaults(endpoint_factory: Any) -> None:

@@ -84,6 +84,7 @@ def test_request_level_faults_are_retryable_with_the_reset_wait(
     server = qstash_server_factory(accept_only=True, fault_rate=1.0, fault_statuses=(429,))
     results = sink(server, client, endpoint.url).write_batch([message(1), message(2)])
     assert all(isinstance(r, RetryableDeliveryError) and r.status == 429 for r in results)
+    assert all(isinstance(r, RetryableDeliveryError) and r.outage for r in results)  # QStash's
     assert results[0] is not None and results[0].retry_after is not None  # Burst-RateLimit-Reset
     server.set_faults(1.0, (503,))
     results = sink(server, client, endpoint.url).write_batch([message(3)])
@@ -99,7 +100,8 @@ def test_bad_token_is_permanent_and_unreachable_is_retryable(
     bad = QStashSink(dest, base_url=qstash_server.url, token="wrong", client=client, name="x")
     assert isinstance(bad.write_batch([message(1)])[0], PermanentDeliveryError)
     gone = QStashSink(dest, base_url="http://127.0.0.1:9", token="t", client=client, name="x")
-    assert isinstance(gone.write_batch([message(1)])[0], RetryableDeliveryError)
+    result = gone.write_batch([message(1)])[0]
+    assert isinstance(result, RetryableDeliveryError) and result.outage
 
 
 def test_workflow_sink_starts_a_run_by_publishing_to_the_endpoint(
