@@ -20,6 +20,7 @@ from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
 from migrator.bridge.config import DirectHttpDestination
 from migrator.bridge.retry import error_for_status, server_wait
+from migrator.config import redact_url
 from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = ["HttpSink"]
@@ -41,6 +42,7 @@ class HttpSink:
         self._client = client
         self._stop = stop_on_failure
         self._static = dict(dest.headers)
+        self._shown = redact_url(dest.url)  # in errors, logs and dead letters
         self._statuses: dict[int, str] = {
             **dict.fromkeys(dest.success_on, "success"),
             **dict.fromkeys(dest.retry_on, "retry"),
@@ -64,23 +66,23 @@ class HttpSink:
                 timeout=self.dest.timeout,
             )
         except httpx.TimeoutException as exc:  # maybe this record's doing: counts as an attempt
-            return RetryableDeliveryError(f"{self.dest.url} timed out ({exc})")
+            return RetryableDeliveryError(f"{self._shown} timed out ({exc})")
         except httpx.TransportError as exc:  # no connection: the endpoint is down, an outage
-            return RetryableDeliveryError(f"{self.dest.url} unreachable ({exc})", outage=True)
+            return RetryableDeliveryError(f"{self._shown} unreachable ({exc})", outage=True)
         release(resp)
         status = resp.status_code
         if status in self._statuses:
             return self._classified(status, resp)
-        return error_for_status(status, resp.headers, resp.content, where=self.dest.url)
+        return error_for_status(status, resp.headers, resp.content, where=self._shown)
 
     def _classified(self, status: int, resp: httpx.Response) -> DeliveryResult:
         """A status the destination's ``success_on`` / ``retry_on`` / ``fail_on`` names."""
         outcome = self._statuses[status]
         if outcome == "success":
             return None
-        error = error_for_status(status, resp.headers, resp.content, where=self.dest.url)
+        error = error_for_status(status, resp.headers, resp.content, where=self._shown)
         if error is None:  # a 2xx named in retry_on / fail_on
-            error = PermanentDeliveryError(f"{self.dest.url} answered HTTP {status}", status=status)
+            error = PermanentDeliveryError(f"{self._shown} answered HTTP {status}", status=status)
         if outcome == "retry":
             return RetryableDeliveryError(str(error), status=status,
                                           retry_after=server_wait(resp.headers))

@@ -25,6 +25,7 @@ __all__ = [
     "parse_properties",
     "parse_x_options",
     "redact",
+    "redact_url",
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -311,3 +312,22 @@ def redact(conf: Mapping[str, object]) -> dict[str, object]:
         k: ("**********" if (k in SECRET_KEYS or _SECRET_HINT.search(k)) else v)
         for k, v in conf.items()
     }
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to print or log: credentials in it (``user:password@``, a token as the
+    user) and every query value masked, the fragment dropped; scheme, host, port and path kept."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    path, _hash, _fragment = (slash + path).partition("#")
+    path, qmark, query = path.partition("?")
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    if qmark:
+        names = [part.partition("=")[0] for part in query.split("&") if part]
+        path += "?" + "&".join(f"{name}=***" for name in names)
+    return f"{head}://{netloc}{path}"

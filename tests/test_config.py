@@ -127,3 +127,12 @@ def test_inline_pem_from_java_continuation_lines_becomes_openssl_pem(tmp_path: P
     bad = write(tmp_path, "bootstrap.servers=b:9093\nssl.truststore.certificates=not a certificate\n")
     with pytest.raises(ConfigError, match="holds no PEM block"):
         KafkaConnection.build(properties_file=bad, environ={})
+
+
+def test_redact_url_masks_credentials_and_query_values() -> None:
+    from migrator.config import redact_url
+
+    assert redact_url("https://u:p@h:8/a/b?x=1&y=&z#frag") == "https://u:***@h:8/a/b?x=***&y=***&z=***"
+    assert redact_url("https://tok@h/") == "https://***@h/"
+    assert redact_url("http://h:1") == "http://h:1"
+    assert redact_url("not a url") == "not a url"

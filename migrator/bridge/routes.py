@@ -32,6 +32,7 @@ from migrator.bridge.config import (
     Route,
     WorkflowDestination,
 )
+from migrator.config import redact_url
 from migrator.errors import ConfigError, ServiceError
 
 __all__ = ["DestinationRuntime", "RouteRuntime", "build_routes", "check_qstash", "identity"]
@@ -136,7 +137,9 @@ def check_qstash(url: str, token: str) -> None:
         status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
         hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
         raise ServiceError(
-            f"QStash at {url} refused the bridge: {exc} ({hint}).", status=status
+            f"QStash at {redact_url(url)} refused the bridge: {exc} ({hint}).", status=status
         ) from None
     except httpx.HTTPError as exc:
-        raise ServiceError(f"QStash at {url} is unreachable ({exc}); check qstash.url.") from None
+        raise ServiceError(
+            f"QStash at {redact_url(url)} is unreachable ({exc}); check qstash.url."
+        ) from None

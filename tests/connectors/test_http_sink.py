@@ -80,3 +80,21 @@ def test_a_status_in_two_lists_is_refused() -> None:
                               fail_on=(404,))
     with pytest.raises(ValueError, match="less than or equal to 599"):
         DirectHttpDestination(kind="direct-http", url="http://127.0.0.1:9/", retry_on=(704,))
+
+
+def test_credentials_in_the_endpoint_url_never_reach_errors(endpoint_factory: Any) -> None:
+    """A direct URL may carry a password or a token; the errors (hence logs and dead-letter
+    headers) name the endpoint without them."""
+    ep = endpoint_factory(lambda req: Reply(400, b"bad"))
+    secret_url = ep.url.replace("http://", "http://svc:pa55word@") + "/x?token=t0ps3cret&v=1"
+    with httpx.Client() as client:
+        dest = DirectHttpDestination(kind="direct-http", url=secret_url)
+        rejected = HttpSink(dest, client=client, name="t").write_batch([message(0)])[0]
+        gone = DirectHttpDestination(kind="direct-http", url="http://t0ps3cret@127.0.0.1:9/?k=pa55word")
+        unreachable = HttpSink(gone, client=client, name="t").write_batch([message(0)])[0]
+    assert ep.requests and ep.requests[0].path == "/x?token=t0ps3cret&v=1"  # sent as given
+    for error in (rejected, unreachable):
+        text = str(error)
+        assert "pa55word" not in text and "t0ps3cret" not in text, text
+    assert "http://svc:***@127.0.0.1:" in str(rejected) and "/x?token=***&v=***" in str(rejected)
+    assert "http://***@127.0.0.1:9/?k=***" in str(unreachable)
