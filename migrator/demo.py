@@ -98,11 +98,14 @@ class DemoResult:
     deliveries: int = 0
     bad_signatures: int = 0
     second_apply: str = ""
+    backlog: int = -1  # what `migrator bridge check` said the bridge would deliver
+    routed_records: int = 0  # the records of the routed topics (each once)
 
     @property
     def ok(self) -> bool:
-        return self.expected == self.received and self.bad_signatures == 0 and self.deliveries == sum(
-            self.expected.values())
+        return (self.expected == self.received and self.bad_signatures == 0
+                and self.deliveries == sum(self.expected.values())
+                and self.backlog == self.routed_records)
 
 
 def _migrator(args: list[str], env: dict[str, str], progress: Progress) -> str:
@@ -145,6 +148,10 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
         _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress)
         result.second_apply = _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress).strip()
         result.expected = _expected(estate, groups, paths, plan_dir / "bridge.yaml")
+        check = json.loads(_migrator(["bridge", "check", "--config", str(plan_dir / "bridge.yaml"),
+                                      "--format", "json"], env, progress))
+        result.backlog = int(check["backlog"])
+        result.routed_records = sum(estate.records.get(t, 0) for t in _routed(plan_dir / "bridge.yaml"))
         _bridge(plan_dir / "bridge.yaml", env, receiver, result.expected, timeout, progress)
         result.received = {p: receiver.count(p) for p in result.expected}
         result.deliveries, result.bad_signatures = receiver.deliveries, receiver.bad_signatures
@@ -156,15 +163,21 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
 def _expected(estate: SampleEstate, groups: dict[str, list[str]], paths: dict[str, str],
               bridge_file: Path) -> dict[str, int]:
     """Records each endpoint path must receive: every record of the routed topics its group reads."""
-    import yaml
-
-    routed = {r["topic"] for r in (yaml.safe_load(bridge_file.read_text(encoding="utf-8")) or {}).get("routes", [])}
+    routed = _routed(bridge_file)
     expected: dict[str, int] = {}
     for group, topics in groups.items():
         count = sum(estate.records.get(t, 0) for t in topics if t in routed)
         if count:
             expected[paths[group]] = count
     return expected
+
+
+def _routed(bridge_file: Path) -> set[str]:
+    """The topics a bridge config routes."""
+    import yaml
+
+    data = yaml.safe_load(bridge_file.read_text(encoding="utf-8")) or {}
+    return {r["topic"] for r in data.get("routes", [])}
 
 
 def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dict[str, int],
@@ -199,5 +212,7 @@ def summary(result: DemoResult) -> str:
     for path, n in sorted(result.expected.items()):
         lines.append(f"{path:<{width}} {n:>8} {result.received.get(path, 0):>8}")
     lines.append(f"deliveries {result.deliveries}, bad signatures {result.bad_signatures}")
+    lines.append(f"bridge check backlog {result.backlog} records, routed topics hold "
+                 f"{result.routed_records}")
     lines.append(json.dumps({"ok": result.ok}))
     return "\n".join(lines)

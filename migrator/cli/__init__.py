@@ -7,7 +7,7 @@ broken optional dependency of one command never breaks the others.
 Exit codes (documented in docs/exit-codes.md):
 
     0  success
-    1  audit findings at or above --fail-on
+    1  audit findings at or above --fail-on, bridge check problems
     2  usage error (unknown option, missing argument)
     3  configuration error (bad file, bad value)
     4  Kafka unreachable

@@ -40,17 +40,26 @@ def _start_overrides(start: str | None, group: str | None) -> dict[str, Any]:
     return out
 
 
+def _connection_options(fn: Any) -> Any:
+    """The options ``run`` and ``check`` share: the config, Kafka overrides, start position."""
+    for option in reversed([
+        click.option("--config", "config_path", required=True,
+                     type=click.Path(dir_okay=False), help="bridge.yaml (or .json)."),
+        click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
+                     help="librdkafka/Java client property (repeatable)."),
+        click.option("--kafka-config", type=click.Path(dir_okay=False),
+                     help="Java client properties file (overrides kafka.properties_file)."),
+        click.option("--start-from-group", metavar="GROUP",
+                     help="Start partitions without offsets at GROUP's committed offsets."),
+        click.option("--start", metavar="earliest|latest|ISO-TIME",
+                     help="Where partitions without committed offsets start."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @command.command("run")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="bridge.yaml (or .json).")
-@click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-              help="librdkafka/Java client property (repeatable).")
-@click.option("--kafka-config", type=click.Path(dir_okay=False),
-              help="Java client properties file (overrides kafka.properties_file).")
-@click.option("--start-from-group", metavar="GROUP",
-              help="Start partitions without offsets at GROUP's committed offsets.")
-@click.option("--start", metavar="earliest|latest|ISO-TIME",
-              help="Where partitions without committed offsets start.")
+@_connection_options
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
               help="Serve /metrics, /healthz and /readyz on this port.")
 @click.option("--json-logs", is_flag=True, help="Log one JSON object per line to stderr.")
@@ -112,6 +121,66 @@ def run(
         "retries": stats.retries,
     }
     click.echo("bridge stopped: " + json.dumps(summary), err=True)
+
+
+@command.command("check")
+@_connection_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_context
+def check(
+    ctx: click.Context,
+    config_path: str,
+    x_options: tuple[str, ...],
+    kafka_config: str | None,
+    start_from_group: str | None,
+    start: str | None,
+    fmt: str,
+) -> None:
+    """Show where a bridge would start on each partition and its backlog, and what would stop
+    it (missing topics, URL groups, registry), without consuming or committing anything.
+    Exit 1 when a problem is found."""
+    from dataclasses import asdict
+
+    from migrator.bridge.config import load_bridge_config
+    from migrator.bridge.preflight import preflight
+
+    cfg = load_bridge_config(config_path, _start_overrides(start, start_from_group))
+    connection = cfg.kafka.connection(
+        base_dir=Path(config_path).parent, properties_file=kafka_config, x_options=x_options
+    )
+    qstash = None
+    if cfg.uses_qstash():
+        url, token = cfg.qstash.resolved()
+        qstash = (url, token.get_secret_value())
+    result = preflight(cfg, connection, qstash=qstash)
+    if fmt == "json":
+        data = asdict(result)
+        for part, start_of in zip(data["partitions"], result.partitions, strict=True):
+            part["backlog"] = start_of.backlog
+        data["backlog"] = result.backlog
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(_check_table(result))
+    if result.problems:
+        ctx.exit(1)
+
+
+def _check_table(result: Any) -> str:
+    rows = [("topic", "partition", "committed", "start", "from", "end", "backlog")]
+    for p in result.partitions:
+        rows.append((p.topic, str(p.partition), "-" if p.committed is None else str(p.committed),
+                     str(p.start), p.source, str(p.end), f"{p.backlog:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"bridge group {result.group}: {len(result.partitions)} partitions, "
+             f"backlog {result.backlog:,} records", ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+              for row in rows]
+    lines += ["", *[f"ok: {line}" for line in result.checked]]
+    lines += [f"problem: {line}" for line in result.problems]
+    if not result.problems:
+        lines.append("no problems found")
+    return "\n".join(lines)
 
 
 @command.command("schema")

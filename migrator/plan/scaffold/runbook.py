@@ -52,7 +52,10 @@ def runbook(plan: Plan, *, plan_file: str, bridge_file: str | None, left_out: li
         "",
     ]
     if bridge_file:
-        steps += ["```sh", f"migrator bridge run --config {bridge_file} "
+        steps += ["```sh",
+                  f"migrator bridge check --config {bridge_file} --kafka-config client.properties"
+                  "   # start offsets, backlog, what would stop it",
+                  f"migrator bridge run --config {bridge_file} "
                   "--kafka-config client.properties", "```", "",
                   "The bridge uses its own consumer group and starts at the earliest offset: "
                   "endpoints see history first. To start at the old consumers' position instead, "
