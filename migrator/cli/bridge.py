@@ -7,11 +7,15 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from migrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from migrator.bridge.config import BridgeConfig
+    from migrator.config import KafkaConnection
 
 __all__ = ["command"]
 
@@ -58,6 +62,20 @@ def _connection_options(fn: Any) -> Any:
     return fn
 
 
+def _connections(
+    cfg: BridgeConfig, config_path: str, kafka_config: str | None, x_options: tuple[str, ...]
+) -> tuple[KafkaConnection, tuple[str, str] | None]:
+    """The Kafka connection (config file, properties file, -X) and QStash's (url, token) when a
+    route goes through QStash."""
+    connection = cfg.kafka.connection(
+        base_dir=Path(config_path).parent, properties_file=kafka_config, x_options=x_options
+    )
+    if not cfg.uses_qstash():
+        return connection, None
+    url, token = cfg.qstash.resolved()
+    return connection, (url, token.get_secret_value())
+
+
 @command.command("run")
 @_connection_options
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
@@ -91,13 +109,8 @@ def run(
         root = logging.getLogger()
         root.handlers[:] = [handler]
         root.setLevel(min(root.level, logging.INFO) if root.level else logging.INFO)
-    connection = cfg.kafka.connection(
-        base_dir=Path(config_path).parent, properties_file=kafka_config, x_options=x_options
-    )
-    qstash = None
-    if cfg.uses_qstash():
-        url, token = cfg.qstash.resolved()
-        qstash = (url, token.get_secret_value())
+    connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
+    if qstash is not None:
         check_qstash(*qstash)
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
@@ -146,13 +159,7 @@ def check(
     from migrator.bridge.preflight import preflight
 
     cfg = load_bridge_config(config_path, _start_overrides(start, start_from_group))
-    connection = cfg.kafka.connection(
-        base_dir=Path(config_path).parent, properties_file=kafka_config, x_options=x_options
-    )
-    qstash = None
-    if cfg.uses_qstash():
-        url, token = cfg.qstash.resolved()
-        qstash = (url, token.get_secret_value())
+    connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     result = preflight(cfg, connection, qstash=qstash)
     if fmt == "json":
         data = asdict(result)
