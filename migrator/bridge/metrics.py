@@ -131,6 +131,12 @@ class BridgeMetrics:
         )
         self.paused = Gauge("bridge_paused_partitions", "Partitions paused for backpressure.",
                             registry=r)
+        self.unavailable = Gauge(
+            "bridge_destination_unavailable",
+            "1 while a destination's last batch failed as an outage (QStash or the endpoint "
+            "refusing or unreachable as a whole: records are held, not dead-lettered), else 0.",
+            ["route"], registry=r,
+        )
         self.heartbeat = time.monotonic()
         self.ready = False
 

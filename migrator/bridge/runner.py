@@ -181,6 +181,10 @@ class Bridge:
         self._m_ok = [self.metrics.delivered.labels(s.name, "ok") for s in self._sinks]
         self._m_batch_ok = [self.metrics.batches.labels(s.name, "ok") for s in self._sinks]
         self._m_latency = [self.metrics.latency.labels(s.name) for s in self._sinks]
+        self._m_unavailable = [self.metrics.unavailable.labels(s.name) for s in self._sinks]
+        self._unavailable = [False] * len(self._sinks)
+        for gauge in self._m_unavailable:
+            gauge.set(0)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -384,6 +388,10 @@ class Bridge:
         if not any(results):  # all accepted: the hot path
             self._delivered(batch.messages, dest, now)
             self._m_batch_ok[dest].inc()
+            if self._unavailable[dest]:
+                self._unavailable[dest] = False
+                self._m_unavailable[dest].set(0)
+                log.warning("%s available again", sink.name)
             self._release_key(batch.key)
             return
         retry: list[Message] = []
@@ -428,6 +436,9 @@ class Bridge:
             )
             self._dead_letter_record(record, why, m.ticket, size=m.size, counted=True)
         self.metrics.batches.labels(sink.name, "partial").inc()
+        if outage is not None and not own_failure and not self._unavailable[dest]:
+            self._unavailable[dest] = True
+            self._m_unavailable[dest].set(1)
         if (outage is not None and not own_failure
                 and now - self._outage_logged >= OUTAGE_LOG_INTERVAL):
             self._outage_logged = now

@@ -275,9 +275,12 @@ def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
             # every record tried many times over its max_attempts of 2, none dead-lettered
             assert wait_until(lambda: rb.bridge.stats.retries >= 10 * n)
             assert rb.bridge.stats.dead_lettered == 0 and rb.bridge.stats.delivered == 0
+            gauge = ("bridge_destination_unavailable", {"route": topic})
+            assert rb.bridge.metrics.registry.get_sample_value(*gauge) == 1.0
             server.set_faults(0.0)
             got = settle_exactly(endpoint, n)
             assert len(got) == n and max(got.values()) == 1
+            assert rb.bridge.metrics.registry.get_sample_value(*gauge) == 0.0
         assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
         stats = rb.stop()
     assert (stats.delivered, stats.dead_lettered) == ((0, n) if count_outages else (n, 0))
