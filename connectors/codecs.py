@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 JSON_TYPE = "application/json"
+REGISTRY_TIMEOUT = 10.0  # seconds per Schema Registry request (then retried, then an error)
 
 
 class Codec(Protocol):
@@ -132,10 +133,12 @@ def registry_lookup(url: str, conf: dict[str, str] | None = None) -> SchemaLooku
     """
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    client = SchemaRegistryClient({"url": url, **(conf or {})})
+    # confluent-kafka's client waits for an answer forever unless told otherwise; a request
+    # that times out is retried on a new connection (max.retries)
+    client = SchemaRegistryClient({"url": url, "timeout": REGISTRY_TIMEOUT, **(conf or {})})
     # The client caches by id and by subject/version whatever the format asked for, so the
     # serialized renderings come from a client of their own.
-    serialized = SchemaRegistryClient({"url": url, **(conf or {})})
+    serialized = SchemaRegistryClient({"url": url, "timeout": REGISTRY_TIMEOUT, **(conf or {})})
 
     def lookup(schema_id: int) -> tuple[str, str] | tuple[str, str, ProtoReferences]:
         schema = client.get_schema(schema_id)

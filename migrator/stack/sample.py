@@ -109,7 +109,7 @@ def _produce_payments(info: StackInfo, producer: Producer, topic: str, count: in
     from confluent_kafka.schema_registry.avro import AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    registry = SchemaRegistryClient({"url": info.schema_registry_url})
+    registry = SchemaRegistryClient({"url": info.schema_registry_url, "timeout": 10})
     serializer = AvroSerializer(registry, json.dumps(PAYMENT_SCHEMA))
     ctx = SerializationContext(topic, MessageField.VALUE)
     start = datetime(2026, 11, 1, tzinfo=UTC)
