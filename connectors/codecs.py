@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 import fastavro
 
 from connectors.sink import Record
-from migrator.errors import PermanentDeliveryError
+from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = [
     "BytesCodec",
@@ -238,6 +238,18 @@ def _descriptor_text(
     )
 
 
+def _registry_outage(exc: BaseException) -> bool:
+    """The registry did not answer, or answered 5xx/429: not the record's doing (an unknown
+    schema id, 404, or a refused credential, 401/403, is). Network errors are recognised by
+    name: confluent-kafka's registry client raises those of its own copy of httpx (httpx2)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)) or any(
+        cls.__name__ in ("TransportError", "TimeoutException") for cls in type(exc).__mro__
+    ):
+        return True
+    status = getattr(exc, "http_status_code", None)
+    return isinstance(status, int) and (status >= 500 or status == 429)
+
+
 class SchemaRegistryCodec:
     """Decode Confluent wire-format values to JSON."""
 
@@ -258,10 +270,11 @@ class SchemaRegistryCodec:
             kind, text, *rest = self._lookup(schema_id)
         except PermanentDeliveryError as exc:
             raise PermanentDeliveryError(f"{where}: {exc}") from None
-        except Exception as exc:  # registry down or id unknown: undecodable for now
-            raise PermanentDeliveryError(
-                f"{where}: schema id {schema_id} could not be fetched from the registry ({exc})"
-            ) from None
+        except Exception as exc:
+            message = f"{where}: schema id {schema_id} could not be fetched from the registry ({exc})"
+            if _registry_outage(exc):  # says nothing about the record: hold it, ask again
+                raise RetryableDeliveryError(message, outage=True) from None
+            raise PermanentDeliveryError(message) from None
         try:
             if kind == "AVRO":
                 parsed: Any = fastavro.parse_schema(json.loads(text))

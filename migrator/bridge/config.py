@@ -388,7 +388,9 @@ class RetryPolicy(_Frozen):
             "False: failures of the whole destination (QStash answering a whole request 429 or "
             "5xx or timing out, e.g. its daily quota or an outage; a direct endpoint refusing "
             "connections) are retried for as long as they last, holding the records (partitions "
-            "pause) instead of dead-lettering them. True: they count toward max_attempts."
+            "pause) instead of dead-lettering them, and a Schema Registry that does not answer "
+            "holds a decode route's partition. True: they count toward max_attempts, and a "
+            "registry outage dead-letters records as undecodable."
         ),
     )
 

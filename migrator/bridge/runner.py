@@ -163,6 +163,10 @@ class Bridge:
         self._in_flight_bytes = 0
         self._outstanding = 0  # batches submitted to the pool and not settled
         self._paused: set[Partition] = set()
+        # partitions held back (sought back to an undecoded record) until a monotonic time,
+        # with the count of holds in a row: their schema registry is unavailable
+        self._held: dict[Partition, float] = {}
+        self._holds: dict[Partition, tuple[int, float]] = {}
         self._full_since: float | None = None  # when the in-flight limit was reached
         self._stalled = False  # the limit held for PAUSE_AFTER: every partition is paused
         self._assigned: set[Partition] = set()
@@ -290,7 +294,8 @@ class Bridge:
                 if partition != last_partition or topic != last_topic:
                     last_topic, last_partition = topic, partition
                     tp = (topic, partition)
-                    part = self._checkpoint.ticket(tp) if tp in self._assigned else None
+                    part = (self._checkpoint.ticket(tp)
+                            if tp in self._assigned and tp not in self._held else None)
                     rt = self._routes[topic]
                     key_part = tp if rt.route.ordered else None
                     keys = [(d, (d.index, key_part)) for d in rt.destinations]
@@ -307,7 +312,12 @@ class Bridge:
                     continue
                 try:
                     body, content_type = rt.codec.encode(record)
-                except PermanentDeliveryError as exc:
+                except DeliveryError as exc:
+                    if isinstance(exc, RetryableDeliveryError) and not self._count_outages:
+                        # the registry is unavailable: read this partition again from here
+                        self._hold((topic, partition), offset, exc, now)
+                        part = None  # the rest of this run comes again after the seek
+                        continue
                     part.track(offset, 1)
                     why = DeadLetter("undecodable", str(exc), route=rt.route.route_name)
                     self._dead_letter_record(record, why, part, size=0)
@@ -556,6 +566,22 @@ class Bridge:
 
     # -- backpressure, offsets, rebalances ----------------------------------------------------
 
+    def _hold(self, tp: Partition, offset: int, error: RetryableDeliveryError, now: float) -> None:
+        """Read ``tp`` again from ``offset`` after a backoff, instead of dead-letter a record
+        that could not be decoded for a reason that is not its own (registry unavailable)."""
+        count, last = self._holds.get(tp, (0, float("-inf")))
+        count = count + 1 if now - last < 2 * self.config.retry.max_backoff else 1
+        wait = self._backoff.wait(count)
+        self._holds[tp] = (count, now)
+        self._held[tp] = now + wait
+        self.consumer.pause([tp])
+        self._paused.add(tp)
+        self.consumer.seek(tp, offset)
+        if now - self._outage_logged >= OUTAGE_LOG_INTERVAL:
+            self._outage_logged = now
+            log.warning('holding partition="%s[%d]" at offset %d for %.1fs: %s', tp[0], tp[1],
+                        offset, wait, error)
+
     def _backpressure(self, now: float) -> None:
         """Pause partitions when the in-flight limit held for ``PAUSE_AFTER`` seconds (the
         destination is slow or down: the loop keeps polling, so group membership and rebalance
@@ -569,6 +595,10 @@ class Bridge:
         ):
             self._stalled = False
         want: set[Partition] = set(self._assigned) if self._stalled else set()
+        if self._held:
+            for tp in [tp for tp, until in self._held.items() if until <= now]:
+                del self._held[tp]
+            want.update(self._held)
         for key, waiting in self._waiting.items():
             if key[1] is not None and len(waiting) >= 4:
                 want.add(key[1])
@@ -678,6 +708,7 @@ class Bridge:
             self._checkpoint.revoke(tp)
             self._assigned.discard(tp)
             self._paused.discard(tp)
+            self._held.pop(tp, None)
             for m in self._batcher.drop(tp):
                 self._message_done(m)
 

@@ -244,6 +244,14 @@ class KafkaConsumer:
 
     # -- flow control ------------------------------------------------------------------------
 
+    def seek(self, partition: Partition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` next (it must be assigned; its prefetched records
+        are dropped)."""
+        try:
+            self._consumer.seek(TopicPartition(partition[0], partition[1], offset))
+        except KafkaException as exc:
+            raise _wrap(exc, "seek") from None
+
     def pause(self, partitions: Iterable[Partition]) -> None:
         tps = [TopicPartition(t, p) for t, p in partitions]
         if tps:

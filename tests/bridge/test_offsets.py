@@ -205,3 +205,61 @@ def test_protobuf_with_timestamp_and_decimal_arrives_as_json(
         assert wait_until(lambda: rb.bridge.stats.delivered >= 1)
         rb.stop()
     assert endpoint.requests[0].body.decode() == EXPECTED % "1234567890.12"
+
+
+def test_a_registry_outage_holds_the_partition_instead_of_dead_lettering(
+    kafka: KafkaKit, kafka_stack: Any, endpoint_factory: Any
+) -> None:
+    """The registry not answering says nothing about the records: the partition is sought back
+    to the first undecoded record and held, then read again; nothing is dead-lettered, every
+    record arrives once and in order. An unknown schema id (404) is still the record's fault."""
+    import threading
+
+    from connectors.codecs import registry_lookup
+    from migrator.bridge.runner import Bridge
+    from migrator.config import KafkaConnection
+    from tests.bridge.harness import FAST_GROUP, RunningBridge
+
+    topic = kafka.create_topic(unique("off-regdown"), partitions=2)
+    dlq = kafka.create_topic(unique("off-regdown-dlq"), partitions=1)
+    ser = kafka.avro_serializer(json.dumps({"type": "record", "name": "N", "fields": [
+        {"name": "n", "type": "int"}]}))
+    n = 40
+    kafka.produce_serialized(topic, ser, [{"n": i} for i in range(n)])
+    kafka.produce(topic, [Rec(b"\x00\x00\x0f\x42\x40rest", partition=0)])  # schema id 1,000,000
+    real = registry_lookup(kafka_stack.schema_registry_url)
+    lock = threading.Lock()
+    failures: list[int] = []
+
+    def flaky(schema_id: int) -> Any:
+        with lock:
+            if len(failures) < 4:
+                failures.append(schema_id)
+                import httpx
+
+                raise httpx.ConnectError("registry down (test)")
+        return real(schema_id)
+
+    ep = endpoint_factory()
+    cfg = bridge_config(group=unique("g"), dead_letter={"topic": dlq},
+                        retry={"initial_backoff": 0.2, "max_backoff": 0.5},
+                        routes=[{"topic": topic, "ordered": True, "payload": {"mode": "decode"},
+                                 "destinations": [{"kind": "direct-http", "url": ep.url}]}])
+    bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
+                    consumer_overrides=FAST_GROUP, schema_lookup=flaky)
+    rb = RunningBridge(bridge)
+    try:
+        assert wait_until(lambda: bridge.stats.delivered + bridge.stats.dead_lettered >= n + 1)
+    finally:
+        stats = rb.stop()
+    assert len(failures) == 4
+    assert (stats.delivered, stats.dead_lettered) == (n, 1)  # only the unknown schema id
+    got = [json.loads(r.body)["n"] for r in ep.requests]
+    assert sorted(got) == list(range(n))  # once each
+    for partition in (0, 1):  # and in offset order per partition (an ordered route)
+        offsets = [int(r.headers["kafka-offset"]) for r in ep.requests
+                   if r.headers["kafka-partition"] == str(partition)]
+        assert offsets == sorted(offsets)
+    dead = kafka.consume_all(dlq, 1)
+    assert dict(dead[0].headers())["dead-letter-reason"] == b"undecodable"
+    assert dead[0].value() == b"\x00\x00\x0f\x42\x40rest"
