@@ -446,15 +446,15 @@ class Bridge:
             )
             self._dead_letter_record(record, why, m.ticket, size=m.size, counted=True)
         self.metrics.batches.labels(sink.name, "partial").inc()
-        if outage is not None and not own_failure and not self._unavailable[dest]:
-            self._unavailable[dest] = True
-            self._m_unavailable[dest].set(1)
-        if (outage is not None and not own_failure
-                and now - self._outage_logged >= OUTAGE_LOG_INTERVAL):
-            self._outage_logged = now
-            log.warning("%s unavailable, holding %d records in flight and retrying (partitions "
-                        "pause while the in-flight limit holds): %s", sink.name, self._in_flight,
-                        outage)
+        if outage is not None and not own_failure:  # the destination as a whole
+            if not self._unavailable[dest]:
+                self._unavailable[dest] = True
+                self._m_unavailable[dest].set(1)
+            if now - self._outage_logged >= OUTAGE_LOG_INTERVAL:
+                self._outage_logged = now
+                log.warning("%s unavailable, holding %d records in flight and retrying "
+                            "(partitions pause while the in-flight limit holds): %s",
+                            sink.name, self._in_flight, outage)
         if retry:
             self.stats.retries += len(retry)
             self.metrics.retries.labels(sink.name).inc(len(retry))
@@ -709,6 +709,7 @@ class Bridge:
             self._assigned.discard(tp)
             self._paused.discard(tp)
             self._held.pop(tp, None)
+            self._holds.pop(tp, None)
             for m in self._batcher.drop(tp):
                 self._message_done(m)
 
