@@ -81,12 +81,12 @@ class HttpSink:
         if outcome == "success":
             return None
         error = error_for_status(status, resp.headers, resp.content, where=self._shown)
-        if error is None:  # a 2xx named in retry_on / fail_on
-            error = PermanentDeliveryError(f"{self._shown} answered HTTP {status}", status=status)
+        # (None: a 2xx named in retry_on / fail_on)
+        message = str(error) if error is not None else f"{self._shown} answered HTTP {status}"
         if outcome == "retry":
-            return RetryableDeliveryError(str(error), status=status,
+            return RetryableDeliveryError(message, status=status,
                                           retry_after=server_wait(resp.headers))
-        return PermanentDeliveryError(str(error), status=status)
+        return PermanentDeliveryError(message, status=status)
 
     def write_batch(self, messages: Sequence[Message]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []

@@ -10,8 +10,8 @@ control, label, extra headers) become ``Upstash-*`` headers on every item.
 Request-level failures (429, 5xx, timeouts, connection errors) fail every item of the batch
 retryably as an *outage* (QStash's, not the records'), with the wait asked by
 ``Retry-After`` / ``Burst-RateLimit-Reset`` / ``RateLimit-Reset``; a per-item error fails that
-item alone. Bodies that are not UTF-8 cannot
-travel inside the batch's JSON and are published one by one with ``/v2/publish`` instead.
+item alone. Bodies that are not UTF-8 cannot travel inside the batch's JSON and are published
+one by one with ``/v2/publish`` instead.
 
 The hot path uses a shared ``httpx.Client`` (keep-alive pool) rather than the official ``qstash``
 SDK: the SDK has no per-item batch error mapping, no retry on 429/5xx and one object per

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 
@@ -59,6 +60,14 @@ class Preflight:
     @property
     def backlog(self) -> int:
         return sum(p.backlog for p in self.partitions)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, backlogs included, as JSON-ready data."""
+        data = asdict(self)
+        for row, part in zip(data["partitions"], self.partitions, strict=True):
+            row["backlog"] = part.backlog
+        data["backlog"] = self.backlog
+        return data
 
 
 def preflight(

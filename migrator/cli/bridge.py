@@ -15,6 +15,7 @@ from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
     from migrator.bridge.config import BridgeConfig
+    from migrator.bridge.preflight import Preflight
     from migrator.config import KafkaConnection
 
 __all__ = ["command"]
@@ -153,8 +154,6 @@ def check(
     """Show where a bridge would start on each partition and its backlog, and what would stop
     it (missing topics, URL groups, registry), without consuming or committing anything.
     Exit 1 when a problem is found."""
-    from dataclasses import asdict
-
     from migrator.bridge.config import load_bridge_config
     from migrator.bridge.preflight import preflight
 
@@ -162,18 +161,14 @@ def check(
     connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     result = preflight(cfg, connection, qstash=qstash)
     if fmt == "json":
-        data = asdict(result)
-        for part, start_of in zip(data["partitions"], result.partitions, strict=True):
-            part["backlog"] = start_of.backlog
-        data["backlog"] = result.backlog
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo(_check_table(result))
     if result.problems:
         ctx.exit(1)
 
 
-def _check_table(result: Any) -> str:
+def _check_table(result: Preflight) -> str:
     rows = [("topic", "partition", "committed", "start", "from", "end", "backlog")]
     for p in result.partitions:
         rows.append((p.topic, str(p.partition), "-" if p.committed is None else str(p.committed),
