@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import httpx
 
+from connectors.destinations import DirectHttpDestination
 from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
-from migrator.bridge.config import DirectHttpDestination
-from migrator.bridge.retry import error_for_status, server_wait
+from connectors.statuses import error_for_status, server_wait
 from migrator.config import redact_url
 from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
 
@@ -96,7 +96,8 @@ class HttpSink:
             if result is not None and self._stop:
                 unsent = RetryableDeliveryError(  # not these records' doing: not counted
                     "not sent: an earlier record of this ordered batch failed",
-                    retry_after=getattr(result, "retry_after", None), outage=True,
+                    retry_after=result.retry_after if isinstance(result, RetryableDeliveryError)
+                    else None, outage=True,
                 )
                 results.extend([unsent] * (len(messages) - i - 1))
                 break

@@ -27,25 +27,19 @@ from typing import Any
 import httpx
 import orjson
 
+from connectors.destinations import (
+    EnqueueQueueDestination,
+    PublishUrlGroupDestination,
+    QStashDestination,
+)
 from connectors.responses import release
 from connectors.sink import DeliveryResult, Message, forward_headers
-from migrator.bridge.config import (
-    EnqueueQueueDestination,
-    PublishUrlDestination,
-    PublishUrlGroupDestination,
-    WorkflowDestination,
-)
-from migrator.bridge.retry import error_for_status
-from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
+from connectors.statuses import CredentialsRefusedError, error_for_status
+from migrator.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 
 __all__ = ["QStashDestination", "QStashSink", "destination_headers"]
 
 log = logging.getLogger(__name__)
-
-QStashDestination = (
-    PublishUrlDestination | PublishUrlGroupDestination | EnqueueQueueDestination | WorkflowDestination
-)
-
 
 def destination_headers(dest: QStashDestination) -> dict[str, str]:
     """The ``Upstash-*`` headers a destination's settings put on every message."""
@@ -167,8 +161,7 @@ class QStashSink:
         except httpx.TransportError as exc:
             return [RetryableDeliveryError(f"QStash unreachable ({exc})", outage=True)] * n
         release(resp)
-        error = error_for_status(resp.status_code, resp.headers, resp.content, where="QStash",
-                                 outage=True)
+        error = self._answer(resp)
         if error is not None:
             return [error] * n
         try:
@@ -182,7 +175,7 @@ class QStashSink:
                 RetryableDeliveryError(f"QStash answered {len(replies)} items for a batch of {n}")
             ] * n
         return [
-            None if reply.__class__ is dict and "messageId" in reply else _item_result(reply)
+            None if reply.__class__ is dict and "messageId" in reply else _item_result(reply, self.name)
             for reply in replies
         ]
 
@@ -201,14 +194,30 @@ class QStashSink:
         except httpx.TransportError as exc:
             return RetryableDeliveryError(f"QStash unreachable ({exc})", outage=True)
         release(resp)
-        return error_for_status(resp.status_code, resp.headers, resp.content, where="QStash",
-                                outage=True)
+        return self._answer(resp)
+
+    def _answer(self, resp: httpx.Response) -> DeliveryResult:
+        """What QStash's answer to a whole request means (a failure is an outage)."""
+        status = resp.status_code
+        if status in _REFUSED:
+            return _refused(status, self.name)
+        return error_for_status(status, resp.headers, resp.content, where="QStash", outage=True)
 
 
-def _item_result(reply: Any) -> DeliveryResult:
+_REFUSED = frozenset({401, 403})
+
+
+def _refused(status: int, name: str) -> DeliveryError:
+    return CredentialsRefusedError(
+        f"QStash refused the token (HTTP {status}) while delivering {name}: check qstash.token / "
+        "QSTASH_TOKEN and qstash.url.", status=status,
+    )
+
+
+def _item_result(reply: Any, name: str) -> DeliveryResult:
     """One element of a batch reply: a message id (or a URL group's list of them), or an error."""
     if isinstance(reply, list):
-        errors = [_item_result(r) for r in reply]
+        errors = [_item_result(r, name) for r in reply]
         return next((e for e in errors if e is not None), None)
     if not isinstance(reply, dict):
         return RetryableDeliveryError(f"QStash batch reply item is not an object: {reply!r:.80}")
@@ -217,5 +226,7 @@ def _item_result(reply: Any) -> DeliveryResult:
     message = str(reply.get("error") or reply)[:200]
     status = reply.get("status")
     if isinstance(status, int):
+        if status in _REFUSED:
+            return _refused(status, name)
         return error_for_status(status, {}, message.encode(), where="QStash (batch item)")
     return PermanentDeliveryError(f"QStash refused the item: {message}", status=400)

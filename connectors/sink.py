@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "Record",
     "Sink",
+    "Ticket",
     "dedup_id",
     "dedup_prefix",
     "forward_headers",
@@ -45,6 +46,15 @@ class Record:
     timestamp: int | None  # ms since epoch, None when the broker gave none
 
 
+class Ticket(Protocol):
+    """Who a message answers to: the source's handle on the record's partition (the bridge's
+    per-partition checkpoint), acknowledged once per destination outcome."""
+
+    def ack(self, offset: int) -> None:
+        """One outcome of the record at ``offset`` arrived."""
+        ...
+
+
 class Message:
     """One record bound for one destination: the body to send and delivery bookkeeping.
 
@@ -64,7 +74,7 @@ class Message:
         attempts: int = 0,
         first_sent: float = 0.0,
         extra: dict[str, str] | None = None,
-        ticket: object = None,
+        ticket: Ticket | None = None,
     ) -> None:
         self.record = record
         self.body = body
@@ -73,7 +83,7 @@ class Message:
         self.attempts = attempts
         self.first_sent = first_sent  # monotonic time the record was polled
         self.extra = extra  # per-message headers (None: none)
-        self.ticket = ticket  # the bridge's checkpoint handle for the record's partition
+        self.ticket = ticket  # the checkpoint handle for the record's partition
         self.size = len(body) + 200  # bytes held while in flight (body + header overhead)
         self.outages = 0  # attempts that failed for the whole destination (not counted)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import httpx
 
+from connectors.destinations import WorkflowDestination
 from connectors.qstash_sink import QStashSink
-from migrator.bridge.config import WorkflowDestination
 
 __all__ = ["WorkflowSink"]
 

@@ -47,8 +47,8 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartiti
 from connectors.dead_letter import DeadLetter, DeadLetterWriter
 from connectors.http_sink import HttpSink
 from connectors.kafka_source import KafkaSource
-from connectors.qstash_sink import QStashSink
 from connectors.sink import Message, Record
+from connectors.statuses import CredentialsRefusedError
 from migrator.bridge.batcher import Batch, Batcher
 from migrator.bridge.checkpoint import Checkpointer, PartitionCheckpoint
 from migrator.bridge.config import (
@@ -415,12 +415,8 @@ class Bridge:
                 continue
             record = m.record
             tp = (record.topic, record.partition)
-            if result.status in (401, 403) and isinstance(sink, QStashSink):
-                raise ServiceError(
-                    f"QStash refused the token (HTTP {result.status}) while delivering "
-                    f"{sink.name}: check qstash.token / QSTASH_TOKEN and qstash.url.",
-                    status=result.status,
-                )
+            if isinstance(result, CredentialsRefusedError):  # no record can get through
+                raise ServiceError(str(result), status=result.status)
             if not self._checkpoint.owns(tp, m.ticket):
                 self._message_done(m)
                 continue
