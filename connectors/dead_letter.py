@@ -8,19 +8,18 @@ The dead letter keeps the original key, value and headers and adds:
 
 Producing is asynchronous; ``on_done(error_or_None)`` runs from :meth:`DeadLetterWriter.poll`
 (the runner's loop) once the broker acknowledged the write, and only then may the source offset
-be committed. The producer is idempotent with ``acks=all``.
+be committed. The producer (:class:`migrator.kafka.producer.KafkaProducer`) is idempotent with
+``acks=all``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from confluent_kafka import KafkaError, Producer
 
 from connectors.sink import Record
 from migrator.config import KafkaConnection
+from migrator.kafka.producer import KafkaProducer
 
 __all__ = ["DeadLetter", "DeadLetterWriter"]
 
@@ -58,47 +57,28 @@ class DeadLetter:
 class DeadLetterWriter:
     """Produces dead letters to one topic."""
 
-    def __init__(
-        self,
-        connection: KafkaConnection,
-        topic: str,
-        *,
-        factory: Callable[[dict[str, Any]], Any] = Producer,
-    ) -> None:
-        conf: dict[str, Any] = connection.to_librdkafka()
-        conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    def __init__(self, connection: KafkaConnection, topic: str) -> None:
         self.topic = topic
-        self._producer = factory(conf)
+        self._producer = KafkaProducer(connection)
         self.in_flight = 0
 
     def send(self, record: Record, why: DeadLetter, on_done: DoneCallback) -> None:
         headers: list[tuple[str, bytes | None]] = list(record.headers)
         headers.extend(why.headers(record))
 
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
+        def delivered(error: str | None) -> None:
             self.in_flight -= 1
-            on_done(None if err is None else err.str())
+            on_done(error)
 
         self.in_flight += 1
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
-                    timestamp=record.timestamp or 0,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.1)
-        self._producer.poll(0)
+        self._producer.produce(
+            self.topic, value=record.value, key=record.key, headers=headers,
+            timestamp=record.timestamp, on_delivery=delivered,
+        )
 
     def poll(self) -> None:
         self._producer.poll(0)
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding dead letters; the number still unacknowledged."""
-        left: int = self._producer.flush(timeout)
-        return left
+        return self._producer.flush(timeout)
