@@ -6,7 +6,7 @@ result is data: per partition, where the bridge would start reading (its group's
 offset, or the start policy's offset), the end offset and so the backlog it would deliver; and
 the problems found, each one line naming what is wrong, where, and how to fix it.
 
-Start offsets follow the bridge's own rules (:meth:`migrator.bridge.runner.Bridge._start_offsets`):
+Start offsets follow the bridge's own rules (:func:`migrator.bridge.assignment.start_offsets`):
 a committed offset wins; else ``start`` decides (earliest, latest, the first offset at
 ``start_timestamp``, or ``start_from_group``'s committed offset, earliest where it has none).
 """

@@ -44,6 +44,7 @@ class DestinationRuntime:
     name: str  # metrics / dead-letter label
     sink: Sink
     id_prefix: str  # "kb-<tag>-<topic>-"
+    batch_count: int  # records per batch (batch.count, else the destination kind's default)
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ def build_routes(
             dests.append(DestinationRuntime(
                 index, name, _sink(route, dest, name, client, qstash),
                 dedup_prefix(tag, route.topic),
+                config.batch.count_for(direct=isinstance(dest, DirectHttpDestination)),
             ))
             index += 1
         routes[route.topic] = RouteRuntime(route, _codec(route, schema_lookup), dests)

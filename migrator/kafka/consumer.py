@@ -16,17 +16,27 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from migrator.config import KafkaConnection
 from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError, MigratorError
 
-__all__ = ["AssignmentCallback", "KafkaConsumer", "Partition"]
+__all__ = ["OFFSET_BEGINNING", "OFFSET_END", "AssignmentCallback", "KafkaConsumer", "Partition"]
 
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
-AssignmentCallback = Callable[[list[TopicPartition]], None]
+AssignmentCallback = Callable[[list[Partition]], None]
+# OFFSET_BEGINNING / OFFSET_END: start offsets for :meth:`KafkaConsumer.assign` (the partition's
+# first / next new record), re-exported so that no caller needs confluent_kafka itself
 
 _FORCED = {"enable.auto.offset.store": "false", "enable.auto.commit": "false"}
 _AUTH_CODES = {
@@ -58,8 +68,8 @@ class KafkaConsumer:
     """One group member. Call :meth:`subscribe`, then :meth:`consume` in a loop, then :meth:`close`.
 
     ``on_assign`` / ``on_revoke`` run inside :meth:`consume` (librdkafka's callback thread is the
-    caller's thread). When ``on_assign`` is given it must call :meth:`assign` itself (it receives
-    the partitions and may set their start offsets).
+    caller's thread) and receive ``(topic, partition)`` pairs. When ``on_assign`` is given it must
+    call :meth:`assign` itself (with start offsets for partitions that need one).
     """
 
     def __init__(
@@ -107,7 +117,7 @@ class KafkaConsumer:
             if callback is None:
                 return
             try:
-                callback(partitions)
+                callback([(tp.topic, tp.partition) for tp in partitions])
             except BaseException as exc:  # resurfaced on the main loop
                 log.debug("rebalance callback failed", exc_info=True)
                 if self._pending is None:
@@ -146,17 +156,25 @@ class KafkaConsumer:
         except KafkaException as exc:
             raise _wrap(exc, "subscribe") from None
 
-    def assign(self, partitions: list[TopicPartition]) -> None:
-        """Take ``partitions`` (from ``on_assign``, offsets optional): with a cooperative
-        protocol they are added to the assignment, with an eager one they are the assignment."""
+    def assign(
+        self, partitions: Sequence[Partition], starts: Mapping[Partition, int] | None = None
+    ) -> None:
+        """Take ``partitions`` (from ``on_assign``), reading each from ``starts[partition]`` when
+        given (an offset, :data:`OFFSET_BEGINNING` or :data:`OFFSET_END`), else from the group's
+        committed offset: with a cooperative protocol they are added to the assignment, with an
+        eager one they are the assignment."""
+        starts = starts or {}
+        tps = [
+            TopicPartition(t, p, starts[(t, p)]) if (t, p) in starts else TopicPartition(t, p)
+            for t, p in partitions
+        ]
         if self.cooperative:
-            self._consumer.incremental_assign(partitions)
+            self._consumer.incremental_assign(tps)
         else:
-            self._consumer.assign(partitions)
+            self._consumer.assign(tps)
 
-    def assignment(self) -> list[TopicPartition]:
-        result: list[TopicPartition] = self._consumer.assignment()
-        return result
+    def assignment(self) -> list[Partition]:
+        return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
 
     def consume(self, max_records: int, timeout: float) -> list[Any]:
         """Up to ``max_records`` messages (errors filtered out and logged or raised)."""

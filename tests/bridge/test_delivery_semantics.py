@@ -203,8 +203,8 @@ def test_a_rebalance_drains_and_commits_before_handing_over(
             got = settle_exactly(ep, n)
             # cooperative-sticky: the first bridge handed over only what the second took
             moved = second.bridge.stats.received > 0
-            assert first.bridge.stats.revoked == len(second.bridge._assigned) == 2, (
-                first.bridge.stats.revoked, second.bridge._assigned)
+            assert first.bridge.stats.revoked == len(second.bridge.assigned) == 2, (
+                first.bridge.stats.revoked, second.bridge.assigned)
             second.stop()
         first.stop()
         assert moved
