@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaReference
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connectors.codecs import SchemaRegistryCodec, _resolve_references, registry_lookup
+from connectors.codecs import SchemaRegistryCodec, registry_lookup
+from connectors.codecs.lookup import _resolve_references
 from connectors.sink import Record
 from migrator.errors import PermanentDeliveryError
 from tests.connectors.proto_helpers import ORDER_JSON, order, order_class, order_files
