@@ -19,6 +19,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check migrator connectors tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy --strict migrator connectors
