@@ -12,17 +12,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,stack]'
+	$(BIN)/pip install -q -e '.[test,stack,server]'
 
 demo: install
 	$(BIN)/migrator demo
 
 lint: install
-	$(BIN)/ruff check migrator connectors tests benchmarks
+	$(BIN)/ruff check migrator connectors qstash_server tests benchmarks
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy --strict migrator connectors
+	$(BIN)/mypy --strict migrator connectors qstash_server
 
 # The TypeScript scaffolds are type-checked when npm is there (tools cached in .cache/tscheck).
 TSCHECK := .cache/tscheck

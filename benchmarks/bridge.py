@@ -102,7 +102,7 @@ def produce(bootstrap: str, topic: str, n: int, size: int, partitions: int) -> f
 def start_qstash_server() -> tuple[subprocess.Popen[str], str, str]:
     token = "bench_" + uuid.uuid4().hex
     proc = subprocess.Popen(
-        [sys.executable, "-m", "migrator.qstash_server", "--port", "0", "--token", token,
+        [sys.executable, "-m", "qstash_server", "--port", "0", "--token", token,
          "--accept-only"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

@@ -73,7 +73,7 @@ def bench_plan(topics: int, groups: int) -> None:
 def _server() -> tuple[subprocess.Popen[str], str, str]:
     token = "bench_" + secrets.token_hex(8)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "migrator.qstash_server", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "qstash_server", "--host", "127.0.0.1", "--port", "0",
          "--db", ":memory:", "--token", token, "--plan", "fixed"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     assert proc.stdout is not None

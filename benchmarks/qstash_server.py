@@ -245,7 +245,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "bench.db") if args.db == "file" else ":memory:"
-        server_cmd = [sys.executable, "-m", "migrator.qstash_server", "--port", "0",
+        server_cmd = [sys.executable, "-m", "qstash_server", "--port", "0",
                       "--accept-only", "--db", db, "--token", TOKEN,
                       "--current-signing-key", "sig_bench_current_key_0123456789",
                       "--next-signing-key", "sig_bench_next_key_0123456789abc"]

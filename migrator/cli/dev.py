@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from migrator import stack
-from migrator.errors import ConfigError
+from migrator.errors import ConfigError, StackError
 
 __all__ = ["command"]
 
@@ -176,11 +176,31 @@ def seed(run_dir: Path | None, prefix: str) -> None:
 
 
 def _register_qstash() -> None:
+    """Mount the local QStash server's command (package ``qstash_server``, the ``server`` extra).
+
+    Its configuration errors (``ServerConfigError``) become the toolkit's ``ConfigError`` (exit 3)
+    here, at the CLI edge; a missing extra is one line and exit 8.
+    """
     try:
-        from migrator.qstash_server.cli import qstash_command
-    except ImportError:  # the server package is optional at import time
+        from qstash_server import missing_dependencies
+        from qstash_server.cli import qstash_command
+        from qstash_server.errors import ServerConfigError
+    except ImportError:  # the server package is not installed at all
         return
-    command.add_command(qstash_command, "qstash")
+    server_callback = qstash_command.callback
+    assert server_callback is not None
+
+    def run(**options: object) -> None:
+        problem = missing_dependencies()
+        if problem is not None:
+            raise StackError(problem)
+        try:
+            server_callback(**options)
+        except ServerConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
+    command.add_command(click.Command("qstash", params=qstash_command.params, callback=run,
+                                      help=qstash_command.help))
 
 
 _register_qstash()

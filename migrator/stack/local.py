@@ -95,7 +95,10 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
     started.append(("kafka", broker))
     qstash: tuple[str, str, str] | None = None
     qstash_proc = None
-    if servers.qstash_available():
+    qstash_problem = servers.qstash_missing()
+    if qstash_problem is not None:
+        log.warning("not starting the local QStash server: %s", qstash_problem)
+    else:
         token = secrets.token_urlsafe(24)
         keys = ("sig_" + secrets.token_urlsafe(32), "sig_" + secrets.token_urlsafe(32))
         progress("starting the local QStash server")

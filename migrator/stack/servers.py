@@ -212,7 +212,7 @@ def connect_ready(url: str) -> bool:
 
 def start_qstash(run: Path, port: int, token: str, current_key: str, next_key: str,
                  backoff_scale: float = 1.0) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "migrator.qstash_server", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "qstash_server", "--host", "127.0.0.1",
            "--port", str(port), "--db", str(run / "data" / "qstash.sqlite3"),
            "--token", token, "--current-signing-key", current_key, "--next-signing-key", next_key,
            "--backoff-scale", str(backoff_scale)]
@@ -224,12 +224,11 @@ def qstash_ready(url: str, token: str) -> bool:
     return reply.status_code == 200
 
 
-def qstash_available() -> bool:
-    """Whether the local QStash server's package is importable in this installation."""
-    import importlib.util
-
+def qstash_missing() -> str | None:
+    """Why the local QStash server cannot run here (one line), or None when it can."""
     try:
-        return importlib.util.find_spec("migrator.qstash_server.__main__") is not None
-    except ModuleNotFoundError:
-        return False
-
+        from qstash_server import missing_dependencies
+    except ImportError:
+        return ("the local QStash server is not installed; install it with: "
+                "pip install 'kafka-qstash-migrator[server]'")
+    return missing_dependencies()

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from migrator.qstash_server import broker as broker_package
-from migrator.qstash_server.broker import Broker
-from migrator.qstash_server.messages import Message
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.settings import ServerSettings
+from qstash_server import broker as broker_package
+from qstash_server.broker import Broker
+from qstash_server.messages import Message
+from qstash_server.problems import ApiError
+from qstash_server.settings import ServerSettings
 
 NOW = 1_700_000_000_000
 URL = "http://127.0.0.1:9/sink"

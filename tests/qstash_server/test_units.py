@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from migrator.errors import ConfigError
-from migrator.qstash_server.cli import build_settings
-from migrator.qstash_server.messages import (
+from qstash_server.cli import build_settings
+from qstash_server.errors import ServerConfigError
+from qstash_server.messages import (
     canonical_header,
     parse_flow_control,
     parse_publish_config,
 )
-from migrator.qstash_server.schedules import next_fire_ms, validate_cron
-from migrator.qstash_server.timing import (
+from qstash_server.schedules import next_fire_ms, validate_cron
+from qstash_server.timing import (
     BadValue,
     default_backoff_s,
     evaluate_retry_delay_ms,
@@ -121,15 +121,15 @@ def test_cli_settings_validation_and_generated_secrets():
     assert set(generated) == {"token", "current_signing_key", "next_signing_key"}
     assert settings.fault_statuses == (429, 503)
     assert "qstash_local_" not in repr(settings)  # secrets are SecretStr
-    with pytest.raises(ConfigError, match="fault-statuses"):
+    with pytest.raises(ServerConfigError, match="fault-statuses"):
         build_settings(fault_statuses="429,oops")
-    with pytest.raises(ConfigError, match="fault_rate"):
+    with pytest.raises(ServerConfigError, match="fault_rate"):
         build_settings(fault_rate=2.0)
 
 
 def test_bad_option_is_one_line_and_exit_code():
     proc = subprocess.run(
-        [sys.executable, "-m", "migrator.qstash_server", "--port", "0", "--fault-rate", "7",
+        [sys.executable, "-m", "qstash_server", "--port", "0", "--fault-rate", "7",
          "--token", "secret-token-value"],
         capture_output=True, text=True, timeout=60,
     )
@@ -142,19 +142,19 @@ def test_bad_option_is_one_line_and_exit_code():
 def test_click_command_reports_config_errors():
     from click.testing import CliRunner
 
-    from migrator.qstash_server.cli import qstash_command
+    from qstash_server.cli import qstash_command
 
     assert qstash_command.name == "qstash"
     result = CliRunner().invoke(qstash_command, ["--port", "0", "--fault-statuses", "x"])
-    assert isinstance(result.exception, ConfigError)
+    assert isinstance(result.exception, ServerConfigError)
     result = CliRunner().invoke(qstash_command, ["--plan", "gold"])
     assert result.exit_code == 2 and "gold" in result.output
 
 
 def test_cron_tick_publishes_due_schedules_once(tmp_path):
-    from migrator.qstash_server.broker import Broker
-    from migrator.qstash_server.settings import ServerSettings
-    from migrator.qstash_server.timing import now_ms
+    from qstash_server.broker import Broker
+    from qstash_server.settings import ServerSettings
+    from qstash_server.timing import now_ms
 
     broker = Broker(ServerSettings(db=str(tmp_path / "s.db")))  # no dispatcher: nothing sent
     sid = broker.create_schedule(
@@ -188,7 +188,7 @@ def test_cron_tick_publishes_due_schedules_once(tmp_path):
 
 def test_unusable_database_path_is_one_clear_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "migrator.qstash_server", "--port", "0",
+        [sys.executable, "-m", "qstash_server", "--port", "0",
          "--db", "/nonexistent-folder/state.db", "--token", "t0ken-for-test",
          "--current-signing-key", "sig_a", "--next-signing-key", "sig_b"],
         capture_output=True, text=True, timeout=60,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from migrator.qstash_server.broker.state import FINAL_STATES, BrokerState
-from migrator.qstash_server.messages import Message
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.timing import now_ms
+from qstash_server.broker.state import FINAL_STATES, BrokerState
+from qstash_server.messages import Message
+from qstash_server.problems import ApiError
+from qstash_server.timing import now_ms
 
 __all__ = ["MessageOps"]
 

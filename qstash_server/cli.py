@@ -1,4 +1,4 @@
-"""``migrator dev qstash`` / ``python -m migrator.qstash_server``: run the local QStash server."""
+"""``migrator dev qstash`` / ``python -m qstash_server``: run the local QStash server."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 import click
 from pydantic import SecretStr, ValidationError
 
-from migrator.errors import ConfigError
 from migrator.qstash_plans import PLANS
-from migrator.qstash_server.settings import (
+from qstash_server.errors import ServerConfigError
+from qstash_server.settings import (
     ServerSettings,
     generate_signing_key,
     generate_token,
@@ -22,7 +22,7 @@ def _statuses(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in value.split(",") if part.strip())
     except ValueError:
-        raise ConfigError(
+        raise ServerConfigError(
             f"--fault-statuses {value!r} is not a comma-separated list of HTTP statuses; "
             "use e.g. 429,503"
         ) from None
@@ -49,7 +49,7 @@ def build_settings(**options: object) -> tuple[ServerSettings, list[str]]:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise ConfigError(f"invalid QStash server option: {problems}") from None
+        raise ServerConfigError(f"invalid QStash server option: {problems}") from None
 
 
 @click.command("qstash")
@@ -71,7 +71,7 @@ def build_settings(**options: object) -> tuple[ServerSettings, list[str]]:
               help="Test only: statuses used for refused calls.")
 def qstash_command(**options: object) -> None:
     """Run a local QStash-compatible server in the foreground until interrupted."""
-    from migrator.qstash_server.server import serve
+    from qstash_server.server import serve
 
     settings, generated = build_settings(**options)
     secrets = {

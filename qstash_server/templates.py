@@ -18,13 +18,13 @@ from operator import itemgetter
 from typing import Any
 
 from migrator.qstash_plans import PlanLimits
-from migrator.qstash_server.messages import (
+from qstash_server.messages import (
     NEVER_FORWARD,
     Message,
     canonical_header,
     parse_publish_config,
 )
-from migrator.qstash_server.timing import BadValue
+from qstash_server.timing import BadValue
 
 __all__ = ["HeaderPlan", "Template", "TemplateCache"]
 

@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from migrator.qstash_server.timing import (
+from qstash_server.timing import (
     BadValue,
     parse_duration_s,
     validate_retry_delay,

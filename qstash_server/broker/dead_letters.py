@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from migrator.qstash_server.broker.state import BrokerState, _dlq_sort_key
-from migrator.qstash_server.dlq import dlq_to_api
-from migrator.qstash_server.messages import Message, parse_publish_config
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.timing import BadValue
+from qstash_server.broker.state import BrokerState, _dlq_sort_key
+from qstash_server.dlq import dlq_to_api
+from qstash_server.messages import Message, parse_publish_config
+from qstash_server.problems import ApiError
+from qstash_server.timing import BadValue
 
 __all__ = ["DeadLetterOps"]
 

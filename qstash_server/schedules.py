@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from migrator.qstash_server.messages import PublishConfig, body_fields, canonical_header, redact_view
-from migrator.qstash_server.timing import BadValue, parse_duration_s
+from qstash_server.messages import PublishConfig, body_fields, canonical_header, redact_view
+from qstash_server.timing import BadValue, parse_duration_s
 
 __all__ = ["Schedule", "next_fire_ms", "validate_cron"]
 

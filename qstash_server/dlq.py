@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from migrator.qstash_server.messages import Message
+from qstash_server.messages import Message
 
 __all__ = ["dlq_entry", "dlq_to_api"]
 

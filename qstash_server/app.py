@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from migrator.qstash_server.broker import Broker
-from migrator.qstash_server.delivery import Dispatcher
-from migrator.qstash_server.logs import multi, parse_filter
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.settings import ServerSettings
-from migrator.qstash_server.store import GroupCommitter
-from migrator.qstash_server.timing import BadValue
+from qstash_server.broker import Broker
+from qstash_server.delivery import Dispatcher
+from qstash_server.logs import multi, parse_filter
+from qstash_server.problems import ApiError
+from qstash_server.settings import ServerSettings
+from qstash_server.store import GroupCommitter
+from qstash_server.timing import BadValue
 
 __all__ = ["create_app"]
 
@@ -335,7 +335,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         return _json(out)
 
     async def get_dlq(request: Request) -> Response:
-        from migrator.qstash_server.dlq import dlq_to_api
+        from qstash_server.dlq import dlq_to_api
 
         return _json(dlq_to_api(b.dlq_get(request.path_params["id"])))
 
@@ -363,7 +363,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         return selected[:count] if count else selected
 
     def _dlq_doc(entry: dict[str, Any]) -> dict[str, Any]:
-        from migrator.qstash_server.dlq import dlq_to_api
+        from qstash_server.dlq import dlq_to_api
 
         return dlq_to_api(entry)
 
@@ -523,7 +523,7 @@ def create_app(settings: ServerSettings, broker: Broker | None = None) -> Starle
         return _json({"rate": b.fault_rate, "statuses": list(b.fault_statuses)})
 
     async def admin_trigger_schedule(request: Request) -> Response:
-        from migrator.qstash_server.timing import now_ms
+        from qstash_server.timing import now_ms
 
         sc = b.get_schedule(request.path_params["id"])
         b.fire_schedule(sc, now_ms())

@@ -8,15 +8,15 @@ import logging
 import time
 from typing import Any
 
-from migrator.qstash_server.broker.state import (
+from qstash_server.broker.state import (
     FINAL_STATES,
     AttemptResult,
     BrokerState,
     OutgoingRequest,
 )
-from migrator.qstash_server.dlq import dlq_entry
-from migrator.qstash_server.messages import Message, parse_publish_config
-from migrator.qstash_server.timing import (
+from qstash_server.dlq import dlq_entry
+from qstash_server.messages import Message, parse_publish_config
+from qstash_server.timing import (
     BadValue,
     default_backoff_s,
     evaluate_retry_delay_ms,

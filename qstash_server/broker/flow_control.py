@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from migrator.qstash_server.broker.state import BrokerState
-from migrator.qstash_server.flow_control import FlowKey
-from migrator.qstash_server.problems import ApiError
+from qstash_server.broker.state import BrokerState
+from qstash_server.flow_control import FlowKey
+from qstash_server.problems import ApiError
 
 __all__ = ["FlowControlOps"]
 

@@ -7,11 +7,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from migrator.qstash_server.broker.state import BrokerState
-from migrator.qstash_server.messages import is_url, parse_publish_config, validate_name
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.schedules import Schedule, next_fire_ms, validate_cron
-from migrator.qstash_server.timing import BadValue, now_ms
+from qstash_server.broker.state import BrokerState
+from qstash_server.messages import is_url, parse_publish_config, validate_name
+from qstash_server.problems import ApiError
+from qstash_server.schedules import Schedule, next_fire_ms, validate_cron
+from qstash_server.timing import BadValue, now_ms
 
 __all__ = ["ScheduleOps"]
 

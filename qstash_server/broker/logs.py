@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from migrator.qstash_server.broker.state import BrokerState
-from migrator.qstash_server.logs import build_log
-from migrator.qstash_server.messages import Message
+from qstash_server.broker.state import BrokerState
+from qstash_server.logs import build_log
+from qstash_server.messages import Message
 
 __all__ = ["LogOps"]
 

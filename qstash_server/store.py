@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from migrator.errors import ConfigError
+from qstash_server.errors import ServerConfigError
 
 __all__ = ["DedupRow", "GroupCommitter", "MessageRow", "Pending", "Store"]
 
@@ -114,7 +114,7 @@ class Store:
                 self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise ConfigError(
+            raise ServerConfigError(
                 f"cannot open the QStash server database {path!r}: {exc}; pass --db with a "
                 "writable file path (its folder must exist) or :memory:"
             ) from None

@@ -6,8 +6,8 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from migrator.qstash_server.messages import Message, redact_view
-from migrator.qstash_server.timing import BadValue
+from qstash_server.messages import Message, redact_view
+from qstash_server.timing import BadValue
 
 __all__ = ["Filter", "build_log", "multi", "parse_filter"]
 

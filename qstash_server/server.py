@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import uvicorn
 
-from migrator.qstash_server.app import create_app
-from migrator.qstash_server.settings import ServerSettings
+from qstash_server.app import create_app
+from qstash_server.settings import ServerSettings
 
 __all__ = ["serve"]
 

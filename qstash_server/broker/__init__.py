@@ -8,18 +8,18 @@ Everything runs on one event loop, so no locking is needed. One module per conce
 
 from __future__ import annotations
 
-from migrator.qstash_server.broker.dead_letters import DeadLetterOps
-from migrator.qstash_server.broker.delivery import DeliveryOps
-from migrator.qstash_server.broker.flow_control import FlowControlOps
-from migrator.qstash_server.broker.logs import LogOps
-from migrator.qstash_server.broker.messages import MessageOps
-from migrator.qstash_server.broker.publishing import PublishingOps
-from migrator.qstash_server.broker.queues import QueueOps
-from migrator.qstash_server.broker.schedules import ScheduleOps
-from migrator.qstash_server.broker.state import AttemptResult, OutgoingRequest
-from migrator.qstash_server.broker.url_groups import UrlGroupOps
-from migrator.qstash_server.broker.workflow_runs import WorkflowRunOps
-from migrator.qstash_server.settings import generate_signing_key
+from qstash_server.broker.dead_letters import DeadLetterOps
+from qstash_server.broker.delivery import DeliveryOps
+from qstash_server.broker.flow_control import FlowControlOps
+from qstash_server.broker.logs import LogOps
+from qstash_server.broker.messages import MessageOps
+from qstash_server.broker.publishing import PublishingOps
+from qstash_server.broker.queues import QueueOps
+from qstash_server.broker.schedules import ScheduleOps
+from qstash_server.broker.state import AttemptResult, OutgoingRequest
+from qstash_server.broker.url_groups import UrlGroupOps
+from qstash_server.broker.workflow_runs import WorkflowRunOps
+from qstash_server.settings import generate_signing_key
 
 __all__ = ["AttemptResult", "Broker", "OutgoingRequest"]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from migrator.qstash_server.broker.state import BrokerState
-from migrator.qstash_server.messages import Message, validate_name
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.queues import Queue
-from migrator.qstash_server.timing import now_ms
+from qstash_server.broker.state import BrokerState
+from qstash_server.messages import Message, validate_name
+from qstash_server.problems import ApiError
+from qstash_server.queues import Queue
+from qstash_server.timing import now_ms
 
 __all__ = ["QueueOps"]
 

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from migrator.qstash_server.flow_control import FlowKey
-from migrator.qstash_server.messages import Message, PublishConfig
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.queues import Queue
-from migrator.qstash_server.schedules import Schedule
-from migrator.qstash_server.settings import ServerSettings
-from migrator.qstash_server.store import DedupRow, GroupCommitter, Store
-from migrator.qstash_server.templates import TemplateCache
-from migrator.qstash_server.timing import now_ms
-from migrator.qstash_server.url_groups import UrlGroup
+from qstash_server.flow_control import FlowKey
+from qstash_server.messages import Message, PublishConfig
+from qstash_server.problems import ApiError
+from qstash_server.queues import Queue
+from qstash_server.schedules import Schedule
+from qstash_server.settings import ServerSettings
+from qstash_server.store import DedupRow, GroupCommitter, Store
+from qstash_server.templates import TemplateCache
+from qstash_server.timing import now_ms
+from qstash_server.url_groups import UrlGroup
 
 if TYPE_CHECKING:
-    from migrator.qstash_server.delivery import Dispatcher
+    from qstash_server.delivery import Dispatcher
 
 __all__ = [
     "DEDUP_WINDOW_MS",

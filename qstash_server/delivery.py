@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 
-from migrator.qstash_server.broker import AttemptResult, Broker
-from migrator.qstash_server.messages import Message
-from migrator.qstash_server.signing import sign_delivery
-from migrator.qstash_server.timing import now_ms
+from qstash_server.broker import AttemptResult, Broker
+from qstash_server.messages import Message
+from qstash_server.signing import sign_delivery
+from qstash_server.timing import now_ms
 
 __all__ = ["Dispatcher"]
 

@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from migrator.qstash_server.broker.state import BrokerState
-from migrator.qstash_server.messages import Message, is_url, parse_publish_config
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.timing import BadValue, now_ms
+from qstash_server.broker.state import BrokerState
+from qstash_server.messages import Message, is_url, parse_publish_config
+from qstash_server.problems import ApiError
+from qstash_server.timing import BadValue, now_ms
 
 __all__ = ["WorkflowRunOps"]
 

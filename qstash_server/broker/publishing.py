@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from migrator.qstash_server.broker.state import (
+from qstash_server.broker.state import (
     DEDUP_WINDOW_MS,
     NO_EXTRA,
     BrokerState,
@@ -17,8 +17,8 @@ from migrator.qstash_server.broker.state import (
     _dedup_row,
     _mark_deduplicated,
 )
-from migrator.qstash_server.flow_control import FlowKey
-from migrator.qstash_server.messages import (
+from qstash_server.flow_control import FlowKey
+from qstash_server.messages import (
     Message,
     PublishConfig,
     content_dedup_key,
@@ -26,8 +26,8 @@ from migrator.qstash_server.messages import (
     parse_publish_config,
     validate_name,
 )
-from migrator.qstash_server.problems import ApiError
-from migrator.qstash_server.timing import BadValue, now_ms
+from qstash_server.problems import ApiError
+from qstash_server.timing import BadValue, now_ms
 
 __all__ = ["PublishingOps"]
 
