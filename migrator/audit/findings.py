@@ -9,13 +9,13 @@ Codes are stable (documented in docs/audit.md); severities:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
 from migrator.qstash_plans import MIB, PLANS, PlanLimits
+from migrator.topic_roles import TopicRole, classify, readers
 
 if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
     from migrator.kafka.access import AccessDenied
@@ -26,11 +26,8 @@ __all__ = [
     "CodeInfo",
     "PlanLimits",
     "evaluate",
-    "is_dead_letter_topic",
-    "is_streams_internal",
     "permission_findings",
     "readers_by_topic",
-    "streams_internal_topics",
 ]
 
 PlanName = Literal["free", "payg", "fixed"]
@@ -133,35 +130,6 @@ CATALOG: dict[str, CodeInfo] = {
     ),
 }
 
-_STREAMS_RE = re.compile(r".+-(changelog|repartition)$")
-# Names Kafka Streams generates for unnamed stores and repartitions.
-_STREAMS_GENERATED_RE = re.compile(r"-(KSTREAM|KTABLE)-[A-Z-]*\d{10}-(changelog|repartition)$")
-_DLQ_RE = re.compile(r"(^|[._-])(dlq|dlt|dead[._-]?letters?([._-]?queue)?)$", re.I)
-
-
-def is_streams_internal(topic: str, groups: Collection[str] = ()) -> bool:
-    """A Kafka Streams changelog or repartition topic: ``<application.id>-<name>-changelog`` (or
-    ``-repartition``) where a consumer group named ``<application.id>`` exists (Streams commits
-    under it), or a name Streams generated (``-KSTREAM-...-0000000003-changelog``). A plain topic
-    that merely ends in ``-changelog`` (say a CDC feed read by an ordinary group) is not one."""
-    if not _STREAMS_RE.match(topic):
-        return False
-    if _STREAMS_GENERATED_RE.search(topic):
-        return True
-    parts = topic.split("-")
-    return any("-".join(parts[:i]) in groups for i in range(1, len(parts) - 1))
-
-
-def streams_internal_topics(inv: Inventory) -> set[str]:
-    """The inventory's topics that are Kafka Streams changelog or repartition topics."""
-    groups = {g.group_id for g in inv.consumer_groups}
-    return {t.name for t in inv.topics if is_streams_internal(t.name, groups)}
-
-
-def is_dead_letter_topic(topic: str) -> bool:
-    return bool(_DLQ_RE.search(topic))
-
-
 def _finding(code: str, obj: str, message: str, *, severity: Severity | None = None) -> Finding:
     info = CATALOG[code]
     return Finding(
@@ -175,16 +143,21 @@ def _mb(n: int) -> str:
 
 
 def readers_by_topic(inv: Inventory) -> dict[str, list[str]]:
-    """Topic -> the groups that read it (committed offsets or assignments)."""
-    readers: dict[str, list[str]] = {}
-    for group in inv.consumer_groups:
-        for topic in group.topics:
-            readers.setdefault(topic, []).append(group.group_id)
-    return readers
+    """Topic -> the ids of the groups that read it (see :func:`migrator.topic_roles.readers`)."""
+    return {topic: [g.group_id for g in groups] for topic, groups in readers(inv).items()}
 
 
-def _migratable(topics: Iterable[TopicInfo]) -> list[TopicInfo]:
-    return [t for t in topics if not t.internal]
+def _topics(inv: Inventory, *roles: TopicRole) -> list[TopicInfo]:
+    """The inventory's topics whose role (:mod:`migrator.topic_roles`) is one of ``roles``
+    (default: every topic but Kafka's, Connect's and the registry's own)."""
+    classes = classify(inv)
+    return [t for t in inv.topics
+            if (classes[t.name].role in roles if roles else classes[t.name].role != "internal")]
+
+
+def _migratable(inv: Inventory) -> list[TopicInfo]:
+    """Topics whose records would move: neither internal nor Kafka Streams internals."""
+    return _topics(inv, "data", "retry", "dead-letter")
 
 
 def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
@@ -193,7 +166,7 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     1,048,588 bytes, counts batch overhead and is left alone)."""
     out = []
     broker_wide = 0
-    for t in _migratable(inv.topics):
+    for t in _topics(inv):
         conf = t.configs.get("max.message.bytes")
         if conf and conf.source not in ("default", "topic") and conf.value and conf.value.isdigit():
             broker_wide = max(broker_wide, int(conf.value))
@@ -224,10 +197,9 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     out = []
-    streams = streams_internal_topics(inv)
-    for t in _migratable(inv.topics):
+    for t in _migratable(inv):
         policy = t.config("cleanup.policy") or ""
-        if "compact" in policy and t.name not in streams:
+        if "compact" in policy:
             out.append(_finding(
                 "COMPACTED_TOPIC", f"topic:{t.name}", f"cleanup.policy={policy}",
             ))
@@ -235,23 +207,20 @@ def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 
 def _streams(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
     return [
         _finding("STREAMS_INTERNAL_TOPIC", f"topic:{t.name}",
                  f"{t.name} is a Kafka Streams "
                  f"{'changelog' if t.name.endswith('-changelog') else 'repartition'} topic")
-        for t in _migratable(inv.topics) if t.name in streams
+        for t in _topics(inv, "streams-internal")
     ]
 
 
 def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
-    readers = readers_by_topic(inv)
+    reading = readers_by_topic(inv)
     out = []
-    for t in _migratable(inv.topics):
-        if t.sample and t.sample.keyed_ratio > 0 and readers.get(t.name) \
-                and t.name not in streams:
-            groups = ", ".join(readers[t.name])
+    for t in _migratable(inv):
+        if t.sample and t.sample.keyed_ratio > 0 and reading.get(t.name):
+            groups = ", ".join(reading[t.name])
             out.append(_finding(
                 "ORDERING_SENSITIVE", f"topic:{t.name}",
                 f"{t.sample.keyed_ratio:.0%} of sampled records are keyed and group(s) {groups} "
@@ -261,7 +230,7 @@ def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 
 def _fan_out(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    names = {t.name for t in _migratable(inv.topics)}
+    names = {t.name for t in _topics(inv)}
     return [
         _finding("FAN_OUT", f"topic:{topic}",
                  f"read by {len(groups)} groups: {', '.join(groups)}")
@@ -293,18 +262,17 @@ def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 
 
 def _tombstones(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
     return [
         _finding("TOMBSTONES", f"topic:{t.name}",
                  f"{t.sample.tombstones} of {t.sample.sampled} sampled records are tombstones")
-        for t in _migratable(inv.topics)
-        if t.sample and t.sample.tombstones > 0 and t.name not in streams
+        for t in _migratable(inv)
+        if t.sample and t.sample.tombstones > 0
     ]
 
 
 def _schema(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     out = []
-    for t in _migratable(inv.topics):
+    for t in _topics(inv):
         if not t.sample or not t.sample.schema_ids:
             continue
         kinds = sorted(k for k in t.sample.formats
@@ -332,18 +300,15 @@ def _connectors(inv: Inventory, plan: PlanLimits) -> list[Finding]:
 def projected_messages_per_day(inv: Inventory) -> tuple[int, dict[str, int]]:
     """Messages per day QStash would bill: per topic, max(last 24 h, sampled rate x 86400),
     times the number of groups reading it (each group becomes one endpoint)."""
-    streams = streams_internal_topics(inv)
-    readers = readers_by_topic(inv)
+    reading = readers_by_topic(inv)
     per_topic: dict[str, int] = {}
-    for t in _migratable(inv.topics):
-        if t.name in streams:
-            continue
+    for t in _migratable(inv):
         daily = max(
             t.records_last_24h or 0,
             int((t.records_per_second or 0.0) * 86_400),
         )
         if daily:
-            per_topic[t.name] = daily * max(1, len(readers.get(t.name, [])))
+            per_topic[t.name] = daily * max(1, len(reading.get(t.name, [])))
     return sum(per_topic.values()), per_topic
 
 
@@ -380,7 +345,7 @@ def _dead_letter(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return [
         _finding("DEAD_LETTER_TOPIC", f"topic:{t.name}",
                  f"{t.name} looks like a dead-letter topic ({t.total_records:,} records)")
-        for t in _migratable(inv.topics) if is_dead_letter_topic(t.name)
+        for t in _topics(inv, "dead-letter")
     ]
 
 

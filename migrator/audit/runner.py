@@ -28,7 +28,7 @@ from migrator.audit.progress import NullProgress, Progress
 from migrator.audit.records import RecordStats, SchemaRef
 from migrator.audit.registry import RegistryReader, subject_topic
 from migrator.audit.throughput import topic_rates
-from migrator.audit.topics import TopicFilter, build_topics, is_internal, snapshot_topics
+from migrator.audit.topics import TopicFilter, build_topics, snapshot_topics
 from migrator.config import KafkaConnection, RestConnection
 from migrator.errors import KafkaAuthError
 from migrator.inventory import (
@@ -41,6 +41,7 @@ from migrator.inventory import (
 from migrator.kafka.access import AccessDenied
 from migrator.kafka.admin import KafkaAdmin, TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
+from migrator.topic_roles import is_internal
 
 __all__ = ["AuditOptions", "run_audit"]
 

@@ -9,6 +9,9 @@ Rules (docs/plan.md explains each):
 * a Kafka Streams application (its changelog/repartition topics exist) -> an Upstash Workflow;
 * compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy;
   retry and dead-letter topics -> ``absorbed`` (QStash retries / DLQ); nothing is dropped.
+
+What a topic is (internal, Streams internal, retry, dead-letter, data) and who reads it come from
+:mod:`migrator.topic_roles`, the rules the audit uses too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from migrator import __version__
-from migrator.audit.findings import streams_internal_topics
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
@@ -41,15 +43,10 @@ from migrator.plan.spec import (
     UrlGroupEndpointSpec,
     UrlGroupSpec,
 )
+from migrator.topic_roles import TopicClass, classify, readers, streams_applications
 
 __all__ = ["PlanOptions", "build_plan", "queue_names", "safe_name"]
 
-_STREAMS_SUFFIXES = ("-changelog", "-repartition")
-_DLQ = re.compile(
-    r"^(?:dlq[._-](?P<a>.+)|(?P<b>.+?)[._-](?:dlq|dlt|dead-letter|deadletter))$", re.IGNORECASE
-)
-_RETRY = re.compile(r"^(?P<base>.+?)[._-]retry(?:[._-](?P<n>\d+))?$", re.IGNORECASE)
-_INTERNAL = ("__", "_schemas", "_confluent")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -146,18 +143,10 @@ class _Planner:
         topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
         self.queues_left = limits.queues
         names = {t.name for t in inv.topics}
-        self.aux = _auxiliary(inv, names)
-        self.absorbed = {
-            t: base for base, aux in self.aux.items()
-            for t in [r for r, _ in aux.retry_topics] + aux.dlq_topics
-        }
-        self.streams_apps = _streams_apps({g.group_id for g in inv.consumer_groups}, names)
-        self.streams_topics = streams_internal_topics(inv)  # the audit's rule, not the suffix
-        readers: dict[str, dict[str, ConsumerGroupInfo]] = {}
-        for g in inv.consumer_groups:
-            for t in {*g.topics, *(o.topic for o in g.offsets)}:
-                readers.setdefault(t, {})[g.group_id] = g
-        self.readers = {t: [gs[k] for k in sorted(gs)] for t, gs in readers.items()}
+        self.classes = classify(inv)
+        self.aux = _auxiliary(inv, self.classes)
+        self.streams_apps = streams_applications({g.group_id for g in inv.consumer_groups}, names)
+        self.readers = readers(inv)
         self.ordering_findings = {
             f.object for f in inv.findings if f.code == "ORDERING_SENSITIVE"
         }
@@ -182,15 +171,16 @@ class _Planner:
     def _route(self, topic: TopicInfo) -> RouteSpec:
         name = topic.name
         groups = self._groups(name)
-        if topic.internal or name.startswith(_INTERNAL) or _is_connect_internal(name):
+        role = self.classes[name]
+        if role.role == "internal":
             return RouteSpec(topic=name, pattern="internal",
                              reason="Kafka/Connect/registry infrastructure; nothing to migrate")
-        if name in self.absorbed:
-            base = self.absorbed[name]
-            kind = "retry" if any(r == name for r, _ in self.aux[base].retry_topics) else "dead-letter"
-            what = "QStash retries" if kind == "retry" else "QStash's DLQ and the failure callback"
+        if role.role in ("retry", "dead-letter"):
+            what = "QStash retries" if role.role == "retry" \
+                else "QStash's DLQ and the failure callback"
+            of = f" of {role.serves!r}" if role.serves else ""
             return RouteSpec(topic=name, pattern="absorbed",
-                             reason=f"{kind} topic of {base!r}: replaced by {what}")
+                             reason=f"{role.role} topic{of}: replaced by {what}")
         blocked = self._blocked(topic)
         if blocked is not None:
             return blocked
@@ -204,7 +194,7 @@ class _Planner:
         name = topic.name
         cleanup = topic.config("cleanup.policy") or "delete"
         size_max = topic.sample.size_max if topic.sample else 0
-        if name in self.streams_topics:
+        if self.classes[name].role == "streams-internal":
             code, why, remedy = (
                 "STREAMS_INTERNAL_TOPIC",
                 "Kafka Streams internal topic (state store changelog or repartition)",
@@ -418,19 +408,17 @@ def queue_names(route: RouteSpec) -> list[str]:
     return [f"{route.ordering.queue}.{safe_name(t.group)}" for t in plain]
 
 
-def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
+def _auxiliary(inv: Inventory, classes: dict[str, TopicClass]) -> dict[str, _Aux]:
+    """Per topic: its retry and dead-letter topics and the connectors reading it."""
+    names = set(classes)
     out: dict[str, _Aux] = {}
-    for name in names:
-        retry = _RETRY.match(name)
-        if retry and retry.group("base") in names:
-            n = retry.group("n")
-            out.setdefault(retry.group("base"), _Aux()).retry_topics.append(
-                (name, int(n) if n is not None else None))
+    for c in classes.values():
+        if c.serves is None:
             continue
-        dlq = _DLQ.match(name)
-        base = dlq and (dlq.group("a") or dlq.group("b"))
-        if base and base in names:
-            out.setdefault(base, _Aux()).dlq_topics.append(name)
+        if c.role == "retry":
+            out.setdefault(c.serves, _Aux()).retry_topics.append((c.name, c.attempt))
+        elif c.role == "dead-letter":
+            out.setdefault(c.serves, _Aux()).dlq_topics.append(c.name)
     for conn in inv.connect.connectors:
         dlq_name = conn.config.get("errors.deadletterqueue.topic.name")
         for topic in conn.topics:
@@ -446,22 +434,6 @@ def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
 
 def _all_keyed(topic: TopicInfo) -> bool:
     return topic.sample is not None and topic.sample.keyed_ratio >= 0.999
-
-
-def _streams_apps(groups: set[str], topics: set[str]) -> set[str]:
-    """Groups that are Kafka Streams applications: ``<group>-...-changelog|-repartition`` exist."""
-    apps: set[str] = set()
-    for name in topics:
-        if name.endswith(_STREAMS_SUFFIXES):
-            parts = name.split("-")
-            apps.update(p for p in ("-".join(parts[:i]) for i in range(1, len(parts))) if p in groups)
-    return apps
-
-
-def _is_connect_internal(name: str) -> bool:
-    return name.startswith(("connect-", "connect_")) and name.endswith(
-        ("-configs", "-offsets", "-status", "-config", "-offset")
-    )
 
 
 def _int(value: str | None) -> int | None:

@@ -13,8 +13,6 @@ from migrator.audit.connect import connector_topics, redact_connector_config
 from migrator.audit.findings import (
     CATALOG,
     evaluate,
-    is_dead_letter_topic,
-    is_streams_internal,
     projected_messages_per_day,
 )
 from migrator.audit.html import bar_chart, render_html
@@ -40,6 +38,7 @@ from migrator.inventory import (
     TopicInfo,
 )
 from migrator.kafka.sampler import PartitionRange, plan_ranges
+from migrator.topic_roles import dead_letter_base, is_streams_internal
 
 # -- records ------------------------------------------------------------------------------------
 
@@ -143,7 +142,7 @@ def test_topic_filter_globs() -> None:
 ])
 def test_topic_name_patterns(name: str, streams: bool, dlq: bool) -> None:
     assert is_streams_internal(name, {"app", "my-app", "orders-consumer"}) is streams
-    assert is_dead_letter_topic(name) is dlq
+    assert (dead_letter_base(name) is not None) is dlq
 
 
 def test_a_plain_topic_named_changelog_is_not_streams_internal() -> None:
