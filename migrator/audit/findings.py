@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
-from migrator.qstash_plans import MIB, PLANS, PlanLimits
+from migrator.qstash_tiers import MIB, TIERS, TierLimits, TierName
 from migrator.topic_roles import TopicRole, classify, readers
 
 if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
@@ -22,15 +22,12 @@ if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
 
 __all__ = [
     "CATALOG",
-    "PLANS",
     "CodeInfo",
-    "PlanLimits",
     "evaluate",
     "permission_findings",
     "readers_by_topic",
 ]
 
-PlanName = Literal["free", "payg", "fixed"]
 
 
 
@@ -160,7 +157,7 @@ def _migratable(inv: Inventory) -> list[TopicInfo]:
     return _topics(inv, "data", "retry", "dead-letter")
 
 
-def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _record_too_large(inv: Inventory, tier: TierLimits) -> list[Finding]:
     """Per topic: a sampled record or a topic override above the limit. A broker- or
     cluster-wide message.max.bytes above it is one finding on the cluster (Kafka's default,
     1,048,588 bytes, counts batch overhead and is left alone)."""
@@ -170,32 +167,32 @@ def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
         conf = t.configs.get("max.message.bytes")
         if conf and conf.source not in ("default", "topic") and conf.value and conf.value.isdigit():
             broker_wide = max(broker_wide, int(conf.value))
-        if t.sample and t.sample.size_max > plan.max_message_bytes:
+        if t.sample and t.sample.size_max > tier.max_message_bytes:
             out.append(_finding(
                 "RECORD_TOO_LARGE", f"topic:{t.name}",
-                f"largest sampled record is {_mb(t.sample.size_max)}, above the {plan.name} "
-                f"plan's {_mb(plan.max_message_bytes)} message limit",
+                f"largest sampled record is {_mb(t.sample.size_max)}, above the {tier.name} "
+                f"plan's {_mb(tier.max_message_bytes)} message limit",
             ))
             continue
         if conf and conf.source == "topic" and conf.value and conf.value.isdigit() \
-                and int(conf.value) > plan.max_message_bytes:
+                and int(conf.value) > tier.max_message_bytes:
             out.append(_finding(
                 "RECORD_TOO_LARGE", f"topic:{t.name}",
-                f"max.message.bytes is set to {_mb(int(conf.value))}, above the {plan.name} "
-                f"plan's {_mb(plan.max_message_bytes)} message limit (no such record sampled)",
+                f"max.message.bytes is set to {_mb(int(conf.value))}, above the {tier.name} "
+                f"plan's {_mb(tier.max_message_bytes)} message limit (no such record sampled)",
                 severity="warning",
             ))
-    if broker_wide > plan.max_message_bytes:
+    if broker_wide > tier.max_message_bytes:
         out.append(_finding(
             "RECORD_TOO_LARGE", "cluster",
-            f"the brokers' message.max.bytes is {_mb(broker_wide)}, above the {plan.name} plan's "
-            f"{_mb(plan.max_message_bytes)} message limit, on every topic without an override",
+            f"the brokers' message.max.bytes is {_mb(broker_wide)}, above the {tier.name} plan's "
+            f"{_mb(tier.max_message_bytes)} message limit, on every topic without an override",
             severity="warning",
         ))
     return out
 
 
-def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _compacted(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for t in _migratable(inv):
         policy = t.config("cleanup.policy") or ""
@@ -206,7 +203,7 @@ def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _streams(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _streams(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("STREAMS_INTERNAL_TOPIC", f"topic:{t.name}",
                  f"{t.name} is a Kafka Streams "
@@ -215,7 +212,7 @@ def _streams(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _ordering(inv: Inventory, tier: TierLimits) -> list[Finding]:
     reading = readers_by_topic(inv)
     out = []
     for t in _migratable(inv):
@@ -229,7 +226,7 @@ def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _fan_out(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _fan_out(inv: Inventory, tier: TierLimits) -> list[Finding]:
     names = {t.name for t in _topics(inv)}
     return [
         _finding("FAN_OUT", f"topic:{topic}",
@@ -239,7 +236,7 @@ def _fan_out(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _lag(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _lag(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("CONSUMER_LAG", f"group:{g.group_id}",
                  f"{g.total_lag:,} records behind on {', '.join(g.topics)}")
@@ -247,7 +244,7 @@ def _lag(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _stale(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for g in inv.consumer_groups:
         if g.members or g.committed_moving:
@@ -261,7 +258,7 @@ def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _tombstones(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _tombstones(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("TOMBSTONES", f"topic:{t.name}",
                  f"{t.sample.tombstones} of {t.sample.sampled} sampled records are tombstones")
@@ -270,7 +267,7 @@ def _tombstones(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _schema(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _schema(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for t in _topics(inv):
         if not t.sample or not t.sample.schema_ids:
@@ -286,7 +283,7 @@ def _schema(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _connectors(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _connectors(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for c in inv.connect.connectors:
         topics = f" on {', '.join(c.topics)}" if c.topics else ""
@@ -312,22 +309,22 @@ def projected_messages_per_day(inv: Inventory) -> tuple[int, dict[str, int]]:
     return sum(per_topic.values()), per_topic
 
 
-def _daily_quota(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    if plan.messages_per_day is None:
+def _daily_quota(inv: Inventory, tier: TierLimits) -> list[Finding]:
+    if tier.messages_per_day is None:
         return []
     total, per_topic = projected_messages_per_day(inv)
-    if total <= plan.messages_per_day:
+    if total <= tier.messages_per_day:
         return []
     top = sorted(per_topic.items(), key=lambda kv: -kv[1])[:3]
     biggest = ", ".join(f"{name} {count:,}" for name, count in top)
     return [_finding(
         "DAILY_QUOTA", "cluster",
-        f"about {total:,} messages/day projected (largest: {biggest}), above the {plan.name} "
-        f"plan's {plan.messages_per_day:,}/day",
+        f"about {total:,} messages/day projected (largest: {biggest}), above the {tier.name} "
+        f"plan's {tier.messages_per_day:,}/day",
     )]
 
 
-def _unavailable(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _unavailable(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for name, url, status in (
         ("schema-registry", inv.schema_registry.url, inv.schema_registry.status),
@@ -341,7 +338,7 @@ def _unavailable(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _dead_letter(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _dead_letter(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("DEAD_LETTER_TOPIC", f"topic:{t.name}",
                  f"{t.name} looks like a dead-letter topic ({t.total_records:,} records)")
@@ -396,7 +393,7 @@ def permission_findings(denials: Iterable[AccessDenied], principal: str | None =
     return sorted(out, key=lambda f: f.object)
 
 
-RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
+RULES: tuple[Callable[[Inventory, TierLimits], list[Finding]], ...] = (
     _unavailable,
     _daily_quota,
     _record_too_large,
@@ -415,10 +412,10 @@ RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
 _ORDER = {"blocker": 0, "warning": 1, "info": 2}
 
 
-def evaluate(inv: Inventory, plan: str | None = None, *,
+def evaluate(inv: Inventory, tier: TierName | None = None, *,
              extra: Iterable[Finding] = ()) -> list[Finding]:
-    """Every finding for the inventory on the QStash plan (default: the inventory's plan), plus
+    """Every finding for the inventory on the QStash tier (default: the inventory's), plus
     ``extra`` ones found while reading (e.g. PERMISSION_DENIED), blockers first."""
-    limits = PLANS[plan or inv.qstash_plan]
+    limits = TIERS[tier or inv.qstash_plan]
     findings = [f for rule in RULES for f in rule(inv, limits)] + list(extra)
     return sorted(findings, key=lambda f: (_ORDER[f.severity], f.code, f.object))

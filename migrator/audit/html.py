@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from html import escape
 
-from migrator.audit.findings import CATALOG, PLANS, projected_messages_per_day
+from migrator.audit.findings import CATALOG, projected_messages_per_day
 from migrator.inventory import Finding, Inventory
+from migrator.qstash_tiers import TIERS
 
 __all__ = ["bar_chart", "render_html"]
 
@@ -172,7 +173,7 @@ def _unavailable(status_error: str | None) -> str:
 
 def render_html(inv: Inventory) -> str:
     sev = Counter(f.severity for f in inv.findings)
-    plan = PLANS[inv.qstash_plan]
+    tier = TIERS[inv.qstash_plan]
     daily, _ = projected_messages_per_day(inv)
     partitions = sum(len(t.partitions) for t in inv.topics)
     total_lag = sum(g.total_lag for g in inv.consumer_groups)
@@ -187,9 +188,9 @@ def render_html(inv: Inventory) -> str:
         _card("Topics", f"{len(inv.topics):,}", f"{partitions:,} partitions"),
         _card("Consumer groups", f"{len(inv.consumer_groups):,}", f"total lag {total_lag:,}"),
         _card("Messages / day", _fmt(daily),
-              "no quota on this plan" if plan.messages_per_day is None
-              else f"quota {plan.messages_per_day:,}",
-              _SEV_COLOR["blocker"] if plan.messages_per_day and daily > plan.messages_per_day
+              "no quota on this plan" if tier.messages_per_day is None
+              else f"quota {tier.messages_per_day:,}",
+              _SEV_COLOR["blocker"] if tier.messages_per_day and daily > tier.messages_per_day
               else None),
     ])
 
@@ -275,7 +276,7 @@ def render_html(inv: Inventory) -> str:
 <header><h1>Kafka → QStash audit</h1>
 <div class="meta">cluster <b>{escape(inv.cluster.cluster_id or "?")}</b> · brokers {escape(brokers)}
  · controller {escape(str(inv.cluster.controller_id))} · {escape(inv.generated_at)}
- <span class="pill">QStash plan: {escape(plan.name)} · {plan.max_message_bytes // (1024 * 1024)} MiB
+ <span class="pill">QStash plan: {escape(tier.name)} · {tier.max_message_bytes // (1024 * 1024)} MiB
  messages</span></div></header>
 <main>
 <div class="cards">{cards}</div>

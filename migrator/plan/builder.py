@@ -26,14 +26,13 @@ from migrator import __version__
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
-from migrator.plan.limits import PLAN_LIMITS, PlanLimits, fit
+from migrator.plan.limits import fit
 from migrator.plan.spec import (
     Blocker,
     GroupTarget,
     OrderingSpec,
     Pattern,
     Plan,
-    QStashPlanName,
     QueueSpec,
     Resources,
     ReviewedState,
@@ -43,6 +42,7 @@ from migrator.plan.spec import (
     UrlGroupEndpointSpec,
     UrlGroupSpec,
 )
+from migrator.qstash_tiers import TIERS, TierLimits, TierName
 from migrator.topic_roles import TopicClass, classify, readers, streams_applications
 
 __all__ = ["PlanOptions", "build_plan", "queue_names", "safe_name"]
@@ -54,7 +54,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 class PlanOptions:
     """Knobs of the planner (defaults documented in docs/plan.md)."""
 
-    qstash_plan: QStashPlanName = "payg"
+    qstash_tier: TierName = "payg"
     prefix: str = ""
     headroom: float = 2.0
     """Flow-control rate = observed records/s x headroom."""
@@ -81,17 +81,17 @@ def build_plan(
 ) -> Plan:
     """The plan for ``inventory`` with ``endpoints`` mapped; pure, no I/O."""
     opts = options or PlanOptions()
-    limits = PLAN_LIMITS[opts.qstash_plan]
+    limits = TIERS[opts.qstash_tier]
     planner = _Planner(inventory, endpoints, opts, limits)
     routes = planner.routes()
     resources = planner.resources(routes)
-    cost = estimate(inventory, routes, opts.qstash_plan, opts.prices)
+    cost = estimate(inventory, routes, opts.qstash_tier, opts.prices)
     blockers = (planner.blockers + _unavailable_sources(inventory)
                 + fit(limits, routes, resources, cost.messages_per_day))
     return Plan(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
-        qstash_plan=opts.qstash_plan,
+        qstash_plan=opts.qstash_tier,
         prefix=opts.prefix,
         source=SourceInfo(
             cluster_id=inventory.cluster.cluster_id,
@@ -134,14 +134,14 @@ def safe_name(value: str) -> str:
 
 class _Planner:
     def __init__(
-        self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: PlanLimits
+        self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: TierLimits
     ) -> None:
         self.inv, self.endpoints, self.opts, self.limits = inv, endpoints, opts, limits
         self.blockers: list[Blocker] = []
         self.broker_max_message_bytes = 0
         """The largest broker- or cluster-wide max.message.bytes seen (one warning, not one per
         topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
-        self.queues_left = limits.queues
+        self.queues_left = limits.max_queues
         names = {t.name for t in inv.topics}
         self.classes = classify(inv)
         self.aux = _auxiliary(inv, self.classes)
@@ -330,7 +330,7 @@ class _Planner:
         elif rps > self.opts.fifo_max_rate:
             because = f"{rps:g} rec/s is more than one FIFO queue delivers"
         else:
-            because = f"the {self.limits.name} plan's {self.limits.queues} queues are used up"
+            because = f"the {self.limits.name} plan's {self.limits.max_queues} queues are used up"
         return (OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1),
                 "flow_control",
                 f"{why}: {because}, so a flow-control key by {by} with parallelism 1")

@@ -12,7 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.inventory import Inventory, TopicInfo
-from migrator.plan.spec import CostEstimate, CostLine, QStashPlanName, RouteSpec
+from migrator.plan.spec import CostEstimate, CostLine, RouteSpec
+from migrator.qstash_tiers import TierName
 from migrator.yamlfile import load_model
 
 __all__ = ["PriceTable", "estimate", "load_prices"]
@@ -40,9 +41,9 @@ def load_prices(path: str | Path) -> PriceTable:
 
 
 def estimate(
-    inventory: Inventory, routes: list[RouteSpec], plan: QStashPlanName, prices: PriceTable
+    inventory: Inventory, routes: list[RouteSpec], tier: TierName, prices: PriceTable
 ) -> CostEstimate:
-    """Messages/day per routed topic, fan-out and monthly price for ``plan``."""
+    """Messages/day per routed topic, fan-out and monthly price on QStash's ``tier``."""
     topics = {t.name: t for t in inventory.topics}
     retry_rate = _observed_retry_rate(topics, routes) or prices.retry_rate
     lines: list[CostLine] = []
@@ -60,22 +61,22 @@ def estimate(
                 records_in_topic=topic.total_records if topic else 0,
                 fan_out=fan_out,
                 messages_per_day=round(per_day, 1),
-                monthly_usd=round(_monthly(per_day, plan, prices, share=True), 2),
+                monthly_usd=round(_monthly(per_day, tier, prices, share=True), 2),
             )
         )
     total = sum(line.messages_per_day for line in lines)
-    monthly = _monthly(total, plan, prices, share=False)
+    monthly = _monthly(total, tier, prices, share=False)
     basis = {
         "free": f"free plan: {prices.free_messages_per_day:,} messages/day at no cost",
         "payg": f"pay as you go: ${prices.payg_per_100k_messages} per 100,000 messages, "
         f"{DAYS_PER_MONTH} days",
         "fixed": f"fixed plan: ${prices.fixed_monthly}/month flat",
-    }[plan]
+    }[tier]
     unknown = [line.topic for line in lines if line.records_per_second is None]
     if unknown:
         basis += f"; no throughput measured for {len(unknown)} topic(s) (audit --sample-seconds)"
     return CostEstimate(
-        qstash_plan=plan,
+        qstash_plan=tier,
         retry_rate=round(retry_rate, 4),
         messages_per_day=round(total, 1),
         monthly_usd=round(monthly, 2),
@@ -84,10 +85,10 @@ def estimate(
     )
 
 
-def _monthly(per_day: float, plan: QStashPlanName, prices: PriceTable, *, share: bool) -> float:
-    if plan == "payg":
+def _monthly(per_day: float, tier: TierName, prices: PriceTable, *, share: bool) -> float:
+    if tier == "payg":
         return per_day * DAYS_PER_MONTH / 100_000 * prices.payg_per_100k_messages
-    if plan == "fixed":
+    if tier == "fixed":
         return 0.0 if share else prices.fixed_monthly
     return 0.0
 
