@@ -5,17 +5,20 @@ Codes are stable (documented in docs/audit.md); severities:
 - blocker: the workload cannot move to QStash as it stands on the chosen plan;
 - warning: it can move, with a design change the team has to make;
 - info: worth knowing when planning (maps onto a QStash feature).
+
+Each code's severity is in :mod:`migrator.finding_codes`, which the plan's blockers read too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from migrator.finding_codes import CATALOG, CodeInfo
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
 from migrator.qstash_tiers import MIB, TIERS, TierLimits, TierName
 from migrator.topic_roles import TopicRole, classify, readers
+from migrator.volume import estimate_volume
 
 if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
     from migrator.kafka.access import AccessDenied
@@ -32,100 +35,6 @@ __all__ = [
 
 
 
-
-@dataclass(frozen=True)
-class CodeInfo:
-    severity: Severity
-    title: str
-    remedy: str
-
-
-CATALOG: dict[str, CodeInfo] = {
-    "RECORD_TOO_LARGE": CodeInfo(
-        "blocker",
-        "Records larger than the QStash plan's message size limit",
-        "Move large payloads to object storage and publish a reference (claim-check), split "
-        "them, or choose a plan with a larger limit (--qstash-plan).",
-    ),
-    "COMPACTED_TOPIC": CodeInfo(
-        "warning",
-        "Log-compacted topic: consumers rely on the latest value per key",
-        "QStash delivers messages, it keeps no per-key state: keep the latest value per key in "
-        "a database (e.g. Upstash Redis) that the endpoint updates, and bootstrap it once.",
-    ),
-    "STREAMS_INTERNAL_TOPIC": CodeInfo(
-        "warning",
-        "Kafka Streams internal topic (changelog or repartition)",
-        "Do not migrate the topic itself: it belongs to a Kafka Streams application whose state "
-        "and repartitioning have to be redesigned (e.g. as an Upstash Workflow with its own store).",
-    ),
-    "ORDERING_SENSITIVE": CodeInfo(
-        "warning",
-        "Keyed records read by a consumer group: per-key order probably matters",
-        "Publish through a QStash queue with parallelism 1 per ordering key (or flow control "
-        "keyed by the record key); `migrator bridge` keeps per-partition order.",
-    ),
-    "FAN_OUT": CodeInfo(
-        "info",
-        "Topic read by several consumer groups",
-        "Map the topic to a QStash URL group with one endpoint per group; every endpoint is "
-        "billed as one message per record.",
-    ),
-    "CONSUMER_LAG": CodeInfo(
-        "warning",
-        "Consumer group has unconsumed records",
-        "Let the group drain (or record its offsets) before cutting over, so no record is lost "
-        "or delivered twice; `migrator bridge` can start from the committed offsets.",
-    ),
-    "STALE_CONSUMER_GROUP": CodeInfo(
-        "info",
-        "Consumer group with no members whose offsets do not move",
-        "Confirm the application is retired and leave the group out of the migration, or "
-        "restart it to drain before cutover.",
-    ),
-    "TOMBSTONES": CodeInfo(
-        "warning",
-        "Topic carries tombstones (records with a null value)",
-        "QStash has no null body: decide what a delete means for the endpoint (e.g. an empty "
-        "body with an `Upstash-Forward-Kafka-Tombstone` header) and handle it there.",
-    ),
-    "SCHEMA_ENCODED_PAYLOADS": CodeInfo(
-        "warning",
-        "Values are Schema-Registry framed (Avro, JSON Schema or Protobuf)",
-        "Endpoints cannot read framed binary: decode to JSON in the bridge (the registry must "
-        "stay reachable), or have producers publish JSON directly.",
-    ),
-    "CONNECTOR_NEEDS_MAPPING": CodeInfo(
-        "warning",
-        "Kafka Connect connector has no direct QStash equivalent",
-        "Sink connectors become QStash destinations (an endpoint doing the connector's job); "
-        "source connectors keep feeding Kafka until producers publish to QStash themselves.",
-    ),
-    "DAILY_QUOTA": CodeInfo(
-        "blocker",
-        "Projected messages per day exceed the QStash plan's daily quota",
-        "Choose a plan with a larger quota (pay-as-you-go has none), batch several records "
-        "per message, or leave high-volume topics on Kafka.",
-    ),
-    "SOURCE_UNAVAILABLE": CodeInfo(
-        "warning",
-        "A source could not be read; its section of the report is incomplete",
-        "Check the URL and credentials (--schema-registry-url/-user/-password, --connect-url/"
-        "-user/-password) and that the service is up, then run the audit again.",
-    ),
-    "PERMISSION_DENIED": CodeInfo(
-        "warning",
-        "Kafka refused the audit's principal an operation; that part of the report is missing",
-        "Grant the audit principal the read-only ACL named in the finding (kafka-acls --add "
-        "--allow-principal ... --operation ...), then run the audit again.",
-    ),
-    "DEAD_LETTER_TOPIC": CodeInfo(
-        "info",
-        "Dead-letter topic",
-        "QStash keeps failed messages in its own DLQ (retention by plan): replay or drain this "
-        "topic before cutover and point failure handling at QStash's DLQ or a failure callback.",
-    ),
-}
 
 def _finding(code: str, obj: str, message: str, *, severity: Severity | None = None) -> Finding:
     info = CATALOG[code]
@@ -294,29 +203,15 @@ def _connectors(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return out
 
 
-def projected_messages_per_day(inv: Inventory) -> tuple[int, dict[str, int]]:
-    """Messages per day QStash would bill: per topic, max(last 24 h, sampled rate x 86400),
-    times the number of groups reading it (each group becomes one endpoint)."""
-    reading = readers_by_topic(inv)
-    per_topic: dict[str, int] = {}
-    for t in _migratable(inv):
-        daily = max(
-            t.records_last_24h or 0,
-            int((t.records_per_second or 0.0) * 86_400),
-        )
-        if daily:
-            per_topic[t.name] = daily * max(1, len(reading.get(t.name, [])))
-    return sum(per_topic.values()), per_topic
-
-
 def _daily_quota(inv: Inventory, tier: TierLimits) -> list[Finding]:
     if tier.messages_per_day is None:
         return []
-    total, per_topic = projected_messages_per_day(inv)
+    volume = estimate_volume(inv)
+    total = volume.messages_per_day
     if total <= tier.messages_per_day:
         return []
-    top = sorted(per_topic.items(), key=lambda kv: -kv[1])[:3]
-    biggest = ", ".join(f"{name} {count:,}" for name, count in top)
+    top = sorted(volume.topics, key=lambda v: -v.messages_per_day)[:3]
+    biggest = ", ".join(f"{v.topic} {v.messages_per_day:,}" for v in top)
     return [_finding(
         "DAILY_QUOTA", "cluster",
         f"about {total:,} messages/day projected (largest: {biggest}), above the {tier.name} "

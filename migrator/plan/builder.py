@@ -7,7 +7,8 @@ Rules (docs/plan.md explains each):
   queue with parallelism 1 when one queue can carry the topic (one partition, modest rate, queue
   budget left), else a flow-control key (the Kafka key, or the partition) with parallelism 1;
 * a Kafka Streams application (its changelog/repartition topics exist) -> an Upstash Workflow;
-* compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy;
+* compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy
+  (its severity is the audit's: :mod:`migrator.finding_codes`);
   retry and dead-letter topics -> ``absorbed`` (QStash retries / DLQ); nothing is dropped.
 
 What a topic is (internal, Streams internal, retry, dead-letter, data) and who reads it come from
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from migrator import __version__
+from migrator.finding_codes import plan_severity
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
@@ -234,9 +236,8 @@ class _Planner:
                     "will be dead-lettered by the bridge",
                 ))
             return None
-        self.blockers.append(
-            Blocker(code=code, object=f"topic:{name}", message=why, remedy=remedy)
-        )
+        self.blockers.append(Blocker(code=code, severity=plan_severity(code),
+                                     object=f"topic:{name}", message=why, remedy=remedy))
         return RouteSpec(topic=name, pattern="blocked", reason=f"{code}: {why}",
                          records_per_second=topic.records_per_second)
 

@@ -5,6 +5,7 @@ The limits are the one table in :mod:`migrator.qstash_tiers`. Unlimited is ``Non
 
 from __future__ import annotations
 
+from migrator.finding_codes import plan_severity
 from migrator.plan.spec import Blocker, Resources, RouteSpec
 from migrator.qstash_tiers import TierLimits
 
@@ -74,6 +75,7 @@ def fit(
         out.append(
             Blocker(
                 code="DAILY_QUOTA",
+                severity=plan_severity("DAILY_QUOTA"),
                 object="qstash:messages_per_day",
                 message=f"about {messages_per_day:,.0f} messages/day expected; {tier} allows "
                 f"{limits.messages_per_day:,}",

@@ -246,12 +246,18 @@ class CostLine(_Spec):
 
 
 class CostEstimate(_Spec):
-    """messages/day x fan-out x (1 + retry rate), priced for the chosen QStash plan."""
+    """The estate's messages/day (the audit's estimate), x (1 + retry rate), priced for the
+    chosen QStash plan."""
 
     qstash_plan: TierName
     retry_rate: float
     messages_per_day: float
+    """The volume estimate shared with the audit (migrator.volume): no retries."""
     monthly_usd: float
+    messages_with_retries_per_day: float = 0.0
+    """messages_per_day x (1 + retry_rate): what is priced."""
+    volume_basis: str = ""
+    """Where messages_per_day comes from and how it was measured."""
     basis: str
     """How the monthly figure was computed."""
     lines: list[CostLine] = Field(default_factory=list)
