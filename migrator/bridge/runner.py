@@ -57,7 +57,7 @@ from migrator.bridge.config import (
 from migrator.bridge.metrics import BridgeMetrics
 from migrator.bridge.retry import Backoff
 from migrator.bridge.routes import DestinationRuntime, RouteRuntime, build_routes
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, QStashConnection
 from migrator.errors import (
     DeliveryError,
     MigratorError,
@@ -118,7 +118,7 @@ class Bridge:
         config: BridgeConfig,
         connection: KafkaConnection,
         *,
-        qstash: tuple[str, str] | None = None,
+        qstash: QStashConnection | None = None,
         metrics: BridgeMetrics | None = None,
         consumer_overrides: dict[str, str] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
