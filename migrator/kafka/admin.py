@@ -235,16 +235,18 @@ class KafkaAdmin:
         *,
         operation: str,
         doing: str,
-        resource: Literal["topic", "group"],
-        name: Callable[[K], str],
+        resource: Literal["topic", "group", "cluster"],
+        name: Callable[[K], str] = str,
+        fail_fast: bool = False,
     ) -> Iterator[tuple[K, T]]:
         """Wait for one batch of per-resource requests and yield each resource's answer.
 
         A resource that is gone (deleted between listing and asking) is left out; one Kafka
         refused for lack of an ACL ``operation`` is recorded as a denial (the audit was
         ``doing`` something) and left out; any other failure raises the toolkit's error.
+        ``fail_fast``: stop waiting on refused credentials or no broker at all (a first call).
         """
-        self._wait(futures.values(), what, fail_fast=False)
+        self._wait(futures.values(), what, fail_fast=fail_fast)
         for key, future in futures.items():
             try:
                 answer = future.result(timeout=0)
@@ -256,7 +258,8 @@ class KafkaAdmin:
                               topic=named if resource == "topic" else None,
                               group=named if resource == "group" else None):
                     continue
-                raise map_kafka_error(exc, f"{what} of {named!r}", self._servers) from None
+                about = what if resource == "cluster" else f"{what} of {named!r}"
+                raise map_kafka_error(exc, about, self._servers) from None
             yield key, answer
 
     def _get(self, future: concurrent.futures.Future[T], what: str) -> T:
@@ -314,15 +317,12 @@ class KafkaAdmin:
         future = self._client.describe_cluster(
             include_authorized_operations=True, request_timeout=self._request_timeout
         )
-        self._wait([future], what, fail_fast=True)
-        try:
-            result = future.result(timeout=0)
-        except KafkaException as exc:
-            if not self._deny(exc, operation="Describe", what="describing the cluster"):
-                raise map_kafka_error(exc, what, self._servers) from None
+        answers = dict(self._answers({CLUSTER_RESOURCE: future}, what, operation="Describe",
+                                     doing="describing the cluster", resource="cluster",
+                                     fail_fast=True))
+        if not answers:  # refused: a denial, recorded
             return self._cluster_from_metadata()
-        except concurrent.futures.TimeoutError as exc:
-            raise map_kafka_error(exc, what, self._servers) from None
+        result = answers[CLUSTER_RESOURCE]
         # Asked for, Kafka answers the principal's cluster operations when it holds Describe
         # there and none (librdkafka: None) when it does not. Without Describe on the cluster,
         # ListGroups answers only the groups the principal may Describe: silently partial.
