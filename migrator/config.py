@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from migrator.errors import ConfigError
 
 __all__ = [
+    "UPSTASH_URL",
     "BasicAuth",
     "KafkaConnection",
     "QStashConnection",
@@ -44,6 +45,7 @@ SECRET_KEYS = frozenset(
         "basic.auth.user.info",
     }
 )
+UPSTASH_URL = "https://qstash.upstash.io"
 _SECRET_HINT = re.compile(r"(password|secret|token|credential|jaas|api[._-]?key|user\.info)", re.I)
 
 
@@ -72,21 +74,41 @@ class RestConnection(_Frozen):
 
 
 class QStashConnection(_Frozen):
-    """Where QStash lives: Upstash's service or the local server. Token from QSTASH_TOKEN."""
+    """A QStash endpoint: Upstash's service or the local server, and the token it takes.
 
-    url: str = Field("https://qstash.upstash.io", description="QStash base URL.")
+    The one type every command passes a QStash endpoint around as (never a ``(url, token)``
+    tuple); the token stays a ``SecretStr`` until the HTTP client needs it.
+    """
+
+    url: str = Field(UPSTASH_URL, description="QStash base URL.")
     token: SecretStr = Field(description="QStash bearer token.")
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None) -> QStashConnection:
-        url = url or os.environ.get("QSTASH_URL") or "https://qstash.upstash.io"
-        token = token or os.environ.get("QSTASH_TOKEN")
-        if not token:
+    def from_env(
+        cls,
+        url: str | None = None,
+        token: str | SecretStr | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        where: str = "pass --qstash-token",
+    ) -> QStashConnection:
+        """``url``/``token`` as given, else QSTASH_URL / QSTASH_TOKEN, else Upstash's URL.
+        No token: ConfigError saying to set QSTASH_TOKEN or ``where``."""
+        env = os.environ if environ is None else environ
+        url = url or env.get("QSTASH_URL") or UPSTASH_URL
+        secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+        secret = secret or env.get("QSTASH_TOKEN")
+        if not secret:
             raise ConfigError(
-                "No QStash token: set QSTASH_TOKEN or pass --qstash-token "
+                f"No QStash token: set QSTASH_TOKEN or {where} "
                 "(for the local server, `migrator dev up --json` prints one)."
             )
-        return cls(url=url.rstrip("/"), token=SecretStr(token))
+        return cls(url=url.rstrip("/"), token=SecretStr(secret))
+
+    @property
+    def bearer(self) -> str:
+        """The token, for the HTTP client's Authorization header only."""
+        return self.token.get_secret_value()
 
 
 class KafkaConnection(_Frozen):

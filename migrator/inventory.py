@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from migrator.qstash_tiers import TierName
+
 __all__ = [
     "SCHEMA_VERSION",
     "BrokerInfo",
@@ -209,7 +211,7 @@ class Inventory(_Model):
     schema_version: str = SCHEMA_VERSION
     generated_at: str
     tool_version: str
-    qstash_plan: Literal["free", "payg", "fixed"] = "payg"
+    qstash_plan: TierName = "payg"  # the QStash tier (Upstash calls it a plan)
     cluster: ClusterInfo
     topics: list[TopicInfo]
     consumer_groups: list[ConsumerGroupInfo]

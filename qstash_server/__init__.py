@@ -2,7 +2,7 @@
 
 Run it with ``python -m qstash_server --port 8080`` or ``migrator dev qstash``. It is a separate
 package from the toolkit (``pip install 'kafka-qstash-migrator[server]'``) and imports nothing
-from ``migrator`` but the shared, pure QStash tier definitions (``migrator.qstash_plans``).
+from ``migrator`` but the shared, pure QStash tier definitions (``migrator.qstash_tiers``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sys
 import click
 from pydantic import SecretStr, ValidationError
 
-from migrator.qstash_plans import PLANS
+from migrator.qstash_tiers import TIERS
 from qstash_server.errors import ServerConfigError
 from qstash_server.settings import (
     ServerSettings,
@@ -63,7 +63,7 @@ def build_settings(**options: object) -> tuple[ServerSettings, list[str]]:
 @click.option("--backoff-scale", default=1.0, show_default=True, type=float,
               help="Multiply every retry delay by this (e.g. 0.01 in tests).")
 @click.option("--accept-only", is_flag=True, help="Accept and store messages but never deliver.")
-@click.option("--plan", default="payg", show_default=True, type=click.Choice(sorted(PLANS)),
+@click.option("--plan", default="payg", show_default=True, type=click.Choice(sorted(TIERS)),
               help="Plan whose limits apply.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=float,
               help="Test only: fraction of publish/enqueue/batch calls refused.")

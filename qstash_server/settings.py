@@ -6,7 +6,7 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from migrator.qstash_plans import PLANS, PlanLimits
+from migrator.qstash_tiers import TIERS, TierLimits
 
 __all__ = ["ServerSettings", "generate_signing_key", "generate_token"]
 
@@ -45,8 +45,8 @@ class ServerSettings(BaseModel):
     @field_validator("plan")
     @classmethod
     def _known_plan(cls, value: str) -> str:
-        if value not in PLANS:
-            raise ValueError(f"unknown plan {value!r}; use one of {', '.join(PLANS)}")
+        if value not in TIERS:
+            raise ValueError(f"unknown plan {value!r}; use one of {', '.join(TIERS)}")
         return value
 
     @field_validator("fault_statuses")
@@ -60,5 +60,5 @@ class ServerSettings(BaseModel):
         return value
 
     @property
-    def limits(self) -> PlanLimits:
-        return PLANS[self.plan]
+    def limits(self) -> TierLimits:
+        return TIERS[self.plan]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from migrator.qstash_plans import PlanLimits
+from migrator.qstash_tiers import TierLimits
 from qstash_server.messages import (
     NEVER_FORWARD,
     Message,
@@ -44,7 +44,7 @@ class HeaderPlan:
     __slots__ = ("_key", "_limits", "_templates", "config", "dedup", "forward")
 
     def __init__(self, config: tuple[tuple[int, str], ...], forward: tuple[tuple[int, str], ...],
-                 dedup: int | None, limits: PlanLimits) -> None:
+                 dedup: int | None, limits: TierLimits) -> None:
         # (position, lower-cased name) of every header that feeds the configuration
         self.config = config
         # (position, canonical forwarded name) of every ``Upstash-Forward-*`` header
@@ -60,7 +60,7 @@ class HeaderPlan:
         )
 
     @classmethod
-    def of(cls, names: tuple[str, ...], limits: PlanLimits) -> HeaderPlan | None:
+    def of(cls, names: tuple[str, ...], limits: TierLimits) -> HeaderPlan | None:
         """The plan for these header names, or None when only the full parse will do
         (names that collide once lower-cased)."""
         lowered = [n.lower() for n in names]
@@ -116,7 +116,7 @@ class Template:
     fields: dict[str, Any]
 
     @classmethod
-    def of(cls, headers: dict[str, str], limits: PlanLimits) -> Template:
+    def of(cls, headers: dict[str, str], limits: TierLimits) -> Template:
         try:
             cfg = parse_publish_config(headers)
         except BadValue as exc:
@@ -138,7 +138,7 @@ class Template:
 class TemplateCache:
     """Header plans by header names (bounded; each plan keeps its own templates)."""
 
-    def __init__(self, limits: PlanLimits) -> None:
+    def __init__(self, limits: TierLimits) -> None:
         self._limits = limits
         self._plans: dict[tuple[str, ...], HeaderPlan | None] = {}
 

@@ -5,161 +5,35 @@ Codes are stable (documented in docs/audit.md); severities:
 - blocker: the workload cannot move to QStash as it stands on the chosen plan;
 - warning: it can move, with a design change the team has to make;
 - info: worth knowing when planning (maps onto a QStash feature).
+
+Each code's severity is in :mod:`migrator.finding_codes`, which the plan's blockers read too.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
+from migrator.finding_codes import CATALOG, CodeInfo
 from migrator.inventory import Finding, Inventory, Severity, TopicInfo
-from migrator.qstash_plans import MIB, PLANS, PlanLimits
+from migrator.qstash_tiers import MIB, TIERS, TierLimits, TierName
+from migrator.topic_roles import TopicRole, classify, readers
+from migrator.volume import estimate_volume
 
 if TYPE_CHECKING:  # only the type: the rules import without the Kafka client
     from migrator.kafka.access import AccessDenied
 
 __all__ = [
     "CATALOG",
-    "PLANS",
     "CodeInfo",
-    "PlanLimits",
     "evaluate",
-    "is_dead_letter_topic",
-    "is_streams_internal",
     "permission_findings",
     "readers_by_topic",
-    "streams_internal_topics",
 ]
 
-PlanName = Literal["free", "payg", "fixed"]
 
 
 
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    severity: Severity
-    title: str
-    remedy: str
-
-
-CATALOG: dict[str, CodeInfo] = {
-    "RECORD_TOO_LARGE": CodeInfo(
-        "blocker",
-        "Records larger than the QStash plan's message size limit",
-        "Move large payloads to object storage and publish a reference (claim-check), split "
-        "them, or choose a plan with a larger limit (--qstash-plan).",
-    ),
-    "COMPACTED_TOPIC": CodeInfo(
-        "warning",
-        "Log-compacted topic: consumers rely on the latest value per key",
-        "QStash delivers messages, it keeps no per-key state: keep the latest value per key in "
-        "a database (e.g. Upstash Redis) that the endpoint updates, and bootstrap it once.",
-    ),
-    "STREAMS_INTERNAL_TOPIC": CodeInfo(
-        "warning",
-        "Kafka Streams internal topic (changelog or repartition)",
-        "Do not migrate the topic itself: it belongs to a Kafka Streams application whose state "
-        "and repartitioning have to be redesigned (e.g. as an Upstash Workflow with its own store).",
-    ),
-    "ORDERING_SENSITIVE": CodeInfo(
-        "warning",
-        "Keyed records read by a consumer group: per-key order probably matters",
-        "Publish through a QStash queue with parallelism 1 per ordering key (or flow control "
-        "keyed by the record key); `migrator bridge` keeps per-partition order.",
-    ),
-    "FAN_OUT": CodeInfo(
-        "info",
-        "Topic read by several consumer groups",
-        "Map the topic to a QStash URL group with one endpoint per group; every endpoint is "
-        "billed as one message per record.",
-    ),
-    "CONSUMER_LAG": CodeInfo(
-        "warning",
-        "Consumer group has unconsumed records",
-        "Let the group drain (or record its offsets) before cutting over, so no record is lost "
-        "or delivered twice; `migrator bridge` can start from the committed offsets.",
-    ),
-    "STALE_CONSUMER_GROUP": CodeInfo(
-        "info",
-        "Consumer group with no members whose offsets do not move",
-        "Confirm the application is retired and leave the group out of the migration, or "
-        "restart it to drain before cutover.",
-    ),
-    "TOMBSTONES": CodeInfo(
-        "warning",
-        "Topic carries tombstones (records with a null value)",
-        "QStash has no null body: decide what a delete means for the endpoint (e.g. an empty "
-        "body with an `Upstash-Forward-Kafka-Tombstone` header) and handle it there.",
-    ),
-    "SCHEMA_ENCODED_PAYLOADS": CodeInfo(
-        "warning",
-        "Values are Schema-Registry framed (Avro, JSON Schema or Protobuf)",
-        "Endpoints cannot read framed binary: decode to JSON in the bridge (the registry must "
-        "stay reachable), or have producers publish JSON directly.",
-    ),
-    "CONNECTOR_NEEDS_MAPPING": CodeInfo(
-        "warning",
-        "Kafka Connect connector has no direct QStash equivalent",
-        "Sink connectors become QStash destinations (an endpoint doing the connector's job); "
-        "source connectors keep feeding Kafka until producers publish to QStash themselves.",
-    ),
-    "DAILY_QUOTA": CodeInfo(
-        "blocker",
-        "Projected messages per day exceed the QStash plan's daily quota",
-        "Choose a plan with a larger quota (pay-as-you-go has none), batch several records "
-        "per message, or leave high-volume topics on Kafka.",
-    ),
-    "SOURCE_UNAVAILABLE": CodeInfo(
-        "warning",
-        "A source could not be read; its section of the report is incomplete",
-        "Check the URL and credentials (--schema-registry-url/-user/-password, --connect-url/"
-        "-user/-password) and that the service is up, then run the audit again.",
-    ),
-    "PERMISSION_DENIED": CodeInfo(
-        "warning",
-        "Kafka refused the audit's principal an operation; that part of the report is missing",
-        "Grant the audit principal the read-only ACL named in the finding (kafka-acls --add "
-        "--allow-principal ... --operation ...), then run the audit again.",
-    ),
-    "DEAD_LETTER_TOPIC": CodeInfo(
-        "info",
-        "Dead-letter topic",
-        "QStash keeps failed messages in its own DLQ (retention by plan): replay or drain this "
-        "topic before cutover and point failure handling at QStash's DLQ or a failure callback.",
-    ),
-}
-
-_STREAMS_RE = re.compile(r".+-(changelog|repartition)$")
-# Names Kafka Streams generates for unnamed stores and repartitions.
-_STREAMS_GENERATED_RE = re.compile(r"-(KSTREAM|KTABLE)-[A-Z-]*\d{10}-(changelog|repartition)$")
-_DLQ_RE = re.compile(r"(^|[._-])(dlq|dlt|dead[._-]?letters?([._-]?queue)?)$", re.I)
-
-
-def is_streams_internal(topic: str, groups: Collection[str] = ()) -> bool:
-    """A Kafka Streams changelog or repartition topic: ``<application.id>-<name>-changelog`` (or
-    ``-repartition``) where a consumer group named ``<application.id>`` exists (Streams commits
-    under it), or a name Streams generated (``-KSTREAM-...-0000000003-changelog``). A plain topic
-    that merely ends in ``-changelog`` (say a CDC feed read by an ordinary group) is not one."""
-    if not _STREAMS_RE.match(topic):
-        return False
-    if _STREAMS_GENERATED_RE.search(topic):
-        return True
-    parts = topic.split("-")
-    return any("-".join(parts[:i]) in groups for i in range(1, len(parts) - 1))
-
-
-def streams_internal_topics(inv: Inventory) -> set[str]:
-    """The inventory's topics that are Kafka Streams changelog or repartition topics."""
-    groups = {g.group_id for g in inv.consumer_groups}
-    return {t.name for t in inv.topics if is_streams_internal(t.name, groups)}
-
-
-def is_dead_letter_topic(topic: str) -> bool:
-    return bool(_DLQ_RE.search(topic))
 
 
 def _finding(code: str, obj: str, message: str, *, severity: Severity | None = None) -> Finding:
@@ -175,83 +49,84 @@ def _mb(n: int) -> str:
 
 
 def readers_by_topic(inv: Inventory) -> dict[str, list[str]]:
-    """Topic -> the groups that read it (committed offsets or assignments)."""
-    readers: dict[str, list[str]] = {}
-    for group in inv.consumer_groups:
-        for topic in group.topics:
-            readers.setdefault(topic, []).append(group.group_id)
-    return readers
+    """Topic -> the ids of the groups that read it (see :func:`migrator.topic_roles.readers`)."""
+    return {topic: [g.group_id for g in groups] for topic, groups in readers(inv).items()}
 
 
-def _migratable(topics: Iterable[TopicInfo]) -> list[TopicInfo]:
-    return [t for t in topics if not t.internal]
+def _topics(inv: Inventory, *roles: TopicRole) -> list[TopicInfo]:
+    """The inventory's topics whose role (:mod:`migrator.topic_roles`) is one of ``roles``
+    (default: every topic but Kafka's, Connect's and the registry's own)."""
+    classes = classify(inv)
+    return [t for t in inv.topics
+            if (classes[t.name].role in roles if roles else classes[t.name].role != "internal")]
 
 
-def _record_too_large(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _migratable(inv: Inventory) -> list[TopicInfo]:
+    """Topics whose records would move: neither internal nor Kafka Streams internals."""
+    return _topics(inv, "data", "retry", "dead-letter")
+
+
+def _record_too_large(inv: Inventory, tier: TierLimits) -> list[Finding]:
     """Per topic: a sampled record or a topic override above the limit. A broker- or
     cluster-wide message.max.bytes above it is one finding on the cluster (Kafka's default,
     1,048,588 bytes, counts batch overhead and is left alone)."""
     out = []
     broker_wide = 0
-    for t in _migratable(inv.topics):
+    for t in _topics(inv):
         conf = t.configs.get("max.message.bytes")
         if conf and conf.source not in ("default", "topic") and conf.value and conf.value.isdigit():
             broker_wide = max(broker_wide, int(conf.value))
-        if t.sample and t.sample.size_max > plan.max_message_bytes:
+        if t.sample and t.sample.size_max > tier.max_message_bytes:
             out.append(_finding(
                 "RECORD_TOO_LARGE", f"topic:{t.name}",
-                f"largest sampled record is {_mb(t.sample.size_max)}, above the {plan.name} "
-                f"plan's {_mb(plan.max_message_bytes)} message limit",
+                f"largest sampled record is {_mb(t.sample.size_max)}, above the {tier.name} "
+                f"plan's {_mb(tier.max_message_bytes)} message limit",
             ))
             continue
         if conf and conf.source == "topic" and conf.value and conf.value.isdigit() \
-                and int(conf.value) > plan.max_message_bytes:
+                and int(conf.value) > tier.max_message_bytes:
             out.append(_finding(
                 "RECORD_TOO_LARGE", f"topic:{t.name}",
-                f"max.message.bytes is set to {_mb(int(conf.value))}, above the {plan.name} "
-                f"plan's {_mb(plan.max_message_bytes)} message limit (no such record sampled)",
+                f"max.message.bytes is set to {_mb(int(conf.value))}, above the {tier.name} "
+                f"plan's {_mb(tier.max_message_bytes)} message limit (no such record sampled)",
                 severity="warning",
             ))
-    if broker_wide > plan.max_message_bytes:
+    if broker_wide > tier.max_message_bytes:
         out.append(_finding(
             "RECORD_TOO_LARGE", "cluster",
-            f"the brokers' message.max.bytes is {_mb(broker_wide)}, above the {plan.name} plan's "
-            f"{_mb(plan.max_message_bytes)} message limit, on every topic without an override",
+            f"the brokers' message.max.bytes is {_mb(broker_wide)}, above the {tier.name} plan's "
+            f"{_mb(tier.max_message_bytes)} message limit, on every topic without an override",
             severity="warning",
         ))
     return out
 
 
-def _compacted(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _compacted(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
-    streams = streams_internal_topics(inv)
-    for t in _migratable(inv.topics):
+    for t in _migratable(inv):
         policy = t.config("cleanup.policy") or ""
-        if "compact" in policy and t.name not in streams:
+        if "compact" in policy:
             out.append(_finding(
                 "COMPACTED_TOPIC", f"topic:{t.name}", f"cleanup.policy={policy}",
             ))
     return out
 
 
-def _streams(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
+def _streams(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("STREAMS_INTERNAL_TOPIC", f"topic:{t.name}",
                  f"{t.name} is a Kafka Streams "
                  f"{'changelog' if t.name.endswith('-changelog') else 'repartition'} topic")
-        for t in _migratable(inv.topics) if t.name in streams
+        for t in _topics(inv, "streams-internal")
     ]
 
 
-def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
-    readers = readers_by_topic(inv)
+def _ordering(inv: Inventory, tier: TierLimits) -> list[Finding]:
+    reading = readers_by_topic(inv)
     out = []
-    for t in _migratable(inv.topics):
-        if t.sample and t.sample.keyed_ratio > 0 and readers.get(t.name) \
-                and t.name not in streams:
-            groups = ", ".join(readers[t.name])
+    for t in _migratable(inv):
+        if t.sample and t.sample.keyed_ratio > 0 and reading.get(t.name):
+            groups = ", ".join(reading[t.name])
             out.append(_finding(
                 "ORDERING_SENSITIVE", f"topic:{t.name}",
                 f"{t.sample.keyed_ratio:.0%} of sampled records are keyed and group(s) {groups} "
@@ -260,8 +135,8 @@ def _ordering(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _fan_out(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    names = {t.name for t in _migratable(inv.topics)}
+def _fan_out(inv: Inventory, tier: TierLimits) -> list[Finding]:
+    names = {t.name for t in _topics(inv)}
     return [
         _finding("FAN_OUT", f"topic:{topic}",
                  f"read by {len(groups)} groups: {', '.join(groups)}")
@@ -270,7 +145,7 @@ def _fan_out(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _lag(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _lag(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("CONSUMER_LAG", f"group:{g.group_id}",
                  f"{g.total_lag:,} records behind on {', '.join(g.topics)}")
@@ -278,7 +153,7 @@ def _lag(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     ]
 
 
-def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _stale(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for g in inv.consumer_groups:
         if g.members or g.committed_moving:
@@ -292,19 +167,18 @@ def _stale(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _tombstones(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    streams = streams_internal_topics(inv)
+def _tombstones(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("TOMBSTONES", f"topic:{t.name}",
                  f"{t.sample.tombstones} of {t.sample.sampled} sampled records are tombstones")
-        for t in _migratable(inv.topics)
-        if t.sample and t.sample.tombstones > 0 and t.name not in streams
+        for t in _migratable(inv)
+        if t.sample and t.sample.tombstones > 0
     ]
 
 
-def _schema(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _schema(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
-    for t in _migratable(inv.topics):
+    for t in _topics(inv):
         if not t.sample or not t.sample.schema_ids:
             continue
         kinds = sorted(k for k in t.sample.formats
@@ -318,7 +192,7 @@ def _schema(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _connectors(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _connectors(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for c in inv.connect.connectors:
         topics = f" on {', '.join(c.topics)}" if c.topics else ""
@@ -329,40 +203,23 @@ def _connectors(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def projected_messages_per_day(inv: Inventory) -> tuple[int, dict[str, int]]:
-    """Messages per day QStash would bill: per topic, max(last 24 h, sampled rate x 86400),
-    times the number of groups reading it (each group becomes one endpoint)."""
-    streams = streams_internal_topics(inv)
-    readers = readers_by_topic(inv)
-    per_topic: dict[str, int] = {}
-    for t in _migratable(inv.topics):
-        if t.name in streams:
-            continue
-        daily = max(
-            t.records_last_24h or 0,
-            int((t.records_per_second or 0.0) * 86_400),
-        )
-        if daily:
-            per_topic[t.name] = daily * max(1, len(readers.get(t.name, [])))
-    return sum(per_topic.values()), per_topic
-
-
-def _daily_quota(inv: Inventory, plan: PlanLimits) -> list[Finding]:
-    if plan.messages_per_day is None:
+def _daily_quota(inv: Inventory, tier: TierLimits) -> list[Finding]:
+    if tier.messages_per_day is None:
         return []
-    total, per_topic = projected_messages_per_day(inv)
-    if total <= plan.messages_per_day:
+    volume = estimate_volume(inv)
+    total = volume.messages_per_day
+    if total <= tier.messages_per_day:
         return []
-    top = sorted(per_topic.items(), key=lambda kv: -kv[1])[:3]
-    biggest = ", ".join(f"{name} {count:,}" for name, count in top)
+    top = sorted(volume.topics, key=lambda v: -v.messages_per_day)[:3]
+    biggest = ", ".join(f"{v.topic} {v.messages_per_day:,}" for v in top)
     return [_finding(
         "DAILY_QUOTA", "cluster",
-        f"about {total:,} messages/day projected (largest: {biggest}), above the {plan.name} "
-        f"plan's {plan.messages_per_day:,}/day",
+        f"about {total:,} messages/day projected (largest: {biggest}), above the {tier.name} "
+        f"plan's {tier.messages_per_day:,}/day",
     )]
 
 
-def _unavailable(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _unavailable(inv: Inventory, tier: TierLimits) -> list[Finding]:
     out = []
     for name, url, status in (
         ("schema-registry", inv.schema_registry.url, inv.schema_registry.status),
@@ -376,11 +233,11 @@ def _unavailable(inv: Inventory, plan: PlanLimits) -> list[Finding]:
     return out
 
 
-def _dead_letter(inv: Inventory, plan: PlanLimits) -> list[Finding]:
+def _dead_letter(inv: Inventory, tier: TierLimits) -> list[Finding]:
     return [
         _finding("DEAD_LETTER_TOPIC", f"topic:{t.name}",
                  f"{t.name} looks like a dead-letter topic ({t.total_records:,} records)")
-        for t in _migratable(inv.topics) if is_dead_letter_topic(t.name)
+        for t in _topics(inv, "dead-letter")
     ]
 
 
@@ -431,7 +288,7 @@ def permission_findings(denials: Iterable[AccessDenied], principal: str | None =
     return sorted(out, key=lambda f: f.object)
 
 
-RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
+RULES: tuple[Callable[[Inventory, TierLimits], list[Finding]], ...] = (
     _unavailable,
     _daily_quota,
     _record_too_large,
@@ -450,10 +307,10 @@ RULES: tuple[Callable[[Inventory, PlanLimits], list[Finding]], ...] = (
 _ORDER = {"blocker": 0, "warning": 1, "info": 2}
 
 
-def evaluate(inv: Inventory, plan: str | None = None, *,
+def evaluate(inv: Inventory, tier: TierName | None = None, *,
              extra: Iterable[Finding] = ()) -> list[Finding]:
-    """Every finding for the inventory on the QStash plan (default: the inventory's plan), plus
+    """Every finding for the inventory on the QStash tier (default: the inventory's), plus
     ``extra`` ones found while reading (e.g. PERMISSION_DENIED), blockers first."""
-    limits = PLANS[plan or inv.qstash_plan]
+    limits = TIERS[tier or inv.qstash_plan]
     findings = [f for rule in RULES for f in rule(inv, limits)] + list(extra)
     return sorted(findings, key=lambda f: (_ORDER[f.severity], f.code, f.object))

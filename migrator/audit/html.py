@@ -8,8 +8,10 @@ from collections import Counter
 from collections.abc import Sequence
 from html import escape
 
-from migrator.audit.findings import CATALOG, PLANS, projected_messages_per_day
+from migrator.audit.findings import CATALOG
 from migrator.inventory import Finding, Inventory
+from migrator.qstash_tiers import TIERS
+from migrator.volume import estimate_volume
 
 __all__ = ["bar_chart", "render_html"]
 
@@ -172,8 +174,9 @@ def _unavailable(status_error: str | None) -> str:
 
 def render_html(inv: Inventory) -> str:
     sev = Counter(f.severity for f in inv.findings)
-    plan = PLANS[inv.qstash_plan]
-    daily, _ = projected_messages_per_day(inv)
+    tier = TIERS[inv.qstash_plan]
+    volume = estimate_volume(inv)
+    daily = volume.messages_per_day
     partitions = sum(len(t.partitions) for t in inv.topics)
     total_lag = sum(g.total_lag for g in inv.consumer_groups)
     user_topics = [t for t in inv.topics if not t.internal]
@@ -186,10 +189,10 @@ def render_html(inv: Inventory) -> str:
         _card("Info", str(sev["info"]), "worth knowing"),
         _card("Topics", f"{len(inv.topics):,}", f"{partitions:,} partitions"),
         _card("Consumer groups", f"{len(inv.consumer_groups):,}", f"total lag {total_lag:,}"),
-        _card("Messages / day", _fmt(daily),
-              "no quota on this plan" if plan.messages_per_day is None
-              else f"quota {plan.messages_per_day:,}",
-              _SEV_COLOR["blocker"] if plan.messages_per_day and daily > plan.messages_per_day
+        _card("Messages / day", f"{daily:,}",
+              "no quota on this plan" if tier.messages_per_day is None
+              else f"quota {tier.messages_per_day:,}",
+              _SEV_COLOR["blocker"] if tier.messages_per_day and daily > tier.messages_per_day
               else None),
     ])
 
@@ -275,10 +278,11 @@ def render_html(inv: Inventory) -> str:
 <header><h1>Kafka → QStash audit</h1>
 <div class="meta">cluster <b>{escape(inv.cluster.cluster_id or "?")}</b> · brokers {escape(brokers)}
  · controller {escape(str(inv.cluster.controller_id))} · {escape(inv.generated_at)}
- <span class="pill">QStash plan: {escape(plan.name)} · {plan.max_message_bytes // (1024 * 1024)} MiB
+ <span class="pill">QStash plan: {escape(tier.name)} · {tier.max_message_bytes // (1024 * 1024)} MiB
  messages</span></div></header>
 <main>
 <div class="cards">{cards}</div>
+<p class="muted">Messages / day: {escape(volume.explanation)}.</p>
 <div class="grid2">
 <section><h2>{escape(tp_title)}</h2>{bar_chart(tp_rows, color="#3a7bd5", unit=tp_unit)}</section>
 <section><h2>Lag per consumer group</h2>{bar_chart(lag_rows, color="#e4730f", unit="")}</section>

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from migrator.audit.findings import PLANS, projected_messages_per_day
 from migrator.inventory import Inventory, TopicInfo
+from migrator.qstash_tiers import TIERS
+from migrator.volume import estimate_volume
 
 __all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_table"]
 
@@ -83,8 +84,8 @@ _GROUP_HEAD = ["group", "state", "type", "members", "topics", "lag"]
 
 def _summary(inv: Inventory) -> list[tuple[str, str]]:
     sev = Counter(f.severity for f in inv.findings)
-    plan = PLANS[inv.qstash_plan]
-    daily, _ = projected_messages_per_day(inv)
+    tier = TIERS[inv.qstash_plan]
+    volume = estimate_volume(inv)
     return [
         ("cluster", f"{inv.cluster.cluster_id or '?'} ({len(inv.cluster.brokers)} broker(s), "
                     f"controller {inv.cluster.controller_id})"),
@@ -95,10 +96,11 @@ def _summary(inv: Inventory) -> list[tuple[str, str]]:
                                      f"{len(inv.schema_registry.subjects)} subjects")),
         ("connect", _section(inv.connect.url, inv.connect.status.available,
                              inv.connect.status.error, f"{len(inv.connect.connectors)} connectors")),
-        ("qstash plan", f"{plan.name}: messages up to {plan.max_message_bytes // (1024 * 1024)} MiB, "
-                        + ("no daily quota" if plan.messages_per_day is None
-                           else f"{plan.messages_per_day:,} messages/day")),
-        ("projected messages/day", f"{daily:,}"),
+        ("qstash plan", f"{tier.name}: messages up to {tier.max_message_bytes // (1024 * 1024)} MiB, "
+                        + ("no daily quota" if tier.messages_per_day is None
+                           else f"{tier.messages_per_day:,} messages/day")),
+        ("projected messages/day", f"{volume.messages_per_day:,}"),
+        ("messages/day basis", volume.explanation),
         ("findings", f"{sev['blocker']} blocker, {sev['warning']} warning, {sev['info']} info"),
     ]
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from migrator import __version__
 from migrator.audit.cluster import collect_cluster
@@ -28,7 +27,7 @@ from migrator.audit.progress import NullProgress, Progress
 from migrator.audit.records import RecordStats, SchemaRef
 from migrator.audit.registry import RegistryReader, subject_topic
 from migrator.audit.throughput import topic_rates
-from migrator.audit.topics import TopicFilter, build_topics, is_internal, snapshot_topics
+from migrator.audit.topics import TopicFilter, build_topics, snapshot_topics
 from migrator.config import KafkaConnection, RestConnection
 from migrator.errors import KafkaAuthError
 from migrator.inventory import (
@@ -41,6 +40,8 @@ from migrator.inventory import (
 from migrator.kafka.access import AccessDenied
 from migrator.kafka.admin import KafkaAdmin, TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
+from migrator.qstash_tiers import TierName
+from migrator.topic_roles import is_internal
 
 __all__ = ["AuditOptions", "run_audit"]
 
@@ -57,7 +58,7 @@ class AuditOptions:
     timeout: float = 30.0
     sample_seconds: float = 10.0
     sample_records: int = 100
-    qstash_plan: Literal["free", "payg", "fixed"] = "payg"
+    qstash_tier: TierName = "payg"
 
 
 def run_audit(options: AuditOptions, progress: Progress | None = None) -> Inventory:
@@ -123,7 +124,7 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
     inventory = Inventory(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
-        qstash_plan=options.qstash_plan,
+        qstash_plan=options.qstash_tier,
         cluster=cluster,
         topics=topics,
         consumer_groups=groups,

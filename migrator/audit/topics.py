@@ -16,8 +16,9 @@ from typing import Any
 from migrator.audit.progress import NullProgress, Progress
 from migrator.inventory import ConfigValue, PartitionInfo, TopicInfo
 from migrator.kafka.admin import KafkaAdmin, TopicDescription, TopicPartitionKey
+from migrator.topic_roles import is_internal
 
-__all__ = ["KEY_CONFIGS", "TopicFilter", "TopicSnapshot", "build_topics", "is_internal", "snapshot_topics"]
+__all__ = ["KEY_CONFIGS", "TopicFilter", "TopicSnapshot", "build_topics", "snapshot_topics"]
 
 # Reported for every topic; the rest of the configs are kept only when overridden.
 KEY_CONFIGS = (
@@ -30,12 +31,6 @@ KEY_CONFIGS = (
     "message.timestamp.type",
 )
 DAY_MS = 86_400_000
-
-
-def is_internal(name: str, kafka_internal: bool) -> bool:
-    """Kafka's own internal topics, and by convention system topics named with a leading '_'
-    (_schemas, _connect-configs, __transaction_state...)."""
-    return kafka_internal or name.startswith("_")
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,7 @@ from connectors.destinations import (
     WorkflowDestination,
     check_url,
 )
-from migrator.config import KafkaConnection
-from migrator.errors import ConfigError
+from migrator.config import KafkaConnection, QStashConnection
 from migrator.yamlfile import load_model
 
 __all__ = [
@@ -134,17 +133,10 @@ class QStashSection(_Frozen):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else check_url(value).rstrip("/")
 
-    def resolved(self, environ: Mapping[str, str] | None = None) -> tuple[str, SecretStr]:
-        """(url, token) with environment fallbacks; ConfigError when there is no token."""
-        env = os.environ if environ is None else environ
-        url = (self.url or env.get("QSTASH_URL") or "https://qstash.upstash.io").rstrip("/")
-        token = self.token.get_secret_value() if self.token else env.get("QSTASH_TOKEN")
-        if not token:
-            raise ConfigError(
-                "No QStash token: set qstash.token in the bridge config or QSTASH_TOKEN in the "
-                "environment (for the local server, `migrator dev up --json` prints one)."
-            )
-        return url, SecretStr(token)
+    def resolved(self, environ: Mapping[str, str] | None = None) -> QStashConnection:
+        """The QStash endpoint with environment fallbacks; ConfigError when there is no token."""
+        return QStashConnection.from_env(self.url, self.token, environ=environ,
+                                         where="qstash.token in the bridge config")
 
 
 class PayloadPolicy(_Frozen):

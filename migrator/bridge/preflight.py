@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from migrator.bridge.config import BridgeConfig, PublishUrlGroupDestination
-from migrator.config import KafkaConnection, redact_url
+from migrator.config import KafkaConnection, QStashConnection, redact_url
 from migrator.kafka.admin import KafkaAdmin
 
 __all__ = ["PartitionStart", "Preflight", "preflight"]
@@ -74,7 +74,7 @@ def preflight(
     cfg: BridgeConfig,
     connection: KafkaConnection,
     *,
-    qstash: tuple[str, str] | None = None,
+    qstash: QStashConnection | None = None,
     timeout: float = 30.0,
 ) -> Preflight:
     """Check ``cfg`` against the live services (read-only)."""
@@ -159,16 +159,15 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _qstash(cfg: BridgeConfig, qstash: tuple[str, str], result: Preflight) -> None:
+def _qstash(cfg: BridgeConfig, qstash: QStashConnection, result: Preflight) -> None:
     from qstash import QStash
     from qstash.errors import QStashError
 
     from migrator.bridge.routes import check_qstash
 
-    url, token = qstash
-    check_qstash(url, token)  # a wrong URL or token is an error of its own (exit 7)
-    result.checked.append(f"QStash at {redact_url(url)}: the token is accepted")
-    client = QStash(token, base_url=url, retry=False)
+    check_qstash(qstash)  # a wrong URL or token is an error of its own (exit 7)
+    result.checked.append(f"QStash at {redact_url(qstash.url)}: the token is accepted")
+    client = QStash(qstash.bearer, base_url=qstash.url, retry=False)
     seen: set[str] = set()
     for i, route in enumerate(cfg.routes):
         for j, dest in enumerate(route.destinations):

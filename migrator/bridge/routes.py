@@ -32,7 +32,7 @@ from migrator.bridge.config import (
     Route,
     WorkflowDestination,
 )
-from migrator.config import redact_url
+from migrator.config import QStashConnection, redact_url
 from migrator.errors import ConfigError, ServiceError
 
 __all__ = ["DestinationRuntime", "RouteRuntime", "build_routes", "check_qstash", "identity"]
@@ -85,7 +85,7 @@ def _sink(
     dest: Destination,
     name: str,
     client: httpx.Client,
-    qstash: tuple[str, str] | None,
+    qstash: QStashConnection | None,
 ) -> Sink:
     if isinstance(dest, DirectHttpDestination):
         return HttpSink(dest, client=client, name=name, stop_on_failure=route.ordered)
@@ -93,16 +93,16 @@ def _sink(
         raise ConfigError(
             f"route {route.route_name!r} publishes through QStash: set qstash.token or QSTASH_TOKEN."
         )
-    base, token = qstash
     if isinstance(dest, WorkflowDestination):
-        return WorkflowSink(dest, base_url=base, token=token, client=client, name=name)
-    return QStashSink(dest, base_url=base, token=token, client=client, name=name)
+        return WorkflowSink(dest, base_url=qstash.url, token=qstash.bearer, client=client,
+                            name=name)
+    return QStashSink(dest, base_url=qstash.url, token=qstash.bearer, client=client, name=name)
 
 
 def build_routes(
     config: BridgeConfig,
     client: httpx.Client,
-    qstash: tuple[str, str] | None,
+    qstash: QStashConnection | None,
     schema_lookup: SchemaLookup | None = None,
 ) -> dict[str, RouteRuntime]:
     """topic -> its route, codec and sinks (sinks numbered across all routes)."""
@@ -124,7 +124,7 @@ def build_routes(
     return routes
 
 
-def check_qstash(url: str, token: str) -> None:
+def check_qstash(qstash: QStashConnection) -> None:
     """Fail fast on a wrong QStash URL or token, before consuming anything.
 
     Uses the official ``qstash`` SDK (a control-plane call, ``GET /v2/keys``); raises
@@ -134,14 +134,14 @@ def check_qstash(url: str, token: str) -> None:
     from qstash.errors import QStashError
 
     try:
-        QStash(token, base_url=url, retry=False).signing_key.get()
+        QStash(qstash.bearer, base_url=qstash.url, retry=False).signing_key.get()
     except QStashError as exc:
         status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
         hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
         raise ServiceError(
-            f"QStash at {redact_url(url)} refused the bridge: {exc} ({hint}).", status=status
+            f"QStash at {redact_url(qstash.url)} refused the bridge: {exc} ({hint}).", status=status
         ) from None
     except httpx.HTTPError as exc:
         raise ServiceError(
-            f"QStash at {redact_url(url)} is unreachable ({exc}); check qstash.url."
+            f"QStash at {redact_url(qstash.url)} is unreachable ({exc}); check qstash.url."
         ) from None

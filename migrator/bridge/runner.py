@@ -55,7 +55,7 @@ from migrator.bridge.retry import Backoff
 from migrator.bridge.routes import build_routes
 from migrator.bridge.settle import DeadLetters, Settler
 from migrator.bridge.stats import BridgeStats
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, QStashConnection
 from migrator.kafka.consumer import KafkaConsumer
 
 __all__ = ["PAUSE_AFTER", "Bridge", "BridgeStats", "install_signal_handlers"]
@@ -90,7 +90,7 @@ class Bridge:
         config: BridgeConfig,
         connection: KafkaConnection,
         *,
-        qstash: tuple[str, str] | None = None,
+        qstash: QStashConnection | None = None,
         metrics: BridgeMetrics | None = None,
         consumer_overrides: dict[str, str] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] | None = None,

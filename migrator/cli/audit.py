@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import click
@@ -15,6 +15,7 @@ from migrator.audit.report import render
 from migrator.audit.runner import AuditOptions, run_audit
 from migrator.config import BasicAuth, KafkaConnection, RestConnection
 from migrator.errors import ConfigError
+from migrator.qstash_tiers import TIERS, TierName
 from migrator.yamlfile import write_atomic
 
 __all__ = ["command", "rest_connection", "write_atomically"]
@@ -93,7 +94,7 @@ def write_atomically(path: Path, text: str) -> None:
               help="Measure records/s per topic over this window (0: skip).")
 @click.option("--sample-records", type=click.IntRange(min=0), default=100, show_default=True,
               help="Newest records to read per topic, by assignment (0: skip).")
-@click.option("--qstash-plan", type=click.Choice(["free", "payg", "fixed"]), default="payg",
+@click.option("--qstash-plan", type=click.Choice(list(TIERS)), default="payg",
               show_default=True, help="QStash plan whose limits the findings use.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]),
               default="table", show_default=True, help="Report format.")
@@ -148,7 +149,7 @@ def command(
         timeout=timeout,
         sample_seconds=sample_seconds,
         sample_records=sample_records,
-        qstash_plan=cast(Literal["free", "payg", "fixed"], qstash_plan),
+        qstash_tier=cast(TierName, qstash_plan),
     )
     progress: Progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else NullProgress()
     inventory = run_audit(options, progress)

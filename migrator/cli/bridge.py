@@ -16,7 +16,7 @@ from migrator.errors import ConfigError
 if TYPE_CHECKING:
     from migrator.bridge.config import BridgeConfig
     from migrator.bridge.preflight import Preflight
-    from migrator.config import KafkaConnection
+    from migrator.config import KafkaConnection, QStashConnection
 
 __all__ = ["command"]
 
@@ -65,16 +65,15 @@ def _connection_options(fn: Any) -> Any:
 
 def _connections(
     cfg: BridgeConfig, config_path: str, kafka_config: str | None, x_options: tuple[str, ...]
-) -> tuple[KafkaConnection, tuple[str, str] | None]:
-    """The Kafka connection (config file, properties file, -X) and QStash's (url, token) when a
+) -> tuple[KafkaConnection, QStashConnection | None]:
+    """The Kafka connection (config file, properties file, -X) and the QStash endpoint when a
     route goes through QStash."""
     connection = cfg.kafka.connection(
         base_dir=Path(config_path).parent, properties_file=kafka_config, x_options=x_options
     )
     if not cfg.uses_qstash():
         return connection, None
-    url, token = cfg.qstash.resolved()
-    return connection, (url, token.get_secret_value())
+    return connection, cfg.qstash.resolved()
 
 
 @command.command("run")
@@ -112,7 +111,7 @@ def run(
         root.setLevel(min(root.level, logging.INFO) if root.level else logging.INFO)
     connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     if qstash is not None:
-        check_qstash(*qstash)
+        check_qstash(qstash)
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
     bridge = Bridge(cfg, connection, qstash=qstash, metrics=metrics)

@@ -17,8 +17,9 @@ from migrator.plan.builder import PlanOptions, build_plan
 from migrator.plan.cost import PriceTable, load_prices
 from migrator.plan.endpoints import EndpointMap, load_endpoints
 from migrator.plan.output import build_output
-from migrator.plan.spec import Plan, QStashPlanName, ReviewedState
+from migrator.plan.spec import Plan, ReviewedState
 from migrator.plan.state import read_state, reviewed
+from migrator.qstash_tiers import TIERS, TierName
 from migrator.yamlfile import load_model
 
 __all__ = ["command"]
@@ -58,7 +59,7 @@ def schema() -> None:
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--endpoints", "endpoints_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML mapping consumer groups (globs) to endpoint URLs.")
-@click.option("--qstash-plan", type=click.Choice(["free", "payg", "fixed"]),
+@click.option("--qstash-plan", type=click.Choice(list(TIERS)),
               help="QStash plan to fit against (default: the inventory's).")
 @click.option("-o", "--output", "output", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output directory.")
@@ -74,7 +75,7 @@ def schema() -> None:
 @click.option("--qstash-url", help="QStash URL to review live state against (or QSTASH_URL).")
 @click.option("--qstash-token", help="QStash token (or QSTASH_TOKEN).")
 @click.option("--offline", is_flag=True, help="Do not read live QStash state.")
-def build(inventory: Path, endpoints_file: Path | None, qstash_plan: QStashPlanName | None,
+def build(inventory: Path, endpoints_file: Path | None, qstash_plan: TierName | None,
           output: Path, fmt: Any, prefix: str, prices: Path | None, headroom: float,
           bridge_group: str, qstash_url: str | None, qstash_token: str | None,
           offline: bool) -> None:
@@ -84,7 +85,7 @@ def build(inventory: Path, endpoints_file: Path | None, qstash_plan: QStashPlanN
     connectors = [c.name for c in inv.connect.connectors if c.kind == "source"]
     endpoints = (load_endpoints(endpoints_file, groups=groups, connectors=connectors)
                  if endpoints_file else EndpointMap.empty())
-    opts = PlanOptions(qstash_plan=qstash_plan or inv.qstash_plan, prefix=prefix,
+    opts = PlanOptions(qstash_tier=qstash_plan or inv.qstash_plan, prefix=prefix,
                        headroom=headroom, prices=load_prices(prices) if prices else PriceTable(),
                        inventory_path=str(inventory))
     state = None if offline else _review_state(qstash_url, qstash_token, prefix)

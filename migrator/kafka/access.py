@@ -7,36 +7,19 @@ authorization error per resource. :func:`denial_for` turns such an error into an
 :class:`AccessDenied` (``None`` for any other error); the audit reports each one as a
 ``PERMISSION_DENIED`` finding and keeps the rest of the report complete.
 
-Authentication failures are not denials: they stay fatal (:func:`is_authentication_error`).
+Authentication failures are not denials: they stay fatal. Which codes are which is decided in
+:mod:`migrator.kafka.errors`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from confluent_kafka import KafkaError
+from migrator.kafka.errors import ResourceKind, authorization_resource
 
-__all__ = [
-    "CLUSTER_RESOURCE",
-    "AccessDenied",
-    "ResourceKind",
-    "denial_for",
-    "is_authentication_error",
-    "is_authorization_error",
-]
+__all__ = ["CLUSTER_RESOURCE", "AccessDenied", "ResourceKind", "denial_for"]
 
-ResourceKind = Literal["cluster", "topic", "group"]
 CLUSTER_RESOURCE = "kafka-cluster"
-
-_AUTHORIZATION = {
-    KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
-    KafkaError.GROUP_AUTHORIZATION_FAILED: "group",
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
-}
-_AUTHENTICATION = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
-)
 
 
 @dataclass(frozen=True, order=True)
@@ -50,16 +33,6 @@ class AccessDenied:
     what: str
 
 
-def is_authorization_error(code: int) -> bool:
-    """The principal is known but lacks an ACL (topic, group or cluster authorization failed)."""
-    return code in _AUTHORIZATION
-
-
-def is_authentication_error(code: int) -> bool:
-    """The credentials themselves were refused (SASL or SSL): nothing can be read."""
-    return code in _AUTHENTICATION
-
-
 def denial_for(code: int, *, operation: str, what: str, topic: str | None = None,
                group: str | None = None) -> AccessDenied | None:
     """The denial an error code means for the resource named in the request, else ``None``.
@@ -67,7 +40,7 @@ def denial_for(code: int, *, operation: str, what: str, topic: str | None = None
     The error's kind says which resource was refused: a topic error names ``topic``, a group
     error ``group``, a cluster error the cluster (operation Describe unless given otherwise).
     """
-    kind = _AUTHORIZATION.get(code)
+    kind = authorization_resource(code)
     if kind == "topic":
         return AccessDenied("topic", topic or "*", operation, what)
     if kind == "group":

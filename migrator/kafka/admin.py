@@ -4,9 +4,10 @@ Every call is batched (one request for many topics, partitions or groups whereve
 API allows it), bounded by the wrapper's timeout, and returns plain frozen data rather than
 confluent-kafka objects. librdkafka errors become :class:`~migrator.errors.KafkaUnavailableError`
 (the cluster does not answer) or :class:`~migrator.errors.KafkaAuthError` (it refuses our
-credentials). An authorization error on one resource (a group, a topic's configs, the cluster
-description) does not abort: the resource is left out of the answer and kept, as an
-:class:`~migrator.kafka.access.AccessDenied`, in :attr:`KafkaAdmin.denied`.
+credentials), by :func:`migrator.kafka.errors.translate`. An authorization error on one resource
+(a group, a topic's configs, the cluster description) does not abort: the resource is left out
+of the answer and kept, as an :class:`~migrator.kafka.access.AccessDenied`, in
+:attr:`KafkaAdmin.denied`.
 
 Nothing here writes: no topic, config, offset or group is ever created or changed.
 """
@@ -18,7 +19,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -38,13 +39,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from migrator.config import KafkaConnection
-from migrator.errors import KafkaAuthError, KafkaUnavailableError
-from migrator.kafka.access import (
-    CLUSTER_RESOURCE,
-    AccessDenied,
-    denial_for,
-    is_authentication_error,
-)
+from migrator.errors import MigratorError
+from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied, denial_for
+from migrator.kafka.errors import REACH_HINT, ErrorKind, error_code, kind_of, translate
 
 __all__ = [
     "BrokerNode",
@@ -65,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 T = TypeVar("T")
+K = TypeVar("K")
 
 # Batch sizes: large enough that a 10,000-partition estate needs a handful of requests, small
 # enough that one request never approaches the broker's default 100 MB request limit.
@@ -75,37 +73,8 @@ GROUP_BATCH = 500
 # list_consumer_group_offsets takes one group per request: this many are kept in flight at once.
 GROUP_OFFSETS_IN_FLIGHT = 64
 
-_AUTH_CODES = frozenset(
-    {
-        KafkaError._AUTHENTICATION,
-        KafkaError.SASL_AUTHENTICATION_FAILED,
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.GROUP_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-        KafkaError._SSL,
-    }
-)
-_UNAVAILABLE_CODES = frozenset(
-    {
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._TRANSPORT,
-        KafkaError._RESOLVE,
-        KafkaError._TIMED_OUT,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError._WAIT_COORD,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-    }
-)
-
-
-# librdkafka's own wording for these is confusing ("0/2 brokers are down"): say what happened.
-_REASONS = {
-    KafkaError._ALL_BROKERS_DOWN: "no broker could be reached (refused, unresolvable or no route)",
-    KafkaError._RESOLVE: "the broker host name does not resolve",
-    KafkaError._TIMED_OUT: "no answer in time",
-}
+# The admin's requests are bounded by the audit's --timeout: name it when Kafka does not answer.
+_REACH_HINT = f"{REACH_HINT}, or raise --timeout"
 
 
 @dataclass(frozen=True)
@@ -174,29 +143,9 @@ class GroupDescription:
     members: tuple[GroupMemberData, ...] = field(default_factory=tuple)
 
 
-def map_kafka_error(error: BaseException, what: str, servers: str) -> Exception:
-    """The toolkit error for a librdkafka failure while doing ``what``."""
-    kerr = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    if isinstance(kerr, KafkaError):
-        code = kerr.code()
-        reason = _REASONS.get(code, kerr.str())
-        if code in _AUTH_CODES:
-            return KafkaAuthError(
-                f"Kafka at {servers} refused {what}: {reason}. Check the SASL/SSL settings "
-                "(--kafka-config, -X) and the principal's ACLs."
-            )
-        if code in _UNAVAILABLE_CODES:
-            return KafkaUnavailableError(
-                f"Kafka at {servers} did not answer {what}: {reason}. Check --bootstrap-servers "
-                "and that the brokers are reachable, or raise --timeout."
-            )
-        return KafkaUnavailableError(f"Kafka at {servers} failed {what}: {reason}.")
-    if isinstance(error, concurrent.futures.TimeoutError | TimeoutError):
-        return KafkaUnavailableError(
-            f"Kafka at {servers} did not answer {what} in time. Check --bootstrap-servers "
-            "and that the brokers are reachable, or raise --timeout."
-        )
-    return KafkaUnavailableError(f"Kafka at {servers} failed {what}: {error}.")
+def map_kafka_error(error: BaseException | KafkaError, what: str, servers: str) -> MigratorError:
+    """The toolkit error for a librdkafka failure while doing ``what`` (see ``kafka.errors``)."""
+    return translate(error, what, servers, reach_hint=_REACH_HINT)
 
 
 class _LibrdkafkaLog:
@@ -256,11 +205,11 @@ class KafkaAdmin:
         code = error.code()
         # Authorization errors are per resource (handled where the request is answered);
         # only refused credentials or no broker at all end everything.
-        if is_authentication_error(code) or code == KafkaError._ALL_BROKERS_DOWN \
+        if kind_of(code) is ErrorKind.AUTHENTICATION or code == KafkaError._ALL_BROKERS_DOWN \
                 or error.fatal():
             with self._lock:
                 # An authentication failure explains a later "all brokers down": keep it.
-                if self._fatal is None or self._fatal.code() not in _AUTH_CODES:
+                if self._fatal is None or not kind_of(self._fatal.code()).refused:
                     self._fatal = error
 
     def _wait(self, futures: Iterable[concurrent.futures.Future[Any]], what: str, *,
@@ -276,8 +225,42 @@ class KafkaAdmin:
             if pending:
                 self._client.poll(0)
                 fatal = self._fatal
-                if fatal is not None and (fail_fast or fatal.code() in _AUTH_CODES):
+                if fatal is not None and (fail_fast or kind_of(fatal.code()).refused):
                     raise map_kafka_error(KafkaException(fatal), what, self._servers)
+
+    def _answers(
+        self,
+        futures: Mapping[K, concurrent.futures.Future[T]],
+        what: str,
+        *,
+        operation: str,
+        doing: str,
+        resource: Literal["topic", "group", "cluster"],
+        name: Callable[[K], str] = str,
+        fail_fast: bool = False,
+    ) -> Iterator[tuple[K, T]]:
+        """Wait for one batch of per-resource requests and yield each resource's answer.
+
+        A resource that is gone (deleted between listing and asking) is left out; one Kafka
+        refused for lack of an ACL ``operation`` is recorded as a denial (the audit was
+        ``doing`` something) and left out; any other failure raises the toolkit's error.
+        ``fail_fast``: stop waiting on refused credentials or no broker at all (a first call).
+        """
+        self._wait(futures.values(), what, fail_fast=fail_fast)
+        for key, future in futures.items():
+            try:
+                answer = future.result(timeout=0)
+            except KafkaException as exc:
+                if kind_of(error_code(exc)) is ErrorKind.NOT_FOUND:
+                    continue
+                named = name(key)
+                if self._deny(exc, operation=operation, what=doing,
+                              topic=named if resource == "topic" else None,
+                              group=named if resource == "group" else None):
+                    continue
+                about = what if resource == "cluster" else f"{what} of {named!r}"
+                raise map_kafka_error(exc, about, self._servers) from None
+            yield key, answer
 
     def _get(self, future: concurrent.futures.Future[T], what: str) -> T:
         try:
@@ -334,15 +317,12 @@ class KafkaAdmin:
         future = self._client.describe_cluster(
             include_authorized_operations=True, request_timeout=self._request_timeout
         )
-        self._wait([future], what, fail_fast=True)
-        try:
-            result = future.result(timeout=0)
-        except KafkaException as exc:
-            if not self._deny(exc, operation="Describe", what="describing the cluster"):
-                raise map_kafka_error(exc, what, self._servers) from None
+        answers = dict(self._answers({CLUSTER_RESOURCE: future}, what, operation="Describe",
+                                     doing="describing the cluster", resource="cluster",
+                                     fail_fast=True))
+        if not answers:  # refused: a denial, recorded
             return self._cluster_from_metadata()
-        except concurrent.futures.TimeoutError as exc:
-            raise map_kafka_error(exc, what, self._servers) from None
+        result = answers[CLUSTER_RESOURCE]
         # Asked for, Kafka answers the principal's cluster operations when it holds Describe
         # there and none (librdkafka: None) when it does not. Without Describe on the cluster,
         # ListGroups answers only the groups the principal may Describe: silently partial.
@@ -401,18 +381,9 @@ class KafkaAdmin:
             futures = self._client.describe_topics(
                 TopicCollection(list(chunk)), request_timeout=self._request_timeout
             )
-            self._wait(futures.values(), what, fail_fast=False)
-            for name, future in futures.items():
-                try:
-                    desc = future.result(timeout=0)
-                except KafkaException as exc:
-                    kerr = exc.args[0]
-                    if kerr.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        continue  # deleted between listing and describing
-                    if self._deny(exc, operation="Describe", what="describing the topic",
-                                  topic=name):
-                        continue
-                    raise map_kafka_error(exc, f"{what} of {name!r}", self._servers) from None
+            for name, desc in self._answers(futures, what, operation="Describe",
+                                            doing="describing the topic", resource="topic",
+                                            name=str):
                 out[name] = TopicDescription(
                     name=name,
                     internal=bool(desc.is_internal),
@@ -441,17 +412,9 @@ class KafkaAdmin:
             futures = self._client.describe_configs(
                 resources, request_timeout=self._request_timeout
             )
-            self._wait(futures.values(), what, fail_fast=False)
-            for resource, future in futures.items():
-                try:
-                    entries = future.result(timeout=0)
-                except KafkaException as exc:
-                    if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        continue
-                    if self._deny(exc, operation="DescribeConfigs", what="reading its configs",
-                                  topic=resource.name):
-                        continue
-                    raise map_kafka_error(exc, what, self._servers) from None
+            for resource, entries in self._answers(futures, what, operation="DescribeConfigs",
+                                                   doing="reading its configs", resource="topic",
+                                                   name=lambda r: str(r.name)):
                 out[resource.name] = {
                     key: ConfigEntryData(
                         name=key,
@@ -486,17 +449,9 @@ class KafkaAdmin:
         for chunk in _chunks(list(partitions), OFFSET_BATCH):
             request = {TopicPartition(t, p): offset_spec for t, p in chunk}
             futures = self._client.list_offsets(request, request_timeout=self._request_timeout)
-            self._wait(futures.values(), what, fail_fast=False)
-            for tp, future in futures.items():
-                try:
-                    info = future.result(timeout=0)
-                except KafkaException as exc:
-                    if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        continue
-                    if self._deny(exc, operation="Describe", what="reading its offsets",
-                                  topic=tp.topic):
-                        continue
-                    raise map_kafka_error(exc, what, self._servers) from None
+            for tp, info in self._answers(futures, what, operation="Describe",
+                                          doing="reading its offsets", resource="topic",
+                                          name=lambda tp: str(tp.topic)):
                 out[(tp.topic, tp.partition)] = int(info.offset)
         return out
 
@@ -534,17 +489,9 @@ class KafkaAdmin:
             futures = self._client.describe_consumer_groups(
                 list(chunk), request_timeout=self._request_timeout
             )
-            self._wait(futures.values(), what, fail_fast=False)
-            for group_id, future in futures.items():
-                try:
-                    desc = future.result(timeout=0)
-                except KafkaException as exc:
-                    if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                        continue
-                    if self._deny(exc, operation="Describe", what="describing the group",
-                                  group=group_id):
-                        continue
-                    raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
+            for group_id, desc in self._answers(futures, what, operation="Describe",
+                                                doing="describing the group", resource="group",
+                                                name=str):
                 members = tuple(
                     GroupMemberData(
                         member_id=m.member_id,
@@ -583,17 +530,9 @@ class KafkaAdmin:
                         request_timeout=self._request_timeout,
                     )
                 )
-            self._wait(futures.values(), what, fail_fast=False)
-            for group_id, future in futures.items():
-                try:
-                    result = future.result(timeout=0)
-                except KafkaException as exc:
-                    if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                        continue
-                    if self._deny(exc, operation="Describe", what="reading its committed offsets",
-                                  group=group_id):
-                        continue
-                    raise map_kafka_error(exc, f"{what} of {group_id!r}", self._servers) from None
+            for group_id, result in self._answers(futures, what, operation="Describe",
+                                                  doing="reading its committed offsets",
+                                                  resource="group", name=str):
                 offsets: dict[TopicPartitionKey, int | None] = {}
                 for tp in result.topic_partitions or []:
                     offsets[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None

@@ -7,7 +7,8 @@ What it adds to the raw client:
 * exceptions raised inside ``on_assign`` / ``on_revoke`` / ``on_lost`` (which librdkafka would
   otherwise swallow) are stored and re-raised from the next :meth:`KafkaConsumer.consume` call
   on the main loop;
-* librdkafka errors become toolkit errors (:class:`~migrator.errors.KafkaAuthError`, ...).
+* librdkafka errors become toolkit errors (:class:`~migrator.errors.KafkaAuthError`, ...) by
+  :func:`migrator.kafka.errors.translate`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from confluent_kafka import (
 )
 
 from migrator.config import KafkaConnection
-from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError, MigratorError
+from migrator.errors import ConfigError
+from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, translate
 
 __all__ = ["OFFSET_BEGINNING", "OFFSET_END", "AssignmentCallback", "KafkaConsumer", "Partition"]
 
@@ -39,30 +41,6 @@ AssignmentCallback = Callable[[list[Partition]], None]
 # first / next new record), re-exported so that no caller needs confluent_kafka itself
 
 _FORCED = {"enable.auto.offset.store": "false", "enable.auto.commit": "false"}
-_AUTH_CODES = {
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-}
-
-# a commit refused because this member's generation is over (the partitions are or will be
-# someone else's): not an outage
-_MEMBERSHIP_CODES = {
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.FENCED_INSTANCE_ID,
-}
-
-
-def _wrap(exc: KafkaException, what: str) -> MigratorError:
-    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-    if err is not None and err.code() in _AUTH_CODES:
-        return KafkaAuthError(f"Kafka refused {what}: {err.str()}")
-    detail = err.str() if err is not None else str(exc)
-    return KafkaUnavailableError(f"Kafka failed during {what}: {detail}")
-
 
 class KafkaConsumer:
     """One group member. Call :meth:`subscribe`, then :meth:`consume` in a loop, then :meth:`close`.
@@ -86,6 +64,7 @@ class KafkaConsumer:
         conf.update(_FORCED)
         conf["error_cb"] = self._on_error
         self._group = group
+        self._servers = connection.bootstrap_servers
         # cooperative protocols hand over only the partitions that move, which a member adds
         # with incremental_assign (assign() would replace the whole assignment)
         self.cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
@@ -105,10 +84,10 @@ class KafkaConsumer:
     # -- callbacks (run inside librdkafka calls; never raise into C) -------------------------
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.fatal() or err.code() in _AUTH_CODES:
+        if is_fatal(err):
             self._fatal = err.str()
             if self._pending is None:
-                self._pending = _wrap(KafkaException(err), "consume")
+                self._pending = translate(err, "consuming", self._servers)
         else:
             log.warning("kafka: %s", err.str())
 
@@ -154,7 +133,7 @@ class KafkaConsumer:
         try:
             self._consumer.subscribe(list(topics), **kwargs)
         except KafkaException as exc:
-            raise _wrap(exc, "subscribe") from None
+            raise translate(exc, "a subscription", self._servers) from None
 
     def assign(
         self, partitions: Sequence[Partition], starts: Mapping[Partition, int] | None = None
@@ -182,7 +161,7 @@ class KafkaConsumer:
         try:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "consume") from None
+            raise translate(exc, "consuming", self._servers) from None
         self.raise_pending()
         out = []
         for msg in messages:
@@ -191,8 +170,8 @@ class KafkaConsumer:
                 out.append(msg)
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue
-            elif err.fatal() or err.code() in _AUTH_CODES:
-                raise _wrap(KafkaException(err), "consume")
+            elif is_fatal(err):
+                raise translate(err, "consuming", self._servers)
             else:
                 log.warning("kafka: %s", err.str())
         return out
@@ -212,14 +191,13 @@ class KafkaConsumer:
         try:
             self._consumer.commit(offsets=tps, asynchronous=asynchronous)
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            code = err.code() if isinstance(err, KafkaError) else None
+            code = error_code(exc)
             if code == KafkaError._NO_OFFSET:
                 return True
-            if code in _MEMBERSHIP_CODES:
+            if kind_of(code) is ErrorKind.MEMBERSHIP:  # this member's generation is over
                 log.warning("commit refused, membership moved on: %s", exc)
                 return False
-            raise _wrap(exc, "commit") from None
+            raise translate(exc, "a commit", self._servers) from None
         return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:
@@ -228,7 +206,7 @@ class KafkaConsumer:
         try:
             got = self._consumer.committed(tps, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "committed") from None
+            raise translate(exc, "reading committed offsets", self._servers) from None
         return {(tp.topic, tp.partition): tp.offset for tp in got if tp.offset >= 0}
 
     def offsets_for_time(
@@ -239,7 +217,7 @@ class KafkaConsumer:
         try:
             got = self._consumer.offsets_for_times(tps, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "offsets_for_times") from None
+            raise translate(exc, "an offset look-up by time", self._servers) from None
         return {(tp.topic, tp.partition): tp.offset for tp in got}
 
     def watermarks(
@@ -251,7 +229,7 @@ class KafkaConsumer:
                 TopicPartition(*partition), timeout=timeout, cached=cached
             )
         except KafkaException as exc:
-            raise _wrap(exc, "watermarks") from None
+            raise translate(exc, "a watermark look-up", self._servers) from None
         if got is None:
             return -1, -1
         return int(got[0]), int(got[1])
@@ -268,7 +246,7 @@ class KafkaConsumer:
         try:
             self._consumer.seek(TopicPartition(partition[0], partition[1], offset))
         except KafkaException as exc:
-            raise _wrap(exc, "seek") from None
+            raise translate(exc, "a seek", self._servers) from None
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         tps = [TopicPartition(t, p) for t, p in partitions]

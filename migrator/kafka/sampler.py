@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from migrator.config import KafkaConnection
 from migrator.kafka.access import AccessDenied, denial_for
 from migrator.kafka.admin import librdkafka_logger, map_kafka_error
+from migrator.kafka.errors import authorization_resource, is_authentication_error
 
 __all__ = ["PartitionRange", "SampledRecord", "plan_ranges", "read_records"]
 
@@ -149,11 +150,11 @@ def read_records(
                             consumer.pause([TopicPartition(t, p) for t, p in dropped])
                             paused.update(dropped)
                         continue
-                    if err.code() in (KafkaError._AUTHENTICATION,
-                                      KafkaError.TOPIC_AUTHORIZATION_FAILED):
-                        raise map_kafka_error(
-                            KafkaException(err), "a record read", connection.bootstrap_servers
-                        )
+                    # the sampler's group is throwaway (assign, no commits): a group refusal
+                    # does not stop it, refused credentials or topic reads do
+                    if is_authentication_error(err.code()) \
+                            or authorization_resource(err.code()) == "topic":
+                        raise map_kafka_error(err, "a record read", connection.bootstrap_servers)
                     log.debug("sampler: %s", err)
                     continue
                 offset = msg.offset() or 0

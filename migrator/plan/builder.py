@@ -7,8 +7,12 @@ Rules (docs/plan.md explains each):
   queue with parallelism 1 when one queue can carry the topic (one partition, modest rate, queue
   budget left), else a flow-control key (the Kafka key, or the partition) with parallelism 1;
 * a Kafka Streams application (its changelog/repartition topics exist) -> an Upstash Workflow;
-* compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy;
+* compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy
+  (its severity is the audit's: :mod:`migrator.finding_codes`);
   retry and dead-letter topics -> ``absorbed`` (QStash retries / DLQ); nothing is dropped.
+
+What a topic is (internal, Streams internal, retry, dead-letter, data) and who reads it come from
+:mod:`migrator.topic_roles`, the rules the audit uses too.
 """
 
 from __future__ import annotations
@@ -20,18 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from migrator import __version__
-from migrator.audit.findings import streams_internal_topics
+from migrator.finding_codes import plan_severity
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
-from migrator.plan.limits import PLAN_LIMITS, PlanLimits, fit
+from migrator.plan.limits import fit
 from migrator.plan.spec import (
     Blocker,
     GroupTarget,
     OrderingSpec,
     Pattern,
     Plan,
-    QStashPlanName,
     QueueSpec,
     Resources,
     ReviewedState,
@@ -41,15 +44,11 @@ from migrator.plan.spec import (
     UrlGroupEndpointSpec,
     UrlGroupSpec,
 )
+from migrator.qstash_tiers import TIERS, TierLimits, TierName
+from migrator.topic_roles import TopicClass, classify, readers, streams_applications
 
 __all__ = ["PlanOptions", "build_plan", "queue_names", "safe_name"]
 
-_STREAMS_SUFFIXES = ("-changelog", "-repartition")
-_DLQ = re.compile(
-    r"^(?:dlq[._-](?P<a>.+)|(?P<b>.+?)[._-](?:dlq|dlt|dead-letter|deadletter))$", re.IGNORECASE
-)
-_RETRY = re.compile(r"^(?P<base>.+?)[._-]retry(?:[._-](?P<n>\d+))?$", re.IGNORECASE)
-_INTERNAL = ("__", "_schemas", "_confluent")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -57,7 +56,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 class PlanOptions:
     """Knobs of the planner (defaults documented in docs/plan.md)."""
 
-    qstash_plan: QStashPlanName = "payg"
+    qstash_tier: TierName = "payg"
     prefix: str = ""
     headroom: float = 2.0
     """Flow-control rate = observed records/s x headroom."""
@@ -84,17 +83,17 @@ def build_plan(
 ) -> Plan:
     """The plan for ``inventory`` with ``endpoints`` mapped; pure, no I/O."""
     opts = options or PlanOptions()
-    limits = PLAN_LIMITS[opts.qstash_plan]
+    limits = TIERS[opts.qstash_tier]
     planner = _Planner(inventory, endpoints, opts, limits)
     routes = planner.routes()
     resources = planner.resources(routes)
-    cost = estimate(inventory, routes, opts.qstash_plan, opts.prices)
+    cost = estimate(inventory, routes, opts.qstash_tier, opts.prices)
     blockers = (planner.blockers + _unavailable_sources(inventory)
                 + fit(limits, routes, resources, cost.messages_per_day))
     return Plan(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_version=__version__,
-        qstash_plan=opts.qstash_plan,
+        qstash_plan=opts.qstash_tier,
         prefix=opts.prefix,
         source=SourceInfo(
             cluster_id=inventory.cluster.cluster_id,
@@ -137,27 +136,19 @@ def safe_name(value: str) -> str:
 
 class _Planner:
     def __init__(
-        self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: PlanLimits
+        self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: TierLimits
     ) -> None:
         self.inv, self.endpoints, self.opts, self.limits = inv, endpoints, opts, limits
         self.blockers: list[Blocker] = []
         self.broker_max_message_bytes = 0
         """The largest broker- or cluster-wide max.message.bytes seen (one warning, not one per
         topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
-        self.queues_left = limits.queues
+        self.queues_left = limits.max_queues
         names = {t.name for t in inv.topics}
-        self.aux = _auxiliary(inv, names)
-        self.absorbed = {
-            t: base for base, aux in self.aux.items()
-            for t in [r for r, _ in aux.retry_topics] + aux.dlq_topics
-        }
-        self.streams_apps = _streams_apps({g.group_id for g in inv.consumer_groups}, names)
-        self.streams_topics = streams_internal_topics(inv)  # the audit's rule, not the suffix
-        readers: dict[str, dict[str, ConsumerGroupInfo]] = {}
-        for g in inv.consumer_groups:
-            for t in {*g.topics, *(o.topic for o in g.offsets)}:
-                readers.setdefault(t, {})[g.group_id] = g
-        self.readers = {t: [gs[k] for k in sorted(gs)] for t, gs in readers.items()}
+        self.classes = classify(inv)
+        self.aux = _auxiliary(inv, self.classes)
+        self.streams_apps = streams_applications({g.group_id for g in inv.consumer_groups}, names)
+        self.readers = readers(inv)
         self.ordering_findings = {
             f.object for f in inv.findings if f.code == "ORDERING_SENSITIVE"
         }
@@ -182,15 +173,16 @@ class _Planner:
     def _route(self, topic: TopicInfo) -> RouteSpec:
         name = topic.name
         groups = self._groups(name)
-        if topic.internal or name.startswith(_INTERNAL) or _is_connect_internal(name):
+        role = self.classes[name]
+        if role.role == "internal":
             return RouteSpec(topic=name, pattern="internal",
                              reason="Kafka/Connect/registry infrastructure; nothing to migrate")
-        if name in self.absorbed:
-            base = self.absorbed[name]
-            kind = "retry" if any(r == name for r, _ in self.aux[base].retry_topics) else "dead-letter"
-            what = "QStash retries" if kind == "retry" else "QStash's DLQ and the failure callback"
+        if role.role in ("retry", "dead-letter"):
+            what = "QStash retries" if role.role == "retry" \
+                else "QStash's DLQ and the failure callback"
+            of = f" of {role.serves!r}" if role.serves else ""
             return RouteSpec(topic=name, pattern="absorbed",
-                             reason=f"{kind} topic of {base!r}: replaced by {what}")
+                             reason=f"{role.role} topic{of}: replaced by {what}")
         blocked = self._blocked(topic)
         if blocked is not None:
             return blocked
@@ -204,7 +196,7 @@ class _Planner:
         name = topic.name
         cleanup = topic.config("cleanup.policy") or "delete"
         size_max = topic.sample.size_max if topic.sample else 0
-        if name in self.streams_topics:
+        if self.classes[name].role == "streams-internal":
             code, why, remedy = (
                 "STREAMS_INTERNAL_TOPIC",
                 "Kafka Streams internal topic (state store changelog or repartition)",
@@ -244,9 +236,8 @@ class _Planner:
                     "will be dead-lettered by the bridge",
                 ))
             return None
-        self.blockers.append(
-            Blocker(code=code, object=f"topic:{name}", message=why, remedy=remedy)
-        )
+        self.blockers.append(Blocker(code=code, severity=plan_severity(code),
+                                     object=f"topic:{name}", message=why, remedy=remedy))
         return RouteSpec(topic=name, pattern="blocked", reason=f"{code}: {why}",
                          records_per_second=topic.records_per_second)
 
@@ -340,7 +331,7 @@ class _Planner:
         elif rps > self.opts.fifo_max_rate:
             because = f"{rps:g} rec/s is more than one FIFO queue delivers"
         else:
-            because = f"the {self.limits.name} plan's {self.limits.queues} queues are used up"
+            because = f"the {self.limits.name} plan's {self.limits.max_queues} queues are used up"
         return (OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1),
                 "flow_control",
                 f"{why}: {because}, so a flow-control key by {by} with parallelism 1")
@@ -418,19 +409,17 @@ def queue_names(route: RouteSpec) -> list[str]:
     return [f"{route.ordering.queue}.{safe_name(t.group)}" for t in plain]
 
 
-def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
+def _auxiliary(inv: Inventory, classes: dict[str, TopicClass]) -> dict[str, _Aux]:
+    """Per topic: its retry and dead-letter topics and the connectors reading it."""
+    names = set(classes)
     out: dict[str, _Aux] = {}
-    for name in names:
-        retry = _RETRY.match(name)
-        if retry and retry.group("base") in names:
-            n = retry.group("n")
-            out.setdefault(retry.group("base"), _Aux()).retry_topics.append(
-                (name, int(n) if n is not None else None))
+    for c in classes.values():
+        if c.serves is None:
             continue
-        dlq = _DLQ.match(name)
-        base = dlq and (dlq.group("a") or dlq.group("b"))
-        if base and base in names:
-            out.setdefault(base, _Aux()).dlq_topics.append(name)
+        if c.role == "retry":
+            out.setdefault(c.serves, _Aux()).retry_topics.append((c.name, c.attempt))
+        elif c.role == "dead-letter":
+            out.setdefault(c.serves, _Aux()).dlq_topics.append(c.name)
     for conn in inv.connect.connectors:
         dlq_name = conn.config.get("errors.deadletterqueue.topic.name")
         for topic in conn.topics:
@@ -446,22 +435,6 @@ def _auxiliary(inv: Inventory, names: set[str]) -> dict[str, _Aux]:
 
 def _all_keyed(topic: TopicInfo) -> bool:
     return topic.sample is not None and topic.sample.keyed_ratio >= 0.999
-
-
-def _streams_apps(groups: set[str], topics: set[str]) -> set[str]:
-    """Groups that are Kafka Streams applications: ``<group>-...-changelog|-repartition`` exist."""
-    apps: set[str] = set()
-    for name in topics:
-        if name.endswith(_STREAMS_SUFFIXES):
-            parts = name.split("-")
-            apps.update(p for p in ("-".join(parts[:i]) for i in range(1, len(parts))) if p in groups)
-    return apps
-
-
-def _is_connect_internal(name: str) -> bool:
-    return name.startswith(("connect-", "connect_")) and name.endswith(
-        ("-configs", "-offsets", "-status", "-config", "-offset")
-    )
 
 
 def _int(value: str | None) -> int | None:

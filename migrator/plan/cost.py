@@ -1,4 +1,5 @@
-"""Cost estimate: messages per day x fan-out x (1 + retry rate), at a configurable price table.
+"""Cost estimate: the estate's messages per day (:mod:`migrator.volume`, the audit's figure too)
+x (1 + retry rate), at a configurable price table.
 
 The table is data (:class:`PriceTable`), defaulting to Upstash's published prices
 (shared/reference/qstash.md section 6.1); pass another with ``migrator plan --prices FILE``.
@@ -12,12 +13,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from migrator.inventory import Inventory, TopicInfo
-from migrator.plan.spec import CostEstimate, CostLine, QStashPlanName, RouteSpec
+from migrator.plan.spec import CostEstimate, CostLine, RouteSpec
+from migrator.qstash_tiers import TierName
+from migrator.volume import estimate_volume
 from migrator.yamlfile import load_model
 
 __all__ = ["PriceTable", "estimate", "load_prices"]
 
-SECONDS_PER_DAY = 86_400
 DAYS_PER_MONTH = 30
 
 
@@ -40,54 +42,50 @@ def load_prices(path: str | Path) -> PriceTable:
 
 
 def estimate(
-    inventory: Inventory, routes: list[RouteSpec], plan: QStashPlanName, prices: PriceTable
+    inventory: Inventory, routes: list[RouteSpec], tier: TierName, prices: PriceTable
 ) -> CostEstimate:
-    """Messages/day per routed topic, fan-out and monthly price for ``plan``."""
+    """The estate's messages/day (the estimate the audit states too, :mod:`migrator.volume`),
+    plus retries, priced on QStash's ``tier``."""
     topics = {t.name: t for t in inventory.topics}
+    volume = estimate_volume(inventory)
     retry_rate = _observed_retry_rate(topics, routes) or prices.retry_rate
     lines: list[CostLine] = []
-    for route in routes:
-        if not route.targets:
-            continue
-        topic = topics.get(route.topic)
-        rps = topic.records_per_second if topic else None
-        fan_out = len(route.targets)
-        per_day = (rps or 0.0) * SECONDS_PER_DAY * fan_out * (1 + retry_rate)
+    for v in volume.topics:
+        topic = topics[v.topic]
         lines.append(
             CostLine(
-                topic=route.topic,
-                records_per_second=rps,
-                records_in_topic=topic.total_records if topic else 0,
-                fan_out=fan_out,
-                messages_per_day=round(per_day, 1),
-                monthly_usd=round(_monthly(per_day, plan, prices, share=True), 2),
+                topic=v.topic,
+                records_per_second=topic.records_per_second,
+                records_in_topic=topic.total_records,
+                fan_out=v.fan_out,
+                messages_per_day=float(v.messages_per_day),
+                monthly_usd=round(_monthly(v.messages_per_day * (1 + retry_rate), tier, prices,
+                                           share=True), 2),
             )
         )
-    total = sum(line.messages_per_day for line in lines)
-    monthly = _monthly(total, plan, prices, share=False)
+    with_retries = volume.messages_per_day * (1 + retry_rate)
     basis = {
         "free": f"free plan: {prices.free_messages_per_day:,} messages/day at no cost",
         "payg": f"pay as you go: ${prices.payg_per_100k_messages} per 100,000 messages, "
         f"{DAYS_PER_MONTH} days",
         "fixed": f"fixed plan: ${prices.fixed_monthly}/month flat",
-    }[plan]
-    unknown = [line.topic for line in lines if line.records_per_second is None]
-    if unknown:
-        basis += f"; no throughput measured for {len(unknown)} topic(s) (audit --sample-seconds)"
+    }[tier]
     return CostEstimate(
-        qstash_plan=plan,
+        qstash_plan=tier,
         retry_rate=round(retry_rate, 4),
-        messages_per_day=round(total, 1),
-        monthly_usd=round(monthly, 2),
+        messages_per_day=float(volume.messages_per_day),
+        messages_with_retries_per_day=round(with_retries, 1),
+        volume_basis=volume.explanation,
+        monthly_usd=round(_monthly(with_retries, tier, prices, share=False), 2),
         basis=basis,
         lines=lines,
     )
 
 
-def _monthly(per_day: float, plan: QStashPlanName, prices: PriceTable, *, share: bool) -> float:
-    if plan == "payg":
+def _monthly(per_day: float, tier: TierName, prices: PriceTable, *, share: bool) -> float:
+    if tier == "payg":
         return per_day * DAYS_PER_MONTH / 100_000 * prices.payg_per_100k_messages
-    if plan == "fixed":
+    if tier == "fixed":
         return 0.0 if share else prices.fixed_monthly
     return 0.0
 

@@ -111,8 +111,9 @@ def review_blocks(plan: Plan) -> list[Block]:
         c = plan.cost
         blocks += [
             Heading(2, "Cost estimate"),
-            Para(f"About **{c.messages_per_day:,.0f} messages/day**, **${c.monthly_usd:,.2f}/month** "
-                 f"({c.basis}; retry rate {c.retry_rate:.0%})."),
+            Para(f"About **{c.messages_per_day:,.0f} messages/day** ({c.volume_basis}); "
+                 f"{c.messages_with_retries_per_day:,.0f} with retries at {c.retry_rate:.1%}: "
+                 f"**${c.monthly_usd:,.2f}/month** ({c.basis})."),
             Table(("Topic", "Records/s", "Records in topic", "Fan-out", "Messages/day", "USD/month"),
                   tuple((ln.topic, _num(ln.records_per_second), f"{ln.records_in_topic:,}",
                          str(ln.fan_out), f"{ln.messages_per_day:,.0f}", f"{ln.monthly_usd:,.2f}")

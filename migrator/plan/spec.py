@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from migrator.qstash_tiers import TierName
 from migrator.yamlfile import load_model
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "OrderingSpec",
     "Pattern",
     "Plan",
-    "QStashPlanName",
     "QueueSpec",
     "Resources",
     "ReviewedState",
@@ -47,7 +47,6 @@ __all__ = [
 
 PLACEHOLDER_PREFIX = "FILL-ME:"
 
-QStashPlanName = Literal["free", "payg", "fixed"]
 Pattern = Literal[
     "publish",  # one group: publish to its endpoint
     "url_group",  # several groups: a URL group, one endpoint per group
@@ -247,12 +246,18 @@ class CostLine(_Spec):
 
 
 class CostEstimate(_Spec):
-    """messages/day x fan-out x (1 + retry rate), priced for the chosen QStash plan."""
+    """The estate's messages/day (the audit's estimate), x (1 + retry rate), priced for the
+    chosen QStash plan."""
 
-    qstash_plan: QStashPlanName
+    qstash_plan: TierName
     retry_rate: float
     messages_per_day: float
+    """The volume estimate shared with the audit (migrator.volume): no retries."""
     monthly_usd: float
+    messages_with_retries_per_day: float = 0.0
+    """messages_per_day x (1 + retry_rate): what is priced."""
+    volume_basis: str = ""
+    """Where messages_per_day comes from and how it was measured."""
     basis: str
     """How the monthly figure was computed."""
     lines: list[CostLine] = Field(default_factory=list)
@@ -281,7 +286,7 @@ class Plan(_Spec):
     version: Literal[1] = 1
     generated_at: str
     tool_version: str
-    qstash_plan: QStashPlanName = "payg"
+    qstash_plan: TierName = "payg"
     prefix: str = ""
     """Only live resources whose names start with this are pruned."""
     source: SourceInfo

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from migrator.config import QStashConnection
 from migrator.errors import StackError
 from migrator.stack import servers
 from migrator.stack.java import find_java
@@ -115,8 +118,8 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
                what="Apicurio Registry", proc=started[0][1], log=logs_dir / "registry.log")
     qstash_url = f"http://127.0.0.1:{qstash_port}" if qstash else None
     if qstash is not None and qstash_url is not None:
-        token = qstash[0]
-        wait_until(lambda: servers.qstash_ready(qstash_url, token), timeout=60,
+        endpoint = QStashConnection(url=qstash_url, token=SecretStr(qstash[0]))
+        wait_until(lambda: servers.qstash_ready(endpoint), timeout=60,
                    what="local QStash server", proc=qstash_proc, log=logs_dir / "qstash.log")
     wait_until(lambda: servers.connect_ready(connect_url), timeout=timeout, what="Kafka Connect",
                proc=connect, log=logs_dir / "connect.log")
@@ -150,7 +153,7 @@ def status(run_dir: Path) -> list[ServerStatus]:
         "kafka": lambda: servers.broker_ready(info.bootstrap_servers),
         "registry": lambda: servers.registry_ready(info.schema_registry_url),
         "connect": lambda: servers.connect_ready(info.connect_url),
-        "qstash": lambda: servers.qstash_ready(info.qstash_url or "", info.qstash_token or ""),
+        "qstash": lambda: servers.qstash_ready(info.qstash),
     }
     out = []
     for proc in info.processes:

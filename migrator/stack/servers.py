@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from migrator.config import QStashConnection
 from migrator.errors import StackError
 from migrator.stack.java import find_java
 from migrator.stack.maven import StackJars
@@ -219,8 +220,11 @@ def start_qstash(run: Path, port: int, token: str, current_key: str, next_key: s
     return spawn(cmd, run / "logs" / "qstash.log")
 
 
-def qstash_ready(url: str, token: str) -> bool:
-    reply = httpx.get(f"{url}/v2/queues", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+def qstash_ready(qstash: QStashConnection | None) -> bool:
+    if qstash is None:
+        return False
+    reply = httpx.get(f"{qstash.url}/v2/queues", headers={"Authorization": f"Bearer {qstash.bearer}"},
+                      timeout=2)
     return reply.status_code == 200
 
 

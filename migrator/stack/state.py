@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from migrator.config import QStashConnection
 from migrator.errors import StackError
 
 __all__ = ["ProcessInfo", "StackInfo", "default_run_dir", "load_state", "save_state"]
@@ -46,6 +47,13 @@ class StackInfo(BaseModel):
     run_dir: str
     lib_dir: str = Field(description="The Kafka jars, for running Kafka's own CLI tools.")
     processes: list[ProcessInfo] = Field(default_factory=list)
+
+    @property
+    def qstash(self) -> QStashConnection | None:
+        """The local QStash server's endpoint (``None``: the stack has none)."""
+        if self.qstash_url is None or self.qstash_token is None:
+            return None
+        return QStashConnection(url=self.qstash_url, token=SecretStr(self.qstash_token))
 
     def public(self) -> dict[str, object]:
         """The JSON object printed by `dev up --json` (local-only credentials included on purpose)."""

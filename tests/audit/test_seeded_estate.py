@@ -38,13 +38,13 @@ def _options(est: SeededEstate, **kw: object) -> AuditOptions:
 def payg(estate: SeededEstate) -> tuple[Inventory, int]:
     """The audit on the pay-as-you-go plan, sampling throughput while -clicks is written to."""
     with BackgroundProducer(estate.stack.bootstrap_servers, estate.t("clicks")) as producer:
-        inv = run_audit(_options(estate, sample_seconds=3.0, qstash_plan="payg"))
+        inv = run_audit(_options(estate, sample_seconds=3.0, qstash_tier="payg"))
     return inv, producer.sent
 
 
 @pytest.fixture(scope="module")
 def free(estate: SeededEstate) -> Inventory:
-    return run_audit(_options(estate, qstash_plan="free"))
+    return run_audit(_options(estate, qstash_tier="free"))
 
 
 def _codes(inv: Inventory) -> dict[str, set[str]]:
@@ -94,7 +94,7 @@ def test_free_plan_adds_size_blocker_and_daily_quota(free: Inventory, estate: Se
 
 
 def test_fixed_plan_has_neither_size_nor_quota_findings(estate: SeededEstate) -> None:
-    inv = run_audit(_options(estate, qstash_plan="fixed", sample_records=0))
+    inv = run_audit(_options(estate, qstash_tier="fixed", sample_records=0))
     codes = _codes(inv)
     assert "RECORD_TOO_LARGE" not in codes and "DAILY_QUOTA" not in codes
 

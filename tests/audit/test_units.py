@@ -13,9 +13,6 @@ from migrator.audit.connect import connector_topics, redact_connector_config
 from migrator.audit.findings import (
     CATALOG,
     evaluate,
-    is_dead_letter_topic,
-    is_streams_internal,
-    projected_messages_per_day,
 )
 from migrator.audit.html import bar_chart, render_html
 from migrator.audit.progress import TerminalProgress
@@ -40,6 +37,8 @@ from migrator.inventory import (
     TopicInfo,
 )
 from migrator.kafka.sampler import PartitionRange, plan_ranges
+from migrator.topic_roles import dead_letter_base, is_streams_internal
+from migrator.volume import estimate_volume
 
 # -- records ------------------------------------------------------------------------------------
 
@@ -143,7 +142,7 @@ def test_topic_filter_globs() -> None:
 ])
 def test_topic_name_patterns(name: str, streams: bool, dlq: bool) -> None:
     assert is_streams_internal(name, {"app", "my-app", "orders-consumer"}) is streams
-    assert is_dead_letter_topic(name) is dlq
+    assert (dead_letter_base(name) is not None) is dlq
 
 
 def test_a_plain_topic_named_changelog_is_not_streams_internal() -> None:
@@ -259,8 +258,9 @@ def test_no_findings_for_a_plain_topic() -> None:
 def test_daily_quota_counts_fan_out_and_respects_plans() -> None:
     topics = [_topic("hot", last_day=600), _topic("rated", rate=0.01)]  # 864/day
     groups = [_group("a", ["hot"], members=1), _group("b", ["hot"], members=1)]
-    total, per_topic = projected_messages_per_day(_inv(topics, groups))
-    assert per_topic == {"hot": 1200, "rated": 864} and total == 2064
+    volume = estimate_volume(_inv(topics, groups))
+    assert {v.topic: v.messages_per_day for v in volume.topics} == {"hot": 1200, "rated": 864}
+    assert volume.messages_per_day == 2064
     assert [f.code for f in evaluate(_inv(topics, groups, plan="free"))
             if f.code == "DAILY_QUOTA"] == ["DAILY_QUOTA"]
     assert not [f for f in evaluate(_inv(topics, groups, plan="payg")) if f.code == "DAILY_QUOTA"]

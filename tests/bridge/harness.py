@@ -10,7 +10,7 @@ from typing import Any
 
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.runner import Bridge, BridgeStats
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, QStashConnection
 
 FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
@@ -51,7 +51,7 @@ def running_bridge(
     config: BridgeConfig,
     bootstrap: str,
     *,
-    qstash: tuple[str, str] | None = None,
+    qstash: QStashConnection | None = None,
     schema_lookup: Callable[[int], tuple[str, str]] | None = None,
 ) -> Iterator[RunningBridge]:
     conn = KafkaConnection(bootstrap_servers=bootstrap)

@@ -79,8 +79,10 @@ def test_wrong_qstash_token_fails_fast_with_exit_7(qstash_server: Any, tmp_path:
 def test_token_refused_mid_run_stops_the_bridge_instead_of_dead_lettering(
     kafka: Any, qstash_server: Any, endpoint: Any
 ) -> None:
+    from pydantic import SecretStr
+
     from migrator.bridge.runner import Bridge
-    from migrator.config import KafkaConnection
+    from migrator.config import KafkaConnection, QStashConnection
     from migrator.errors import ServiceError
     from tests.bridge.harness import FAST_GROUP, bridge_config
     from tests.fixtures.kafka import Rec, unique
@@ -91,7 +93,8 @@ def test_token_refused_mid_run_stops_the_bridge_instead_of_dead_lettering(
     cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
         {"kind": "publish-url", "url": endpoint.url}]}])
     bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
-                    qstash=(qstash_server.url, "revoked"), consumer_overrides=FAST_GROUP)
+                    qstash=QStashConnection(url=qstash_server.url, token=SecretStr("revoked")),
+                    consumer_overrides=FAST_GROUP)
     with pytest.raises(ServiceError, match="refused the token"):
         bridge.run()
     assert bridge.stats.dead_lettered == 0

@@ -121,8 +121,8 @@ def test_qstash_token_from_env_or_error() -> None:
     cfg = BridgeConfig.model_validate(
         {"routes": [{"topic": "t", "destinations": [{"kind": "workflow", "url": "http://h/w"}]}]}
     )
-    url, token = cfg.qstash.resolved({"QSTASH_URL": "http://q:1/", "QSTASH_TOKEN": "tok"})
-    assert (url, token.get_secret_value()) == ("http://q:1", "tok")
+    qstash = cfg.qstash.resolved({"QSTASH_URL": "http://q:1/", "QSTASH_TOKEN": "tok"})
+    assert (qstash.url, qstash.token.get_secret_value()) == ("http://q:1", "tok")
     with pytest.raises(ConfigError, match="QSTASH_TOKEN"):
         cfg.qstash.resolved({})
 

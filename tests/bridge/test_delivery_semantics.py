@@ -93,7 +93,7 @@ def test_injected_429_and_503_lose_nothing(
                                "max_attempts": 100},
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "publish-url", "url": endpoint.url}]}])
-    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         got = settle_exactly(endpoint, n)
         stats = rb.stop()
     assert len(got) == n and max(got.values()) == 1
@@ -111,7 +111,7 @@ def test_ordered_route_through_fifo_queues_keeps_partition_order(
                         routes=[{"topic": topic, "ordered": True, "destinations": [
                             {"kind": "enqueue-queue", "queue": unique("q") + "-{partition}",
                              "url": endpoint.url}]}])
-    with running_bridge(cfg, kafka.bootstrap, qstash=(qstash_server.url, qstash_server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=qstash_server.connection) as rb:
         got = settle_exactly(endpoint, n)
         rb.stop()
     assert len(got) == n and max(got.values()) == 1
@@ -229,7 +229,7 @@ def test_partitions_lost_to_a_stalled_loop_are_not_committed_and_nothing_is_lost
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
     bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
-                    qstash=(qstash_server.url, qstash_server.token),
+                    qstash=qstash_server.connection,
                     consumer_overrides={**FAST_GROUP, "max.poll.interval.ms": "6000"})
     stalled: list[int] = []
 
@@ -268,7 +268,7 @@ def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
                                "count_outages": count_outages},
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
-    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         if count_outages:
             assert wait_until(lambda: rb.bridge.stats.dead_lettered == n)
         else:

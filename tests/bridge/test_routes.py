@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from connectors.http_sink import HttpSink
 from connectors.qstash_sink import QStashSink
 from connectors.workflow_sink import WorkflowSink
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.routes import build_routes
+from migrator.config import QStashConnection
 from migrator.errors import ConfigError
 
 ROUTES = {"routes": [
@@ -23,8 +25,8 @@ ROUTES = {"routes": [
 def test_each_destination_gets_its_sink_and_a_stable_distinct_id_prefix() -> None:
     cfg = BridgeConfig.model_validate(ROUTES)
     with httpx.Client() as client:
-        routes = build_routes(cfg, client, ("http://q", "t"))
-        again = build_routes(cfg, client, ("http://q", "t"))
+        routes = build_routes(cfg, client, QStashConnection(url="http://q", token=SecretStr("t")))
+        again = build_routes(cfg, client, QStashConnection(url="http://q", token=SecretStr("t")))
     orders = routes["orders"].destinations
     assert [type(d.sink) for d in orders] == [QStashSink, WorkflowSink, HttpSink]
     assert [d.index for d in orders] == [0, 1, 2]

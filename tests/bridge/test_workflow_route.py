@@ -82,7 +82,7 @@ def test_one_workflow_run_per_record_and_none_on_replay(
     kafka.produce(topic, (Rec(f'{{"order":{i},"qty":{i}}}', partition=i % 2,
                               headers=[("content-type", b"application/json")]) for i in range(n)))
     route = [{"topic": topic, "destinations": [{"kind": "workflow", "url": order_workflow.url}]}]
-    qstash = (qstash_server.url, qstash_server.token)
+    qstash = qstash_server.connection
     with running_bridge(bridge_config(group=unique("g"), routes=route), kafka.bootstrap,
                         qstash=qstash) as rb:
         assert wait_until(lambda: len(order_workflow.finished) >= n, 90)

@@ -10,14 +10,9 @@ from confluent_kafka import KafkaError, KafkaException
 
 from migrator.config import KafkaConnection
 from migrator.errors import KafkaAuthError
-from migrator.kafka.access import (
-    CLUSTER_RESOURCE,
-    AccessDenied,
-    denial_for,
-    is_authentication_error,
-    is_authorization_error,
-)
+from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied, denial_for
 from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.errors import is_authentication_error, is_authorization_error
 
 
 @pytest.mark.parametrize(("code", "expected"), [

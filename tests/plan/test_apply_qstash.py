@@ -50,7 +50,7 @@ def estate_plan(server: QStashServer | None, out: Path, *, fifo_topics: int = 1,
     if server is not None:
         admin = QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)))
         state = reviewed(read_state(admin), server.url)
-    plan = build_plan(inv, eps, PlanOptions(qstash_plan="payg"), state)
+    plan = build_plan(inv, eps, PlanOptions(qstash_tier="payg"), state)
     build_output(plan, inv).write(out)
     return plan
 

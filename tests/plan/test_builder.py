@@ -61,7 +61,7 @@ def test_ordering_over_many_partitions_uses_flow_control_by_key() -> None:
 def test_ordering_falls_back_to_flow_control_when_queues_run_out() -> None:
     topics = [topic(f"t{i}", partitions=1, keyed=0.5) for i in range(12)]
     inv = inventory(topics, [group(f"g{i}", f"t{i}") for i in range(12)])
-    plan, routes = _routes(inv, qstash_plan="free")
+    plan, routes = _routes(inv, qstash_tier="free")
     patterns = [routes[f"t{i}"].pattern for i in range(12)]
     assert patterns.count("fifo_queue") == 10 and patterns.count("flow_control") == 2
     fc = next(r for r in routes.values() if r.pattern == "flow_control")
@@ -105,12 +105,12 @@ def test_compacted_and_too_large_topics_are_listed_with_remedies_never_dropped()
          topic("blobs", size_max=5 * 1024 * 1024)],
         [group("g", "state", "blobs")],
     )
-    plan, routes = _routes(inv, qstash_plan="free")
+    plan, routes = _routes(inv, qstash_tier="free")
     assert routes["state"].pattern == "blocked" and routes["blobs"].pattern == "blocked"
     by_code = {b.code: b for b in plan.blockers}
     assert "claim check" in by_code["RECORD_TOO_LARGE"].remedy
     assert "database" in by_code["COMPACTED_TOPIC"].remedy
-    _, payg = _routes(inv, qstash_plan="payg")
+    _, payg = _routes(inv, qstash_tier="payg")
     assert payg["blobs"].pattern == "publish"  # 5 MB fits the 10 MB limit
 
 
@@ -188,12 +188,14 @@ def test_source_connector_becomes_a_schedule_and_internal_topics_are_skipped() -
 
 def test_plan_fit_reports_daily_quota_and_cost() -> None:
     inv = inventory([topic("clicks", rps=10.0)], [group("a", "clicks"), group("b", "clicks")])
-    plan, _ = _routes(inv, qstash_plan="free")
+    plan, _ = _routes(inv, qstash_tier="free")
     assert any(b.code == "DAILY_QUOTA" for b in plan.blockers)
-    plan, _ = _routes(inv, qstash_plan="payg")
+    plan, _ = _routes(inv, qstash_tier="payg")
     assert plan.cost is not None
-    # 10 rec/s x 86400 x 2 endpoints x 1.05 retries = 1,814,400/day -> $18.14/day -> $544.32/month
-    assert plan.cost.messages_per_day == pytest.approx(1_814_400)
+    # 10 rec/s x 86400 x 2 endpoints = 1,728,000/day (the audit's figure); x 1.05 retries =
+    # 1,814,400/day -> $18.14/day -> $544.32/month
+    assert plan.cost.messages_per_day == pytest.approx(1_728_000)
+    assert plan.cost.messages_with_retries_per_day == pytest.approx(1_814_400)
     assert plan.cost.monthly_usd == pytest.approx(544.32)
 
 
@@ -212,7 +214,7 @@ def test_endpoint_file_globs_and_unknown_groups(tmp_path: Path) -> None:
 def test_configured_max_message_bytes_above_the_limit_is_a_warning() -> None:
     inv = inventory([topic("t", size_max=100, configs={"max.message.bytes": str(20 * 1024 * 1024)})],
                     [group("g", "t")])
-    plan, routes = _routes(inv, qstash_plan="payg")
+    plan, routes = _routes(inv, qstash_tier="payg")
     assert routes["t"].pattern == "publish"
     (warning,) = plan.blockers
     assert (warning.code, warning.severity) == ("RECORD_TOO_LARGE", "warning")
@@ -228,11 +230,11 @@ def test_broker_wide_max_message_bytes_is_one_cluster_warning_and_kafkas_default
 
     inv = inventory([with_source(f"t{i}", 10 * 1024 * 1024, "static-broker") for i in range(3)]
                     + [with_source("d", 1_048_588, "default")], [group("g", "t0")])
-    plan, _ = _routes(inv, qstash_plan="free")
+    plan, _ = _routes(inv, qstash_tier="free")
     sizes = [(b.object, b.severity) for b in plan.blockers if b.code == "RECORD_TOO_LARGE"]
     assert sizes == [("cluster", "warning")]
     only_default = inventory([with_source("d", 1_048_588, "default")], [group("g", "d")])
-    assert not [b for b in _routes(only_default, qstash_plan="free")[0].blockers
+    assert not [b for b in _routes(only_default, qstash_tier="free")[0].blockers
                 if b.code == "RECORD_TOO_LARGE"]
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
-from migrator.qstash_plans import MIB
+from migrator.qstash_tiers import MIB
 from tests.qstash_server.conftest import wait_until
 
 pytestmark = pytest.mark.qstash

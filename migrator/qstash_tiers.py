@@ -1,8 +1,12 @@
-"""QStash's plans and their limits: one table for the audit's findings, the plan's fit check and
-the local QStash server's enforcement.
+"""QStash's pricing tiers and their limits: one table for the audit's findings, the migration
+plan's fit check and the local QStash server's enforcement.
+
+Upstash calls these "plans" (free, pay as you go, fixed); in code they are *tiers*, so that "plan"
+means only the migration plan. The user-facing names stay Upstash's (``--qstash-plan``, the
+``qstash_plan`` field of inventories and plans).
 
 Numbers from Upstash's pricing data (shared/reference/qstash.md section 6.1); ``fixed`` is the
-Fixed 1M plan. The pricing page says "1 MB" / "10 MB" / "50 MB"; sizes are taken as MiB everywhere
+Fixed 1M tier. The pricing page says "1 MB" / "10 MB" / "50 MB"; sizes are taken as MiB everywhere
 (one reading, so an audit, a plan and the local server never disagree about a record).
 ``None`` means unlimited.
 """
@@ -10,18 +14,21 @@ Fixed 1M plan. The pricing page says "1 MB" / "10 MB" / "50 MB"; sizes are taken
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["MIB", "PLANS", "PlanLimits"]
+__all__ = ["MIB", "TIERS", "TierLimits", "TierName"]
+
+TierName = Literal["free", "payg", "fixed"]
 
 MIB = 1024 * 1024
 _DAY = 86_400
 
 
 @dataclass(frozen=True)
-class PlanLimits:
-    """One plan's limits. ``None`` means unlimited."""
+class TierLimits:
+    """One tier's limits. ``None`` means unlimited."""
 
-    name: str
+    name: TierName
     max_message_bytes: int
     messages_per_day: int | None
     max_queues: int
@@ -36,10 +43,8 @@ class PlanLimits:
     """The global parallelism cap ("Parallelism" on the pricing page)."""
 
 
-_DAY = 86_400
-
-PLANS: dict[str, PlanLimits] = {
-    "free": PlanLimits(
+TIERS: dict[str, TierLimits] = {  # keyed by TierName
+    "free": TierLimits(
         name="free",
         max_message_bytes=1 * MIB,
         messages_per_day=1_000,
@@ -53,7 +58,7 @@ PLANS: dict[str, PlanLimits] = {
         dlq_retention_s=3 * _DAY,
         max_parallelism=10,
     ),
-    "payg": PlanLimits(
+    "payg": TierLimits(
         name="payg",
         max_message_bytes=10 * MIB,
         messages_per_day=None,
@@ -67,7 +72,7 @@ PLANS: dict[str, PlanLimits] = {
         dlq_retention_s=7 * _DAY,
         max_parallelism=100,
     ),
-    "fixed": PlanLimits(
+    "fixed": TierLimits(
         name="fixed",
         max_message_bytes=50 * MIB,
         messages_per_day=1_000_000,
