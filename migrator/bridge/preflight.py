@@ -4,7 +4,9 @@ Read-only: Kafka is asked through the admin API (no group is joined, nothing is 
 QStash through the official SDK's control-plane calls, the Schema Registry with one GET. The
 result is data: per partition, where the bridge would start reading (its group's committed
 offset, or the start policy's offset), the end offset and so the backlog it would deliver; and
-the problems found, each one line naming what is wrong, where, and how to fix it.
+the problems found, each one line naming what is wrong, where, and how to fix it; and warnings
+that stop nothing, such as an ordered route whose destination cannot keep order
+(:mod:`migrator.bridge.ordering`).
 
 Start offsets follow the bridge's own rules (:meth:`migrator.bridge.runner.Bridge._start_offsets`):
 a committed offset wins; else ``start`` decides (earliest, latest, the first offset at
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 
 from migrator.bridge.config import BridgeConfig, PublishUrlGroupDestination
+from migrator.bridge.ordering import order_risks
 from migrator.config import KafkaConnection, redact_url
 from migrator.kafka.admin import KafkaAdmin
 
@@ -55,6 +58,7 @@ class Preflight:
     group: str
     partitions: list[PartitionStart] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # would run, but not as one may expect
     checked: list[str] = field(default_factory=list)  # what answered as expected
 
     @property
@@ -79,6 +83,7 @@ def preflight(
 ) -> Preflight:
     """Check ``cfg`` against the live services (read-only)."""
     result = Preflight(cfg.group)
+    result.warnings.extend(risk.line() for risk in order_risks(cfg))
     with KafkaAdmin(connection, timeout=timeout) as admin:
         _kafka(cfg, admin, result)
     if qstash is not None:

@@ -55,6 +55,7 @@ from migrator.bridge.config import (
     BridgeConfig,
 )
 from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.ordering import log_order_risks
 from migrator.bridge.retry import Backoff
 from migrator.bridge.routes import DestinationRuntime, RouteRuntime, build_routes
 from migrator.config import KafkaConnection
@@ -213,6 +214,7 @@ class Bridge:
 
     def run(self, *, on_tick: Callable[[Bridge], None] | None = None) -> BridgeStats:
         """Run until :meth:`stop` or a fatal error; returns the final counters."""
+        log_order_risks(self.config, log)
         self.consumer.subscribe(
             list(self._routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
