@@ -4,9 +4,9 @@ own instance) to real endpoints on 127.0.0.1 that refuse records (503, several t
 Retry-After, timeouts).
 
 The bridge configs are the plan's own (``bridge_config(build_plan(...))``), so what is proven is
-what the plan emits: FIFO queues keep every key's order through retries, with a queue per
-partition (payg) and with partitions sharing queues (a short free-tier budget), for two groups
-at once; the opt-in best-effort mode (a flow-control key, parallelism 1) is shown reordering; a
+what the plan emits: FIFO queues keep every key's order through retries and callbacks, with a
+queue per partition (payg) and with partitions sharing queues (a short free-tier budget), for
+two groups at once; the opt-in best-effort mode (a flow-control key, parallelism 1) is shown reordering; a
 message that exhausts its retries in a FIFO queue goes to QStash's DLQ, the queue moves on, and
 a DLQ retry arrives after the key's later records.
 """
@@ -30,7 +30,7 @@ from migrator.plan.endpoints import EndpointFile, EndpointMap
 from migrator.plan.scaffold import bridge_config
 from migrator.plan.spec import Plan
 from tests.bridge.harness import running_bridge
-from tests.fixtures.endpoint import ReceivedRequest, Reply
+from tests.fixtures.endpoint import ReceivedRequest, RecordingEndpoint, Reply
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.plan.factories import group, inventory, topic
 
@@ -108,6 +108,11 @@ def wait_for(what: str, done: Callable[[], bool], seen: Callable[[], str],
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; saw: {seen()}")
 
 
+def _callbacks_ok(ep: RecordingEndpoint) -> list[ReceivedRequest]:
+    """Callbacks reporting a delivered attempt (QStash also calls back on refused ones)."""
+    return [r for r in list(ep.requests) if 200 <= json.loads(r.body).get("status", 0) < 300]
+
+
 def _count_reached(script: Script, n: int) -> Callable[[], bool]:
     return lambda: len(script.accepted) >= n
 
@@ -129,6 +134,7 @@ def planned(
     ordering: dict[str, str] | None = None,
     other_ordered_topics: int = 0,
     retries: int = 5,
+    callback: str | None = None,
 ) -> tuple[Plan, BridgeConfig]:
     """The plan for ``name`` read by the groups of ``endpoints`` (group -> URL), and the bridge
     config it generates, tuned only in delivery timing (retry delay, timeout, batches).
@@ -153,6 +159,8 @@ def planned(
             # 1,000 ms between QStash retries (10 ms at the test server's backoff scale of 0.01;
             # Retry-After is scaled the same way); attempts give up after TIMEOUT_S
             dest.update(retries=retries, retry_delay="1000", timeout=f"{TIMEOUT_S:g}s")
+            if callback is not None:
+                dest["callback"] = callback
     return plan, BridgeConfig.model_validate(data)
 
 
@@ -208,8 +216,10 @@ def test_fifo_queues_keep_every_keys_order_through_refusals(
     produce_keys(kafka, name)
     scripts = {"ledger": Script(faults_for(0)), "audit": Script(faults_for(4))}
     eps = {g: endpoint_factory(s) for g, s in scripts.items()}
+    callbacks = endpoint_factory()  # every delivery also calls back (a message of its own)
     plan, cfg = planned(kafka, name, {g: ep.url + "/hook" for g, ep in eps.items()},
-                        qstash_plan=qstash_plan, other_ordered_topics=others)
+                        qstash_plan=qstash_plan, other_ordered_topics=others,
+                        callback=callbacks.url + "/cb")
     (route,) = [r for r in plan.routes if r.topic == name]
     assert route.pattern == "fifo_queue" and route.ordering and route.ordering.queues == queues
     kinds = [(d.kind, getattr(d, "queues", None)) for d in cfg.routes[0].destinations]
@@ -220,6 +230,8 @@ def test_fifo_queues_keep_every_keys_order_through_refusals(
         for g, script in scripts.items():
             wait_for(f"{len(ALL)} records accepted at {g}", _count_reached(script, len(ALL)),
                      script.snapshot, timeout=180)
+        wait_for("a callback per delivered record", lambda: len(_callbacks_ok(callbacks)) >= 2
+                 * len(ALL), lambda: f"{len(_callbacks_ok(callbacks))} callbacks", timeout=60)
         time.sleep(1.0)  # a late duplicate would show now
         stats = rb.stop()
     assert stats.dead_lettered == 0
