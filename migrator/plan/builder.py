@@ -434,8 +434,7 @@ class _Planner:
         assert route.ordering is not None
         capacity = {g: fifo.capacity(queues, g) for g in fifo.latency_ms}
         p = fifo.partitions
-        per_group = ", per group" if len(route.targets) - sum(t.workflow for t in route.targets) > 1 \
-            else ""
+        per_group = ", per group" if fifo.groups > 1 else ""
         shared = (f"; partitions share queues: the {self.limits.name} plan allows "
                   f"{self.limits.queues} queues" if queues < p else "")
         slowest = min(capacity, key=lambda g: capacity[g])
@@ -445,6 +444,9 @@ class _Planner:
                   f"{'s' if p > 1 else ''}{per_group}{shared}); about "
                   f"{capacity[slowest]:,.0f} rec/s at {fifo.latency_ms[slowest]:g} ms per endpoint "
                   f"round trip, {observed}")
+        if route.ordering.best_effort:
+            reason += (f"; best effort for {', '.join(route.ordering.best_effort)} (a flow-control "
+                       "key, parallelism 1): order can break on a retry")
         for group, cap in capacity.items():
             if fifo.rps > cap:
                 self.blockers.append(self._capacity_blocker(route.topic, group, fifo, queues, cap))
