@@ -17,6 +17,8 @@ import yaml
 
 from migrator.bridge.config import BridgeConfig, EnqueueQueueDestination, load_bridge_config
 from migrator.bridge.ordering import destination_order, order_risks
+from migrator.bridge.preflight import preflight
+from migrator.config import KafkaConnection
 from migrator.errors import ConfigError
 from tests.bridge.harness import running_bridge
 from tests.fixtures.kafka import KafkaKit, Rec, unique
@@ -110,3 +112,27 @@ def test_bridge_check_and_bridge_start_say_order_can_break(
         rb.stop()
     logged = [r.getMessage() for r in caplog.records if "ordered route" in r.getMessage()]
     assert [m.split(" ")[0] for m in logged] == [w.split(" ")[1] for w in warnings], logged
+
+
+@pytest.mark.stack
+@pytest.mark.qstash
+def test_bridge_check_warns_about_an_ordered_routes_queue_with_parallelism_above_1(
+    kafka: KafkaKit, qstash_server_factory: Any,
+) -> None:
+    server = qstash_server_factory()
+    topic = kafka.create_topic(unique("ow-par"), partitions=3)
+    client = server.client()
+    client.queue.upsert("ow-0", parallelism=1)
+    client.queue.upsert("ow-1", parallelism=2)  # made by hand: delivers two at a time
+    cfg = BridgeConfig.model_validate({"group": unique("ow-g"), "routes": [
+        {"topic": topic, "ordered": True, "destinations": [
+            {"kind": "enqueue-queue", "queue": "ow-{index}", "queues": 2,
+             "url": "http://127.0.0.1:9/a"}]}]})
+    result = preflight(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
+                       qstash=(server.url, server.token))
+    assert result.problems == []
+    assert result.warnings == [
+        "routes[0].destinations[0].queue: QStash queue 'ow-1' has parallelism 2: it delivers "
+        "that many messages at once, so order can break; set it to 1 (`migrator apply` the "
+        "plan, or upsert the queue)"]
+    assert "QStash FIFO queues of ordered routes: 2 of 2 exist" in " ".join(result.checked)
