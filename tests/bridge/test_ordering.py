@@ -6,9 +6,9 @@ Retry-After, timeouts).
 The bridge configs are the plan's own (``bridge_config(build_plan(...))``), so what is proven is
 what the plan emits: FIFO queues keep every key's order through retries and callbacks, with a
 queue per partition (payg) and with partitions sharing queues (a short free-tier budget), for
-two groups at once; the opt-in best-effort mode (a flow-control key, parallelism 1) is shown reordering; a
-message that exhausts its retries in a FIFO queue goes to QStash's DLQ, the queue moves on, and
-a DLQ retry arrives after the key's later records.
+two groups at once; the opt-in best-effort mode and workflow groups (a flow-control key,
+parallelism 1) are shown reordering; a message that exhausts its retries in a FIFO queue goes
+to QStash's DLQ, the queue moves on, and a DLQ retry arrives after the key's later records.
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def planned(
     other_ordered_topics: int = 0,
     retries: int = 5,
     callback: str | None = None,
+    workflows: list[str] | None = None,
 ) -> tuple[Plan, BridgeConfig]:
     """The plan for ``name`` read by the groups of ``endpoints`` (group -> URL), and the bridge
     config it generates, tuned only in delivery timing (retry delay, timeout, batches).
@@ -146,7 +147,8 @@ def planned(
         [topic(name, partitions=PARTITIONS, keyed=1.0, rps=1.0),
          *(topic(t, partitions=1, keyed=1.0, rps=1.0) for t in others)],
         [*(group(g, name) for g in endpoints), *(group(f"{t}-g", t) for t in others)])
-    eps = EndpointMap(EndpointFile(groups=endpoints, ordering=ordering or {}))  # type: ignore[arg-type]
+    eps = EndpointMap(EndpointFile(groups=endpoints, ordering=ordering or {},  # type: ignore[arg-type]
+                                   workflows=workflows or []))
     plan = build_plan(inv, eps, PlanOptions(qstash_plan=qstash_plan))  # type: ignore[arg-type]
     config, _ = bridge_config(plan, unique("ord-bridge"))
     assert config is not None
@@ -243,20 +245,28 @@ def test_fifo_queues_keep_every_keys_order_through_refusals(
     assert live == sorted(f"{name}.{g}-{i}" for g in scripts for i in range(queues))
 
 
+@pytest.mark.parametrize("kind", ["publish-url", "workflow"])
 def test_best_effort_flow_control_reorders_a_key_on_a_retry(
-    kafka: KafkaKit, qstash_server_factory: Any, endpoint_factory: Any,
+    kafka: KafkaKit, qstash_server_factory: Any, endpoint_factory: Any, kind: str,
 ) -> None:
+    """The plan's flow-control destinations: a group that opted into best effort (publish-url),
+    and a workflow group (its runs' first invocations; the endpoint stands in for the workflow
+    SDK, which would create a run per request)."""
     server = qstash_server_factory()
     name = unique("ord-fc")
     produce_keys(kafka, name, keys=6, per_key=5)
     # the first record of k0 is refused once with Retry-After: 200 (2 s at the server's 0.01 scale)
     script = Script({("k0", 0): Fault(retry_after="200")})
     ep = endpoint_factory(script)
-    plan, cfg = planned(kafka, name, {"crm": ep.url + "/hook"}, ordering={"crm": "best_effort"})
+    workflow = kind == "workflow"
+    plan, cfg = planned(kafka, name, {"crm": ep.url + "/hook"},
+                        ordering=None if workflow else {"crm": "best_effort"},
+                        workflows=["crm"] if workflow else None)
     (route,) = plan.routes
-    assert route.pattern == "flow_control" and plan.resources.queues == []
+    assert route.pattern == ("workflow" if workflow else "flow_control")
+    assert plan.resources.queues == [] and route.ordering and route.ordering.best_effort == ["crm"]
     (dest,) = cfg.routes[0].destinations
-    assert dest.kind == "publish-url" and dest.flow_control is not None
+    assert dest.kind == kind and dest.kind != "direct-http" and dest.flow_control is not None
     assert (dest.flow_control.key, dest.flow_control.parallelism) == ("{topic}-{key}", 1)
     with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
         wait_for("30 records accepted", lambda: len(script.accepted) >= 30, script.snapshot)
