@@ -255,8 +255,9 @@ def test_best_effort_flow_control_reorders_a_key_on_a_retry(
     server = qstash_server_factory()
     name = unique("ord-fc")
     produce_keys(kafka, name, keys=6, per_key=5)
-    # the first record of k0 is refused once with Retry-After: 200 (2 s at the server's 0.01 scale)
-    script = Script({("k0", 0): Fault(retry_after="200")})
+    # the first record of k0 is refused once with Retry-After: 400 (4 s at the server's 0.01
+    # scale: time enough for the key's four later records under any load)
+    script = Script({("k0", 0): Fault(retry_after="400")})
     ep = endpoint_factory(script)
     workflow = kind == "workflow"
     plan, cfg = planned(kafka, name, {"crm": ep.url + "/hook"},
