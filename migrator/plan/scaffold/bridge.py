@@ -46,15 +46,16 @@ def _flow(
     return flow
 
 
-def _enqueue(route: RouteSpec, group: str, url: str, label: str) -> dict[str, Any] | None:
-    """An enqueue-queue destination over ``group``'s FIFO queues (None: the group has none).
+def _enqueue(route: RouteSpec, group: str, url: str, label: str) -> dict[str, Any]:
+    """An enqueue-queue destination over ``group``'s FIFO queues.
 
     Partition p goes to queue ``<base>-<p mod queues>`` (``{index}``), also when there is a
     queue per partition: a partition added later then shares a planned queue instead of
     creating one the plan did not count against the QStash plan's queue limit."""
     base = queue_base(route, group)
     if base is None or route.ordering is None or route.ordering.queues is None:
-        return None
+        # never a silent downgrade to an unordered destination
+        raise ValueError(f"route {route.topic}: group {group} has FIFO ordering but no queues")
     return {"kind": "enqueue-queue", "queue": base + "-{index}", "queues": route.ordering.queues,
             "url": url, **_options(route, label)}
 
@@ -66,9 +67,12 @@ def _destinations(route: RouteSpec, prefix: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if route.ordering is not None and route.ordering.mode == "fifo_queue":
         for target in plain:
-            out.append(_enqueue(route, target.group, target.endpoint, label)
-                       or {"kind": "publish-url", "url": target.endpoint, **_options(route, label),
-                           "flow_control": _flow(route, prefix, target.group if several else None)})
+            if target.group in route.ordering.best_effort:  # opted in: order can break on a retry
+                out.append({"kind": "publish-url", "url": target.endpoint,
+                            **_options(route, label),
+                            "flow_control": _flow(route, prefix, target.group if several else None)})
+            else:
+                out.append(_enqueue(route, target.group, target.endpoint, label))
     elif route.url_group and route.ordering is None:
         out.append({"kind": "publish-url-group", "url_group": route.url_group,
                     **_options(route, label), "flow_control": _flow(route, prefix, None)})
