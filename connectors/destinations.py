@@ -156,7 +156,17 @@ class EnqueueQueueDestination(_QStashOptions):
     """Enqueue each record into a QStash FIFO queue delivering to ``url`` (keeps order)."""
 
     kind: Literal["enqueue-queue"]
-    queue: str = Field(description="Queue name; {topic} and {partition} are replaced per record.")
+    queue: str = Field(
+        description="Queue name; {topic} and {partition} are replaced per record, {index} by "
+        "the partition modulo `queues` (several partitions sharing a queue).",
+        examples=["orders-{partition}", "orders-{index}"],
+    )
+    queues: int | None = Field(
+        None, ge=1,
+        description="With {index} in `queue`: partition p goes to queue p mod `queues` (each "
+        "partition to exactly one queue, so its order holds; partitions share a queue when "
+        "there are fewer queues than partitions).",
+    )
     url: Url
 
     @model_validator(mode="after")
@@ -164,6 +174,28 @@ class EnqueueQueueDestination(_QStashOptions):
         if self.delay is not None:
             raise ValueError("QStash queues do not support delay; remove `delay` from this route")
         return self
+
+    @model_validator(mode="after")
+    def _queue_template(self) -> EnqueueQueueDestination:
+        fields = set(re.findall(r"\{([^}]*)\}", self.queue))
+        unknown = fields - {"topic", "partition", "index"}
+        if unknown:
+            raise ValueError(f"queue: unknown placeholder(s) {sorted(unknown)}; use {{topic}}, "
+                             "{partition} or {index}")
+        if "index" in fields and self.queues is None:
+            raise ValueError("queue: {index} needs `queues: N` (partition p goes to queue p mod N)")
+        if self.queues is not None and "index" not in fields:
+            raise ValueError("queues: N is only used with {index} in `queue`, e.g. orders-{index}")
+        literal = re.sub(r"\{[^}]*\}", "0", self.queue)
+        if not _NAME.match(literal):
+            raise ValueError(f"queue {self.queue!r}: queue names may only hold letters, digits, "
+                             "'-', '_' and '.'")
+        return self
+
+    def queue_name(self, topic: str, partition: int) -> str:
+        """The queue a record of ``topic``/``partition`` is enqueued into."""
+        return self.queue.format(topic=topic, partition=partition,
+                                 index=partition % (self.queues or 1))
 
 
 class WorkflowDestination(_QStashOptions):

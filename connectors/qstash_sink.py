@@ -94,7 +94,7 @@ class QStashSink:
             self._target = dest.url_group
         else:
             self._target = dest.url
-        self._queue = dest.queue if isinstance(dest, EnqueueQueueDestination) else None
+        self._queue = dest if isinstance(dest, EnqueueQueueDestination) else None
 
     def close(self) -> None:
         """The shared client is closed by its owner."""
@@ -119,7 +119,7 @@ class QStashSink:
     def _queue_name(self, m: Message) -> str | None:
         if self._queue is None:
             return None
-        return self._queue.format(topic=m.record.topic, partition=m.record.partition)
+        return self._queue.queue_name(m.record.topic, m.record.partition)
 
     # -- sending -----------------------------------------------------------------------------
 

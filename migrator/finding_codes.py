@@ -52,8 +52,8 @@ CATALOG: dict[str, CodeInfo] = {
     "ORDERING_SENSITIVE": CodeInfo(
         "warning",
         "Keyed records read by a consumer group: per-key order probably matters",
-        "Publish through a QStash queue with parallelism 1 per ordering key (or flow control "
-        "keyed by the record key); `migrator bridge` keeps per-partition order.",
+        "Deliver through QStash FIFO queues with parallelism 1, each partition to one queue "
+        "(`migrator plan` does): they keep order through retries; flow control does not.",
     ),
     "FAN_OUT": CodeInfo(
         "info",

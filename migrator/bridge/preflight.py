@@ -4,7 +4,9 @@ Read-only: Kafka is asked through the admin API (no group is joined, nothing is 
 QStash through the official SDK's control-plane calls, the Schema Registry with one GET. The
 result is data: per partition, where the bridge would start reading (its group's committed
 offset, or the start policy's offset), the end offset and so the backlog it would deliver; and
-the problems found, each one line naming what is wrong, where, and how to fix it.
+the problems found, each one line naming what is wrong, where, and how to fix it; and warnings
+that stop nothing, such as an ordered route whose destination cannot keep order
+(:mod:`migrator.bridge.ordering`).
 
 Start offsets follow the bridge's own rules (:func:`migrator.bridge.assignment.start_offsets`):
 a committed offset wins; else ``start`` decides (earliest, latest, the first offset at
@@ -21,7 +23,12 @@ from typing import Any
 
 import httpx
 
-from migrator.bridge.config import BridgeConfig, PublishUrlGroupDestination
+from migrator.bridge.config import (
+    BridgeConfig,
+    EnqueueQueueDestination,
+    PublishUrlGroupDestination,
+)
+from migrator.bridge.ordering import order_risks
 from migrator.config import KafkaConnection, QStashConnection, redact_url
 from migrator.kafka.admin import KafkaAdmin
 
@@ -55,6 +62,7 @@ class Preflight:
     group: str
     partitions: list[PartitionStart] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # would run, but not as one may expect
     checked: list[str] = field(default_factory=list)  # what answered as expected
 
     @property
@@ -79,6 +87,7 @@ def preflight(
 ) -> Preflight:
     """Check ``cfg`` against the live services (read-only)."""
     result = Preflight(cfg.group)
+    result.warnings.extend(risk.line() for risk in order_risks(cfg))
     with KafkaAdmin(connection, timeout=timeout) as admin:
         _kafka(cfg, admin, result)
     if qstash is not None:
@@ -188,6 +197,41 @@ def _qstash(cfg: BridgeConfig, qstash: QStashConnection, result: Preflight) -> N
                 result.checked.append(
                     f"QStash URL group {dest.url_group!r}: {len(group.endpoints)} endpoints"
                 )
+    _fifo_queues(cfg, client, result)
+
+
+def _fifo_queues(cfg: BridgeConfig, client: Any, result: Preflight) -> None:
+    """Warn when an ordered route's queue exists with parallelism above 1 (it delivers several
+    messages at once, so order breaks); queues an enqueue creates have parallelism 1."""
+    from qstash.errors import QStashError
+
+    partitions: dict[str, list[int]] = {}
+    for part in result.partitions:
+        partitions.setdefault(part.topic, []).append(part.partition)
+    wanted: dict[str, tuple[int, int]] = {}
+    for i, route in enumerate(cfg.routes):
+        for j, dest in enumerate(route.destinations):
+            if route.ordered and isinstance(dest, EnqueueQueueDestination):
+                for p in partitions.get(route.topic, []):
+                    wanted.setdefault(dest.queue_name(route.topic, p), (i, j))
+    if not wanted:
+        return
+    try:
+        live = {q.name: q for q in client.queue.list()}
+    except QStashError as exc:
+        result.warnings.append(f"QStash queues could not be listed ({exc}); their parallelism "
+                               "is unchecked")
+        return
+    for name, (i, j) in sorted(wanted.items()):
+        queue = live.get(name)
+        if queue is not None and queue.parallelism > 1:
+            result.warnings.append(
+                f"routes[{i}].destinations[{j}].queue: QStash queue {name!r} has parallelism "
+                f"{queue.parallelism}: it delivers that many messages at once, so order can "
+                "break; set it to 1 (`migrator apply` the plan, or upsert the queue)")
+    existing = sum(1 for name in wanted if name in live)
+    result.checked.append(f"QStash FIFO queues of ordered routes: {existing} of {len(wanted)} "
+                          "exist (an enqueue creates the others with parallelism 1)")
 
 
 def _registries(cfg: BridgeConfig, result: Preflight) -> None:

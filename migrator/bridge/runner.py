@@ -51,6 +51,7 @@ from migrator.bridge.dispatch import Dispatcher
 from migrator.bridge.flow import PAUSE_AFTER, Backpressure, InFlight, Throttle
 from migrator.bridge.intake import Intake
 from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.ordering import log_order_risks
 from migrator.bridge.retry import Backoff
 from migrator.bridge.routes import build_routes
 from migrator.bridge.settle import DeadLetters, Settler
@@ -169,6 +170,7 @@ class Bridge:
 
     def run(self, *, on_tick: Callable[[Bridge], None] | None = None) -> BridgeStats:
         """Run until :meth:`stop` or a fatal error; returns the final counters."""
+        log_order_risks(self.config, log)
         self._start()
         with _throughput_gc():
             try:

@@ -178,6 +178,7 @@ def _check_table(result: Preflight) -> str:
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
               for row in rows]
     lines += ["", *[f"ok: {line}" for line in result.checked]]
+    lines += [f"warning: {line}" for line in result.warnings]
     lines += [f"problem: {line}" for line in result.problems]
     if not result.problems:
         lines.append("no problems found")

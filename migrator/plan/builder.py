@@ -3,9 +3,12 @@
 Rules (docs/plan.md explains each):
 
 * one group -> publish to its endpoint; several groups -> a URL group, one endpoint per group;
-* ordering needed (keyed records read by a group, or the audit's ORDERING_SENSITIVE) -> a FIFO
-  queue with parallelism 1 when one queue can carry the topic (one partition, modest rate, queue
-  budget left), else a flow-control key (the Kafka key, or the partition) with parallelism 1;
+* ordering needed (keyed records read by a group, or the audit's ORDERING_SENSITIVE) -> FIFO
+  queues with parallelism 1, each partition to exactly one queue (so every record of a key goes
+  to one queue), one set per group; partitions share queues when the plan's queue budget is
+  short. Capacity is about queues / endpoint round trip: ``ORDERED_CAPACITY`` when the observed
+  rate is more. A flow-control key with parallelism 1 (order breaks on a retry) only for groups
+  the endpoint file marks ``ordering: best_effort``, and for workflows (a warning says so);
 * a Kafka Streams application (its changelog/repartition topics exist) -> an Upstash Workflow;
 * compacted, Streams-internal or too-large topics -> ``blocked`` with a blocker and a remedy
   (its severity is the audit's: :mod:`migrator.finding_codes`);
@@ -17,6 +20,7 @@ What a topic is (internal, Streams internal, retry, dead-letter, data) and who r
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import re
@@ -47,7 +51,7 @@ from migrator.plan.spec import (
 from migrator.qstash_tiers import TIERS, TierLimits, TierName
 from migrator.topic_roles import TopicClass, classify, readers, streams_applications
 
-__all__ = ["PlanOptions", "build_plan", "queue_names", "safe_name"]
+__all__ = ["PlanOptions", "build_plan", "queue_base", "queue_names", "safe_name"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -60,10 +64,33 @@ class PlanOptions:
     prefix: str = ""
     headroom: float = 2.0
     """Flow-control rate = observed records/s x headroom."""
-    fifo_max_rate: float = 20.0
-    """Above this many records/s one FIFO queue (one message in flight) cannot keep up."""
     prices: PriceTable = field(default_factory=lambda: PriceTable())
     inventory_path: str | None = None
+
+
+@dataclass(frozen=True)
+class _Fifo:
+    """An ordered route going through FIFO queues, before the queue budget is shared out."""
+
+    partitions: int
+    rps: float
+    latency_ms: dict[str, float]  # strict group -> its endpoint's round trip
+    why: str
+
+    @property
+    def groups(self) -> int:
+        return len(self.latency_ms)
+
+    def busiest(self, queues: int) -> tuple[float, int]:
+        """(share of the busiest queue's time its endpoint is busy, partitions on it)."""
+        per_queue = math.ceil(self.partitions / queues)
+        slowest = max(self.latency_ms.values()) / 1000
+        return self.rps / self.partitions * per_queue * slowest, per_queue
+
+    def capacity(self, queues: int, group: str) -> float:
+        """Records/s ``group``'s queues deliver, partitions evenly loaded."""
+        per_queue = math.ceil(self.partitions / queues)
+        return self.partitions / (per_queue * self.latency_ms[group] / 1000)
 
 
 @dataclass
@@ -143,7 +170,7 @@ class _Planner:
         self.broker_max_message_bytes = 0
         """The largest broker- or cluster-wide max.message.bytes seen (one warning, not one per
         topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
-        self.queues_left = limits.max_queues
+        self.fifo: dict[str, _Fifo] = {}
         names = {t.name for t in inv.topics}
         self.classes = classify(inv)
         self.aux = _auxiliary(inv, self.classes)
@@ -156,6 +183,8 @@ class _Planner:
     # ----------------------------------------------------------------------------------- routes
     def routes(self) -> list[RouteSpec]:
         routes = [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
+        counts = self._queue_counts()
+        routes = [self._queues(r, counts[r.topic]) if r.topic in counts else r for r in routes]
         if self.broker_max_message_bytes > self.limits.max_message_bytes:
             self.blockers.append(Blocker(
                 code="RECORD_TOO_LARGE", severity="warning", object="cluster",
@@ -251,14 +280,18 @@ class _Planner:
         ordering: OrderingSpec | None = None
         url_group: str | None = None
         pattern: Pattern
+        if ordered:
+            self._workflow_order_warnings(name, [t.group for t in targets if t.workflow])
         if ordered and plain:
-            ordering, pattern, reason = self._ordering(topic, plain, why_ordered)
+            ordering, pattern, reason = self._ordering(topic, targets, why_ordered)
         elif ordered:
             key = "{topic}-{key}" if _all_keyed(topic) else "{topic}-{partition}"
-            ordering = OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1)
+            ordering = OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1,
+                                    best_effort=[t.group for t in targets])
             pattern = "workflow"
             reason = (f"stateful consumer (Kafka Streams application): an Upstash Workflow run per "
-                      f"record; {why_ordered}: started in order by a flow-control key, parallelism 1")
+                      f"record; {why_ordered}: runs started by a flow-control key with parallelism "
+                      "1, best effort: order can break on a retry")
         elif len(plain) > 1:
             url_group = self.opts.prefix + name
             pattern = "url_group"
@@ -311,30 +344,132 @@ class _Planner:
         return False, ""
 
     def _ordering(
-        self, topic: TopicInfo, plain: list[GroupTarget], why: str
+        self, topic: TopicInfo, targets: list[GroupTarget], why: str
     ) -> tuple[OrderingSpec, Pattern, str]:
-        rps = topic.records_per_second or 0.0
-        one_partition = len(topic.partitions) == 1
-        need = max(1, len(plain))
-        if one_partition and rps <= self.opts.fifo_max_rate and need <= self.queues_left:
-            self.queues_left -= need
-            queue = self.opts.prefix + topic.name
-            per_group = " (one queue per group)" if len(plain) > 1 else ""
-            return (OrderingSpec(mode="fifo_queue", queue=queue, parallelism=1), "fifo_queue",
-                    f"{why}: one partition at {rps:g} rec/s fits a FIFO queue with parallelism 1"
-                    f"{per_group}")
+        """FIFO queues for the strict groups (counts settled by :meth:`_queues`), a flow-control
+        key for best-effort groups and workflows."""
         keyed = _all_keyed(topic)
-        key = "{topic}-{key}" if keyed else "{topic}-{partition}"
-        by = "the Kafka key" if keyed else "the partition"
-        if not one_partition:
-            because = f"{len(topic.partitions)} partitions order independently"
-        elif rps > self.opts.fifo_max_rate:
-            because = f"{rps:g} rec/s is more than one FIFO queue delivers"
-        else:
-            because = f"the {self.limits.name} plan's {self.limits.max_queues} queues are used up"
-        return (OrderingSpec(mode="flow_control", key=self.opts.prefix + key, parallelism=1),
-                "flow_control",
-                f"{why}: {because}, so a flow-control key by {by} with parallelism 1")
+        key = self.opts.prefix + ("{topic}-{key}" if keyed else "{topic}-{partition}")
+        plain = [t for t in targets if not t.workflow]
+        opted = [t.group for t in plain if self.endpoints.ordering(t.group) == "best_effort"]
+        best_effort = [t.group for t in targets if t.workflow or t.group in opted]
+        for group in opted:
+            self.blockers.append(Blocker(
+                code="ORDERING_BEST_EFFORT", severity="warning", object=f"topic:{topic.name}",
+                message=f"group {group} gets this ordered topic through a flow-control key with "
+                "parallelism 1 (`ordering: best_effort` in the endpoint file): order can break "
+                "on a retry, a refused record arrives after the key's later records",
+                remedy=f"remove the best_effort entry for {group} to get FIFO queues, which keep "
+                "order through retries",
+            ))
+        strict = [t.group for t in plain if t.group not in opted]
+        if not strict:
+            by = "the Kafka key" if keyed else "the partition"
+            return (OrderingSpec(mode="flow_control", key=key, parallelism=1,
+                                 best_effort=best_effort), "flow_control",
+                    f"{why}: best effort, as the endpoint file asks ({', '.join(opted)}): a "
+                    f"flow-control key by {by} with parallelism 1; order can break on a retry")
+        self.fifo[topic.name] = _Fifo(
+            partitions=max(1, len(topic.partitions)), rps=topic.records_per_second or 0.0,
+            latency_ms={g: self.endpoints.latency_ms(g) for g in strict}, why=why)
+        return (OrderingSpec(mode="fifo_queue", queue=self.opts.prefix + topic.name, key=key,
+                             parallelism=1, best_effort=best_effort), "fifo_queue", why)
+
+    def _workflow_order_warnings(self, topic: str, groups: list[str]) -> None:
+        for group in groups:
+            self.blockers.append(Blocker(
+                code="ORDERING_BEST_EFFORT", severity="warning", object=f"topic:{topic}",
+                message=f"workflow group {group}: its runs start through a flow-control key with "
+                "parallelism 1, so order can break on a retry, and the steps of consecutive "
+                "runs interleave",
+                remedy="make the workflow tolerate reordering (e.g. keep the last applied offset "
+                "or version per key in its state), or serve the group as a plain endpoint to "
+                "get FIFO queues",
+            ))
+
+    def _queue_counts(self) -> dict[str, int]:
+        """Queues per group for each FIFO route, within the plan's queue budget.
+
+        Every route starts with one queue per group; the rest of the budget goes, a step at a
+        time, to the route whose busiest queue is busiest, each step the fewest queues that put
+        fewer partitions on that queue (never more queues than partitions). With budget enough,
+        every partition has its own queue. Fewer queues than routes x groups is left to the plan
+        fit (PLAN_LIMIT).
+        """
+        counts = {t: 1 for t in self.fifo}
+        left = self.limits.max_queues - sum(f.groups for f in self.fifo.values())
+        heap: list[tuple[float, int, str]] = []
+
+        def push(topic: str) -> None:
+            load, per_queue = self.fifo[topic].busiest(counts[topic])
+            if per_queue > 1:
+                heapq.heappush(heap, (-load, -per_queue, topic))
+
+        for topic in self.fifo:
+            push(topic)
+        while heap and left > 0:
+            _, neg_per_queue, topic = heapq.heappop(heap)
+            fifo = self.fifo[topic]
+            more = math.ceil(fifo.partitions / (-neg_per_queue - 1))
+            cost = (more - counts[topic]) * fifo.groups
+            if cost > left:
+                continue
+            counts[topic] = more
+            left -= cost
+            push(topic)
+        return counts
+
+    def _queues(self, route: RouteSpec, queues: int) -> RouteSpec:
+        """The route with its queue count, capacity, reason, and ORDERED_CAPACITY where due."""
+        fifo = self.fifo[route.topic]
+        assert route.ordering is not None
+        capacity = {g: fifo.capacity(queues, g) for g in fifo.latency_ms}
+        p = fifo.partitions
+        per_group = ", per group" if fifo.groups > 1 else ""
+        shared = (f"; partitions share queues: the {self.limits.name} plan allows "
+                  f"{self.limits.max_queues} queues" if queues < p else "")
+        slowest = min(capacity, key=lambda g: capacity[g])
+        observed = (f"{fifo.rps:g} rec/s observed" if fifo.rps else "no rate observed")
+        reason = (f"{fifo.why}: FIFO queues with parallelism 1, each partition to one queue "
+                  f"({queues} queue{'s' if queues > 1 else ''} for {p} partition"
+                  f"{'s' if p > 1 else ''}{per_group}{shared}); about "
+                  f"{capacity[slowest]:,.0f} rec/s at {fifo.latency_ms[slowest]:g} ms per endpoint "
+                  f"round trip, {observed}")
+        if route.ordering.best_effort:
+            reason += (f"; best effort for {', '.join(route.ordering.best_effort)} (a flow-control "
+                       "key, parallelism 1): order can break on a retry")
+        for group, cap in capacity.items():
+            if fifo.rps > cap:
+                self.blockers.append(self._capacity_blocker(route.topic, group, fifo, queues, cap))
+        ordering = route.ordering.model_copy(update={"queues": queues, "capacity": {
+            g: round(c, 1) for g, c in capacity.items()}})
+        return route.model_copy(update={"ordering": ordering, "reason": reason})
+
+    def _capacity_blocker(
+        self, topic: str, group: str, fifo: _Fifo, queues: int, capacity: float
+    ) -> Blocker:
+        p, latency = fifo.partitions, fifo.latency_ms[group]
+        per_queue = math.ceil(p / queues)
+        remedies = []
+        if queues < p:
+            more = ("choose a larger --qstash-plan or fewer ordered routes"
+                    if self.limits.name != "fixed" else "fewer ordered routes")
+            remedies.append(f"more queues, up to {p} (one per partition; the {self.limits.name} "
+                            f"plan's {self.limits.max_queues} are shared out: {more})")
+        needed_ms = p / (per_queue * fifo.rps) * 1000
+        remedies.append(f"a faster endpoint (at most {needed_ms:,.0f} ms per round trip with "
+                        f"{queues} queue{'s' if queues > 1 else ''}; give the measured figure as "
+                        f"latency_ms: {group} in the endpoint file)")
+        remedies.append(f"or accept the weaker guarantee explicitly: `ordering: {group}: "
+                        "best_effort` in the endpoint file (a flow-control key; order can break "
+                        "on a retry)")
+        return Blocker(
+            code="ORDERED_CAPACITY", object=f"topic:{topic}",
+            message=f"group {group}: {fifo.rps:g} rec/s must arrive in order, but its {queues} "
+            f"FIFO queue{'s' if queues > 1 else ''} (parallelism 1: one message per endpoint "
+            f"round trip each) deliver about {capacity:,.0f} rec/s at {latency:g} ms",
+            remedy="; ".join(remedies),
+        )
 
     def _retries(self, topic: str) -> tuple[int, str | None, str, str]:
         aux = self.aux.get(topic)
@@ -371,9 +506,8 @@ class _Planner:
         groups: list[UrlGroupSpec] = []
         for route in routes:
             plain = [t for t in route.targets if not t.workflow]
-            if route.ordering and route.ordering.mode == "fifo_queue" and route.ordering.queue:
-                for name in queue_names(route):
-                    queues.append(QueueSpec(name=name, parallelism=1))
+            for name in queue_names(route):
+                queues.append(QueueSpec(name=name, parallelism=1))
             if route.url_group:
                 groups.append(UrlGroupSpec(name=route.url_group, endpoints=[
                     UrlGroupEndpointSpec(name=safe_name(t.group), url=t.endpoint) for t in plain
@@ -399,14 +533,22 @@ class _Planner:
         )
 
 
-def queue_names(route: RouteSpec) -> list[str]:
-    """The FIFO queue of each non-workflow target of an ordered route (one per group if several)."""
+def queue_base(route: RouteSpec, group: str) -> str | None:
+    """The base name of ``group``'s FIFO queues on ``route`` (None: it has none); partition p
+    goes to ``<base>-<p mod queues>``."""
+    o = route.ordering
     plain = [t for t in route.targets if not t.workflow]
-    if not route.ordering or not route.ordering.queue or not plain:
-        return []
-    if len(plain) == 1:
-        return [route.ordering.queue]
-    return [f"{route.ordering.queue}.{safe_name(t.group)}" for t in plain]
+    if (o is None or o.mode != "fifo_queue" or not o.queue or not o.queues
+            or group in o.best_effort or group not in {t.group for t in plain}):
+        return None
+    return o.queue if len(plain) == 1 else f"{o.queue}.{safe_name(group)}"
+
+
+def queue_names(route: RouteSpec) -> list[str]:
+    """Every FIFO queue of an ordered route: ``queues`` per strict group."""
+    count = route.ordering.queues if route.ordering is not None else None
+    bases = [queue_base(route, t.group) for t in route.targets]
+    return [f"{b}-{i}" for b in bases if b is not None for i in range(count or 0)]
 
 
 def _auxiliary(inv: Inventory, classes: dict[str, TopicClass]) -> dict[str, _Aux]:

@@ -7,6 +7,10 @@ groups:                       # consumer group (glob allowed) -> endpoint URL
 schedules:                    # source connector (glob allowed) -> URL its schedule calls
   inventory-import: https://jobs.example.com/import/{connector}
 failure_callback: https://ops.example.com/qstash-failed   # optional, for every route
+latency_ms:                   # consumer group (glob) -> endpoint round trip, ms (default 100)
+  billing: 250
+ordering:                     # consumer group (glob) -> strict (default) | best_effort
+  "analytics-*": best_effort  # a flow-control key instead of FIFO queues: order can break on a retry
 ```
 
 ``{topic}`` and ``{group}`` in a group's URL are replaced per route, ``{connector}`` in a
@@ -22,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -31,7 +35,14 @@ from migrator.errors import ConfigError
 from migrator.plan.spec import placeholder
 from migrator.yamlfile import compose, line_of, load_model
 
-__all__ = ["EndpointFile", "EndpointMap", "load_endpoints"]
+__all__ = ["DEFAULT_LATENCY_MS", "EndpointFile", "EndpointMap", "Ordering", "load_endpoints"]
+
+DEFAULT_LATENCY_MS = 100.0
+"""Endpoint round trip assumed for an ordered route's capacity when the file gives none."""
+
+Ordering = Literal["strict", "best_effort"]
+
+_V = TypeVar("_V")
 
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
@@ -73,6 +84,12 @@ class EndpointFile(BaseModel):
     """Consumer groups (globs) whose endpoints are Upstash Workflows even if not detected."""
     failure_callback: Url | None = None
     """Failure callback URL for every route (QStash calls it when retries are exhausted)."""
+    latency_ms: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    """Consumer group (glob) -> its endpoint's round trip in ms, for an ordered route's capacity
+    (a FIFO queue delivers one message per round trip); default 100."""
+    ordering: dict[str, Ordering] = Field(default_factory=dict)
+    """Consumer group (glob) -> how ordered topics reach it: strict (FIFO queues, the default) or
+    best_effort (a flow-control key with parallelism 1: order can break on a retry)."""
 
 
 @dataclass(frozen=True)
@@ -100,12 +117,21 @@ class EndpointMap:
     def is_workflow(self, group: str) -> bool:
         return any(fnmatch.fnmatchcase(group, pattern) for pattern in self.file.workflows)
 
+    def ordering(self, group: str) -> Ordering:
+        """strict unless the file opts ``group`` into best_effort."""
+        found = _first_match(self.file.ordering, group)
+        return "best_effort" if found == "best_effort" else "strict"
+
+    def latency_ms(self, group: str) -> float:
+        found = _first_match(self.file.latency_ms, group)
+        return DEFAULT_LATENCY_MS if found is None else found
+
     @property
     def failure_callback(self) -> str | None:
         return self.file.failure_callback
 
 
-def _first_match(mapping: dict[str, str], name: str) -> str | None:
+def _first_match(mapping: dict[str, _V], name: str) -> _V | None:
     for pattern, url in mapping.items():
         if fnmatch.fnmatchcase(name, pattern):
             return url
@@ -120,11 +146,13 @@ def load_endpoints(
     file = load_model(path, EndpointFile, "endpoint file", "docs/plan.md#endpoint-file")
     node = compose(path)
     known = {"groups": sorted(set(groups)), "schedules": sorted(set(connectors))}
-    known["workflows"] = known["groups"]
+    known["workflows"] = known["ordering"] = known["latency_ms"] = known["groups"]
     entries: dict[str, Iterable[str]] = {
         "groups": file.groups,
         "schedules": file.schedules,
         "workflows": file.workflows,
+        "ordering": file.ordering,
+        "latency_ms": file.latency_ms,
     }
     for section, patterns in entries.items():
         for index, pattern in enumerate(patterns):
@@ -138,7 +166,7 @@ def _unknown(
 ) -> None:
     loc: tuple[str | int, ...] = (section, index) if section == "workflows" else (section, pattern)
     line = line_of(node, loc)
-    if section == "groups" and isinstance(node, yaml.MappingNode):
+    if section != "workflows" and isinstance(node, yaml.MappingNode):
         line = _key_line(node, section, pattern) or line
     what = "source connector" if section == "schedules" else "consumer group"
     hint = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "") if known else "none"

@@ -91,6 +91,7 @@ def review_blocks(plan: Plan) -> list[Block]:
                    r.dead_letter, r.failure_callback or "-", _num(r.rate),
                    _num(r.parallelism), "decoded to JSON" if r.decode == "decode" else "bytes",
                    r.retry_reason) for r in routed))]
+    blocks += _ordering_notes(plan)
     res = plan.resources
     blocks.append(Heading(2, "QStash resources"))
     blocks.append(Table(("Kind", "Name", "Settings"), tuple(
@@ -126,9 +127,42 @@ def _ordering(route: RouteSpec) -> str:
     o = route.ordering
     if o is None:
         return "none (parallel)"
-    if o.mode == "fifo_queue":
-        return f"FIFO queue {o.queue}"
-    return f"flow-control key {o.key}, parallelism {o.parallelism}"
+    parts = []
+    if o.mode == "fifo_queue" and o.queues:
+        parts.append(f"kept through retries: {o.queues} FIFO queue(s) per group ({o.queue}-N), "
+                     f"parallelism 1, partition p -> queue p mod {o.queues}")
+    if o.best_effort:
+        parts.append(f"best effort for {', '.join(o.best_effort)}: flow-control key {o.key}, "
+                     f"parallelism {o.parallelism}; order can break on a retry")
+    return "; ".join(parts)
+
+
+def _ordering_notes(plan: Plan) -> list[Block]:
+    """What the ordered routes promise, in words (also in the runbook)."""
+    ordered = [r for r in plan.routes if r.ordering is not None]
+    if not ordered:
+        return []
+    items = []
+    fifo = [r.topic for r in ordered if r.ordering and r.ordering.mode == "fifo_queue"]
+    if fifo:
+        items.append(
+            f"FIFO queues ({', '.join(fifo)}): every partition goes to exactly one queue with "
+            "parallelism 1, so every record of a Kafka key goes to one queue and arrives in "
+            "offset order, through retries (5xx, timeouts, Retry-After) and callbacks. A queue "
+            "delivers one message per endpoint round trip: capacity is about queues / latency.")
+        items.append(
+            "A message that exhausts its retries goes to QStash's DLQ and its queue moves on: the "
+            "key's later records arrive without it. Retrying it from the DLQ delivers it after "
+            "them (it goes to the back); repair the key's state at the endpoint before, or "
+            "replay the key's later records after it.")
+    best = [f"{r.topic} ({', '.join(r.ordering.best_effort)})" for r in ordered
+            if r.ordering and r.ordering.best_effort]
+    if best:
+        items.append(
+            f"Best effort ({'; '.join(best)}): a flow-control key with parallelism 1. Order can "
+            "break on a retry: QStash frees the key's slot when an attempt fails, so a refused "
+            "record arrives after the key's later records.")
+    return [Heading(2, "Ordering"), Items(tuple(items))]
 
 
 def _cell(text: str) -> str:

@@ -50,8 +50,8 @@ PLACEHOLDER_PREFIX = "FILL-ME:"
 Pattern = Literal[
     "publish",  # one group: publish to its endpoint
     "url_group",  # several groups: a URL group, one endpoint per group
-    "fifo_queue",  # ordering: a FIFO queue with parallelism 1
-    "flow_control",  # ordering: a flow-control key (Kafka key or partition), parallelism 1
+    "fifo_queue",  # ordering: FIFO queues with parallelism 1, each partition to one queue
+    "flow_control",  # best-effort ordering (opt-in): a flow-control key, parallelism 1
     "workflow",  # multi-step or stateful consumer: an Upstash Workflow
     "blocked",  # not migratable as is: see blockers
     "absorbed",  # a retry or dead-letter topic, replaced by QStash retries / DLQ
@@ -125,10 +125,19 @@ class OrderingSpec(_Spec):
 
     mode: Literal["fifo_queue", "flow_control"]
     queue: Name | None = None
-    """FIFO queue name (mode fifo_queue); per group when the topic fans out."""
+    """Base name of the FIFO queues (mode fifo_queue): partition p goes to `<queue>-<p mod
+    queues>`, or `<queue>.<group>-<p mod queues>` when several groups read the topic."""
+    queues: int | None = Field(default=None, ge=1)
+    """FIFO queues per group (mode fifo_queue), at most one per partition."""
     key: str | None = None
-    """Flow-control key template (mode flow_control): {topic}, {partition}, {key}."""
+    """Flow-control key template ({topic}, {partition}, {key}) for the best-effort groups and
+    workflows of the route (parallelism 1: order can break on a retry)."""
     parallelism: int = Field(default=1, ge=1)
+    best_effort: list[str] = Field(default_factory=list)
+    """Groups that chose `ordering: best_effort` in the endpoint file (or workflows): a
+    flow-control key instead of queues, so a retried record arrives after later ones."""
+    capacity: dict[str, float] = Field(default_factory=dict)
+    """Group -> records/s its queues deliver (queues / endpoint round trip, for even partitions)."""
 
 
 class RouteSpec(_Spec):

@@ -94,7 +94,7 @@ def test_apply_creates_then_is_a_no_op_then_updates_only_what_changed(
     changed = run(server, "apply", str(tmp_path / "plan.yaml"))
     assert changed.returncode == 0, changed.stderr
     assert "0 to create, 2 to update, 0 to delete, 1 unchanged." in changed.stdout
-    assert "= no-op   queue:pay0" in changed.stdout  # the queue's settings did not change
+    assert "= no-op   queue:pay0-0" in changed.stdout  # the queue's settings did not change
     check_live(server, plan2)
 
 
@@ -124,7 +124,7 @@ def test_prune_deletes_only_with_allow_destructive(
     assert kept.returncode == 0 and "Kept (not in the plan" in kept.stdout
     pruned = run(server, "apply", str(tmp_path / "plan.yaml"), "--prune", "--allow-destructive")
     assert pruned.returncode == 0 and "- delete  queue:leftover" in pruned.stdout
-    assert [q.name for q in server.client().queue.list()] == ["pay0"]
+    assert [q.name for q in server.client().queue.list()] == ["pay0-0"]
 
 
 def test_failure_midway_leaves_a_report_and_a_rerun_finishes(
@@ -136,9 +136,9 @@ def test_failure_midway_leaves_a_report_and_a_rerun_finishes(
     assert len(plan.resources.queues) == 12
     failed = run(server, "apply", str(tmp_path / "plan.yaml"))
     assert failed.returncode == 7, failed.stderr
-    # queues go in name order (pay0, pay1, pay10, pay11, pay2 ... pay7): the 11th, pay8, fails
+    # queues go in name order (pay0-0, pay1-0, pay10-0, pay11-0, pay2-0 ... pay7-0): the 11th, pay8-0, fails
     msg = failed.stderr.strip().splitlines()[-1]
-    assert msg.startswith("Error: apply stopped at create queue:pay8: QStash refused")
+    assert msg.startswith("Error: apply stopped at create queue:pay8-0: QStash refused")
     assert "10 applied, 3 not applied" in msg  # pay9, the URL group and the schedule
     report = (tmp_path / "plan.apply-report.json").read_text()
     assert report.count('"applied"') == 10 and report.count('"not applied"') == 3

@@ -45,29 +45,27 @@ def test_ordering_on_one_partition_uses_a_fifo_queue() -> None:
     plan, routes = _routes(inv)
     r = routes["payments"]
     assert r.pattern == "fifo_queue" and r.ordering and r.ordering.queue == "payments"
-    assert [q.name for q in plan.resources.queues] == ["payments"]
+    assert [q.name for q in plan.resources.queues] == ["payments-0"]
     assert plan.resources.queues[0].parallelism == 1
 
 
-def test_ordering_over_many_partitions_uses_flow_control_by_key() -> None:
+def test_ordering_over_many_partitions_uses_a_fifo_queue_per_partition() -> None:
     inv = inventory([topic("users", partitions=6, keyed=1.0)], [group("crm", "users")])
     plan, routes = _routes(inv)
     r = routes["users"]
-    assert r.pattern == "flow_control"
-    assert r.ordering and r.ordering.key == "{topic}-{key}" and r.ordering.parallelism == 1
-    assert "6 partitions" in r.reason and plan.resources.queues == []
+    assert r.pattern == "fifo_queue"
+    assert r.ordering and r.ordering.queues == 6 and r.ordering.parallelism == 1
+    assert "6 queues for 6 partitions" in r.reason
+    assert [q.name for q in plan.resources.queues] == [f"users-{i}" for i in range(6)]
 
 
-def test_ordering_falls_back_to_flow_control_when_queues_run_out() -> None:
+def test_more_ordered_topics_than_queues_is_a_plan_limit_not_a_silent_downgrade() -> None:
     topics = [topic(f"t{i}", partitions=1, keyed=0.5) for i in range(12)]
     inv = inventory(topics, [group(f"g{i}", f"t{i}") for i in range(12)])
     plan, routes = _routes(inv, qstash_tier="free")
-    patterns = [routes[f"t{i}"].pattern for i in range(12)]
-    assert patterns.count("fifo_queue") == 10 and patterns.count("flow_control") == 2
-    fc = next(r for r in routes.values() if r.pattern == "flow_control")
-    assert fc.ordering and fc.ordering.key == "{topic}-{partition}"  # not every record keyed
-    assert "queues are used up" in fc.reason
-    assert not any(b.code == "PLAN_LIMIT" and "queues" in b.object for b in plan.blockers)
+    assert {routes[f"t{i}"].pattern for i in range(12)} == {"fifo_queue"}
+    assert any(b.code == "PLAN_LIMIT" and b.object == "qstash:queues" and "12 queues" in b.message
+               for b in plan.blockers)
 
 
 def test_audit_ordering_finding_makes_a_route_ordered() -> None:
@@ -261,7 +259,7 @@ def test_plan_file_refuses_duplicate_resources() -> None:
         Resources(queues=[QueueSpec(name="q"), QueueSpec(name="q", parallelism=2)])
 
 
-def test_ordered_topic_read_only_by_a_streams_app_is_a_workflow_started_in_order() -> None:
+def test_ordered_topic_read_only_by_a_streams_app_is_a_best_effort_workflow() -> None:
     from migrator.plan.scaffold import bridge_config
 
     inv = inventory([topic("ev", partitions=4, keyed=1.0), topic("app-agg-repartition")],
@@ -270,7 +268,10 @@ def test_ordered_topic_read_only_by_a_streams_app_is_a_workflow_started_in_order
     plan, routes = _routes(inv, eps)
     r = routes["ev"]
     assert r.pattern == "workflow" and r.ordering and r.ordering.key == "{topic}-{key}"
+    assert r.ordering.best_effort == ["app"] and "order can break on a retry" in r.reason
     assert plan.resources.queues == []
+    (warning,) = [b for b in plan.blockers if b.code == "ORDERING_BEST_EFFORT"]
+    assert warning.severity == "warning" and "workflow group app" in warning.message
     config, _ = bridge_config(plan)
     assert config is not None
     (dest,) = config.routes[0].destinations
@@ -286,11 +287,11 @@ def test_fifo_topic_with_a_plain_and_a_workflow_group() -> None:
     eps = EndpointMap(EndpointFile(groups={"*": "https://x.example.com/{group}"}))
     plan, routes = _routes(inv, eps)
     assert routes["pay"].pattern == "fifo_queue"
-    assert [q.name for q in plan.resources.queues] == ["pay"]
+    assert [q.name for q in plan.resources.queues] == ["pay-0"]
     config, _ = bridge_config(plan)
     assert config is not None
     kinds = {d.kind: d for d in config.routes[0].destinations}
     assert set(kinds) == {"enqueue-queue", "workflow"}
     wf = kinds["workflow"]
     assert wf.kind == "workflow" and wf.flow_control is not None
-    assert (wf.flow_control.key, wf.flow_control.parallelism) == ("{topic}.app", 1)
+    assert (wf.flow_control.key, wf.flow_control.parallelism) == ("{topic}.app-{key}", 1)

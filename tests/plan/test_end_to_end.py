@@ -115,8 +115,8 @@ def test_audit_plan_apply_bridge(
     routes = {r.topic: r for r in the_plan.routes}
     assert routes[f"{p}.audit-log"].pattern == "fifo_queue"
     assert routes[f"{p}.clicks"].pattern == "url_group"
-    assert routes[f"{p}.orders"].pattern == "flow_control"  # keyed, 3 partitions
-    assert routes[f"{p}.payments"].pattern == "flow_control"  # keyed, 2 partitions, fan-out
+    assert routes[f"{p}.orders"].pattern == "fifo_queue"  # keyed, 3 partitions: 3 queues
+    assert routes[f"{p}.payments"].pattern == "fifo_queue"  # keyed, 2 partitions, 2 groups: 4
     assert routes[f"{p}.payments"].decode == "decode"  # Schema-Registry framed Avro
     assert routes[f"{p}.customers"].pattern == "blocked"  # compacted
     assert routes[f"{p}.orders.DLQ"].pattern == "absorbed"
@@ -125,7 +125,9 @@ def test_audit_plan_apply_bridge(
 
     first = cli(server, "apply", str(out / "plan.yaml"))
     assert first.returncode == 0, first.stderr
-    assert "Applied 3, failed 0" in first.stdout  # FIFO queue, URL group, schedule
+    queues = len(the_plan.resources.queues)  # a queue per partition and group of ordered topics
+    assert queues > 3
+    assert f"Applied {queues + 2}, failed 0" in first.stdout  # queues, URL group, schedule
     check_live(server, the_plan)
     again = cli(server, "apply", str(out / "plan.yaml"))
     assert again.returncode == 0 and "Nothing to do" in again.stdout
@@ -134,7 +136,7 @@ def test_audit_plan_apply_bridge(
     changed = cli(server, "apply", str(out / "plan.yaml"))
     assert changed.returncode == 0, changed.stderr
     assert f"~ update  url_group:{p}.clicks" in changed.stdout
-    assert "0 to create, 1 to update, 0 to delete, 2 unchanged." in changed.stdout
+    assert f"0 to create, 1 to update, 0 to delete, {queues + 1} unchanged." in changed.stdout
     check_live(server, load_plan(out / "plan.yaml"))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.bridge.config import BridgeConfig
-from migrator.plan.builder import queue_names, safe_name
+from migrator.plan.builder import queue_base, safe_name
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
 from migrator.yamlfile import dump_yaml
 
@@ -29,15 +29,10 @@ def _options(route: RouteSpec, label: str) -> dict[str, Any]:
 def _flow(
     route: RouteSpec, prefix: str, group: str | None, *, workflow: bool = False
 ) -> dict[str, Any] | None:
-    if route.ordering is not None:
-        if route.ordering.mode == "fifo_queue":
-            if not workflow:
-                return None  # the queue keeps the order; queues take no flow control
-            key = prefix + "{topic}"  # one partition (that is why a FIFO queue was chosen)
-        elif not route.ordering.key:
+    if route.ordering is not None:  # best effort (opted in, or a workflow): order can break
+        if not route.ordering.key:
             return None
-        else:
-            key = route.ordering.key
+        key = route.ordering.key
         if group is not None:  # several groups: each keeps its own order
             key = key.replace("{topic}", "{topic}." + safe_name(group), 1)
         return {"key": key, "parallelism": route.ordering.parallelism}
@@ -51,15 +46,33 @@ def _flow(
     return flow
 
 
+def _enqueue(route: RouteSpec, group: str, url: str, label: str) -> dict[str, Any]:
+    """An enqueue-queue destination over ``group``'s FIFO queues.
+
+    Partition p goes to queue ``<base>-<p mod queues>`` (``{index}``), also when there is a
+    queue per partition: a partition added later then shares a planned queue instead of
+    creating one the plan did not count against the QStash plan's queue limit."""
+    base = queue_base(route, group)
+    if base is None or route.ordering is None or route.ordering.queues is None:
+        # never a silent downgrade to an unordered destination
+        raise ValueError(f"route {route.topic}: group {group} has FIFO ordering but no queues")
+    return {"kind": "enqueue-queue", "queue": base + "-{index}", "queues": route.ordering.queues,
+            "url": url, **_options(route, label)}
+
+
 def _destinations(route: RouteSpec, prefix: str) -> list[dict[str, Any]]:
     label = safe_name(prefix + route.topic)
     plain = [t for t in route.targets if not t.workflow]
     several = len(plain) > 1
     out: list[dict[str, Any]] = []
     if route.ordering is not None and route.ordering.mode == "fifo_queue":
-        for target, queue in zip(plain, queue_names(route), strict=True):
-            out.append({"kind": "enqueue-queue", "queue": queue, "url": target.endpoint,
-                        **_options(route, label)})
+        for target in plain:
+            if target.group in route.ordering.best_effort:  # opted in: order can break on a retry
+                out.append({"kind": "publish-url", "url": target.endpoint,
+                            **_options(route, label),
+                            "flow_control": _flow(route, prefix, target.group if several else None)})
+            else:
+                out.append(_enqueue(route, target.group, target.endpoint, label))
     elif route.url_group and route.ordering is None:
         out.append({"kind": "publish-url-group", "url_group": route.url_group,
                     **_options(route, label), "flow_control": _flow(route, prefix, None)})

@@ -61,6 +61,7 @@ def runbook(plan: Plan, *, plan_file: str, bridge_file: str | None, left_out: li
                   "endpoints see history first. To start at the old consumers' position instead, "
                   "set `start: start_from_group` and `start_from_group: <group>` in the bridge "
                   "config (one old group per bridge).", ""]
+        steps += _ordering_steps(plan)
     else:
         steps += ["No bridge config yet: no route has all its endpoints mapped.", ""]
     if left_out:
@@ -91,3 +92,24 @@ def runbook(plan: Plan, *, plan_file: str, bridge_file: str | None, left_out: li
         "",
     ]
     return "\n".join(steps) + render(plan, "markdown")
+
+
+def _ordering_steps(plan: Plan) -> list[str]:
+    """What the operator must know about ordered routes before the bridge starts."""
+    best = [r.topic for r in plan.routes if r.ordering is not None and r.ordering.best_effort]
+    fifo = [r.topic for r in plan.routes
+            if r.ordering is not None and r.ordering.mode == "fifo_queue"]
+    out: list[str] = []
+    if fifo:
+        out += ["Ordered topics through FIFO queues (" + ", ".join(fifo) + ") keep each key's "
+                "order through retries. A record that exhausts its retries lands in QStash's DLQ "
+                "and its queue moves on; retrying it from the DLQ delivers it last. Watch the DLQ "
+                "(`GET /v2/dlq?queueName=...`), fix the endpoint, and replay the key's later "
+                "records after the DLQ retry (or repair the key's state) so the endpoint ends in "
+                "Kafka's order.", ""]
+    if best:
+        out += ["**Order can break on a retry** for " + ", ".join(best) + ": these routes use a "
+                "flow-control key with parallelism 1 (best effort), and QStash delivers the key's "
+                "later records before a retried one. `migrator bridge check` and the bridge's "
+                "start-up log say so too.", ""]
+    return out
