@@ -104,7 +104,7 @@ def test_bridge_check_and_bridge_start_say_order_can_break(
     cfg = BridgeConfig.model_validate({**data, "routes": data["routes"][:1],
                                        "shutdown_deadline": 1})
     with caplog.at_level(logging.WARNING, logger="migrator.bridge"), running_bridge(
-            cfg, kafka.bootstrap, qstash=(qstash_server.url, qstash_server.token)) as rb:
+            cfg, kafka.bootstrap, qstash=qstash_server.connection) as rb:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and sum(
                 "ordered route" in r.getMessage() for r in caplog.records) < 3:
@@ -129,7 +129,7 @@ def test_bridge_check_warns_about_an_ordered_routes_queue_with_parallelism_above
             {"kind": "enqueue-queue", "queue": "ow-{index}", "queues": 2,
              "url": "http://127.0.0.1:9/a"}]}]})
     result = preflight(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap),
-                       qstash=(server.url, server.token))
+                       qstash=server.connection)
     assert result.problems == []
     assert result.warnings == [
         "routes[0].destinations[0].queue: QStash queue 'ow-1' has parallelism 2: it delivers "

@@ -228,7 +228,7 @@ def test_fifo_queues_keep_every_keys_order_through_refusals(
     assert kinds == [("enqueue-queue", queues)] * 2 and cfg.routes[0].ordered
     hangs = sum(f.hang for s in scripts.values() for f in s.faults.values())
     assert hangs >= 2  # the script really holds timeouts
-    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         for g, script in scripts.items():
             wait_for(f"{len(ALL)} records accepted at {g}", _count_reached(script, len(ALL)),
                      script.snapshot, timeout=180)
@@ -269,7 +269,7 @@ def test_best_effort_flow_control_reorders_a_key_on_a_retry(
     (dest,) = cfg.routes[0].destinations
     assert dest.kind == kind and dest.kind != "direct-http" and dest.flow_control is not None
     assert (dest.flow_control.key, dest.flow_control.parallelism) == ("{topic}-{key}", 1)
-    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         wait_for("30 records accepted", lambda: len(script.accepted) >= 30, script.snapshot)
         rb.stop()
     # every record once, but k0's first record arrived after the key's later ones
@@ -288,7 +288,7 @@ def test_fifo_message_exhausting_its_retries_goes_to_the_dlq_and_the_queue_moves
     script.refuse_always.add(("k0", 1))
     ep = endpoint_factory(script)
     _, cfg = planned(kafka, name, {"ledger": ep.url + "/hook"}, retries=1)
-    with running_bridge(cfg, kafka.bootstrap, qstash=(server.url, server.token)) as rb:
+    with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         wait_for("11 records accepted", lambda: len(script.accepted) >= 11, script.snapshot)
         rb.stop()
     # the queue moved on: k0's records after the failed one arrived without it

@@ -15,14 +15,15 @@ from migrator.plan.builder import PlanOptions, build_plan
 from migrator.plan.endpoints import EndpointFile, EndpointMap, load_endpoints
 from migrator.plan.render import render
 from migrator.plan.scaffold import bridge_config, runbook
-from migrator.plan.spec import Plan, QStashPlanName
+from migrator.plan.spec import Plan
+from migrator.qstash_tiers import TierName
 
 from .factories import group, inventory, topic
 
 TIER_QUEUES = {"free": 10, "payg": 100, "fixed": 1_000}
 
 
-def _plan(topics: list[tuple[str, int, float]], groups: int, tier: QStashPlanName,
+def _plan(topics: list[tuple[str, int, float]], groups: int, tier: TierName,
           ordering: dict[str, str] | None = None, latency: dict[str, float] | None = None) -> Plan:
     """``topics`` = (name, partitions, rec/s), all keyed, each read by ``groups`` groups
     g0..g<n> mapped to endpoints."""
@@ -61,7 +62,7 @@ def _check_mapping(plan: Plan, partitions: dict[str, int]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("tier", ["free", "payg", "fixed"])
-def test_a_queue_per_partition_and_group_when_the_budget_allows(tier: QStashPlanName) -> None:
+def test_a_queue_per_partition_and_group_when_the_budget_allows(tier: TierName) -> None:
     budget = TIER_QUEUES[tier]
     partitions = budget // 4  # 2 groups x 2 topics x budget/4: (almost) the whole budget
     plan = _plan([("a", partitions, 1.0), ("b", partitions, 1.0)], 2, tier)
@@ -74,7 +75,7 @@ def test_a_queue_per_partition_and_group_when_the_budget_allows(tier: QStashPlan
 
 @pytest.mark.parametrize("tier", ["free", "payg", "fixed"])
 def test_more_partitions_x_groups_than_queues_share_queues_within_the_budget(
-    tier: QStashPlanName,
+    tier: TierName,
 ) -> None:
     budget = TIER_QUEUES[tier]
     # 3 groups x (P + P + 6) partitions, far above the budget; rates differ
