@@ -12,9 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migrator.inventory import Inventory, TopicInfo
+from migrator.inventory import Inventory
 from migrator.plan.spec import CostEstimate, CostLine, RouteSpec
 from migrator.qstash_tiers import TierName
+from migrator.topic_roles import classify
 from migrator.volume import estimate_volume
 from migrator.yamlfile import load_model
 
@@ -48,7 +49,7 @@ def estimate(
     plus retries, priced on QStash's ``tier``."""
     topics = {t.name: t for t in inventory.topics}
     volume = estimate_volume(inventory)
-    retry_rate = _observed_retry_rate(topics, routes) or prices.retry_rate
+    retry_rate = _observed_retry_rate(inventory, routes) or prices.retry_rate
     lines: list[CostLine] = []
     for v in volume.topics:
         topic = topics[v.topic]
@@ -90,11 +91,13 @@ def _monthly(per_day: float, tier: TierName, prices: PriceTable, *, share: bool)
     return 0.0
 
 
-def _observed_retry_rate(topics: dict[str, TopicInfo], routes: list[RouteSpec]) -> float | None:
+def _observed_retry_rate(inventory: Inventory, routes: list[RouteSpec]) -> float | None:
     """Dead-lettered records over consumed records, where the estate has dead-letter topics."""
+    topics = {t.name: t for t in inventory.topics}
+    roles = classify(inventory)
     dead = total = 0
     for route in routes:
-        if route.pattern == "absorbed" and "dead-letter" in route.reason:
+        if route.topic in roles and roles[route.topic].role == "dead-letter":
             topic = topics.get(route.topic)
             dead += topic.total_records if topic else 0
         elif route.targets:
