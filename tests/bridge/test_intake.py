@@ -7,7 +7,7 @@ from typing import Any
 from connectors.codecs import BytesCodec
 from connectors.sink import Record
 from migrator.bridge.batcher import Batcher
-from migrator.bridge.config import BatchPolicy, InFlightLimits, Route
+from migrator.bridge.config import BatchPolicy, InFlightLimits, RetryPolicy, Route
 from migrator.bridge.flow import Backpressure, Throttle
 from migrator.bridge.intake import Intake
 from migrator.bridge.retry import Backoff
@@ -37,7 +37,7 @@ class Kit:
         self.consumer = FakeConsumer()
         self.batcher = Batcher(BatchPolicy.model_validate({"count": 3, "linger_ms": 10_000}))
         self.backpressure = Backpressure(
-            self.consumer, InFlightLimits(), rig.flow, Backoff(rig.settler._backoff.policy),
+            self.consumer, InFlightLimits.model_validate({}), rig.flow, Backoff(RetryPolicy.model_validate({})),
             metrics=rig.metrics, throttle=Throttle(30.0))
         cfg = Route.model_validate({"topic": TOPIC, "destinations": [
             {"kind": "direct-http", "url": f"http://127.0.0.1:1/{i}"} for i in range(destinations)],

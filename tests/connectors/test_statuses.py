@@ -32,7 +32,7 @@ def message(offset: int, body: bytes = b'{"ok":true}') -> Message:
 def test_qstash_refusing_the_token_is_a_credentials_error_for_batches_and_single_publishes(
     qstash_server: Any, endpoint: RecordingEndpoint, client: httpx.Client
 ) -> None:
-    dest = PublishUrlDestination(kind="publish-url", url=endpoint.url)
+    dest = PublishUrlDestination.model_validate({"kind": "publish-url", "url": endpoint.url})
     sink = QStashSink(dest, base_url=qstash_server.url, token="not-the-t0ken", client=client,
                       name="orders/0")
     # the first goes in a /v2/batch request, the second (not UTF-8) through /v2/publish
@@ -48,8 +48,8 @@ def test_a_direct_endpoint_answering_401_is_an_ordinary_rejection(
     endpoint_factory: Any, client: httpx.Client
 ) -> None:
     ep = endpoint_factory(lambda _req: Reply(401, b"who are you"))
-    sink = HttpSink(DirectHttpDestination(kind="direct-http", url=ep.url), client=client,
-                    name="direct")
+    dest = DirectHttpDestination.model_validate({"kind": "direct-http", "url": ep.url})
+    sink = HttpSink(dest, client=client, name="direct")
     [result] = sink.write_batch([message(1)])
     assert isinstance(result, PermanentDeliveryError) and result.status == 401
     assert not isinstance(result, CredentialsRefusedError)  # dead-lettered, the bridge goes on
