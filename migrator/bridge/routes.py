@@ -127,21 +127,22 @@ def build_routes(
 def check_qstash(qstash: QStashConnection) -> None:
     """Fail fast on a wrong QStash URL or token, before consuming anything.
 
-    Uses the official ``qstash`` SDK (a control-plane call, ``GET /v2/keys``); raises
+    One control-plane call (``GET /v2/keys``, as the ``qstash`` SDK's ``signing_key.get()``),
+    made with httpx because the SDK's errors carry the status only in their text; raises
     ServiceError (exit 7) naming the problem, never the token.
     """
-    from qstash import QStash
-    from qstash.errors import QStashError
-
+    shown = redact_url(qstash.url)
     try:
-        QStash(qstash.bearer, base_url=qstash.url, retry=False).signing_key.get()
-    except QStashError as exc:
-        status = 401 if "401" in str(exc) else 403 if "403" in str(exc) else None
-        hint = "check qstash.token / QSTASH_TOKEN" if status else "check qstash.url"
-        raise ServiceError(
-            f"QStash at {redact_url(qstash.url)} refused the bridge: {exc} ({hint}).", status=status
-        ) from None
+        resp = httpx.get(f"{qstash.url.rstrip('/')}/v2/keys", timeout=10.0,
+                         headers={"Authorization": f"Bearer {qstash.bearer}"})
     except httpx.HTTPError as exc:
-        raise ServiceError(
-            f"QStash at {redact_url(qstash.url)} is unreachable ({exc}); check qstash.url."
-        ) from None
+        raise ServiceError(f"QStash at {shown} is unreachable ({exc}); check qstash.url.") from None
+    status = resp.status_code
+    if resp.is_success:
+        return
+    hint = "check qstash.token / QSTASH_TOKEN" if status in (401, 403) else "check qstash.url"
+    body = resp.text[:200].strip()
+    raise ServiceError(
+        f"QStash at {shown} refused the bridge: HTTP {status}" + (f": {body}" if body else "")
+        + f" ({hint}).", status=status,
+    )

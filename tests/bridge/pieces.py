@@ -139,7 +139,7 @@ class Rig:
         self.settler = Settler(self.sinks, self.checkpoint, self.dispatch, self.flow, self.dead,
                                Backoff(policy), metrics=self.metrics, stats=self.stats,
                                throttle=Throttle(30.0))
-        self.limits = InFlightLimits()
+        self.limits = InFlightLimits.model_validate({})
 
     def track(self, offsets: Iterable[int], partition: int = 0, dest: int = 0,
               ordered: bool = True) -> Batch:

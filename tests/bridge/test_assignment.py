@@ -15,7 +15,7 @@ from migrator.kafka.consumer import OFFSET_BEGINNING, OFFSET_END
 from tests.bridge.pieces import TOPIC, FakeConsumer, Rig, message
 
 A, B = (TOPIC, 0), (TOPIC, 1)
-CONN = KafkaConnection(bootstrap_servers="127.0.0.1:1")
+CONN = KafkaConnection.model_validate({"bootstrap_servers": "127.0.0.1:1"})
 
 
 def config(**kw: Any) -> BridgeConfig:

@@ -15,7 +15,7 @@ A, B = ("t", 0), ("t", 1)
 def rig(records: int = 100) -> tuple[Backpressure, InFlight, FakeConsumer]:
     flow, consumer = InFlight(), FakeConsumer()
     policy = RetryPolicy.model_validate({"initial_backoff": 2.0, "max_backoff": 8.0, "jitter": 0})
-    bp = Backpressure(consumer, InFlightLimits(records=records, bytes=10**9), flow,
+    bp = Backpressure(consumer, InFlightLimits.model_validate({"records": records, "bytes": 10**9}), flow,
                       Backoff(policy), metrics=BridgeMetrics(), throttle=Throttle(30.0))
     return bp, flow, consumer
 
