@@ -357,9 +357,9 @@ def wait_for_arrivals(url: str, count: int, timeout: float) -> dict[str, float]:
 def ceiling_deliveries(endpoint: str, count: int, concurrency: int) -> tuple[float, float]:
     """Requests/s of the server's delivery client to the endpoint, without the server, and its
     CPU per request (us)."""
-    from qstash_server.broker.state import OutgoingRequest
-    from qstash_server.sender import Sender
-    from qstash_server.signing import sign_delivery
+    from qstash_server.engine.sender import Sender
+    from qstash_server.engine.signing import sign_delivery
+    from qstash_server.engine.state import OutgoingRequest
 
     url = f"{endpoint}/in"
     body = b'{"order":12345,"amount":"19.99","currency":"EUR"}'

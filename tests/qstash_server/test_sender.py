@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from qstash_server.broker.state import AttemptResult, OutgoingRequest
-from qstash_server.sender import Sender
+from qstash_server.engine.sender import Sender
+from qstash_server.engine.state import AttemptResult, OutgoingRequest
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httptools
 import httpx
 
-from qstash_server.broker.state import AttemptResult, OutgoingRequest
+from qstash_server.engine.state import AttemptResult, OutgoingRequest
 
 __all__ = ["MAX_RESPONSE_BODY", "Sender"]
 

@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from qstash_server.broker import AttemptResult, Broker
-from qstash_server.messages import Message
-from qstash_server.sender import Sender
-from qstash_server.signing import sign_delivery
-from qstash_server.timing import now_ms
+from qstash_server.engine import AttemptResult, Broker
+from qstash_server.engine.messages import Message
+from qstash_server.engine.sender import Sender
+from qstash_server.engine.signing import sign_delivery
+from qstash_server.engine.timing import now_ms
 
 __all__ = ["Dispatcher"]
 
