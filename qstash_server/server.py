@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from qstash_server.app import create_app
+from qstash_server.api import create_app
 from qstash_server.settings import ServerSettings
 
 __all__ = ["serve"]

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from qstash_server import broker as broker_package
-from qstash_server.broker import Broker
-from qstash_server.messages import Message
+from qstash_server import engine as engine_package
+from qstash_server.engine import Broker
+from qstash_server.engine.messages import Message
 from qstash_server.problems import ApiError
 from qstash_server.settings import ServerSettings
 
@@ -30,8 +30,9 @@ BIG = "x" * (1024 * 1024 + 1)  # over the payg plan's 1 MiB
 @pytest.fixture(autouse=True)
 def _frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     # the full path reads the clock per item, the fast path once per batch
-    for info in pkgutil.iter_modules(broker_package.__path__):
-        module = importlib.import_module(f"{broker_package.__name__}.{info.name}")
+    modules = [engine_package] + [importlib.import_module(f"{engine_package.__name__}.{info.name}")
+                                  for info in pkgutil.iter_modules(engine_package.__path__)]
+    for module in modules:
         if hasattr(module, "now_ms"):
             monkeypatch.setattr(module, "now_ms", lambda: NOW)
 

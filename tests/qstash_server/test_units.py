@@ -11,20 +11,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from qstash_server.cli import build_settings
-from qstash_server.errors import ServerConfigError
-from qstash_server.messages import (
-    canonical_header,
-    parse_flow_control,
-    parse_publish_config,
-)
-from qstash_server.schedules import next_fire_ms, validate_cron
-from qstash_server.timing import (
+from qstash_server.engine.publish_config import canonical_header, parse_flow_control, parse_publish_config
+from qstash_server.engine.schedules import next_fire_ms, validate_cron
+from qstash_server.engine.timing import (
     BadValue,
     default_backoff_s,
     evaluate_retry_delay_ms,
     parse_duration_s,
     retry_after_s,
 )
+from qstash_server.errors import ServerConfigError
 
 
 @pytest.mark.parametrize(
@@ -152,9 +148,9 @@ def test_click_command_reports_config_errors():
 
 
 def test_cron_tick_publishes_due_schedules_once(tmp_path):
-    from qstash_server.broker import Broker
+    from qstash_server.engine import Broker
+    from qstash_server.engine.timing import now_ms
     from qstash_server.settings import ServerSettings
-    from qstash_server.timing import now_ms
 
     broker = Broker(ServerSettings(db=str(tmp_path / "s.db")))  # no dispatcher: nothing sent
     sid = broker.create_schedule(

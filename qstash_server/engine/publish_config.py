@@ -7,11 +7,11 @@ import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from qstash_server.timing import (
+from qstash_server.engine.timing import (
     BadValue,
     parse_duration_s,
     validate_retry_delay,
@@ -22,7 +22,6 @@ __all__ = [
     "NAME_PATTERN",
     "NEVER_FORWARD",
     "FlowControl",
-    "Message",
     "PublishConfig",
     "body_fields",
     "canonical_header",
@@ -318,129 +317,3 @@ def content_dedup_key(destination: str, body: bytes, header: dict[str, list[str]
     for name in sorted(header):
         digest.update(f"\0{name}={','.join(header[name])}".encode())
     return "content:" + digest.hexdigest()
-
-
-@dataclass
-class Message:
-    """One message to one URL (URL-group publishes make one per endpoint)."""
-
-    id: str
-    url: str
-    seq: int
-    created_at: int
-    next_at: int
-    body: bytes = b""
-    method: str = "POST"
-    header: dict[str, list[str]] = field(default_factory=dict)
-    not_before: int = 0
-    max_retries: int = DEFAULT_RETRIES
-    retry_delay_expr: str | None = None
-    timeout_s: float | None = None
-    callback: str | None = None
-    callback_cfg: dict[str, str] = field(default_factory=dict)
-    failure_callback: str | None = None
-    failure_callback_cfg: dict[str, str] = field(default_factory=dict)
-    queue: str | None = None
-    topic: str | None = None
-    endpoint_name: str | None = None
-    schedule_id: str | None = None
-    label: str | None = None
-    flow_key: str | None = None
-    flow_rate: int | None = None
-    flow_parallelism: int | None = None
-    flow_period: int | None = None
-    caller_ip: str | None = None
-    kind: str = "message"
-    workflow: dict[str, str] = field(default_factory=dict)
-    state: str = "CREATED"
-    retried: int = 0
-    slot_queue: str | None = None
-    dedup_key: str | None = None
-    redact: str | None = None
-
-    # --- persistence -------------------------------------------------------------------
-    def to_record(self) -> dict[str, Any]:
-        """The stored document: only fields that differ from their defaults (smaller rows;
-        ``from_record`` fills the defaults back in). A UTF-8 body is kept as ``text``,
-        anything else as base64 ``body``."""
-        defaults = _RECORD_DEFAULTS
-        data = {k: v for k, v in self.__dict__.items()
-                if v is not None and (v or v.__class__ is not dict)
-                and (k not in defaults or v != defaults[k])}
-        body = data.pop("body", None)
-        if body is not None:
-            try:
-                data["text"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                data["body"] = base64.b64encode(body).decode()
-        return data
-
-    @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Message:
-        values = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
-        if "text" in data:
-            values["body"] = data["text"].encode()
-        else:
-            values["body"] = base64.b64decode(values.get("body", ""))
-        return cls(**values)
-
-    # --- API ---------------------------------------------------------------------------
-    @property
-    def labels(self) -> list[str]:
-        if not self.label:
-            return []
-        return [p.strip() for p in self.label.split(",") if p.strip()]
-
-    @property
-    def workflow_run_id(self) -> str | None:
-        return self.workflow.get("upstash-workflow-runid")
-
-    def forward_cfg_header(self, cfg: dict[str, str]) -> dict[str, list[str]]:
-        return {
-            canonical_header(k[len("forward-"):]): [v]
-            for k, v in cfg.items()
-            if k.startswith("forward-")
-        }
-
-    def to_api(self) -> dict[str, Any]:
-        red_body, header = redact_view(self.redact, self.body, self.header)
-        out: dict[str, Any] = {
-            "messageId": self.id,
-            "url": self.url,
-            "method": self.method,
-            "header": header,
-            "maxRetries": self.max_retries,
-            "notBefore": self.not_before,
-            "createdAt": self.created_at,
-        }
-        out.update(body_fields(self.body, red_body))
-        optional: dict[str, Any] = {
-            "topicName": self.topic,
-            "endpointName": self.endpoint_name,
-            "queueName": self.queue,
-            "scheduleId": self.schedule_id,
-            "callerIP": self.caller_ip,
-            "callback": self.callback,
-            "failureCallback": self.failure_callback,
-            "retryDelayExpression": self.retry_delay_expr,
-            "label": self.label,
-            "flowControlKey": self.flow_key,
-            "rate": self.flow_rate,
-            "parallelism": self.flow_parallelism,
-            "period": self.flow_period,
-        }
-        out.update({k: v for k, v in optional.items() if v is not None})
-        if self.labels:
-            out["labels"] = self.labels
-        if self.callback:
-            out["callbackHeader"] = self.forward_cfg_header(self.callback_cfg)
-        if self.failure_callback:
-            out["failureCallbackHeader"] = self.forward_cfg_header(self.failure_callback_cfg)
-        return out
-
-
-_RECORD_FIELDS = frozenset(f.name for f in fields(Message))
-# fields left out of a stored record when they hold their default (body: see to_record)
-_RECORD_DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in fields(Message) if f.default is not MISSING and f.name != "body"
-}

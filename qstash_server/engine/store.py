@@ -320,6 +320,9 @@ class Store:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+_COALESCE_S = 0.01
+
+
 class GroupCommitter:
     """Commits on a background thread while the event loop keeps serving.
 
@@ -332,6 +335,7 @@ class GroupCommitter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qstash-commit")
         self._waiters: list[asyncio.Future[None]] = []
         self._running = False
+        self._timer: asyncio.TimerHandle | None = None
 
     async def commit(self) -> None:
         loop = asyncio.get_running_loop()
@@ -342,9 +346,18 @@ class GroupCommitter:
         await asyncio.shield(fut)
 
     def request(self) -> None:
-        """Commit soon without waiting (delivery bookkeeping)."""
-        if not self._running:
-            self._kick(asyncio.get_running_loop())
+        """Commit soon without waiting (delivery bookkeeping): within ``_COALESCE_S``, so the
+        outcomes of many deliveries share one commit instead of keeping the commit thread (and
+        its GIL hand-offs) busy all the time."""
+        if self._running or self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(_COALESCE_S, self._timed_kick, loop)
+
+    def _timed_kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not self._running and self._store.has_pending():
+            self._kick(loop)
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         batch = self._store.take()
@@ -361,10 +374,15 @@ class GroupCommitter:
                         w.set_exception(exc)
                     else:
                         w.set_result(None)
-            if self._waiters or self._store.has_pending():
+            if self._waiters:
                 self._kick(loop)
+            elif self._store.has_pending():
+                self.request()
 
         done.add_done_callback(finished)
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._executor.shutdown(wait=True)

@@ -1,17 +1,51 @@
-"""The dead-letter queue: list, get, delete, retry."""
+"""The dead-letter queue: entries (a failed message with the last response it got), list,
+get, delete, retry."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qstash_server.broker.state import BrokerState, _dlq_sort_key
-from qstash_server.dlq import dlq_to_api
-from qstash_server.messages import Message, parse_publish_config
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import parse_publish_config
+from qstash_server.engine.state import BrokerState, _dlq_sort_key
+from qstash_server.engine.timing import BadValue
 from qstash_server.problems import ApiError
-from qstash_server.timing import BadValue
 
-__all__ = ["DeadLetterOps"]
+__all__ = ["DeadLetterOps", "dlq_entry", "dlq_to_api"]
+
+
+def dlq_entry(
+    dlq_id: str,
+    msg: Message,
+    now: int,
+    status: int | None,
+    headers: dict[str, list[str]] | None,
+    body: bytes | None,
+) -> dict[str, Any]:
+    return {
+        "dlqId": dlq_id,
+        "failedAt": now,
+        "message": msg.to_record(),
+        "responseStatus": status or 0,
+        "responseHeader": headers or {},
+        "responseBody": base64.b64encode(body or b"").decode(),
+    }
+
+
+def dlq_to_api(entry: dict[str, Any]) -> dict[str, Any]:
+    msg = Message.from_record(entry["message"])
+    out = msg.to_api()
+    out["dlqId"] = entry["dlqId"]
+    out["responseStatus"] = entry["responseStatus"]
+    out["responseHeader"] = entry["responseHeader"]
+    raw = base64.b64decode(entry["responseBody"])
+    try:
+        out["responseBody"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        out["responseBodyBase64"] = entry["responseBody"]
+    return out
 
 
 class DeadLetterOps(BrokerState):
@@ -63,6 +97,27 @@ class DeadLetterOps(BrokerState):
         )
         self.dlq_delete(dlq_id)
         return dict(answer)
+
+    def dlq_document(self, dlq_id: str) -> dict[str, Any]:
+        return dlq_to_api(self.dlq_get(dlq_id))
+
+    def dlq_select(self, predicate: Callable[[dict[str, Any]], bool],
+                   count: int | None) -> list[str]:
+        """The ids of the entries whose API document matches (the first ``count``)."""
+        selected = [k for k, e in list(self.dlq.items()) if predicate(dlq_to_api(e))]
+        return selected[:count] if count else selected
+
+    def dlq_missing(self, ids: list[str]) -> list[str]:
+        return [i for i in ids if i not in self.dlq]
+
+    def dlq_delete_many(self, ids: list[str]) -> int:
+        """Delete the entries that exist; how many were deleted."""
+        deleted = 0
+        for dlq_id in ids:
+            if dlq_id in self.dlq:
+                self.dlq_delete(dlq_id)
+                deleted += 1
+        return deleted
 
 
 def _config_headers_of(msg: Message) -> dict[str, str]:

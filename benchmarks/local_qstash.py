@@ -15,8 +15,22 @@ Measures, in one run and on the same machine:
 and prints each as a ratio of its ceiling. State is a SQLite file (WAL) by default, so every
 accepted message is committed before it is acknowledged.
 
-    /tmp/venv/bin/python benchmarks/qstash_server.py [--seconds 5] [--connections 32]
-    /tmp/venv/bin/python benchmarks/qstash_server.py --bridge-only   # just the batch figures
+Delivery (``--delivery-only`` runs just this part), in delivering mode to an instant endpoint on
+127.0.0.1 (``benchmarks/delivery_endpoint.py``, its own process, counting arrivals):
+  * ceiling   - the server's own delivery HTTP client (``qstash_server`` ``Sender``) posting
+                requests of the same shape to the same endpoint, as many in flight as the
+                server allows, without the server;
+  * unordered - signed deliveries/s of messages published with one Not-Before (all due at
+                once), from that moment to the last arrival;
+  * queues    - signed deliveries/s through many FIFO queues (parallelism 1; created paused,
+                filled, resumed), to the instant endpoint and to one answering after a fixed
+                latency, where the expectation is queues / latency; per-queue order is checked
+                at the endpoint (inversions must be 0).
+Targets: unordered >= 0.5 of the ceiling and >= 3,000 deliveries/s; queues ~ queues / latency.
+
+    /tmp/venv/bin/python benchmarks/local_qstash.py [--seconds 5] [--connections 32]
+    /tmp/venv/bin/python benchmarks/local_qstash.py --bridge-only   # just the batch figures
+    /tmp/venv/bin/python benchmarks/local_qstash.py --delivery-only # just the delivery figures
 
 Targets (2 cores): >= 3,000 single publishes/s, >= 30,000 batched messages/s, and for
 bridge-shaped batches (4 in flight) >= 100,000 messages/s at <= 8 us of server CPU per message.
@@ -210,10 +224,21 @@ def main() -> None:
                         help="distinct bridge-shaped items prepared per concurrency level")
     parser.add_argument("--bridge-only", action="store_true",
                         help="only the bridge-shaped batch figures and their ceiling")
+    parser.add_argument("--delivery-only", action="store_true",
+                        help="only the delivery figures and their ceiling")
+    parser.add_argument("--deliveries", type=int, default=20_000,
+                        help="messages per unordered delivery run")
+    parser.add_argument("--queues", type=int, default=50, help="FIFO queues in the queue runs")
+    parser.add_argument("--per-queue", type=int, default=100, help="messages per queue")
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="endpoint latency of the second queue run")
     parser.add_argument("--constant-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.constant_server:
         run_constant_server()
+        return
+    if args.delivery_only:
+        delivery_figures(args)
         return
 
     single_body = b'{"order":12345,"amount":"19.99","currency":"EUR"}'
@@ -287,6 +312,7 @@ def main() -> None:
               f"the ceiling's   target >= 100000 msg/s "
               f"{'OK' if rate >= 100_000 else 'BELOW'}, <= 8 us/msg "
               f"{'OK' if us <= 8 else 'ABOVE'}  errors={res.errors}")
+    delivery_figures(args)
 
 
 def print_publish_figures(args: argparse.Namespace, ceiling: Result, ceiling_batch: Result,
@@ -302,6 +328,169 @@ def print_publish_figures(args: argparse.Namespace, ceiling: Result, ceiling_bat
     print(f"batched  messages ({args.batch_size}/request)     {batched_msgs:10.0f} msg/s  "
           f"ratio {batched.rate / ceiling_batch.rate:.2f} of ceiling   target >= 30000 "
           f"{'OK' if batched_msgs >= 30000 else 'BELOW'}  errors={batched.errors}")
+
+
+# ----------------------------------------------------------------------------- delivery
+SIGNING = ("--current-signing-key", "sig_bench_current_key_0123456789",
+           "--next-signing-key", "sig_bench_next_key_0123456789abc")
+ENDPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delivery_endpoint.py")
+
+
+def endpoint_stats(url: str) -> dict[str, float]:
+    import httpx
+
+    stats: dict[str, float] = httpx.get(f"{url}/__stats", timeout=10).json()
+    return stats
+
+
+def wait_for_arrivals(url: str, count: int, timeout: float) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = endpoint_stats(url)
+        if stats["count"] >= count:
+            return stats
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {stats['count']} of {count} deliveries arrived in {timeout}s")
+        time.sleep(0.05)
+
+
+def ceiling_deliveries(endpoint: str, count: int, concurrency: int) -> tuple[float, float]:
+    """Requests/s of the server's delivery client to the endpoint, without the server, and its
+    CPU per request (us)."""
+    from qstash_server.engine.sender import Sender
+    from qstash_server.engine.signing import sign_delivery
+    from qstash_server.engine.state import OutgoingRequest
+
+    url = f"{endpoint}/in"
+    body = b'{"order":12345,"amount":"19.99","currency":"EUR"}'
+    headers = {"Content-Type": "application/json", "Upstash-Message-Id": "msg_" + "0" * 26,
+               "Upstash-Retried": "0", "User-Agent": "Upstash-QStash",
+               "Upstash-Signature": sign_delivery("sig_bench_current_key_0123456789", url, body)}
+
+    async def main() -> tuple[float, float]:
+        sender = Sender()
+        left = [count]
+
+        async def worker() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                result = await sender.send(OutgoingRequest(url, "POST", dict(headers), body, 30.0))
+                if result.status != 200:
+                    raise SystemExit(f"ceiling request failed: {result}")
+
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, 64))))  # warm-up
+        left[0] = count
+        t0, cpu0 = time.monotonic(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        await sender.aclose()
+        return count / elapsed, cpu * 1e6 / count
+
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def _post_batches(server: str, items: list[dict[str, object]], size: int = 100) -> None:
+    import httpx
+
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as client:
+        for i in range(0, len(items), size):
+            r = client.post(f"{server}/v2/batch", json=items[i:i + size])
+            r.raise_for_status()
+
+
+def deliver_unordered(server: str, endpoint: str, count: int, pid: int) -> tuple[float, float]:
+    """Deliveries/s of ``count`` messages that all fall due at one moment, and the server's CPU
+    per delivery (us)."""
+    import httpx
+
+    httpx.post(f"{endpoint}/__reset", timeout=10).raise_for_status()
+    due = int(time.time()) + 3 + count // 4_000
+    body = '{"order":12345,"amount":"19.99","currency":"EUR"}'
+    items: list[dict[str, object]] = [
+        {"destination": f"{endpoint}/in", "body": body,
+         "headers": {"Content-Type": "application/json", "Upstash-Not-Before": str(due)}}
+        for _ in range(count)
+    ]
+    _post_batches(server, items)
+    if time.time() > due:
+        print("  (publishing took past the due time: the figure includes publishing)")
+    time.sleep(max(0.0, due - time.time() - 0.2))
+    cpu0 = _cpu_seconds(pid)
+    stats = wait_for_arrivals(endpoint, count, timeout=120 + count / 100)
+    cpu = _cpu_seconds(pid) - cpu0
+    start = max(float(due), stats["first"])
+    return count / (stats["last"] - start), cpu * 1e6 / count
+
+
+def deliver_queues(server: str, endpoint: str, queues: int, per_queue: int) -> tuple[float, int]:
+    """Deliveries/s through ``queues`` FIFO queues (parallelism 1) and the order inversions."""
+    import httpx
+
+    httpx.post(f"{endpoint}/__reset", timeout=10).raise_for_status()
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    run = os.urandom(3).hex()
+    names = [f"bench-{run}-{q}" for q in range(queues)]
+    with httpx.Client(headers=h, timeout=60) as client:
+        for name in names:
+            client.post(f"{server}/v2/queues", json={"queueName": name, "parallelism": 1,
+                                                     "paused": True}).raise_for_status()
+        items: list[dict[str, object]] = [
+            {"destination": f"{endpoint}/in", "queue": name, "body": f"{q}:{i}",
+             "headers": {"Upstash-Forward-X-Seq": f"{q}:{i}"}}
+            for i in range(per_queue) for q, name in enumerate(names)
+        ]
+        _post_batches(server, items)
+        t0 = time.time()
+        for name in names:
+            client.post(f"{server}/v2/queues/{name}/resume").raise_for_status()
+    total = queues * per_queue
+    stats = wait_for_arrivals(endpoint, total, timeout=120 + total / 50)
+    with httpx.Client(headers=h, timeout=60) as client:
+        for name in names:
+            client.delete(f"{server}/v2/queues/{name}")
+    return total / (stats["last"] - t0), int(stats["inversions"])
+
+
+def delivery_figures(args: argparse.Namespace) -> None:
+    from qstash_server.settings import ServerSettings
+
+    concurrency = ServerSettings().delivery_concurrency
+    instant, instant_url = start([sys.executable, ENDPOINT])
+    slow, slow_url = start([sys.executable, ENDPOINT, "--latency-ms", str(args.latency_ms)])
+    try:
+        ceiling, ceiling_us = ceiling_deliveries(instant_url, args.deliveries, concurrency)
+        with tempfile.TemporaryDirectory() as tmp:
+            db = os.path.join(tmp, "deliver.db") if args.db == "file" else ":memory:"
+            proc, url = start([sys.executable, "-m", "qstash_server", "--port", "0", "--db", db,
+                               "--token", TOKEN, *SIGNING])
+            try:
+                unordered, cpu_us = deliver_unordered(url, instant_url, args.deliveries, proc.pid)
+                queued, inv_fast = deliver_queues(url, instant_url, args.queues, args.per_queue)
+                # about 5 s at the expected rate
+                per_queue = max(1, min(args.per_queue, int(5000 / max(args.latency_ms, 1))))
+                slow_rate, inv_slow = deliver_queues(url, slow_url, args.queues, per_queue)
+            finally:
+                stop(proc)
+    finally:
+        stop(instant)
+        stop(slow)
+    expected = args.queues / (args.latency_ms / 1000)
+    print(f"cpus={os.cpu_count()} db={args.db} deliveries={args.deliveries} "
+          f"server delivery concurrency={concurrency}")
+    print(f"ceiling   delivery client -> instant endpoint  {ceiling:10.0f} req/s  "
+          f"client CPU {ceiling_us:.0f} us/request")
+    print(f"unordered signed deliveries                  {unordered:10.0f} /s  ratio "
+          f"{unordered / ceiling:.2f} of ceiling   target >= 0.5 "
+          f"{'OK' if unordered >= 0.5 * ceiling else 'BELOW'}, >= 3000/s "
+          f"{'OK' if unordered >= 3000 else 'BELOW'}   server CPU {cpu_us:.0f} us/delivery")
+    print(f"queues    {args.queues} FIFO queues, instant endpoint   {queued:10.0f} /s  ratio "
+          f"{queued / ceiling:.2f} of ceiling   order inversions {inv_fast}")
+    print(f"queues    {args.queues} FIFO queues, {args.latency_ms:g} ms endpoint  {slow_rate:10.0f} /s  "
+          f"ratio {slow_rate / expected:.2f} of queues/latency ({expected:.0f}/s)   "
+          f"order inversions {inv_slow}")
 
 
 if __name__ == "__main__":

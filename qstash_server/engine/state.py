@@ -1,4 +1,4 @@
-"""The broker's state: everything the concept modules share, loaded from the store."""
+"""The engine's shared state: what every resource module uses (the ``Broker`` loads it)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from qstash_server.flow_control import FlowKey
-from qstash_server.messages import Message, PublishConfig
+from qstash_server.engine.store import DedupRow, GroupCommitter, Store
+from qstash_server.engine.timing import now_ms
 from qstash_server.problems import ApiError
-from qstash_server.queues import Queue
-from qstash_server.schedules import Schedule
 from qstash_server.settings import ServerSettings
-from qstash_server.store import DedupRow, GroupCommitter, Store
-from qstash_server.templates import TemplateCache
-from qstash_server.timing import now_ms
-from qstash_server.url_groups import UrlGroup
 
-if TYPE_CHECKING:
-    from qstash_server.delivery import Dispatcher
+if TYPE_CHECKING:  # the resource modules build on this one; it only names their types
+    from qstash_server.engine.dispatcher import Dispatcher
+    from qstash_server.engine.flow_control import FlowKey
+    from qstash_server.engine.messages import Message
+    from qstash_server.engine.publish_config import PublishConfig
+    from qstash_server.engine.queues import Queue
+    from qstash_server.engine.schedules import Schedule
+    from qstash_server.engine.templates import TemplateCache
+    from qstash_server.engine.url_groups import UrlGroup
 
 __all__ = [
     "DEDUP_WINDOW_MS",
@@ -62,6 +63,10 @@ class OutgoingRequest:
 
 class BrokerState:
     """QStash's state (in memory, written through to SQLite) and the helpers every concept uses."""
+
+    # batch items of the usual shape: parsed configuration by header names and values (made
+    # by the Broker: the template cache builds on the message record, which builds on this)
+    _templates: TemplateCache
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
@@ -102,54 +107,10 @@ class BrokerState:
         # key -> (answer, expires)
         self._dedup_batch: dict[str, tuple[Any, int]] | None = None
         self._log_seq = 0
-        # batch items of the usual shape: parsed configuration by header names and values
-        self._templates = TemplateCache(self.limits)
         # a str body this long or shorter is within the size limit whatever its characters
         self._utf8_safe = self.limits.max_message_bytes // 4
         self.fast_batch = True  # tests turn it off to compare with the full path
         self._load()
-
-    def _load(self) -> None:
-        s = self.store
-        for _, data in s.load("queue"):
-            q = Queue.from_record(data)
-            self.queues[q.name] = q
-        for _, data in s.load("group"):
-            g = UrlGroup.from_record(data)
-            self.groups[g.name] = g
-        for _, data in s.load("schedule"):
-            sc = Schedule.from_record(data)
-            self.schedules[sc.id] = sc
-        for key, data in sorted(s.load("dlq"), key=lambda kv: _dlq_sort_key(kv[0])):
-            self.dlq[key] = data
-        for key, data in s.load("run"):
-            self.runs[key] = data
-        now = now_ms()
-        for key, row in ([] if self.stored_only else s.load_dedup()):
-            if row[0] > now:
-                self.dedup[key] = _dedup_hit(row)
-        for _, data in s.load("flow"):
-            fk = FlowKey.from_record(data)
-            self.flow[fk.key] = fk
-        for key, data in s.load("meta"):
-            if key == "daily":
-                self.daily_day, self.daily_count = data["day"], data["count"]
-            elif key == "seq":
-                self._seq = data["seq"]
-        if self.stored_only:
-            # queue lag of the stored messages, without loading them
-            for queue, n in s.message_counts_by_queue().items():
-                if queue in self.queues:
-                    self.queues[queue].backlog = n
-            self._seq = max(self._seq, s.max_message_seq())
-            loaded: list[Message] = []
-        else:
-            loaded = [Message.from_record(d) for d in s.load_messages()]
-        for msg in loaded:
-            self._seq = max(self._seq, msg.seq)
-            self.messages[msg.id] = msg
-        self.store.put("meta", "keys", {"current": self.current_key, "next": self.next_key})
-        self.store.commit()
 
     def _new_id(self, prefix: str) -> str:
         """Unique ids: a random per-process prefix plus a counter (no syscall per id)."""
@@ -219,6 +180,7 @@ class BrokerState:
 
     if TYPE_CHECKING:
         # defined by the concept classes Broker combines; declared here for the type checker
+        def _load(self) -> None: ...
         def _cancel(self, msg: Message) -> None: ...
         def _check_queue_capacity(self) -> None: ...
         def _create_queue(self, name: str, parallelism: int, paused: bool, now: int) -> Queue: ...

@@ -11,20 +11,19 @@ import asyncio
 import contextlib
 import heapq
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from qstash_server.broker import AttemptResult, Broker
-from qstash_server.messages import Message
-from qstash_server.signing import sign_delivery
-from qstash_server.timing import now_ms
+from qstash_server.engine import AttemptResult, Broker
+from qstash_server.engine.messages import Message
+from qstash_server.engine.sender import Sender
+from qstash_server.engine.signing import sign_delivery
+from qstash_server.engine.timing import now_ms
 
 __all__ = ["Dispatcher"]
 
 _log = logging.getLogger(__name__)
-_MAX_RESPONSE_BODY = 1_000_000
 
 
 class Dispatcher:
@@ -36,11 +35,13 @@ class Dispatcher:
         self._heap: list[tuple[int, int, str]] = []
         self._wake = asyncio.Event()
         self._sleep_until: int | None = None
-        self._sem = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._running = 0  # attempts on the wire; the rest wait in _waiting (FIFO)
+        self._waiting: deque[Message] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._sender: Sender | None = None
         self._stopping = False
 
     # ---------------------------------------------------------------- scheduling
@@ -60,16 +61,20 @@ class Dispatcher:
 
     def start(self, msg: Message) -> None:
         self.inflight.add(msg.id)
+        if self._running < self._concurrency:
+            self._launch(msg)
+        else:
+            self._waiting.append(msg)
+
+    def _launch(self, msg: Message) -> None:
+        self._running += 1
         task = asyncio.get_running_loop().create_task(self._attempt(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # ---------------------------------------------------------------- lifecycle
     async def run(self) -> None:
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
-            follow_redirects=False,
-        )
+        self._sender = Sender()
         self.broker.dispatcher = self
         self.broker.restore_delivery()
         self.broker.flush()
@@ -89,8 +94,8 @@ class Dispatcher:
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._client is not None:
-            await self._client.aclose()
+        if self._sender is not None:
+            await self._sender.aclose()
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -134,11 +139,14 @@ class Dispatcher:
     # ---------------------------------------------------------------- one attempt
     async def _attempt(self, msg: Message) -> None:
         try:
-            async with self._sem:
-                result = await self._send(msg)
+            result = await self._send(msg)
         except asyncio.CancelledError:
             self.inflight.discard(msg.id)
             raise
+        finally:
+            self._running -= 1
+            if self._waiting and not self._stopping:
+                self._launch(self._waiting.popleft())
         self.inflight.discard(msg.id)
         try:
             self.broker.attempt_done(msg, result)
@@ -147,25 +155,7 @@ class Dispatcher:
             _log.exception("recording the outcome of %s failed", msg.id)
 
     async def _send(self, msg: Message) -> AttemptResult:
-        assert self._client is not None
+        assert self._sender is not None
         req = self.broker.outgoing(msg)
-        headers = dict(req.headers)
-        headers["Upstash-Signature"] = sign_delivery(self.broker.current_key, req.url, req.body)
-        try:
-            response = await self._client.request(
-                req.method,
-                req.url,
-                headers=headers,
-                content=req.body if req.method not in ("GET", "HEAD") or req.body else None,
-                timeout=httpx.Timeout(req.timeout_s, connect=min(req.timeout_s, 10.0)),
-            )
-        except httpx.TimeoutException:
-            return AttemptResult(status=None, error="request timed out")
-        except httpx.HTTPError as exc:
-            return AttemptResult(status=None, error=f"connection failed: {type(exc).__name__}")
-        body = response.content[:_MAX_RESPONSE_BODY]
-        return AttemptResult(
-            status=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            body=body,
-        )
+        req.headers["Upstash-Signature"] = sign_delivery(self.broker.current_key, req.url, req.body)
+        return await self._sender.send(req)

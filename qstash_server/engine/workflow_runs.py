@@ -7,10 +7,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from qstash_server.broker.state import BrokerState
-from qstash_server.messages import Message, is_url, parse_publish_config
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import is_url, parse_publish_config
+from qstash_server.engine.state import BrokerState
+from qstash_server.engine.timing import BadValue, now_ms
 from qstash_server.problems import ApiError
-from qstash_server.timing import BadValue, now_ms
 
 __all__ = ["WorkflowRunOps"]
 
@@ -70,3 +71,14 @@ class WorkflowRunOps(BrokerState):
         items = [{"messageId": run["initMessageId"], "body": run["initBody"], "callType": "step"}]
         items.extend(run["steps"])
         return json.dumps(items).encode()
+
+    def run_document(self, run_id: str) -> dict[str, Any]:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise ApiError(404, "workflow run not found")
+        return {
+            "workflowRunId": run["runId"], "workflowUrl": run["url"],
+            "workflowState": run["state"], "workflowRunCreatedAt": run["createdAt"],
+            "steps": [{"messageId": run["initMessageId"], "body": run["initBody"],
+                       "callType": "step"}, *run["steps"]],
+        }

@@ -8,15 +8,16 @@ import logging
 import time
 from typing import Any
 
-from qstash_server.broker.state import (
+from qstash_server.engine.dead_letters import dlq_entry
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import parse_publish_config
+from qstash_server.engine.state import (
     FINAL_STATES,
     AttemptResult,
     BrokerState,
     OutgoingRequest,
 )
-from qstash_server.dlq import dlq_entry
-from qstash_server.messages import Message, parse_publish_config
-from qstash_server.timing import (
+from qstash_server.engine.timing import (
     BadValue,
     default_backoff_s,
     evaluate_retry_delay_ms,

@@ -1,14 +1,63 @@
-"""Queues: create, pause, delete, and the FIFO slots that deliver one message at a time."""
+"""Queues: FIFO lanes with a parallelism (a slot is held through retries and callbacks), and
+their operations: create, pause, delete, and the slots that deliver one message at a time."""
 
 from __future__ import annotations
 
-from qstash_server.broker.state import BrokerState
-from qstash_server.messages import Message, validate_name
-from qstash_server.problems import ApiError
-from qstash_server.queues import Queue
-from qstash_server.timing import now_ms
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["QueueOps"]
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import validate_name
+from qstash_server.engine.state import BrokerState
+from qstash_server.engine.timing import now_ms
+from qstash_server.problems import ApiError
+
+__all__ = ["Queue", "QueueOps"]
+
+
+@dataclass
+class Queue:
+    name: str
+    created_at: int
+    updated_at: int
+    parallelism: int = 1
+    paused: bool = False
+    # runtime only (rebuilt from messages on start)
+    pending: deque[str] = field(default_factory=deque)
+    holding: set[str] = field(default_factory=set)
+    parked: list[str] = field(default_factory=list)
+    # accept-only: stored messages waiting in this queue (not kept in memory one by one)
+    backlog: int = 0
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "parallelism": self.parallelism,
+            "paused": self.paused,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Queue:
+        return cls(
+            name=data["name"],
+            created_at=data["created_at"],
+            updated_at=data["updated_at"],
+            parallelism=data["parallelism"],
+            paused=data["paused"],
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "parallelism": self.parallelism,
+            "paused": self.paused,
+            "lag": len(self.pending) + len(self.holding) + self.backlog,
+        }
 
 
 class QueueOps(BrokerState):
@@ -111,3 +160,6 @@ class QueueOps(BrokerState):
         if msg.id in q.holding:
             q.holding.discard(msg.id)
             self._pump_queue(q)
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return [q.to_api() for q in self.queues.values()]

@@ -9,7 +9,16 @@ from typing import Any
 
 import orjson
 
-from qstash_server.broker.state import (
+from qstash_server.engine.flow_control import FlowKey
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import (
+    PublishConfig,
+    content_dedup_key,
+    is_url,
+    parse_publish_config,
+    validate_name,
+)
+from qstash_server.engine.state import (
     DEDUP_WINDOW_MS,
     NO_EXTRA,
     BrokerState,
@@ -17,17 +26,8 @@ from qstash_server.broker.state import (
     _dedup_row,
     _mark_deduplicated,
 )
-from qstash_server.flow_control import FlowKey
-from qstash_server.messages import (
-    Message,
-    PublishConfig,
-    content_dedup_key,
-    is_url,
-    parse_publish_config,
-    validate_name,
-)
+from qstash_server.engine.timing import BadValue, now_ms
 from qstash_server.problems import ApiError
-from qstash_server.timing import BadValue, now_ms
 
 __all__ = ["PublishingOps"]
 

@@ -18,13 +18,9 @@ from operator import itemgetter
 from typing import Any
 
 from migrator.qstash_tiers import TierLimits
-from qstash_server.messages import (
-    NEVER_FORWARD,
-    Message,
-    canonical_header,
-    parse_publish_config,
-)
-from qstash_server.timing import BadValue
+from qstash_server.engine.messages import Message
+from qstash_server.engine.publish_config import NEVER_FORWARD, canonical_header, parse_publish_config
+from qstash_server.engine.timing import BadValue
 
 __all__ = ["HeaderPlan", "Template", "TemplateCache"]
 

@@ -1,15 +1,14 @@
-"""Log entries (``/v2/logs`` and the SDKs' ``/v2/events``) and the filters both accept."""
+"""The filters of log, DLQ and cancel requests: query parameters into a predicate over API
+documents."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from qstash_server.messages import Message, redact_view
-from qstash_server.timing import BadValue
+from qstash_server.engine.timing import BadValue
 
-__all__ = ["Filter", "build_log", "multi", "parse_filter"]
+__all__ = ["Filter", "multi", "parse_filter"]
 
 Filter = Callable[[dict[str, Any]], bool]
 _INT64_MAX = 2**63 - 1
@@ -27,42 +26,6 @@ def multi(params: Any, name: str) -> list[str]:
     return out
 
 
-def build_log(msg: Message, state: str, now: int, **extra: Any) -> dict[str, Any]:
-    red_body, header = redact_view(msg.redact, msg.body, msg.header)
-    entry: dict[str, Any] = {
-        "time": now,
-        "messageId": msg.id,
-        "state": state,
-        "url": msg.url,
-        "method": msg.method,
-        "header": header,
-        "body": red_body if red_body is not None else base64.b64encode(msg.body).decode(),
-        "maxRetries": msg.max_retries,
-        "createdAt": msg.created_at,
-    }
-    optional: dict[str, Any] = {
-        "topicName": msg.topic,
-        "endpointName": msg.endpoint_name,
-        "queueName": msg.queue,
-        "scheduleId": msg.schedule_id,
-        "callback": msg.callback,
-        "failureCallback": msg.failure_callback,
-        "retryDelayExpression": msg.retry_delay_expr,
-        "retryDelayExpr": msg.retry_delay_expr,
-        "label": msg.label,
-        "flowControlKey": msg.flow_key,
-        "callerIP": msg.caller_ip,
-        "timeout": int(msg.timeout_s * 1000) if msg.timeout_s is not None else None,
-    }
-    entry.update({k: v for k, v in optional.items() if v is not None})
-    if msg.labels:
-        entry["labels"] = msg.labels
-    for key, value in extra.items():
-        if value is not None:
-            entry[key] = value
-    if "responseHeader" in entry:
-        entry["responseHeaders"] = entry["responseHeader"]
-    return entry
 
 
 def _int(params: Mapping[str, str], name: str) -> int | None:
