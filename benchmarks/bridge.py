@@ -185,11 +185,11 @@ def free_port() -> int:
 def child_consume(args: argparse.Namespace) -> dict[str, Any]:
     from confluent_kafka import Consumer
 
-    from migrator.bridge.runner import CONSUMER_DEFAULTS
+    from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS
 
     c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  **CONSUMER_DEFAULTS})
+                  **BRIDGE_CONSUMER_DEFAULTS})
     c.subscribe([args.topic])
     got = 0
     t0 = None

@@ -65,7 +65,7 @@ from migrator.errors import (
     RetryableDeliveryError,
     ServiceError,
 )
-from migrator.kafka.consumer import KafkaConsumer
+from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS, KafkaConsumer
 
 __all__ = ["Bridge", "BridgeStats", "install_signal_handlers"]
 
@@ -76,21 +76,6 @@ COMMIT_INTERVAL = 1.0
 PAUSE_AFTER = 1.0  # seconds at the in-flight limit before partitions are paused
 OUTAGE_LOG_INTERVAL = 30.0  # seconds between warnings while a destination stays unavailable
 GC_YOUNG_THRESHOLD = 50_000  # see _throughput_gc
-CONSUMER_DEFAULTS = {
-    "queued.max.messages.kbytes": "8192",
-    "queued.min.messages": "20000",
-    # librdkafka postpones a partition's next fetch by this much whenever the prefetch queue is
-    # over either limit above (default 1,000 ms): with records that do not compress much, a
-    # bridge with a backlog then starved for most of each second (raw consume of 100-byte
-    # records went from ~73,000 to over 1,000,000 rec/s with 10 ms)
-    "fetch.queue.backoff.ms": "10",
-    "fetch.max.bytes": "8388608",
-    "session.timeout.ms": "10000",
-    "heartbeat.interval.ms": "2000",
-    # a member joining or leaving moves only the partitions that change hands; the others
-    # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
-    "partition.assignment.strategy": "cooperative-sticky",
-}
 
 
 @dataclass
@@ -128,10 +113,8 @@ class Bridge:
         self.connection = connection
         self.metrics = metrics or BridgeMetrics()
         self.stats = BridgeStats()
-        overrides = {**CONSUMER_DEFAULTS, **(consumer_overrides or {})}
-        self.consumer = KafkaConsumer(
-            connection, config.group, overrides=overrides, factory=consumer_factory
-        )
+        self.consumer = KafkaConsumer(connection, config.group, factory=consumer_factory,
+                                      defaults={**BRIDGE_CONSUMER_DEFAULTS, **(consumer_overrides or {})})
         self._source = KafkaSource(self.consumer)
         limits = config.in_flight
         self._client = httpx.Client(

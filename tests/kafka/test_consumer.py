@@ -27,7 +27,7 @@ def test_nothing_is_committed_unless_asked_then_exactly_what_was_asked(kafka: Ka
     kafka.produce(topic, (Rec(f"v{i}") for i in range(20)))
     group = unique("cons-g")
     conn = KafkaConnection(bootstrap_servers=kafka.bootstrap)
-    c = KafkaConsumer(conn, group, overrides={"enable.auto.commit": "true"})  # overridden
+    c = KafkaConsumer(conn, group, defaults={"enable.auto.commit": "true"})  # forced off
     c.subscribe([topic])
     assert len(consume_n(c, 20)) == 20
     time.sleep(0.5)
