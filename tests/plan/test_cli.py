@@ -266,3 +266,29 @@ def test_offline_plan_with_a_token_says_why_it_was_not_reviewed(estate: Path) ->
     assert "no token" not in offline.stdout
     tokenless = run(*args)
     assert "(no QStash token: set QSTASH_TOKEN or pass --qstash-token)" in tokenless.stdout
+
+
+@pytest.mark.parametrize("kind", ["html", "table", "markdown", "bridge", "plan-on-inventory"])
+def test_a_file_of_the_wrong_kind_is_named(estate: Path, kind: str) -> None:
+    from migrator.audit.report import render
+    from migrator.inventory import Inventory
+
+    inv = Inventory.model_validate_json((estate / "inventory.json").read_text())
+    if kind == "plan-on-inventory":  # apply wants a plan, gets the inventory
+        msg = one_line_error(run("apply", str(estate / "inventory.json"), "--qstash-token", "t"), 3)
+        assert "is an audit inventory" in msg and "`migrator apply` reads a plan file" in msg, msg
+        return
+    if kind == "bridge":
+        plan = make_plan(estate)
+        wrong, what = plan.parent / "bridge.yaml", "a bridge config"
+    else:
+        ext = {"html": "html", "table": "txt", "markdown": "md"}[kind]
+        wrong = estate / f"audit.{ext}"
+        wrong.write_text(render(inv, kind))
+        what = {"html": "an HTML audit report", "table": "a table audit report",
+                "markdown": "a Markdown audit report"}[kind]
+    msg = one_line_error(run("plan", str(wrong), "-o", str(estate / "never")), 3)
+    assert f"{wrong}: this is {what}" in msg, msg
+    assert "migrator audit --format json" in msg
+    assert "not valid YAML" not in msg and "more)" not in msg
+    assert not (estate / "never").exists()
