@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -59,6 +60,7 @@ __all__ = [
     "TopicPartitionKey",
     "librdkafka_logger",
     "map_kafka_error",
+    "no_sasl_listener",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,12 +176,28 @@ class GroupDescription:
     members: tuple[GroupMemberData, ...] = field(default_factory=tuple)
 
 
+# librdkafka's complaint when a listener without SASL answers a SASL handshake: it lists the
+# mechanisms the broker offers, and there are none ("broker's supported mechanisms:  (after...").
+_NO_SASL = re.compile(r"supported mechanisms:\s*(\(|$)")
+
+
+def no_sasl_listener(detail: str, servers: str) -> str | None:
+    """What to say when ``detail`` shows SASL settings sent to a listener that does no SASL."""
+    if not _NO_SASL.search(detail):
+        return None
+    return (f"Kafka at {servers} does not do SASL: the listener offered no SASL mechanism, so it "
+            "is a PLAINTEXT or SSL listener. Try security.protocol=PLAINTEXT (or SSL if it "
+            "expects TLS) without the sasl.* settings, or use the cluster's SASL listener address.")
+
+
 def map_kafka_error(error: BaseException, what: str, servers: str) -> Exception:
     """The toolkit error for a librdkafka failure while doing ``what``."""
     kerr = error.args[0] if isinstance(error, KafkaException) and error.args else None
     if isinstance(kerr, KafkaError):
         code = kerr.code()
         reason = _REASONS.get(code, kerr.str())
+        if code in _AUTH_CODES and (hint := no_sasl_listener(kerr.str(), servers)):
+            return KafkaAuthError(hint)
         if code in _AUTH_CODES:
             return KafkaAuthError(
                 f"Kafka at {servers} refused {what}: {reason}. Check the SASL/SSL settings "

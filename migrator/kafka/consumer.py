@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from migrator.config import KafkaConnection, redact
 from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError, MigratorError
+from migrator.kafka.admin import no_sasl_listener
 
 __all__ = [
     "BRIDGE_CONSUMER_DEFAULTS",
@@ -99,8 +100,11 @@ _MEMBERSHIP_CODES = {
 }
 
 
-def _wrap(exc: KafkaException, what: str) -> MigratorError:
+def _wrap(exc: KafkaException, what: str, servers: str = "the bootstrap servers") -> MigratorError:
     err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    hint = no_sasl_listener(err.str(), servers) if err is not None else None
+    if hint is not None:
+        return KafkaAuthError(hint)
     if err is not None and err.code() in _AUTH_CODES:
         return KafkaAuthError(f"Kafka refused {what}: {err.str()}")
     detail = err.str() if err is not None else str(exc)
@@ -136,6 +140,7 @@ class KafkaConsumer:
         conf: dict[str, Any] = dict(consumer_settings(connection, group, defaults))
         conf["error_cb"] = self._on_error
         self._group = group
+        self._servers = connection.bootstrap_servers
         # cooperative protocols hand over only the partitions that move, which a member adds
         # with incremental_assign (assign() would replace the whole assignment)
         self.cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
@@ -159,7 +164,7 @@ class KafkaConsumer:
         if err.fatal() or err.code() in _AUTH_CODES:
             self._fatal = err.str()
             if self._pending is None:
-                self._pending = _wrap(KafkaException(err), "consume")
+                self._pending = _wrap(KafkaException(err), "consume", self._servers)
         else:
             log.warning("kafka: %s", err.str())
 

@@ -166,3 +166,15 @@ def test_an_output_extension_contradicting_format_is_refused(tmp_path: Path) -> 
     (line,) = result.stderr.strip().splitlines()
     assert "report.json" in line and "--format html" in line and "json" in line
     assert not out.exists()
+
+
+@pytest.mark.stack
+def test_sasl_settings_on_a_plaintext_listener_say_so(estate: SeededEstate) -> None:
+    result = run("-b", estate.stack.bootstrap_servers, "-X", "security.protocol=SASL_PLAINTEXT",
+                 "-X", "sasl.mechanism=SCRAM-SHA-256", "-X", "sasl.username=u", "-X",
+                 "sasl.password=never-printed", "--timeout", "10", "--sample-seconds", "0")
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{estate.stack.bootstrap_servers} does not do SASL" in line, line
+    assert "security.protocol=PLAINTEXT" in line and "supported mechanisms" not in line
+    assert "never-printed" not in result.stderr
