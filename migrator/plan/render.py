@@ -87,7 +87,7 @@ def review_blocks(plan: Plan) -> list[Block]:
         blocks += [Heading(2, "Delivery settings"), Table(
             ("Topic", "Ordering", "Retries", "Retry delay", "Dead letters", "Failure callback",
              "Rate/s", "Parallelism", "Payload", "Retry settings from"),
-            tuple((r.topic, _ordering(r), str(r.retries), r.retry_delay or "QStash default",
+            tuple((r.topic, _ordering(r, plan.prefix), str(r.retries), r.retry_delay or "QStash default",
                    r.dead_letter, r.failure_callback or "-", _num(r.rate),
                    _num(r.parallelism), "decoded to JSON" if r.decode == "decode" else "bytes",
                    r.retry_reason) for r in routed))]
@@ -121,13 +121,17 @@ def review_blocks(plan: Plan) -> list[Block]:
     return blocks
 
 
-def _ordering(route: RouteSpec) -> str:
+def _ordering(route: RouteSpec, prefix: str) -> str:
+    from migrator.plan.scaffold.bridge import flow_control_keys  # the keys bridge.yaml sends
+
     o = route.ordering
     if o is None:
         return "none (parallel)"
     if o.mode == "fifo_queue":
         return f"FIFO queue {o.queue}"
-    return f"flow-control key {o.key}, parallelism {o.parallelism}"
+    keys = flow_control_keys(route, prefix) or [o.key or "-"]
+    return (f"flow-control key{'s' if len(keys) > 1 else ''} "
+            f"{', '.join(f'`{k}`' for k in keys)}, parallelism {o.parallelism}")
 
 
 def _cell(text: str) -> str:
