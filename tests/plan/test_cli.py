@@ -57,7 +57,7 @@ def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
     plan = make_plan(estate)
     out = plan.parent
     for name in ("plan.yaml", "plan.md", "RUNBOOK.md", "bridge.yaml",
-                 "scaffold/python/billing.py", "scaffold/typescript/app/api/billing/orders/route.ts"):
+                 "scaffold/python/billing.py", "scaffold/typescript/app/orders/route.ts"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
     config = load_bridge_config(out / "bridge.yaml")  # the bridge's own loader accepts it as is
