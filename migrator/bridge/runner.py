@@ -770,7 +770,8 @@ def install_signal_handlers(bridge: Bridge) -> None:
     def graceful(signum: int, _frame: FrameType | None) -> None:
         if bridge.stopping and signum == signal.SIGINT:
             os._exit(130)
-        log.warning("signal %d: stopping (send SIGINT again to exit at once)", signum)
+        log.info("stop requested (%s): draining and committing (send SIGINT again to exit at once)",
+                 signal.Signals(signum).name)
         bridge.stop()
 
     signal.signal(signal.SIGTERM, graceful)
