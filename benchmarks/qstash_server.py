@@ -15,8 +15,8 @@ Measures, in one run and on the same machine:
 and prints each as a ratio of its ceiling. State is a SQLite file (WAL) by default, so every
 accepted message is committed before it is acknowledged.
 
-    /tmp/venv/bin/python benchmarks/qstash_server.py [--seconds 5] [--connections 32]
-    /tmp/venv/bin/python benchmarks/qstash_server.py --bridge-only   # just the batch figures
+    .venv/bin/python benchmarks/qstash_server.py [--seconds 5] [--connections 32]
+    .venv/bin/python benchmarks/qstash_server.py --bridge-only   # just the batch figures
 
 Targets (2 cores): >= 3,000 single publishes/s, >= 30,000 batched messages/s, and for
 bridge-shaped batches (4 in flight) >= 100,000 messages/s at <= 8 us of server CPU per message.
