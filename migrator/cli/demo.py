@@ -37,8 +37,11 @@ def command_name(argv0: str | None = None, cwd: Path | None = None) -> str:
     return shlex.quote(relative if "/" in relative else f"./{relative}")
 
 
-def closing_lines(migrator: str, workdir: Path) -> list[str]:
-    """What to run next, as it works from this folder."""
+def closing_lines(migrator: str, workdir: Path, cwd: Path | None = None) -> list[str]:
+    """What to run next, as it works from this folder (``workdir`` relative to it when inside)."""
+    here = (cwd or Path.cwd()).resolve()
+    if workdir.is_absolute() and workdir.resolve().is_relative_to(here):
+        workdir = workdir.resolve().relative_to(here)
     return [
         f"Reports: {workdir}/audit.html, {workdir}/plan/ (plan.md, plan.yaml, RUNBOOK.md, "
         "bridge.yaml, scaffold/)",

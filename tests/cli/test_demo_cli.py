@@ -31,6 +31,8 @@ def test_a_venv_migrator_not_on_the_path_is_named_by_its_path(tmp_path: Path,
     assert ".venv/bin/migrator dev down" in text
     assert ".venv/bin/migrator bridge check --config migrator-demo/plan/bridge.yaml" in text
     assert "`migrator dev down`" not in text
+    absolute = "\n".join(closing_lines(name, tmp_path / "migrator-demo"))
+    assert absolute == text  # paths inside this folder are shown relative to it
 
 
 def test_a_migrator_on_the_path_is_named_migrator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
