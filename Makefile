@@ -11,8 +11,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,stack,server]'
+# Installed once, and again only when pyproject.toml changes (the stamp is newer otherwise).
+# PYTHONWARNINGS hides setuptools' "Editable installation" banner, printed on every editable build.
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[test,stack,server]'
+	@touch $@
+
+install: $(STAMP)
 
 demo: install
 	$(BIN)/migrator demo

@@ -14,7 +14,8 @@ audit's cost per partition at both sizes (linear growth keeps it flat). One more
     python benchmarks/audit.py                       # 1,000 x 3, 100 groups
     python benchmarks/audit.py --topics 200 --groups 20
 
-Connection details come from /tmp/devstack.json (or --bootstrap-servers / --lib-dir).
+Connection details: --bootstrap-servers / --lib-dir, else KAFKA_BOOTSTRAP_SERVERS / KAFKA_LIB_DIR,
+else the running local stack's own state (as `migrator dev env` reads it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -120,14 +120,19 @@ def _in_process(bootstrap: str, prefix: str) -> float:
     return time.perf_counter() - start
 
 
+def stack_defaults() -> tuple[str | None, str | None]:
+    """(bootstrap servers, Kafka lib dir): the documented variables, else the stack's state."""
+    from migrator.stack.state import stack_env
+
+    env = stack_env()
+    return env.get("KAFKA_BOOTSTRAP_SERVERS"), env.get("KAFKA_LIB_DIR")
+
+
 def main() -> None:
-    stack: dict[str, str] = {}
-    if Path("/tmp/devstack.json").exists():
-        stack = json.loads(Path("/tmp/devstack.json").read_text())
+    bootstrap, lib_dir = stack_defaults()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap-servers", default=os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS", stack.get("bootstrap_servers")))
-    parser.add_argument("--lib-dir", default=os.environ.get("KAFKA_LIB_DIR", stack.get("lib_dir")))
+    parser.add_argument("--bootstrap-servers", default=bootstrap)
+    parser.add_argument("--lib-dir", default=lib_dir)
     parser.add_argument("--topics", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--groups", type=int, default=100)
@@ -138,7 +143,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the seeded estate in place")
     args = parser.parse_args()
     if not args.bootstrap_servers or not args.lib_dir:
-        raise SystemExit("need --bootstrap-servers and --lib-dir (or /tmp/devstack.json)")
+        raise SystemExit("need --bootstrap-servers and --lib-dir (or KAFKA_BOOTSTRAP_SERVERS and "
+                         "KAFKA_LIB_DIR, or a running `migrator dev up` stack)")
 
     prefix = f"bench-audit-{uuid.uuid4().hex[:6]}"
     admin = AdminClient({"bootstrap.servers": args.bootstrap_servers})

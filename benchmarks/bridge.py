@@ -22,7 +22,8 @@ Record values are JSON with random text padding, so they compress like real data
     python benchmarks/bridge.py                                  # 1M small + 100k x 10 KB
     python benchmarks/bridge.py --records 200000 --big 20000 --direct-records 20000
 
-Connection details come from /tmp/devstack.json (or KAFKA_BOOTSTRAP_SERVERS).
+Connection details: KAFKA_BOOTSTRAP_SERVERS, else the running local stack's own state (as
+`migrator dev env` reads it; see docs/dev-stack.md).
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def _bootstrap() -> str:
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    return str(json.loads(Path("/tmp/devstack.json").read_text())["bootstrap_servers"])
+    from migrator.stack.state import stack_env
+
+    servers = stack_env().get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        raise SystemExit("no Kafka: set KAFKA_BOOTSTRAP_SERVERS or start the stack "
+                         "(`.venv/bin/migrator dev up`)")
+    return servers
 
 
 def _peak_rss_mb() -> float:
@@ -185,11 +190,11 @@ def free_port() -> int:
 def child_consume(args: argparse.Namespace) -> dict[str, Any]:
     from confluent_kafka import Consumer
 
-    from migrator.bridge.runner import CONSUMER_DEFAULTS
+    from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS
 
     c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  **CONSUMER_DEFAULTS})
+                  **BRIDGE_CONSUMER_DEFAULTS})
     c.subscribe([args.topic])
     got = 0
     t0 = None

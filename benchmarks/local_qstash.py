@@ -28,9 +28,9 @@ Delivery (``--delivery-only`` runs just this part), in delivering mode to an ins
                 at the endpoint (inversions must be 0).
 Targets: unordered >= 0.5 of the ceiling and >= 3,000 deliveries/s; queues ~ queues / latency.
 
-    /tmp/venv/bin/python benchmarks/local_qstash.py [--seconds 5] [--connections 32]
-    /tmp/venv/bin/python benchmarks/local_qstash.py --bridge-only   # just the batch figures
-    /tmp/venv/bin/python benchmarks/local_qstash.py --delivery-only # just the delivery figures
+    .venv/bin/python benchmarks/local_qstash.py [--seconds 5] [--connections 32]
+    .venv/bin/python benchmarks/local_qstash.py --bridge-only   # just the batch figures
+    .venv/bin/python benchmarks/local_qstash.py --delivery-only # just the delivery figures
 
 Targets (2 cores): >= 3,000 single publishes/s, >= 30,000 batched messages/s, and for
 bridge-shaped batches (4 in flight) >= 100,000 messages/s at <= 8 us of server CPU per message.

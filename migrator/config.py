@@ -167,20 +167,37 @@ class KafkaConnection(_Frozen):
         properties_file: str | Path | None = None,
         x_options: Iterable[str] = (),
         environ: Mapping[str, str] | None = None,
+        config: Mapping[str, str] | None = None,
+        config_properties_file: str | Path | None = None,
+        config_name: str = "command line",
     ) -> KafkaConnection:
-        """Build from (lowest to highest precedence) env, a properties file, flags and -X options."""
+        """The connection from every source of settings; the one place their precedence lives.
+
+        Lowest to highest precedence (a later source wins key by key):
+
+        1. the environment: ``KAFKA_BOOTSTRAP_SERVERS``;
+        2. the config file's properties file (``config_properties_file``, e.g. bridge.yaml's
+           ``kafka.properties_file``), read only when no ``properties_file`` flag is given;
+        3. the config file's own settings (``config``: librdkafka/Java names, e.g. bridge.yaml's
+           ``kafka`` fields and ``kafka.options``);
+        4. the properties file given on the command line (``--kafka-config``);
+        5. ``--bootstrap-servers``;
+        6. ``-X key=value`` options.
+        """
         env = os.environ if environ is None else environ
         props: dict[str, str] = {}
         if env.get("KAFKA_BOOTSTRAP_SERVERS"):
             props["bootstrap.servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
-        where = "command line"
+        file = properties_file if properties_file is not None else config_properties_file
+        if properties_file is None and config_properties_file is not None:
+            props.update(parse_properties(Path(config_properties_file)))
+        props.update(config or {})
         if properties_file is not None:
-            where = str(properties_file)
             props.update(parse_properties(Path(properties_file)))
         if bootstrap_servers:
             props["bootstrap.servers"] = bootstrap_servers
         props.update(parse_x_options(x_options))
-        return cls.from_properties(props, where=where)
+        return cls.from_properties(props, where=str(file) if file is not None else config_name)
 
     @classmethod
     def from_properties(cls, props: Mapping[str, str], *, where: str = "config") -> KafkaConnection:

@@ -92,20 +92,52 @@ class Receiver:
 
 @dataclass
 class DemoResult:
+    """What each stage did. Units: a *record* is one Kafka record; the bridge sends one *message*
+    per record and destination (a QStash publish); QStash makes one *delivery* per endpoint of
+    a message (a URL-group message: one per endpoint of the group)."""
+
     workdir: Path
-    expected: dict[str, int] = field(default_factory=dict)
-    received: dict[str, int] = field(default_factory=dict)
-    deliveries: int = 0
+    expected: dict[str, int] = field(default_factory=dict)  # endpoint path -> records
+    received: dict[str, int] = field(default_factory=dict)  # endpoint path -> distinct records
+    deliveries: int = 0  # HTTP requests the endpoints received
     bad_signatures: int = 0
     second_apply: str = ""
     backlog: int = -1  # what `migrator bridge check` said the bridge would deliver
     routed_records: int = 0  # the records of the routed topics (each once)
+    expected_messages: int = 0  # records of each route x its destinations
+    records_read: int = -1  # from the bridge's stop summary
+    messages_sent: int = -1
+    audit: str = ""  # one line per stage, as the commands reported
+    plan: str = ""
+    apply: str = ""
 
     @property
     def ok(self) -> bool:
-        return (self.expected == self.received and self.bad_signatures == 0
-                and self.deliveries == sum(self.expected.values())
-                and self.backlog == self.routed_records)
+        return all(ok for _stage, ok, _line in self.stages())
+
+    def stages(self) -> list[tuple[str, bool, str]]:
+        """(stage, passed, one line with its counts and units)."""
+        deliveries = sum(self.expected.values())
+        again = next((line for line in self.second_apply.splitlines()
+                      if line.startswith("Nothing to do")), self.second_apply or "(no output)")
+        return [
+            ("audit", bool(self.audit), self.audit or "no inventory"),
+            ("plan", bool(self.plan), self.plan or "no plan"),
+            ("apply", again.startswith("Nothing to do"), f"{self.apply} Again: {again}"),
+            ("bridge check", self.backlog == self.routed_records,
+             f"backlog {self.backlog:,} records; the routed topics hold {self.routed_records:,}"),
+            ("bridge", self.records_read == self.routed_records
+             and self.messages_sent == self.expected_messages,
+             f"{self.records_read:,} records read of {self.routed_records:,}; "
+             f"{self.messages_sent:,} messages sent of {self.expected_messages:,} (one per record "
+             "and destination)"),
+            ("delivery", self.expected == self.received and self.deliveries == deliveries
+             and self.bad_signatures == 0,
+             f"{self.deliveries:,} deliveries of {deliveries:,} (QStash delivers a URL-group "
+             "message to each endpoint of the group); every endpoint got each of its records "
+             f"{'once' if self.expected == self.received else 'NOT once'}; "
+             f"{self.bad_signatures} bad signatures"),
+        ]
 
 
 def _migrator(args: list[str], env: dict[str, str], progress: Progress) -> str:
@@ -139,20 +171,30 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
         _migrator(["audit", *common, "--format", "html", "-o", str(workdir / "audit.html")], env, progress)
         endpoints = workdir / "endpoints.yaml"
         snapshot = json.loads(inventory.read_text(encoding="utf-8"))
+        result.audit = (f"{len(snapshot['topics'])} topics, {len(snapshot['consumer_groups'])} "
+                        f"consumer groups, {len(snapshot['findings'])} findings "
+                        "(inventory.json, audit.html)")
         groups = {g["group_id"]: g["topics"] for g in snapshot["consumer_groups"]}
         paths = {group: "/" + re.sub(r"[-.]+", "-", group.replace(prefix, "")).strip("-") for group in groups}
         endpoints.write_text("groups:\n" + "".join(f"  {g}: {receiver.url}{p}\n" for g, p in paths.items()),
                              encoding="utf-8")
         plan_dir = workdir / "plan"
-        _migrator(["plan", str(inventory), "--endpoints", str(endpoints), "-o", str(plan_dir)], env, progress)
-        _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress)
+        planned = _migrator(["plan", str(inventory), "--endpoints", str(endpoints), "-o", str(plan_dir)],
+                            env, progress)
+        result.plan = next((line for line in planned.splitlines() if " topics: " in line), "")
+        applied = _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress)
+        result.apply = next((line for line in applied.splitlines() if line.startswith("Applied ")),
+                            "Nothing to apply.")
         result.second_apply = _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress).strip()
         result.expected = _expected(estate, groups, paths, plan_dir / "bridge.yaml")
         check = json.loads(_migrator(["bridge", "check", "--config", str(plan_dir / "bridge.yaml"),
                                       "--format", "json"], env, progress))
         result.backlog = int(check["backlog"])
         result.routed_records = sum(estate.records.get(t, 0) for t in _routed(plan_dir / "bridge.yaml"))
-        _bridge(plan_dir / "bridge.yaml", env, receiver, result.expected, timeout, progress)
+        result.expected_messages = sum(estate.records.get(t, 0) * n
+                                       for t, n in _destinations(plan_dir / "bridge.yaml").items())
+        log = _bridge(plan_dir / "bridge.yaml", env, receiver, result.expected, timeout, progress)
+        result.records_read, result.messages_sent = _bridge_counts(log)
         result.received = {p: receiver.count(p) for p in result.expected}
         result.deliveries, result.bad_signatures = receiver.deliveries, receiver.bad_signatures
     finally:
@@ -174,14 +216,30 @@ def _expected(estate: SampleEstate, groups: dict[str, list[str]], paths: dict[st
 
 def _routed(bridge_file: Path) -> set[str]:
     """The topics a bridge config routes."""
+    return set(_destinations(bridge_file))
+
+
+def _destinations(bridge_file: Path) -> dict[str, int]:
+    """Topic -> how many destinations its route has in a bridge config (messages per record)."""
     import yaml
 
     data = yaml.safe_load(bridge_file.read_text(encoding="utf-8")) or {}
-    return {r["topic"] for r in data.get("routes", [])}
+    return {r["topic"]: len(r.get("destinations", [])) for r in data.get("routes", [])}
+
+
+_BRIDGE_COUNTS = re.compile(r"bridge stopped: ([\d,]+) records? read, ([\d,]+) messages? sent")
+
+
+def _bridge_counts(log: Path) -> tuple[int, int]:
+    """(records read, messages sent) from the bridge's stop summary; -1 when it has none."""
+    found = _BRIDGE_COUNTS.search(log.read_text(encoding="utf-8", errors="replace"))
+    if found is None:
+        return -1, -1
+    return int(found.group(1).replace(",", "")), int(found.group(2).replace(",", ""))
 
 
 def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dict[str, int],
-            timeout: float, progress: Progress) -> None:
+            timeout: float, progress: Progress) -> Path:
     progress(f"$ migrator bridge run --config {config}  (until every record has arrived)")
     log = config.parent / "bridge.log"
     with open(log, "wb") as out:
@@ -204,15 +262,21 @@ def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dic
     if proc.returncode not in (0, -signal.SIGTERM):
         raise MigratorError(f"The bridge exited {proc.returncode}; see {log}.")
     progress(f"bridge stopped (log: {log})")
+    return log
 
 
 def summary(result: DemoResult) -> str:
+    """The per-endpoint table (records), then one line per stage, then the verdict."""
     width = max([len("endpoint"), *map(len, result.expected)])
-    lines = [f"{'endpoint':<{width}} {'expected':>8} {'received':>8}"]
+    lines = [f"{'endpoint':<{width}}  {'records expected':>16}  {'records received':>16}"]
     for path, n in sorted(result.expected.items()):
-        lines.append(f"{path:<{width}} {n:>8} {result.received.get(path, 0):>8}")
-    lines.append(f"deliveries {result.deliveries}, bad signatures {result.bad_signatures}")
-    lines.append(f"bridge check backlog {result.backlog} records, routed topics hold "
-                 f"{result.routed_records}")
-    lines.append(json.dumps({"ok": result.ok}))
+        lines.append(f"{path:<{width}}  {n:>16,}  {result.received.get(path, 0):>16,}")
+    lines.append("")
+    stages = result.stages()
+    name_width = max(len(stage) for stage, _, _ in stages)
+    for stage, ok, line in stages:
+        lines.append(f"{stage:<{name_width}}  {'ok    ' if ok else 'FAILED'}  {line}")
+    lines.append("")
+    lines.append("Demo passed: every record reached each endpoint of its consumer groups once, signed."
+                 if result.ok else "Demo FAILED: see the stages marked FAILED above.")
     return "\n".join(lines)

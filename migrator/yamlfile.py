@@ -124,6 +124,19 @@ def load_model(path: str | Path, model: type[M], what: str, schema_cmd: str, *,
     discriminator tags pydantic puts into the locations of tagged unions, which are no field.
     """
     path = Path(path)
+    try:
+        return _load_model(path, model, what, schema_cmd, overrides, hidden_loc)
+    except ConfigError:
+        from migrator.filekind import wrong_kind
+
+        other = wrong_kind(path, what)  # "this is an HTML audit report, not an inventory; ..."
+        if other is None:
+            raise
+        raise ConfigError(other) from None
+
+
+def _load_model(path: Path, model: type[M], what: str, schema_cmd: str,
+                overrides: Mapping[str, Any] | None, hidden_loc: Collection[str]) -> M:
     data = read_yaml(path, what)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the {what} must be a mapping (see `{schema_cmd}`).")

@@ -36,3 +36,15 @@ def test_demo_delivers_every_record_once(kafka_stack: EstateInfo, qstash_server:
     assert any(line.startswith("Nothing to do") for line in result.second_apply.splitlines())
     assert (tmp_path / "work" / "audit.html").stat().st_size > 1000
     assert any(s.startswith("$ migrator bridge run") for s in steps)
+    # the counts add up, each with its unit: records read, messages sent, deliveries
+    assert result.records_read == result.routed_records == 620
+    assert result.messages_sent == result.expected_messages > 0
+    assert result.deliveries == 1240
+    text = summary(result)
+    assert '{"ok"' not in text and text.splitlines()[-1].startswith("Demo passed")
+    stage_lines = {line.split()[0]: line for line in text.splitlines()
+                   if line.split()[:1] and line.split()[0] in ("audit", "plan", "apply", "bridge", "delivery")}
+    assert set(stage_lines) == {"audit", "plan", "apply", "bridge", "delivery"}
+    assert all(" ok " in line for line in stage_lines.values()), text
+    assert "620 records read of 620" in text and f"{result.messages_sent:,} messages sent" in text
+    assert "1,240 deliveries of 1,240" in text and "records expected" in text

@@ -11,7 +11,6 @@ re-exported here because a route holds them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -90,36 +89,24 @@ class KafkaSection(_Frozen):
         x_options: Sequence[str] = (),
         environ: Mapping[str, str] | None = None,
     ) -> KafkaConnection:
-        """The validated connection; CLI flags (``properties_file``, ``x_options``) win."""
-        env = os.environ if environ is None else environ
-        file: str | Path | None = properties_file  # a flag: relative to the working directory
-        if file is None and self.properties_file is not None:
-            file = self.properties_file  # in the config: relative to the config file
-            if base_dir is not None and not Path(file).is_absolute():
-                file = base_dir / file
-        props: dict[str, str] = {}
-        if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-            props["bootstrap.servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
-        if file is not None:
-            from migrator.config import parse_properties
-
-            props.update(parse_properties(Path(file)))
-        if self.bootstrap_servers:
-            props["bootstrap.servers"] = self.bootstrap_servers
-        for key, value in (
+        """The validated connection: the config's settings under the CLI's ``properties_file``
+        (``--kafka-config``, replacing ``kafka.properties_file``) and ``x_options`` (``-X``);
+        the precedence is :meth:`KafkaConnection.build`'s."""
+        config_file: str | Path | None = self.properties_file  # relative to the config file
+        if config_file is not None and base_dir is not None and not Path(config_file).is_absolute():
+            config_file = base_dir / config_file
+        settings = {key: value for key, value in (
+            ("bootstrap.servers", self.bootstrap_servers),
             ("security.protocol", self.security_protocol),
             ("sasl.mechanism", self.sasl_mechanism),
             ("sasl.username", self.sasl_username),
-        ):
-            if value is not None:
-                props[key] = value
-        if self.sasl_password is not None:
-            props["sasl.password"] = self.sasl_password.get_secret_value()
-        props.update(self.options)
-        from migrator.config import parse_x_options
-
-        props.update(parse_x_options(x_options))
-        return KafkaConnection.from_properties(props, where=str(file or "bridge config"))
+            ("sasl.password", self.sasl_password.get_secret_value() if self.sasl_password else None),
+        ) if value}
+        return KafkaConnection.build(
+            properties_file=properties_file, x_options=x_options, environ=environ,
+            config={**settings, **self.options}, config_properties_file=config_file,
+            config_name="bridge config",
+        )
 
 
 class QStashSection(_Frozen):

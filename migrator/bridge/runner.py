@@ -57,7 +57,7 @@ from migrator.bridge.routes import build_routes
 from migrator.bridge.settle import DeadLetters, Settler
 from migrator.bridge.stats import BridgeStats
 from migrator.config import KafkaConnection, QStashConnection
-from migrator.kafka.consumer import KafkaConsumer
+from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS, KafkaConsumer
 
 __all__ = ["PAUSE_AFTER", "Bridge", "BridgeStats", "install_signal_handlers"]
 
@@ -66,21 +66,6 @@ log = logging.getLogger(__name__)
 COMMIT_INTERVAL = 1.0
 OUTAGE_LOG_INTERVAL = 30.0  # seconds between warnings while a destination stays unavailable
 GC_YOUNG_THRESHOLD = 50_000  # see _throughput_gc
-CONSUMER_DEFAULTS = {
-    "queued.max.messages.kbytes": "8192",
-    "queued.min.messages": "20000",
-    # librdkafka postpones a partition's next fetch by this much whenever the prefetch queue is
-    # over either limit above (default 1,000 ms): with records that do not compress much, a
-    # bridge with a backlog then starved for most of each second (raw consume of 100-byte
-    # records went from ~73,000 to over 1,000,000 rec/s with 10 ms)
-    "fetch.queue.backoff.ms": "10",
-    "fetch.max.bytes": "8388608",
-    "session.timeout.ms": "10000",
-    "heartbeat.interval.ms": "2000",
-    # a member joining or leaving moves only the partitions that change hands; the others
-    # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
-    "partition.assignment.strategy": "cooperative-sticky",
-}
 
 
 class Bridge:
@@ -101,9 +86,9 @@ class Bridge:
         self.connection = connection
         self.metrics = metrics = metrics or BridgeMetrics()
         self.stats = stats = BridgeStats()
-        overrides = {**CONSUMER_DEFAULTS, **(consumer_overrides or {})}
         self.consumer = KafkaConsumer(
-            connection, config.group, overrides=overrides,
+            connection, config.group,
+            defaults={**BRIDGE_CONSUMER_DEFAULTS, **(consumer_overrides or {})},
             **({"factory": consumer_factory} if consumer_factory is not None else {}),
         )
         self._source = KafkaSource(self.consumer)
@@ -301,7 +286,8 @@ def install_signal_handlers(bridge: Bridge) -> None:
     def graceful(signum: int, _frame: FrameType | None) -> None:
         if bridge.stopping and signum == signal.SIGINT:
             os._exit(130)
-        log.warning("signal %d: stopping (send SIGINT again to exit at once)", signum)
+        log.info("stop requested (%s): draining and committing (send SIGINT again to exit at once)",
+                 signal.Signals(signum).name)
         bridge.stop()
 
     signal.signal(signal.SIGTERM, graceful)

@@ -9,9 +9,23 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from migrator.bridge.runner import Bridge
+    from migrator.bridge.runner import Bridge, BridgeStats
 
-__all__ = ["JsonFormatter", "StatusLine"]
+__all__ = ["JsonFormatter", "StatusLine", "summary_line"]
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else (many or one + 's')}"
+
+
+def summary_line(stats: BridgeStats) -> str:
+    """What a bridge did, each count with its unit: records read from Kafka; messages sent (one
+    per record and destination: a QStash publish or enqueue, or a direct POST); QStash then makes
+    one delivery per endpoint of a URL group's message."""
+    return (f"{_n(stats.received, 'record')} read, {_n(stats.delivered, 'message')} sent (one "
+            "per record and destination; QStash delivers a URL-group message to each endpoint of "
+            f"the group), {_n(stats.dead_lettered, 'record')} dead-lettered, "
+            f"{_n(stats.skipped, 'tombstone')} skipped, {_n(stats.retries, 'retry', 'retries')}")
 
 
 class StatusLine:
@@ -27,9 +41,10 @@ class StatusLine:
     def render(self, bridge: Bridge, rate: float) -> str:
         s = bridge.stats
         return (
-            f"received {s.received:,}  delivered {s.delivered:,} ({rate:,.0f}/s)  "
-            f"dead-lettered {s.dead_lettered:,}  retries {s.retries:,}  "
-            f"in flight {bridge.in_flight:,}  paused {bridge.paused_count}"
+            f"{_n(s.received, 'record')} read  {_n(s.delivered, 'message')} sent "
+            f"({rate:,.0f}/s)  {_n(s.dead_lettered, 'record')} dead-lettered  "
+            f"{_n(s.retries, 'retry', 'retries')}  {_n(bridge.in_flight, 'message')} in flight  "
+            f"{_n(bridge.paused_count, 'partition')} paused"
         )
 
     def tick(self, bridge: Bridge) -> None:

@@ -33,8 +33,9 @@ def command(plan_file: Path, dry_run: bool, prune: bool, allow_destructive: bool
     holes = plan.placeholders()
     if holes:
         raise UnfilledPlaceholderError(
-            f"{plan_file}: {len(holes)} placeholder(s) to fill before apply: {'; '.join(holes)}. "
-            "Map them in the endpoint file and re-run `migrator plan`.")
+            f"{plan_file}: {len(holes)} placeholder(s) to fill before apply:\n"
+            + "".join(f"  {hole}\n" for hole in holes)
+            + "Map them in the endpoint file and re-run `migrator plan`.")
     over = [b for b in plan.blockers if b.code == "PLAN_LIMIT" and b.severity == "blocker"]
     if over:
         raise PlanError(

@@ -18,7 +18,7 @@ from migrator.errors import ConfigError
 from migrator.qstash_tiers import TIERS, TierName
 from migrator.yamlfile import write_atomic
 
-__all__ = ["command", "rest_connection", "write_atomically"]
+__all__ = ["command", "report_format", "rest_connection", "write_atomically"]
 
 _SEVERITY_RANK = {"blocker": 0, "warning": 1, "info": 2}
 
@@ -65,6 +65,22 @@ def write_atomically(path: Path, text: str) -> None:
         raise ConfigError(f"-o {path}: cannot write the report ({exc.strerror}).") from None
 
 
+_EXTENSIONS = {".json": "json", ".html": "html", ".htm": "html", ".md": "markdown",
+               ".markdown": "markdown", ".txt": "table"}
+
+
+def report_format(fmt: str | None, output: Path | None) -> str:
+    """The report format: ``--format``, else the one ``-o``'s extension names, else table; a
+    ``--format`` the extension contradicts (``-o report.json --format html``) is refused."""
+    implied = _EXTENSIONS.get(output.suffix.lower()) if output is not None else None
+    if fmt is None:
+        return implied or "table"
+    if implied is not None and implied != fmt:
+        raise ConfigError(f"-o {output}: the extension means a {implied} report but --format {fmt} "
+                          f"was given; drop --format or name the file for {fmt}.")
+    return fmt
+
+
 @click.command("audit")
 @click.option("--bootstrap-servers", "-b", metavar="HOST:PORT[,...]",
               help="Kafka bootstrap servers.  [env: KAFKA_BOOTSTRAP_SERVERS]")
@@ -97,7 +113,8 @@ def write_atomically(path: Path, text: str) -> None:
 @click.option("--qstash-plan", type=click.Choice(list(TIERS)), default="payg",
               show_default=True, help="QStash plan whose limits the findings use.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]),
-              default="table", show_default=True, help="Report format.")
+              help="Report format  [default: from the -o file's extension (.json, .html, .md, "
+                   ".txt), else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write the report here (atomically) instead of stdout.")
 @click.option("--fail-on", type=click.Choice(["blocker", "warning"]),
@@ -120,7 +137,7 @@ def command(
     sample_seconds: float,
     sample_records: int,
     qstash_plan: str,
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
     fail_on: str | None,
 ) -> None:
@@ -130,6 +147,7 @@ def command(
     Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error, 3 bad configuration,
     4 Kafka unreachable, 5 Kafka refused the credentials.
     """
+    fmt = report_format(fmt, output)
     if output is not None and not (output.parent if str(output.parent) else Path(".")).is_dir():
         raise ConfigError(f"-o {output}: the directory {output.parent} does not exist.")
     kafka = KafkaConnection.build(

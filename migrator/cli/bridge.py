@@ -95,7 +95,7 @@ def run(
     from migrator.bridge.metrics import BridgeMetrics, MetricsServer
     from migrator.bridge.routes import check_qstash
     from migrator.bridge.runner import Bridge, install_signal_handlers
-    from migrator.bridge.status import JsonFormatter, StatusLine
+    from migrator.bridge.status import JsonFormatter, StatusLine, summary_line
 
     overrides = _start_overrides(start, start_from_group)
     if metrics_port is not None:
@@ -126,14 +126,7 @@ def run(
         status.close()
         if server is not None:
             server.close()
-    summary = {
-        "received": stats.received,
-        "delivered": stats.delivered,
-        "dead_lettered": stats.dead_lettered,
-        "skipped": stats.skipped,
-        "retries": stats.retries,
-    }
-    click.echo("bridge stopped: " + json.dumps(summary), err=True)
+    click.echo("bridge stopped: " + summary_line(stats), err=True)
 
 
 @command.command("check")

@@ -135,24 +135,10 @@ def env(run_dir: Path | None) -> None:
     info = stack.load_state(directory)
     if info is None:
         raise ConfigError(f"No stack is running in {directory}; start one with `migrator dev up`.")
-    values = {
-        "KAFKA_BOOTSTRAP_SERVERS": info.bootstrap_servers,
-        "KAFKA_SASL_BOOTSTRAP_SERVERS": info.sasl_bootstrap_servers,
-        "KAFKA_SASL_USERNAME": info.sasl_username,
-        "KAFKA_SASL_PASSWORD": info.sasl_password,
-        "KAFKA_SSL_BOOTSTRAP_SERVERS": info.ssl_bootstrap_servers,
-        "KAFKA_SSL_CA_FILE": info.ssl_ca_file,
-        "SCHEMA_REGISTRY_URL": info.schema_registry_url,
-        "KAFKA_CONNECT_URL": info.connect_url,
-        "KAFKA_LIB_DIR": info.lib_dir,
-        "QSTASH_URL": info.qstash_url,
-        "QSTASH_TOKEN": info.qstash_token,
-        "QSTASH_CURRENT_SIGNING_KEY": info.qstash_current_signing_key,
-        "QSTASH_NEXT_SIGNING_KEY": info.qstash_next_signing_key,
-    }
-    for name, value in values.items():
-        if value:
-            click.echo(f"export {name}={shlex.quote(value)}")
+    from migrator.stack.state import env_vars
+
+    for name, value in env_vars(info).items():
+        click.echo(f"export {name}={shlex.quote(value)}")
 
 
 @command.command()

@@ -26,7 +26,8 @@ __all__ = ["command"]
 
 
 class _PlanGroup(click.Group):
-    """`plan schema` is a subcommand; anything else is `plan INVENTORY.json ...`."""
+    """`plan schema` is a subcommand; anything else is the main form, `plan INVENTORY.json ...`
+    (also accepted as `plan build INVENTORY.json ...`). `plan --help` documents the main form."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
@@ -34,7 +35,20 @@ class _PlanGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "INVENTORY.json -o DIR [OPTIONS] | schema")
+        formatter.write_usage(ctx.command_path, "INVENTORY.json -o DIR [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "schema", prefix="       ")
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        main = self.commands["build"]
+        main.format_help_text(click.Context(main, info_name=ctx.info_name, parent=ctx.parent),
+                              formatter)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        main = self.commands["build"]
+        main.format_options(click.Context(main, info_name=ctx.info_name, parent=ctx.parent),
+                            formatter)
+        self.format_commands(ctx, formatter)
 
 
 @click.group(cls=_PlanGroup, no_args_is_help=True)
@@ -44,8 +58,6 @@ def command() -> None:
     \b
       migrator plan inventory.json --endpoints endpoints.yaml -o plan/
       migrator plan schema
-
-    Run `migrator plan build --help` for every option of the first form.
     """
 
 
@@ -104,7 +116,9 @@ def build(inventory: Path, endpoints_file: Path | None, qstash_plan: TierName | 
     click.echo(f"{len(plan.routes)} topics: " + ", ".join(f"{n} {p}" for p, n in sorted(counts.items()))
                + f"; {blockers} blocker(s); {len(plan.placeholders())} placeholder(s) to fill.")
     if state is None:
-        click.echo("Not reviewed against live QStash state (no token): apply cannot detect "
+        why = ("--offline" if offline else
+               "no QStash token: set QSTASH_TOKEN or pass --qstash-token")
+        click.echo(f"Not reviewed against live QStash state ({why}): apply cannot detect "
                    "changes made in between.")
 
 

@@ -27,11 +27,19 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, redact
 from migrator.errors import ConfigError
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, translate
 
-__all__ = ["OFFSET_BEGINNING", "OFFSET_END", "AssignmentCallback", "KafkaConsumer", "Partition"]
+__all__ = [
+    "BRIDGE_CONSUMER_DEFAULTS",
+    "OFFSET_BEGINNING",
+    "OFFSET_END",
+    "AssignmentCallback",
+    "KafkaConsumer",
+    "Partition",
+    "consumer_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,63 @@ AssignmentCallback = Callable[[list[Partition]], None]
 # first / next new record), re-exported so that no caller needs confluent_kafka itself
 
 _FORCED = {"enable.auto.offset.store": "false", "enable.auto.commit": "false"}
+_DEFAULTS = {"auto.offset.reset": "earliest"}
+
+# The bridge's tuning of its consumer: defaults only, any of them can be set by the user.
+BRIDGE_CONSUMER_DEFAULTS = {
+    "queued.max.messages.kbytes": "8192",
+    "queued.min.messages": "20000",
+    # librdkafka postpones a partition's next fetch by this much whenever the prefetch queue is
+    # over either limit above (default 1,000 ms): with records that do not compress much, a
+    # bridge with a backlog then starved for most of each second (raw consume of 100-byte
+    # records went from ~73,000 to over 1,000,000 rec/s with 10 ms)
+    "fetch.queue.backoff.ms": "10",
+    "fetch.max.bytes": "8388608",
+    "session.timeout.ms": "10000",
+    "heartbeat.interval.ms": "2000",
+    # a member joining or leaving moves only the partitions that change hands; the others
+    # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+
+
+def consumer_settings(
+    connection: KafkaConnection, group: str, defaults: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """librdkafka's configuration of a consumer of ``group``: the one place it is assembled.
+
+    Precedence, lowest first:
+
+    1. built-in defaults: ``auto.offset.reset=earliest``, then the caller's ``defaults`` (the
+       bridge passes :data:`BRIDGE_CONSUMER_DEFAULTS`);
+    2. the user's settings, ``connection.to_librdkafka()`` (environment < properties file <
+       config file < command-line flags < ``-X``, see :meth:`KafkaConnection.build`): they win;
+    3. what this wrapper relies on: ``group.id`` and no automatic offset store or commit. A user
+       setting that contradicts them is refused (:class:`ConfigError`), not silently replaced.
+
+    Values are checked by librdkafka when the consumer is created (:class:`KafkaConsumer`).
+    """
+    user = connection.to_librdkafka()
+    managed = {"group.id": group, **_FORCED}
+    for key, value in managed.items():
+        if key in user and user[key].strip().lower() != value:
+            why = ("the group is the config's `group`" if key == "group.id" else
+                   "offsets are committed by the toolkit once records are handled")
+            raise ConfigError(
+                f"Kafka setting {key}={user[key]} cannot be changed ({why}); remove it from "
+                "-X, kafka.options or the properties file."
+            )
+    return {**_DEFAULTS, **(defaults or {}), **user, **managed}
+
+
+def _with_value(detail: str, conf: Mapping[str, Any]) -> str:
+    """librdkafka's complaint about a property, with the value it was given (unless secret)."""
+    for key, value in conf.items():
+        if f'"{key}"' in detail and isinstance(value, str) and value not in detail:
+            shown = redact({key: value})[key]
+            return f"{detail.rstrip('.')} (given: {key}={shown})"
+    return detail
+
 
 class KafkaConsumer:
     """One group member. Call :meth:`subscribe`, then :meth:`consume` in a loop, then :meth:`close`.
@@ -55,13 +120,11 @@ class KafkaConsumer:
         connection: KafkaConnection,
         group: str,
         *,
-        overrides: Mapping[str, str] | None = None,
+        defaults: Mapping[str, str] | None = None,
         factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
-        conf: dict[str, Any] = connection.to_librdkafka()
-        conf.update({"group.id": group, "auto.offset.reset": "earliest"})
-        conf.update(overrides or {})
-        conf.update(_FORCED)
+        """``defaults`` sit below the user's settings (see :func:`consumer_settings`)."""
+        conf: dict[str, Any] = dict(consumer_settings(connection, group, defaults))
         conf["error_cb"] = self._on_error
         self._group = group
         self._servers = connection.bootstrap_servers
@@ -73,7 +136,8 @@ class KafkaConsumer:
         except KafkaException as exc:
             err = exc.args[0] if exc.args else exc
             detail = err.str() if isinstance(err, KafkaError) else str(err)
-            raise ConfigError(f"Kafka consumer settings rejected: {detail}") from None
+            raise ConfigError(f"Kafka consumer settings rejected: {_with_value(detail, conf)}; "
+                              "fix it in -X, kafka.options or the properties file.") from None
         self._pending: BaseException | None = None
         self._fatal: str | None = None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+import re
 from typing import Literal
 
 from confluent_kafka import KafkaError, KafkaException
@@ -42,6 +43,7 @@ __all__ = [
     "is_authorization_error",
     "is_fatal",
     "kind_of",
+    "no_sasl_listener",
     "translate",
 ]
 
@@ -149,6 +151,20 @@ def error_code(error: BaseException | KafkaError) -> int | None:
     return kerr.code() if kerr is not None else None
 
 
+# librdkafka's complaint when a listener without SASL answers a SASL handshake: it lists the
+# mechanisms the broker offers, and there are none ("broker's supported mechanisms:  (after...").
+_NO_SASL = re.compile(r"supported mechanisms:\s*(\(|$)")
+
+
+def no_sasl_listener(detail: str, servers: str) -> str | None:
+    """What to say when ``detail`` shows SASL settings sent to a listener that does no SASL."""
+    if not _NO_SASL.search(detail):
+        return None
+    return (f"Kafka at {servers} does not do SASL: the listener offered no SASL mechanism, so it "
+            "is a PLAINTEXT or SSL listener. Try security.protocol=PLAINTEXT (or SSL if it "
+            "expects TLS) without the sasl.* settings, or use the cluster's SASL listener address.")
+
+
 def translate(
     error: BaseException | KafkaError,
     what: str,
@@ -166,6 +182,8 @@ def translate(
     if kerr is not None:
         kind = kind_of(kerr.code())
         reason = _REASONS.get(kerr.code(), kerr.str().rstrip("."))
+        if kind.refused and (hint := no_sasl_listener(kerr.str(), servers)):
+            return KafkaAuthError(hint)
         if kind.refused:
             return KafkaAuthError(f"Kafka at {servers} refused {what}: {reason}. {_AUTH_HINT}")
         if kind is ErrorKind.UNAVAILABLE:

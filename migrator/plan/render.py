@@ -87,7 +87,7 @@ def review_blocks(plan: Plan) -> list[Block]:
         blocks += [Heading(2, "Delivery settings"), Table(
             ("Topic", "Ordering", "Retries", "Retry delay", "Dead letters", "Failure callback",
              "Rate/s", "Parallelism", "Payload", "Retry settings from"),
-            tuple((r.topic, _ordering(r), str(r.retries), r.retry_delay or "QStash default",
+            tuple((r.topic, _ordering(r, plan.prefix), str(r.retries), r.retry_delay or "QStash default",
                    r.dead_letter, r.failure_callback or "-", _num(r.rate),
                    _num(r.parallelism), "decoded to JSON" if r.decode == "decode" else "bytes",
                    r.retry_reason) for r in routed))]
@@ -123,7 +123,9 @@ def review_blocks(plan: Plan) -> list[Block]:
     return blocks
 
 
-def _ordering(route: RouteSpec) -> str:
+def _ordering(route: RouteSpec, prefix: str) -> str:
+    from migrator.plan.scaffold.bridge import flow_control_keys  # the keys bridge.yaml sends
+
     o = route.ordering
     if o is None:
         return "none (parallel)"
@@ -132,7 +134,9 @@ def _ordering(route: RouteSpec) -> str:
         parts.append(f"kept through retries: {o.queues} FIFO queue(s) per group ({o.queue}-N), "
                      f"parallelism 1, partition p -> queue p mod {o.queues}")
     if o.best_effort:
-        parts.append(f"best effort for {', '.join(o.best_effort)}: flow-control key {o.key}, "
+        keys = flow_control_keys(route, prefix) or [o.key or "-"]
+        parts.append(f"best effort for {', '.join(o.best_effort)}: flow-control "
+                     f"key{'s' if len(keys) > 1 else ''} {', '.join(f'`{k}`' for k in keys)}, "
                      f"parallelism {o.parallelism}; order can break on a retry")
     return "; ".join(parts)
 

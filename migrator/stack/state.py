@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -11,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from migrator.config import QStashConnection
 from migrator.errors import StackError
 
-__all__ = ["ProcessInfo", "StackInfo", "default_run_dir", "load_state", "save_state"]
+__all__ = ["ProcessInfo", "StackInfo", "default_run_dir", "env_vars", "load_state", "save_state",
+           "stack_env"]
 
 STATE_FILE = "stack.json"
 
@@ -88,3 +90,39 @@ def load_state(run_dir: Path) -> StackInfo | None:
             f"{path}: the stack state file is unreadable ({exc.__class__.__name__}); "
             f"run `migrator dev down` to clean up."
         ) from None
+
+
+def env_vars(info: StackInfo) -> dict[str, str]:
+    """The documented environment variables pointing clients at ``info``'s stack (what
+    `migrator dev env` exports); values the stack does not have are left out."""
+    values = {
+        "KAFKA_BOOTSTRAP_SERVERS": info.bootstrap_servers,
+        "KAFKA_SASL_BOOTSTRAP_SERVERS": info.sasl_bootstrap_servers,
+        "KAFKA_SASL_USERNAME": info.sasl_username,
+        "KAFKA_SASL_PASSWORD": info.sasl_password,
+        "KAFKA_SSL_BOOTSTRAP_SERVERS": info.ssl_bootstrap_servers,
+        "KAFKA_SSL_CA_FILE": info.ssl_ca_file,
+        "SCHEMA_REGISTRY_URL": info.schema_registry_url,
+        "KAFKA_CONNECT_URL": info.connect_url,
+        "KAFKA_LIB_DIR": info.lib_dir,
+        "QSTASH_URL": info.qstash_url,
+        "QSTASH_TOKEN": info.qstash_token,
+        "QSTASH_CURRENT_SIGNING_KEY": info.qstash_current_signing_key,
+        "QSTASH_NEXT_SIGNING_KEY": info.qstash_next_signing_key,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def stack_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The stack's settings for a client such as a benchmark: the documented environment
+    variables where set, else the running stack's own state (``default_run_dir()``)."""
+    env = os.environ if environ is None else environ
+    info = load_state(default_run_dir())
+    found = env_vars(info) if info is not None else {}
+    return {**found, **{name: env[name] for name in _VARIABLES if env.get(name)}}
+
+
+_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SASL_BOOTSTRAP_SERVERS", "KAFKA_SASL_USERNAME",
+              "KAFKA_SASL_PASSWORD", "KAFKA_SSL_BOOTSTRAP_SERVERS", "KAFKA_SSL_CA_FILE",
+              "SCHEMA_REGISTRY_URL", "KAFKA_CONNECT_URL", "KAFKA_LIB_DIR", "QSTASH_URL",
+              "QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY")

@@ -139,3 +139,42 @@ def test_no_bootstrap_servers_is_a_configuration_error() -> None:
     result = subprocess.run([sys.executable, "-m", "migrator", "audit"], capture_output=True,
                             text=True, timeout=60, env=env)
     assert result.returncode == 3 and "bootstrap" in result.stderr
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("name", "fmt"), [("report.json", "json"), ("report.html", "html"),
+                                           ("report.md", "markdown"), ("report.txt", "table")])
+def test_the_output_extension_chooses_the_format(estate: SeededEstate, tmp_path: Path, name: str,
+                                                 fmt: str) -> None:
+    out = tmp_path / name
+    result = run("-b", estate.stack.bootstrap_servers, "--include", estate.include,
+                 "--sample-seconds", "0", "--sample-records", "0", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"Wrote the {fmt} report to {out}" in result.stderr
+    text = out.read_text()
+    if fmt == "json":
+        assert {t["name"] for t in json.loads(text)["topics"]} == set(estate.topics.values())
+    else:
+        assert text.lower().startswith({"html": "<!doctype html>", "markdown": "# Kafka → QStash audit",
+                                "table": "kafka → qstash audit"}[fmt].lower()), text[:80]
+
+
+def test_an_output_extension_contradicting_format_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = run("-b", "127.0.0.1:9", "--format", "html", "-o", str(out))
+    assert result.returncode == 3, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "report.json" in line and "--format html" in line and "json" in line
+    assert not out.exists()
+
+
+@pytest.mark.stack
+def test_sasl_settings_on_a_plaintext_listener_say_so(estate: SeededEstate) -> None:
+    result = run("-b", estate.stack.bootstrap_servers, "-X", "security.protocol=SASL_PLAINTEXT",
+                 "-X", "sasl.mechanism=SCRAM-SHA-256", "-X", "sasl.username=u", "-X",
+                 "sasl.password=never-printed", "--timeout", "10", "--sample-seconds", "0")
+    assert result.returncode == 5, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{estate.stack.bootstrap_servers} does not do SASL" in line, line
+    assert "security.protocol=PLAINTEXT" in line and "supported mechanisms" not in line
+    assert "never-printed" not in result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from migrator.bridge.config import BridgeConfig, load_bridge_config
+from migrator.bridge.config import BridgeConfig, KafkaSection, load_bridge_config
 from migrator.errors import ConfigError
 
 GOOD = """\
@@ -145,3 +145,26 @@ def test_the_documented_example_is_a_valid_config() -> None:
     direct = config.routes[0].destinations[-1]
     assert direct.kind == "direct-http" and direct.success_on == (409,)
     assert config.in_flight.batches == 16 and config.batch.count is None
+
+
+def test_kafka_precedence_is_the_toolkits_one(tmp_path: Path) -> None:
+    """env < kafka.properties_file < the config's keys < --kafka-config < -X, key by key."""
+    write(tmp_path, "bootstrap.servers=config-file:9092\nfetch.max.bytes=1\nclient.id=from-file\n",
+          "k.properties")
+    flag = write(tmp_path, "bootstrap.servers=flag-file:9092\nfetch.max.bytes=2\n", "flag.properties")
+    section = KafkaSection.model_validate({
+        "properties_file": "k.properties", "bootstrap_servers": "config:9092",
+        "options": {"fetch.max.bytes": "3", "fetch.min.bytes": "3"}})
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "env:9092"}
+    conf = section.connection(base_dir=tmp_path, environ=env).to_librdkafka()
+    assert (conf["bootstrap.servers"], conf["fetch.max.bytes"], conf["client.id"]) == (
+        "config:9092", "3", "from-file")
+    conf = section.connection(base_dir=tmp_path, environ=env, properties_file=flag).to_librdkafka()
+    assert (conf["bootstrap.servers"], conf["fetch.max.bytes"], conf["fetch.min.bytes"]) == (
+        "flag-file:9092", "2", "3")
+    assert "client.id" not in conf  # --kafka-config replaces kafka.properties_file
+    conf = section.connection(base_dir=tmp_path, environ=env, properties_file=flag,
+                              x_options=["fetch.max.bytes=4"]).to_librdkafka()
+    assert conf["fetch.max.bytes"] == "4"
+    bare = KafkaSection.model_validate({}).connection(environ=env).to_librdkafka()
+    assert bare["bootstrap.servers"] == "env:9092"

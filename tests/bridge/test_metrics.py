@@ -77,8 +77,50 @@ def test_status_line_renders_on_a_terminal_only() -> None:
     line.tick(FakeBridge())  # type: ignore[arg-type]
     line.close()
     out = tty.getvalue()
-    assert "received 10" in out and "delivered 7" in out and "dead-lettered 1" in out
+    assert "10 records read" in out and "7 messages sent" in out and "1 record dead-lettered" in out
     assert out.startswith("\r\x1b[2K") and out.endswith("\n")
     plain = io.StringIO()
     StatusLine(plain, interval=0).tick(FakeBridge())  # type: ignore[arg-type]
     assert plain.getvalue() == ""
+
+
+def test_the_stop_summary_names_its_units() -> None:
+    from migrator.bridge.runner import BridgeStats
+    from migrator.bridge.status import summary_line
+
+    line = summary_line(BridgeStats(received=620, delivered=1040, dead_lettered=0, skipped=2, retries=3))
+    assert line == ("620 records read, 1,040 messages sent (one per record and destination; QStash "
+                    "delivers a URL-group message to each endpoint of the group), 0 records "
+                    "dead-lettered, 2 tombstones skipped, 3 retries")
+
+
+def test_a_requested_stop_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    import os
+    import signal
+    import time
+
+    from migrator.bridge.runner import install_signal_handlers
+
+    class FakeBridge:
+        stopping = False
+        stops = 0
+
+        def stop(self) -> None:
+            self.stops += 1
+
+    bridge = FakeBridge()
+    saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    caplog.set_level(logging.INFO, logger="migrator.bridge")
+    try:
+        install_signal_handlers(bridge)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not bridge.stops and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, saved[0])
+        signal.signal(signal.SIGINT, saved[1])
+    assert bridge.stops == 1
+    (record,) = [r for r in caplog.records if "stop" in r.getMessage()]
+    assert record.levelno == logging.INFO, record
+    assert "SIGTERM" in record.getMessage() and "signal 15" not in record.getMessage()

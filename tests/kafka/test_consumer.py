@@ -7,7 +7,7 @@ import time
 import pytest
 
 from migrator.config import KafkaConnection
-from migrator.errors import ConfigError, KafkaUnavailableError
+from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError
 from migrator.kafka.consumer import KafkaConsumer
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 
@@ -27,7 +27,7 @@ def test_nothing_is_committed_unless_asked_then_exactly_what_was_asked(kafka: Ka
     kafka.produce(topic, (Rec(f"v{i}") for i in range(20)))
     group = unique("cons-g")
     conn = KafkaConnection(bootstrap_servers=kafka.bootstrap)
-    c = KafkaConsumer(conn, group, overrides={"enable.auto.commit": "true"})  # overridden
+    c = KafkaConsumer(conn, group, defaults={"enable.auto.commit": "true"})  # forced off
     c.subscribe([topic])
     assert len(consume_n(c, 20)) == 20
     time.sleep(0.5)
@@ -84,3 +84,17 @@ def test_unreachable_cluster_error_is_a_toolkit_error() -> None:
     with pytest.raises(KafkaUnavailableError):
         c.committed([("t", 0)], timeout=1.0)
     c.close()
+
+
+def test_sasl_settings_on_a_plaintext_listener_say_so(kafka: KafkaKit) -> None:
+    conn = KafkaConnection(bootstrap_servers=kafka.bootstrap, security_protocol="SASL_PLAINTEXT",
+                           sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")  # type: ignore[arg-type]
+    c = KafkaConsumer(conn, unique("cons-g"))
+    c.subscribe([unique("cons-none")])
+    try:
+        with pytest.raises(KafkaAuthError, match=rf"Kafka at {kafka.bootstrap} does not do SASL.*"
+                                                 r"security\.protocol=PLAINTEXT"):
+            for _ in range(100):
+                c.consume(10, 0.2)
+    finally:
+        c.close()

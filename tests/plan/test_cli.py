@@ -57,7 +57,7 @@ def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
     plan = make_plan(estate)
     out = plan.parent
     for name in ("plan.yaml", "plan.md", "RUNBOOK.md", "bridge.yaml",
-                 "scaffold/python/billing.py", "scaffold/typescript/app/api/billing/orders/route.ts"):
+                 "scaffold/python/billing.py", "scaffold/typescript/app/orders/route.ts"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
     config = load_bridge_config(out / "bridge.yaml")  # the bridge's own loader accepts it as is
@@ -188,10 +188,16 @@ def test_malformed_inventory(estate: Path) -> None:
 def test_apply_refuses_placeholders_and_names_each(estate: Path) -> None:
     (estate / "endpoints.yaml").write_text("groups:\n  billing: https://b.example.com/\n")
     plan = make_plan(estate)
-    msg = one_line_error(run("apply", str(plan), "--qstash-token", "tok"), 6)
-    for where in ("group[a]", "group[b]", "group[ledger]", "url_group[clicks].endpoint[a]",
-                  "schedule[connector-importer]"):
-        assert where in msg, where
+    result = run("apply", str(plan), "--qstash-token", "tok")
+    assert result.returncode == 6 and "Traceback" not in result.stderr, result.stderr
+    head, *holes, fix = result.stderr.strip().splitlines()
+    assert head == f"Error: {plan}: {len(holes)} placeholder(s) to fill before apply:", head
+    assert "re-run `migrator plan`" in fix
+    wheres = ("group[a]", "group[b]", "group[ledger]", "url_group[clicks].endpoint[a]",
+              "schedule[connector-importer]")
+    assert len(holes) >= len(wheres) and all(line.startswith("  ") for line in holes)  # one per line
+    for where in wheres:
+        assert sum(where in line for line in holes) == 1, where
     assert "FILL-ME" in yaml.safe_load(plan.read_text())["routes"][0]["targets"][0]["endpoint"]
 
 
@@ -236,3 +242,53 @@ def test_an_unwritable_output_changes_nothing(estate: Path) -> None:
     missing = one_line_error(run("plan", str(estate / "inventory.json"), "-o",
                                  str(estate / "inventory.json") + "/sub"), 3)
     assert "cannot write" in missing
+
+
+def test_plan_help_shows_the_main_form_and_its_options() -> None:
+    from click.testing import CliRunner
+
+    from migrator.cli import cli
+
+    result = CliRunner().invoke(cli, ["plan", "--help"], prog_name="migrator")
+    assert result.exit_code == 0, result.output
+    assert "migrator plan INVENTORY.json -o DIR [OPTIONS]" in result.output
+    for option in ("--endpoints", "-o, --output", "--qstash-plan", "--offline", "--format"):
+        assert option in result.output, option
+    assert "schema" in result.output and "plan build" not in result.output
+    assert CliRunner().invoke(cli, ["plan", "build", "--help"]).exit_code == 0  # still accepted
+
+
+def test_offline_plan_with_a_token_says_why_it_was_not_reviewed(estate: Path) -> None:
+    args = ("plan", str(estate / "inventory.json"), "-o", str(estate / "out"))
+    offline = run(*args, "--offline", env={"QSTASH_TOKEN": "tok"})
+    assert offline.returncode == 0, offline.stderr
+    assert "Not reviewed against live QStash state (--offline)" in offline.stdout
+    assert "no token" not in offline.stdout
+    tokenless = run(*args)
+    assert "(no QStash token: set QSTASH_TOKEN or pass --qstash-token)" in tokenless.stdout
+
+
+@pytest.mark.parametrize("kind", ["html", "table", "markdown", "bridge", "plan-on-inventory"])
+def test_a_file_of_the_wrong_kind_is_named(estate: Path, kind: str) -> None:
+    from migrator.audit.report import render
+    from migrator.inventory import Inventory
+
+    inv = Inventory.model_validate_json((estate / "inventory.json").read_text())
+    if kind == "plan-on-inventory":  # apply wants a plan, gets the inventory
+        msg = one_line_error(run("apply", str(estate / "inventory.json"), "--qstash-token", "t"), 3)
+        assert "is an audit inventory" in msg and "`migrator apply` reads a plan file" in msg, msg
+        return
+    if kind == "bridge":
+        plan = make_plan(estate)
+        wrong, what = plan.parent / "bridge.yaml", "a bridge config"
+    else:
+        ext = {"html": "html", "table": "txt", "markdown": "md"}[kind]
+        wrong = estate / f"audit.{ext}"
+        wrong.write_text(render(inv, kind))
+        what = {"html": "an HTML audit report", "table": "a table audit report",
+                "markdown": "a Markdown audit report"}[kind]
+    msg = one_line_error(run("plan", str(wrong), "-o", str(estate / "never")), 3)
+    assert f"{wrong}: this is {what}" in msg, msg
+    assert "migrator audit --format json" in msg
+    assert "not valid YAML" not in msg and "more)" not in msg
+    assert not (estate / "never").exists()

@@ -39,3 +39,23 @@ def test_runbook_holds_the_commands_and_the_same_review() -> None:
     assert re.search(r"kafka-consumer-groups\.sh --bootstrap-server 127\.0\.0\.1:9092 --describe "
                      r"--group billing", text)
     assert "orders (unmapped: billing)" in text
+
+
+def test_plan_md_shows_the_flow_control_keys_bridge_yaml_sends() -> None:
+    from migrator.plan.builder import PlanOptions
+    from migrator.plan.endpoints import EndpointFile
+    from migrator.plan.scaffold import bridge_config
+
+    inv = inventory([topic("users", partitions=6, keyed=1.0)],
+                    [group("crm", "users"), group("mail", "users")])
+    eps = EndpointMap(EndpointFile(groups={"*": "https://x.example.com/{group}"}))
+    plan = build_plan(inv, eps, PlanOptions(prefix="shop-"))
+    config, _ = bridge_config(plan)
+    assert config is not None
+    sent = [d.flow_control.key for d in config.routes[0].destinations
+            if getattr(d, "flow_control", None) is not None]
+    assert sent == ["shop-{topic}.crm-{key}", "shop-{topic}.mail-{key}"], sent
+    md = render(plan, "markdown")
+    (row,) = [line for line in md.splitlines() if line.startswith("| users | flow-control")]
+    assert all(f"`{key}`" in row for key in sent), row
+    assert "`shop-{topic}-{key}`" not in row

@@ -67,18 +67,18 @@ def _sign(url: str, body: bytes, key: str = KEY) -> str:
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def test_scaffold_files_per_group_and_topic() -> None:
-    files = _files()
+def test_scaffold_files_per_group_and_endpoint_url() -> None:
+    files = _files()  # every group maps to https://x.example.com/{group}
     assert set(files) == {
         "python/billing.py", "python/app_workflow.py",
-        "typescript/app/api/billing/orders/route.ts", "typescript/app/api/billing/raw/route.ts",
-        "typescript/app/api/app/orders/route.ts",
+        "typescript/app/billing/route.ts",  # orders and raw: one URL, told apart by Kafka-Topic
+        "typescript/app/app/route.ts",
     }
-    ts = files["typescript/app/api/billing/orders/route.ts"]
+    ts = files["typescript/app/billing/route.ts"]
     assert "export interface Order {" in ts and '"amount": number | string;' in ts
     assert "receiver\n    .verify(" in ts and "status: 401" in ts
     assert 'import { serve } from "@upstash/workflow/nextjs";' in files[
-        "typescript/app/api/app/orders/route.ts"]
+        "typescript/app/app/route.ts"]
 
 
 def test_fastapi_scaffold_verifies_signature_and_parses_typed_records(
@@ -91,28 +91,25 @@ def test_fastapi_scaffold_verifies_signature_and_parses_typed_records(
     client = TestClient(module.app)
     body = json.dumps({"id": "o-1", "amount": "12.50", "at": "2026-11-01T00:00:00Z",
                        "lines": [{"sku": "a"}], "note": None}).encode()
-    url = "http://testserver/orders"
-    ok = client.post("/orders", content=body, headers={"Upstash-Signature": _sign(url, body)})
+    url = "http://testserver/billing"
+    orders = {"Kafka-Topic": "orders"}  # orders and raw share billing's URL
+
+    def post(content: bytes, signature: str | None, topic: str = "orders") -> int:
+        headers = {"Kafka-Topic": topic} | ({"Upstash-Signature": signature} if signature else {})
+        return client.post("/billing", content=content, headers=headers).status_code
+
+    ok = client.post("/billing", content=body, headers={"Upstash-Signature": _sign(url, body), **orders})
     assert ok.status_code == 200, ok.text
-    rotated = client.post("/orders", content=body,
-                          headers={"Upstash-Signature": _sign(url, body, NEXT)})
-    assert rotated.status_code == 200  # the next key verifies too
-    assert client.post("/orders", content=body).status_code == 401
-    forged = client.post("/orders", content=body,
-                         headers={"Upstash-Signature": _sign(url, body, "sig_wrong_" + uuid.uuid4().hex)})
-    assert forged.status_code == 401
-    tampered = client.post("/orders", content=body + b" ",
-                           headers={"Upstash-Signature": _sign(url, body)})
-    assert tampered.status_code == 401
-    other_url = client.post("/orders", content=body,
-                            headers={"Upstash-Signature": _sign("http://testserver/raw", body)})
-    assert other_url.status_code == 401
+    assert post(body, _sign(url, body, NEXT)) == 200  # the next key verifies too
+    assert post(body, None) == 401
+    assert post(body, _sign(url, body, "sig_wrong_" + uuid.uuid4().hex)) == 401  # forged
+    assert post(body + b" ", _sign(url, body)) == 401  # tampered
+    assert post(body, _sign("http://testserver/raw", body)) == 401  # signed for another URL
     bad = json.dumps({"id": "o-1"}).encode()  # typed: a record missing fields goes to the DLQ
-    refused = client.post("/orders", content=bad, headers={"Upstash-Signature": _sign(url, bad)})
+    refused = client.post("/billing", content=bad, headers={"Upstash-Signature": _sign(url, bad), **orders})
     assert refused.status_code == 489 and refused.headers["upstash-nonretryable-error"] == "true"
-    plain = client.post("/raw", content=b"\x00plain", headers={  # untyped: bytes as they are
-        "Upstash-Signature": _sign("http://testserver/raw", b"\x00plain")})
-    assert plain.status_code == 200
+    assert post(b"\x00plain", _sign(url, b"\x00plain"), "raw") == 200  # untyped: bytes as they are
+    assert post(body, _sign(url, body), "payments") == 489  # not a topic of this URL: no retries
 
 
 def test_workflow_scaffold_registers_a_workflow_route(
@@ -121,7 +118,7 @@ def test_workflow_scaffold_registers_a_workflow_route(
     monkeypatch.setenv("QSTASH_TOKEN", "test-token")
     module = _load(tmp_path, f"app_wf_{uuid.uuid4().hex[:6]}", _files()["python/app_workflow.py"])
     routes = {(r.path, tuple(sorted(r.methods))) for r in module.app.routes if hasattr(r, "methods")}
-    assert ("/orders", ("POST",)) in routes
+    assert ("/app", ("POST",)) in routes
     assert module.Order.model_fields.keys() >= {"id", "amount", "at", "lines", "note"}
 
 
@@ -158,3 +155,42 @@ def test_typescript_scaffolds_type_check(tmp_path: Path) -> None:
     result = subprocess.run([str(tools / "node_modules/.bin/tsc"), "-p", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_route_serves_the_path_of_its_mapped_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deployed as mapped, QStash's deliveries must reach the routes: not a 404."""
+    from urllib.parse import urlsplit
+
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", KEY)
+    monkeypatch.setenv("QSTASH_NEXT_SIGNING_KEY", NEXT)
+    monkeypatch.setenv("QSTASH_TOKEN", "test-token")
+    inv = inventory([topic("shop.orders"), topic("shop.payments", partitions=1, keyed=1.0),
+                     topic("clicks")],
+                    [group("billing", "shop.orders", "shop.payments"), group("ledger", "shop.payments"),
+                     group("flows", "clicks"), group("unmapped", "clicks")])
+    eps = EndpointMap(EndpointFile(groups={
+        "billing": "https://billing.example.com/kafka/{topic}", "ledger": "https://ledger.example.com/",
+        "flows": "https://wf.example.com/run/clicks"}, workflows=["flows"]))
+    plan = build_plan(inv, eps)
+    files = endpoint_files(plan, inv)
+    served: dict[str, set[str]] = {}
+    for rel, text in files.items():
+        if rel.startswith("python/"):
+            module = _load(tmp_path, f"{rel[7:-3]}_{uuid.uuid4().hex[:6]}", text)
+            served[module.app.title] = {r.path for r in module.app.routes
+                                        if "POST" in getattr(r, "methods", ())}
+    mapped = 0
+    for route in plan.routes:
+        for target in route.targets:
+            if target.group == "unmapped":
+                assert served["unmapped"] == {"/clicks"}  # until it is mapped
+                continue
+            path = urlsplit(target.endpoint).path or "/"
+            assert path in served[target.group], (target.group, route.topic, path, served)
+            ts = f"typescript/app/{path.strip('/')}/route.ts".replace("app//", "app/")
+            assert ts in files, (ts, sorted(files))
+            assert f"Serves POST {path}: the path of {target.endpoint}" in " ".join(
+                line.lstrip("/ ") for line in files[ts].splitlines())
+            mapped += 1
+    assert mapped == 4
+    assert served["billing"] == {"/kafka/shop.orders", "/kafka/shop.payments"}

@@ -15,9 +15,21 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 
+from migrator.config import QStashConnection
+from migrator.plan.admin import QStashAdmin
+from migrator.plan.apply import apply_actions
+from migrator.plan.builder import PlanOptions, build_plan
+from migrator.plan.diff import diff
+from migrator.plan.endpoints import EndpointFile, EndpointMap
+from migrator.plan.scaffold import bridge_config, endpoint_files
+from migrator.plan.state import read_state
+from tests.bridge.harness import running_bridge
+from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
 
+from .factories import group, inventory, topic
 from .test_scaffold import _files, _load
 
 pytestmark = pytest.mark.qstash
@@ -81,7 +93,7 @@ def test_workflow_scaffold_completes_a_run(
     base = serve(recorder)
     record = {"id": "o-1", "amount": 12.5, "at": "2026-11-01T00:00:00Z", "lines": [{"sku": "a"}],
               "note": None}
-    server.client().message.publish_json(url=f"{base}/orders", body=record)  # as the bridge does
+    server.client().message.publish_json(url=f"{base}/app", body=record)  # as the bridge does
     deadline = time.monotonic() + 60
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -100,7 +112,7 @@ def test_workflow_scaffold_completes_a_run(
     assert (step["stepName"], step["stepType"], json.loads(step["out"])) == ("process", "Run", "done")
     assert len(recorder.headers) >= 2  # the first call and the step call, each signed
     assert all("upstash-signature" in h for h in recorder.headers)
-    unsigned = httpx.post(f"{base}/orders", json=record)  # straight to the endpoint, no QStash
+    unsigned = httpx.post(f"{base}/app", json=record)  # straight to the endpoint, no QStash
     # upstash-workflow 2.0.0 refuses it with 500 WorkflowError (qstash.md says 400: older SDKs)
     assert unsigned.status_code >= 400 and "Failed to verify" in unsigned.text
 
@@ -118,8 +130,9 @@ def test_fastapi_scaffold_accepts_what_the_local_qstash_server_delivers(
     base = serve(recorder)
     good = {"id": "o-1", "amount": "12.50", "at": "2026-11-01T00:00:00Z", "lines": [], "note": None}
     client = server.client()
-    client.message.publish_json(url=f"{base}/orders", body=good)
-    client.message.publish_json(url=f"{base}/orders", body={"id": "o-2"})  # breaks the schema
+    orders = {"Kafka-Topic": "orders"}  # billing's orders and raw share its URL, /billing
+    client.message.publish_json(url=f"{base}/billing", body=good, headers=orders)
+    client.message.publish_json(url=f"{base}/billing", body={"id": "o-2"}, headers=orders)  # bad
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(recorder.statuses) < 2:
         time.sleep(0.1)
@@ -128,3 +141,91 @@ def test_fastapi_scaffold_accepts_what_the_local_qstash_server_delivers(
         time.sleep(0.1)
     (dead,) = client.dlq.list().messages  # 489 + Upstash-NonRetryable-Error: no retries
     assert json.loads(dead.body) == {"id": "o-2"} and len(recorder.statuses) == 2
+
+
+class PathRecorder:
+    """ASGI middleware noting (path, Kafka-Topic header, status) of every request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, int]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        topic = dict(scope["headers"]).get(b"kafka-topic", b"").decode()
+
+        async def recording_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.seen.append((scope["path"], topic, message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+@pytest.mark.stack
+def test_generated_bridge_yaml_delivers_to_the_generated_fastapi_apps_deployed_as_mapped(
+    qstash_server_factory: Callable[..., QStashServer], kafka: KafkaKit, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """plan -> apply -> bridge.yaml -> bridge -> local QStash -> each generated FastAPI app on the
+    port and path its group is mapped to: every record arrives, signed, with 200."""
+    server = qstash_server_factory()
+    monkeypatch.setenv("QSTASH_CURRENT_SIGNING_KEY", server.current_signing_key)
+    monkeypatch.setenv("QSTASH_NEXT_SIGNING_KEY", server.next_signing_key)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    p = unique("scaf")
+    orders, clicks, views = (kafka.create_topic(f"{p}.{t}", partitions=2) for t in ("orders", "clicks", "views"))
+    sockets = {g: socket.socket() for g in ("billing", "analytics")}
+    for sock in sockets.values():
+        sock.bind(("127.0.0.1", 0))
+    port = {g: s.getsockname()[1] for g, s in sockets.items()}
+    inv = inventory([topic(orders), topic(clicks), topic(views)],
+                    [group("billing", orders, clicks), group("analytics", clicks, views)])
+    eps = EndpointMap(EndpointFile(groups={  # billing: a URL per topic; analytics: one for both
+        "billing": f"http://127.0.0.1:{port['billing']}/kafka/{{topic}}",
+        "analytics": f"http://127.0.0.1:{port['analytics']}/ingest"}))
+    plan = build_plan(inv, eps, PlanOptions(prefix=p + "-"))
+    files = endpoint_files(plan, inv)
+    recorders: dict[str, PathRecorder] = {}
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    try:
+        for g in ("billing", "analytics"):
+            module = _load(tmp_path, f"{g}_{uuid.uuid4().hex[:6]}", files[f"python/{g}.py"])
+            recorders[g] = PathRecorder(module.app)
+            uv = uvicorn.Server(uvicorn.Config(recorders[g], log_level="warning", lifespan="off"))
+            thread = threading.Thread(target=uv.run, kwargs={"sockets": [sockets[g]]}, daemon=True)
+            thread.start()
+            servers.append((uv, thread))
+        conn = QStashConnection(url=server.url, token=SecretStr(server.token))
+        admin = QStashAdmin(conn)
+        report = apply_actions(admin, diff(plan, read_state(admin)).actions)
+        assert not report.failed, report.lines()
+        config, left_out = bridge_config(plan, group=unique("scaf-bridge"))
+        assert config is not None and not left_out
+        n = 6
+        for t in (orders, clicks, views):
+            kafka.produce(t, (Rec(json.dumps({"topic": t, "i": i})) for i in range(n)))
+        expected = {("billing", f"/kafka/{orders}", orders): n, ("billing", f"/kafka/{clicks}", clicks): n,
+                    ("analytics", "/ingest", clicks): n, ("analytics", "/ingest", views): n}
+
+        def arrived() -> dict[tuple[str, str, str], int]:
+            counts: dict[tuple[str, str, str], int] = {}
+            for g, rec in recorders.items():
+                for path, t, status in list(rec.seen):
+                    if status == 200:
+                        counts[(g, path, t)] = counts.get((g, path, t), 0) + 1
+            return counts
+
+        with running_bridge(config, kafka.bootstrap, qstash=(server.url, server.token)):
+            deadline = time.monotonic() + 90
+            while arrived() != expected and time.monotonic() < deadline:
+                time.sleep(0.2)
+        seen = [s for rec in recorders.values() for s in rec.seen]
+        assert arrived() == expected, (expected, seen)
+        assert all(status == 200 for _, _, status in seen), seen  # no 404, no 401
+    finally:
+        for uv, thread in servers:
+            uv.should_exit = True
+            thread.join(timeout=10)

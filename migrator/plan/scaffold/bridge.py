@@ -14,7 +14,7 @@ from migrator.plan.builder import queue_base, safe_name
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
 from migrator.yamlfile import dump_yaml
 
-__all__ = ["bridge_config", "bridge_yaml"]
+__all__ = ["bridge_config", "bridge_yaml", "flow_control_keys"]
 
 
 def _options(route: RouteSpec, label: str) -> dict[str, Any]:
@@ -87,6 +87,13 @@ def _destinations(route: RouteSpec, prefix: str) -> list[dict[str, Any]]:
             out.append({"kind": "workflow", "url": target.endpoint, **_options(route, label),
                         "flow_control": flow})
     return [{k: v for k, v in d.items() if v is not None} for d in out]
+
+
+def flow_control_keys(route: RouteSpec, prefix: str) -> list[str]:
+    """The flow-control keys bridge.yaml gives ``route``'s destinations, as they will be sent
+    (one per group when the topic fans out), for the review to show."""
+    keys = [d["flow_control"]["key"] for d in _destinations(route, prefix) if "flow_control" in d]
+    return list(dict.fromkeys(keys))
 
 
 def bridge_config(
