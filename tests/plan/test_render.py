@@ -48,7 +48,9 @@ def test_plan_md_shows_the_flow_control_keys_bridge_yaml_sends() -> None:
 
     inv = inventory([topic("users", partitions=6, keyed=1.0)],
                     [group("crm", "users"), group("mail", "users")])
-    eps = EndpointMap(EndpointFile(groups={"*": "https://x.example.com/{group}"}))
+    # flow control carries an ordered topic only where the endpoint file opts into best effort
+    eps = EndpointMap(EndpointFile(groups={"*": "https://x.example.com/{group}"},
+                                   ordering={"*": "best_effort"}))
     plan = build_plan(inv, eps, PlanOptions(prefix="shop-"))
     config, _ = bridge_config(plan)
     assert config is not None
@@ -56,6 +58,6 @@ def test_plan_md_shows_the_flow_control_keys_bridge_yaml_sends() -> None:
             if getattr(d, "flow_control", None) is not None]
     assert sent == ["shop-{topic}.crm-{key}", "shop-{topic}.mail-{key}"], sent
     md = render(plan, "markdown")
-    (row,) = [line for line in md.splitlines() if line.startswith("| users | flow-control")]
+    (row,) = [line for line in md.splitlines() if line.startswith("| users | best effort")]
     assert all(f"`{key}`" in row for key in sent), row
     assert "`shop-{topic}-{key}`" not in row

@@ -218,7 +218,7 @@ def test_generated_bridge_yaml_delivers_to_the_generated_fastapi_apps_deployed_a
                         counts[(g, path, t)] = counts.get((g, path, t), 0) + 1
             return counts
 
-        with running_bridge(config, kafka.bootstrap, qstash=(server.url, server.token)):
+        with running_bridge(config, kafka.bootstrap, qstash=server.connection):
             deadline = time.monotonic() + 90
             while arrived() != expected and time.monotonic() < deadline:
                 time.sleep(0.2)
