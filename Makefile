@@ -39,7 +39,7 @@ toolchain: install
 
 # The documentation site (MkDocs + Material) from docs/; --strict turns broken links into errors.
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir .cache/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .cache/site
 
 pytest: install tscheck toolchain
 	if [ -x $(TSCHECK)/node_modules/.bin/tsc ]; then export SCAFFOLD_TS_CHECK_DIR=$(abspath $(TSCHECK)); fi; \
