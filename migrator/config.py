@@ -134,8 +134,10 @@ class KafkaConnection(_Frozen):
 
     def describe(self) -> str:
         """A one-line description safe to print (no secrets)."""
+        mechanism = f" {self.sasl_mechanism}" if self.sasl_mechanism and "SASL" in \
+            self.security_protocol else ""
         who = f" as {self.sasl_username}" if self.sasl_username else ""
-        return f"{self.bootstrap_servers} ({self.security_protocol}{who})"
+        return f"{self.bootstrap_servers} ({self.security_protocol}{mechanism}{who})"
 
     @classmethod
     def build(

@@ -46,10 +46,11 @@ _MEMBERSHIP_CODES = {
 }
 
 
-def _wrap(exc: KafkaException, what: str) -> MigratorError:
+def _wrap(exc: KafkaException, what: str, where: str = "") -> MigratorError:
     err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
     if err is not None and err.code() in _AUTH_CODES:
-        return KafkaAuthError(f"Kafka refused {what}: {err.str()}")
+        at = f" at {where}" if where else ""
+        return KafkaAuthError(f"Kafka{at} refused {what}: {err.str()}")
     detail = err.str() if err is not None else str(exc)
     return KafkaUnavailableError(f"Kafka failed during {what}: {detail}")
 
@@ -75,7 +76,13 @@ class KafkaConsumer:
         conf.update(overrides or {})
         conf.update(_FORCED)
         conf["error_cb"] = self._on_error
+        # librdkafka's own log lines go to logging (debug), not raw to stderr: error_cb already
+        # reports each problem once, as a warning or an error
+        from migrator.kafka.admin import librdkafka_logger
+
+        conf.setdefault("logger", librdkafka_logger())
         self._group = group
+        self._where = connection.describe()  # auth errors name the protocol and SASL mechanism
         # cooperative protocols hand over only the partitions that move, which a member adds
         # with incremental_assign (assign() would replace the whole assignment)
         self.cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
@@ -98,7 +105,7 @@ class KafkaConsumer:
         if err.fatal() or err.code() in _AUTH_CODES:
             self._fatal = err.str()
             if self._pending is None:
-                self._pending = _wrap(KafkaException(err), "consume")
+                self._pending = _wrap(KafkaException(err), "consume", self._where)
         else:
             log.warning("kafka: %s", err.str())
 
@@ -144,7 +151,7 @@ class KafkaConsumer:
         try:
             self._consumer.subscribe(list(topics), **kwargs)
         except KafkaException as exc:
-            raise _wrap(exc, "subscribe") from None
+            raise _wrap(exc, "subscribe", self._where) from None
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         """Take ``partitions`` (from ``on_assign``, offsets optional): with a cooperative
@@ -164,7 +171,7 @@ class KafkaConsumer:
         try:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "consume") from None
+            raise _wrap(exc, "consume", self._where) from None
         self.raise_pending()
         out = []
         for msg in messages:
@@ -174,7 +181,7 @@ class KafkaConsumer:
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue
             elif err.fatal() or err.code() in _AUTH_CODES:
-                raise _wrap(KafkaException(err), "consume")
+                raise _wrap(KafkaException(err), "consume", self._where)
             else:
                 log.warning("kafka: %s", err.str())
         return out
@@ -201,7 +208,7 @@ class KafkaConsumer:
             if code in _MEMBERSHIP_CODES:
                 log.warning("commit refused, membership moved on: %s", exc)
                 return False
-            raise _wrap(exc, "commit") from None
+            raise _wrap(exc, "commit", self._where) from None
         return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:
@@ -210,7 +217,7 @@ class KafkaConsumer:
         try:
             got = self._consumer.committed(tps, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "committed") from None
+            raise _wrap(exc, "committed", self._where) from None
         return {(tp.topic, tp.partition): tp.offset for tp in got if tp.offset >= 0}
 
     def offsets_for_time(
@@ -221,7 +228,7 @@ class KafkaConsumer:
         try:
             got = self._consumer.offsets_for_times(tps, timeout=timeout)
         except KafkaException as exc:
-            raise _wrap(exc, "offsets_for_times") from None
+            raise _wrap(exc, "offsets_for_times", self._where) from None
         return {(tp.topic, tp.partition): tp.offset for tp in got}
 
     def watermarks(
@@ -233,7 +240,7 @@ class KafkaConsumer:
                 TopicPartition(*partition), timeout=timeout, cached=cached
             )
         except KafkaException as exc:
-            raise _wrap(exc, "watermarks") from None
+            raise _wrap(exc, "watermarks", self._where) from None
         if got is None:
             return -1, -1
         return int(got[0]), int(got[1])
@@ -250,7 +257,7 @@ class KafkaConsumer:
         try:
             self._consumer.seek(TopicPartition(partition[0], partition[1], offset))
         except KafkaException as exc:
-            raise _wrap(exc, "seek") from None
+            raise _wrap(exc, "seek", self._where) from None
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         tps = [TopicPartition(t, p) for t, p in partitions]

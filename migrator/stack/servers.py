@@ -24,6 +24,7 @@ from migrator.stack.process import free_port, spawn
 from migrator.stack.tls import make_tls_files
 
 __all__ = [
+    "SASL_SSL_MECHANISMS",
     "BrokerPorts",
     "broker_ready",
     "connect_ready",
@@ -55,6 +56,9 @@ logger.started.level = info
 
 
 _SCRAM_JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+# The SASL_SSL listener's mechanisms, as managed services offer them (Upstash Kafka: SCRAM over
+# TLS; Confluent Cloud: PLAIN API keys over TLS). One user for all, created at format time.
+SASL_SSL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class BrokerPorts:
     sasl: int
     controller: int
     ssl: int
+    sasl_ssl: int | None = None
+    """SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN); None: no such listener."""
 
 
 def new_cluster_id() -> str:
@@ -85,21 +91,43 @@ def _java(jars: StackJars, run: Path, heap: str, main: str, *args: str,
     return ["java", *opts, *extra, "-cp", jars.classpath, main, *args]
 
 
+def _sasl_ssl_lines(run: Path, user: str, password: str) -> str:
+    """The SASL_SSL listener's settings: the stack's TLS keystore, SCRAM (users in the metadata
+    log, added at format) and PLAIN (a static JAAS user; this file is readable by its owner only)."""
+    plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+             f'user_{user}="{password}";')
+    return f"""\
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={run / "tls" / "broker-keystore.pem"}
+listener.name.sasl_ssl.sasl.enabled.mechanisms={",".join(SASL_SSL_MECHANISMS)}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={_SCRAM_JAAS}
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={_SCRAM_JAAS}
+listener.name.sasl_ssl.plain.sasl.jaas.config={plain}
+"""
+
+
 def _broker_properties(run: Path, ports: BrokerPorts,
-                       extra_properties: Mapping[str, str] | None = None) -> Path:
+                       extra_properties: Mapping[str, str] | None = None,
+                       sasl_user: str = "", sasl_password: str = "") -> Path:
     """Write server.properties; ``extra_properties`` are appended (a later key wins in Java's
     Properties, so they can also override a default line)."""
     make_tls_files(run / "tls")
     p = ports
+    listeners = (f"PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},"
+                 f"SSL://127.0.0.1:{p.ssl},CONTROLLER://127.0.0.1:{p.controller}")
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL"
+    if p.sasl_ssl is not None:
+        listeners += f",SASL_SSL://127.0.0.1:{p.sasl_ssl}"
+        protocols += ",SASL_SSL:SASL_SSL"
     text = f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{p.controller}
-listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},SSL://127.0.0.1:{p.ssl},CONTROLLER://127.0.0.1:{p.controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{p.plaintext},SASL_PLAINTEXT://127.0.0.1:{p.sasl},SSL://127.0.0.1:{p.ssl},CONTROLLER://127.0.0.1:{p.controller}
+listeners={listeners}
+advertised.listeners={listeners}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.security.protocol.map={protocols}
 listener.name.ssl.ssl.keystore.type=PEM
 listener.name.ssl.ssl.keystore.location={run / "tls" / "broker-keystore.pem"}
 sasl.enabled.mechanisms=SCRAM-SHA-256
@@ -123,9 +151,13 @@ num.recovery.threads.per.data.dir=1
 auto.create.topics.enable=true
 message.max.bytes=10485760
 """
+    if p.sasl_ssl is not None:
+        text += _sasl_ssl_lines(run, sasl_user, sasl_password)
     for key, value in (extra_properties or {}).items():
         text += f"{key}={value}\n"
     path = run / "server.properties"
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -138,10 +170,12 @@ def format_storage(jars: StackJars, run: Path, ports: BrokerPorts, cluster_id: s
     ``extra_properties`` are appended to the server.properties this writes (and the broker
     started by :func:`start_broker` reads), e.g. an authorizer for a test broker.
     """
-    props = _broker_properties(run, ports, extra_properties)
-    scram = f"SCRAM-SHA-256=[name={sasl_user},password={sasl_password}]"
+    props = _broker_properties(run, ports, extra_properties, sasl_user, sasl_password)
+    scram = []
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        scram += ["--add-scram", f"{mechanism}=[name={sasl_user},password={sasl_password}]"]
     cmd = _java(jars, run, "256m", "kafka.tools.StorageTool", "format", "--standalone",
-                "-t", cluster_id, "-c", str(props), "--add-scram", scram, quick=True)
+                "-t", cluster_id, "-c", str(props), *scram, quick=True)
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         out = (result.stdout + result.stderr).replace(sasl_password, "**********")

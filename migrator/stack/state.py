@@ -36,6 +36,10 @@ class StackInfo(BaseModel):
     sasl_password: str
     ssl_bootstrap_servers: str | None = Field(default=None, description="SSL listener (server auth only).")
     ssl_ca_file: str | None = Field(default=None, description="PEM CA certificate that signed the broker's.")
+    sasl_ssl_bootstrap_servers: str | None = Field(
+        default=None, description="SASL_SSL listener (TLS with ssl_ca_file, then SASL as sasl_username).")
+    sasl_ssl_mechanisms: list[str] = Field(
+        default_factory=list, description="Mechanisms the SASL_SSL listener accepts.")
     schema_registry_url: str
     connect_url: str
     qstash_url: str | None = None

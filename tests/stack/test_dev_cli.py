@@ -33,6 +33,9 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
                     "qstash_current_signing_key", "qstash_next_signing_key"):
             assert info[key], key
         assert json.loads((Path(run_dir) / "stack.json").read_text()) == info
+        # the SASL_SSL listener managed services use (tests/stack/test_sasl_ssl.py uses it)
+        assert info["sasl_ssl_bootstrap_servers"].startswith("127.0.0.1:")
+        assert info["sasl_ssl_mechanisms"] == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
         again = migrator("dev", "up", "--run-dir", run_dir, "--json")
         assert again.returncode == 0
@@ -57,6 +60,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
         exports = migrator("dev", "env", "--run-dir", run_dir).stdout
         assert f"export KAFKA_BOOTSTRAP_SERVERS={info['bootstrap_servers']}" in exports.splitlines()
         assert f"export QSTASH_TOKEN={info['qstash_token']}" in exports.splitlines()
+        assert (f"export KAFKA_SASL_SSL_BOOTSTRAP_SERVERS={info['sasl_ssl_bootstrap_servers']}"
+                in exports.splitlines())
 
         logs = migrator("dev", "logs", "kafka", "--run-dir", run_dir, "-n", "5")
         assert logs.returncode == 0 and logs.stdout.startswith("==> kafka <==")
