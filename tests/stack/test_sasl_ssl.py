@@ -9,77 +9,18 @@ import json
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from migrator.bridge.runner import Bridge
 from migrator.config import KafkaConnection
-from migrator.stack import servers
-from migrator.stack.maven import resolve_jars
-from migrator.stack.process import free_port, stop, wait_until
-from tests.bridge.harness import FAST_GROUP, RunningBridge, bridge_config
-from tests.bridge.harness import wait_until as wait_for
+from tests.bridge.harness import FAST_GROUP, RunningBridge, bridge_config, wait_until
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
-from tests.fixtures.stack import EstateInfo
+from tests.stack.conftest import MECHANISMS, SaslSslBroker
 
 pytestmark = pytest.mark.stack
-
-MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
-_MODULES = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
-            "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
-            "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
-
-
-@dataclass(frozen=True)
-class SaslSslBroker:
-    bootstrap: str  # PLAINTEXT, to seed topics
-    sasl_ssl: str
-    ca_file: str
-    user: str
-    password: str
-
-    def properties(self, mechanism: str, path: Path, password: str | None = None) -> Path:
-        """A Java client properties file as a user of a managed service writes it."""
-        path.write_text(
-            f"bootstrap.servers={self.sasl_ssl}\n"
-            "security.protocol=SASL_SSL\n"
-            f"sasl.mechanism={mechanism}\n"
-            f"sasl.jaas.config={_MODULES[mechanism]} required \\\n"
-            f'    username="{self.user}" password="{password or self.password}";\n'
-            "ssl.truststore.type=PEM\n"
-            f"ssl.truststore.location={self.ca_file}\n"
-        )
-        return path
-
-
-@pytest.fixture(scope="module")
-def broker(kafka_stack: EstateInfo, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[SaslSslBroker]:
-    """The session stack's SASL_SSL listener, or (a stack started before it had one) a broker of
-    this module's own, formatted and started by the same stack code."""
-    s = kafka_stack
-    if s.sasl_ssl_bootstrap_servers and s.ssl_ca_file and s.sasl_username and s.sasl_password:
-        yield SaslSslBroker(s.bootstrap_servers, s.sasl_ssl_bootstrap_servers, s.ssl_ca_file,
-                            s.sasl_username, s.sasl_password)
-        return
-    run = tmp_path_factory.mktemp("sasl-ssl-broker")
-    jars = resolve_jars(log=run / "logs" / "maven.log")
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port())
-    password = secrets.token_urlsafe(16)
-    servers.format_storage(jars, run, ports, servers.new_cluster_id(), "migrator", password)
-    proc = servers.start_broker(jars, run)
-    plaintext = f"127.0.0.1:{ports.plaintext}"
-    try:
-        wait_until(lambda: servers.broker_ready(plaintext), timeout=120,
-                   what="the SASL_SSL test broker", proc=proc, log=run / "logs" / "kafka.log")
-        yield SaslSslBroker(plaintext, f"127.0.0.1:{ports.sasl_ssl}", str(run / "tls" / "ca.pem"),
-                            "migrator", password)
-    finally:
-        stop(proc.pid, grace=10)
 
 
 def migrator(*args: str) -> subprocess.CompletedProcess[str]:
@@ -87,8 +28,14 @@ def migrator(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=180, check=False)
 
 
+@pytest.fixture
+def broker(sasl_ssl_broker: SaslSslBroker) -> SaslSslBroker:
+    return sasl_ssl_broker
+
+
 @pytest.fixture(scope="module")
-def seeded(broker: SaslSslBroker) -> str:
+def seeded(sasl_ssl_broker: SaslSslBroker) -> str:
+    broker = sasl_ssl_broker
     kit = KafkaKit(broker.bootstrap, None)
     topic = kit.create_topic(unique("saslssl"), partitions=2)
     kit.produce(topic, (Rec(f"r{i}", partition=i % 2) for i in range(40)))
@@ -135,7 +82,7 @@ def test_the_bridge_delivers_over_sasl_ssl(broker: SaslSslBroker, seeded: str, t
         got = endpoint.wait_for(40, timeout=90)
         assert sorted(r.body for r in got) == sorted(f"r{i}".encode() for i in range(40))
         kit = KafkaKit(broker.bootstrap, None)
-        committed = wait_for(lambda: kit.committed(group, seeded, 2) == {0: 20, 1: 20}, 30)
+        committed = wait_until(lambda: kit.committed(group, seeded, 2) == {0: 20, 1: 20}, 30)
         assert committed, kit.committed(group, seeded, 2)
     finally:
         stats = rb.stop()
