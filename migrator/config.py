@@ -211,15 +211,56 @@ def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:
     return values["username"], values["password"]
 
 
+def _read_pkcs12(props: dict[str, str], store: str, where: str) -> tuple[str, str | None]:
+    """(certificates PEM, private key PEM or None) of the PKCS12 file ``<store>.location``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    location = props.pop(f"{store}.location", None)
+    if not location:
+        raise ConfigError(f"{where}: {store}.type=PKCS12 needs {store}.location (the .p12 file).")
+    password = props.pop(f"{store}.password", None)
+    try:
+        data = Path(location).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: {store}.location {location}: cannot read it "
+                          f"({exc.strerror}).") from None
+    try:
+        loaded = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    except ValueError:
+        raise ConfigError(f"{where}: {store}.location {location}: not a PKCS12 store, or "
+                          f"{store}.password is wrong.") from None
+    certs = ([loaded.cert.certificate] if loaded.cert else []) + \
+        [c.certificate for c in loaded.additional_certs]
+    if not certs:
+        raise ConfigError(f"{where}: {store}.location {location} holds no certificate.")
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+    key = None if loaded.key is None else loaded.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    return pem, key
+
+
 def _take_ssl(props: dict[str, str], fields: dict[str, object], where: str) -> None:
-    """Java ssl.* properties in PEM form onto the model; JKS/PKCS12 stores are refused clearly."""
-    for store in ("ssl.truststore.type", "ssl.keystore.type"):
-        kind = props.pop(store, "PEM").upper()
-        if kind != "PEM":
+    """Java ssl.* properties onto the model: PEM (files or inline) and PKCS12 stores (read here
+    into PEM, as librdkafka takes them); JKS is refused with the conversion command."""
+    for store in ("ssl.truststore", "ssl.keystore"):
+        kind = props.pop(f"{store}.type", "PEM").upper()
+        if kind == "PKCS12":
+            pem, key = _read_pkcs12(props, store, where)
+            if store == "ssl.truststore":
+                fields["ssl_ca_pem"] = pem
+            elif key is None:
+                raise ConfigError(f"{where}: ssl.keystore.location holds no private key; a "
+                                  "keystore needs the client's key and certificate.")
+            else:
+                fields["ssl_certificate_pem"], fields["ssl_key_pem"] = pem, key
+                props.pop("ssl.key.password", None)  # the key came out decrypted
+        elif kind != "PEM":
             raise ConfigError(
-                f"{where}: {store}={kind} is not supported; convert the store to PEM "
-                "(keytool -exportcert / openssl pkcs12) and use ssl.truststore.certificates "
-                "or ssl.truststore.location with PEM files."
+                f"{where}: {store}.type={kind} is not supported; convert the store to PKCS12 "
+                f"(keytool -importkeystore -srckeystore <file> -srcstoretype {kind} "
+                "-destkeystore store.p12 -deststoretype PKCS12) or to PEM files."
             )
     if "ssl.truststore.certificates" in props:
         fields["ssl_ca_pem"] = _pem(props.pop("ssl.truststore.certificates"), where, "ssl.truststore.certificates")

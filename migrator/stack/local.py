@@ -78,7 +78,8 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
 def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
                started: list[tuple[str, subprocess.Popen[bytes]]],
                progress: Callable[[str], None]) -> StackInfo:
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port(),
+                                free_port())
     sr_port, connect_port, qstash_port = free_port(), free_port(), free_port()
     bootstrap = f"127.0.0.1:{ports.plaintext}"
     sasl_user, sasl_password = "migrator", secrets.token_urlsafe(18)
@@ -125,6 +126,9 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
         ssl_ca_file=str(run / "tls" / "ca.pem"),
         sasl_ssl_bootstrap_servers=f"127.0.0.1:{ports.sasl_ssl}",
         sasl_ssl_mechanisms=list(servers.SASL_SSL_MECHANISMS),
+        mtls_bootstrap_servers=f"127.0.0.1:{ports.mtls}",
+        ssl_client_certificate_file=str(run / "tls" / "client.pem"),
+        ssl_client_key_file=str(run / "tls" / "client-key.pem"),
         sasl_username=sasl_user,
         sasl_password=sasl_password,
         schema_registry_url=registry_url,

@@ -69,6 +69,8 @@ class BrokerPorts:
     ssl: int
     sasl_ssl: int | None = None
     """SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN); None: no such listener."""
+    mtls: int | None = None
+    """SSL listener requiring a client certificate signed by the stack's CA; None: none."""
 
 
 def new_cluster_id() -> str:
@@ -119,6 +121,9 @@ def _broker_properties(run: Path, ports: BrokerPorts,
     if p.sasl_ssl is not None:
         listeners += f",SASL_SSL://127.0.0.1:{p.sasl_ssl}"
         protocols += ",SASL_SSL:SASL_SSL"
+    if p.mtls is not None:
+        listeners += f",MTLS://127.0.0.1:{p.mtls}"
+        protocols += ",MTLS:SSL"
     text = f"""\
 process.roles=broker,controller
 node.id=1
@@ -153,6 +158,15 @@ message.max.bytes=10485760
 """
     if p.sasl_ssl is not None:
         text += _sasl_ssl_lines(run, sasl_user, sasl_password)
+    if p.mtls is not None:
+        tls = run / "tls"
+        text += f"""\
+listener.name.mtls.ssl.keystore.type=PEM
+listener.name.mtls.ssl.keystore.location={tls / "broker-keystore.pem"}
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location={tls / "ca.pem"}
+listener.name.mtls.ssl.client.auth=required
+"""
     for key, value in (extra_properties or {}).items():
         text += f"{key}={value}\n"
     path = run / "server.properties"

@@ -40,6 +40,11 @@ class StackInfo(BaseModel):
         default=None, description="SASL_SSL listener (TLS with ssl_ca_file, then SASL as sasl_username).")
     sasl_ssl_mechanisms: list[str] = Field(
         default_factory=list, description="Mechanisms the SASL_SSL listener accepts.")
+    mtls_bootstrap_servers: str | None = Field(
+        default=None, description="SSL listener requiring a client certificate (mTLS).")
+    ssl_client_certificate_file: str | None = Field(
+        default=None, description="A client certificate the mTLS listener accepts (PEM).")
+    ssl_client_key_file: str | None = Field(default=None, description="Its private key (PEM).")
     schema_registry_url: str
     connect_url: str
     qstash_url: str | None = None

@@ -1,4 +1,5 @@
-"""Fixtures of the stack tests: the SASL_SSL listener managed services' clients connect to."""
+"""Fixtures of the stack tests: the TLS listeners managed services' clients connect to (SASL_SSL
+with each mechanism, SSL with a client certificate)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class SaslSslBroker:
     ca_file: str
     user: str
     password: str
+    ssl: str  # SSL, server certificate only
+    mtls: str  # SSL, client certificate required
+    client_cert: str
+    client_key: str
 
     def properties(self, mechanism: str, path: Path, password: str | None = None) -> Path:
         """A Java client properties file as a user of a managed service writes it."""
@@ -48,13 +53,18 @@ def sasl_ssl_broker(kafka_stack: EstateInfo, tmp_path_factory: pytest.TempPathFa
     """The session stack's SASL_SSL listener, or (a stack started before it had one) a broker of
     the session's own, formatted and started by the same stack code."""
     s = kafka_stack
-    if s.sasl_ssl_bootstrap_servers and s.ssl_ca_file and s.sasl_username and s.sasl_password:
+    if (s.sasl_ssl_bootstrap_servers and s.ssl_ca_file and s.sasl_username and s.sasl_password
+            and s.ssl_bootstrap_servers and s.mtls_bootstrap_servers
+            and s.ssl_client_certificate_file and s.ssl_client_key_file):
         yield SaslSslBroker(s.bootstrap_servers, s.sasl_ssl_bootstrap_servers, s.ssl_ca_file,
-                            s.sasl_username, s.sasl_password)
+                            s.sasl_username, s.sasl_password, s.ssl_bootstrap_servers,
+                            s.mtls_bootstrap_servers, s.ssl_client_certificate_file,
+                            s.ssl_client_key_file)
         return
     run = tmp_path_factory.mktemp("sasl-ssl-broker")
     jars = resolve_jars(log=run / "logs" / "maven.log")
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port())
+    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port(),
+                                free_port())
     password = secrets.token_urlsafe(16)
     servers.format_storage(jars, run, ports, servers.new_cluster_id(), "migrator", password)
     proc = servers.start_broker(jars, run)
@@ -62,7 +72,10 @@ def sasl_ssl_broker(kafka_stack: EstateInfo, tmp_path_factory: pytest.TempPathFa
     try:
         wait_until(lambda: servers.broker_ready(plaintext), timeout=120,
                    what="the SASL_SSL test broker", proc=proc, log=run / "logs" / "kafka.log")
-        yield SaslSslBroker(plaintext, f"127.0.0.1:{ports.sasl_ssl}", str(run / "tls" / "ca.pem"),
-                            "migrator", password)
+        tls = run / "tls"
+        yield SaslSslBroker(plaintext, f"127.0.0.1:{ports.sasl_ssl}", str(tls / "ca.pem"),
+                            "migrator", password, f"127.0.0.1:{ports.ssl}",
+                            f"127.0.0.1:{ports.mtls}", str(tls / "client.pem"),
+                            str(tls / "client-key.pem"))
     finally:
         stop(proc.pid, grace=10)

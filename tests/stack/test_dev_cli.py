@@ -36,6 +36,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
         # the SASL_SSL listener managed services use (tests/stack/test_sasl_ssl.py uses it)
         assert info["sasl_ssl_bootstrap_servers"].startswith("127.0.0.1:")
         assert info["sasl_ssl_mechanisms"] == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+        assert info["mtls_bootstrap_servers"].startswith("127.0.0.1:")
+        assert Path(info["ssl_client_certificate_file"]).is_file()
 
         again = migrator("dev", "up", "--run-dir", run_dir, "--json")
         assert again.returncode == 0
