@@ -103,6 +103,11 @@ class KafkaConnection(_Frozen):
     ssl_key_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     ssl_endpoint_identification: bool = True
+    oauth_token_endpoint_url: str | None = Field(
+        None, description="OIDC client-credentials token endpoint (sasl.oauthbearer.token.endpoint.url).")
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
     extra: Mapping[str, str] = Field(default_factory=dict, description="-X key=value overrides.")
 
     def to_librdkafka(self) -> dict[str, str]:
@@ -129,6 +134,15 @@ class KafkaConnection(_Frozen):
             conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         if not self.ssl_endpoint_identification:
             conf["ssl.endpoint.identification.algorithm"] = "none"
+        if self.oauth_token_endpoint_url:
+            conf["sasl.oauthbearer.method"] = "oidc"
+            conf["sasl.oauthbearer.token.endpoint.url"] = self.oauth_token_endpoint_url
+            if self.oauth_client_id is not None:
+                conf["sasl.oauthbearer.client.id"] = self.oauth_client_id
+            if self.oauth_client_secret is not None:
+                conf["sasl.oauthbearer.client.secret"] = self.oauth_client_secret.get_secret_value()
+            if self.oauth_scope:
+                conf["sasl.oauthbearer.scope"] = self.oauth_scope
         conf.update(self.extra)
         return conf
 
@@ -136,7 +150,8 @@ class KafkaConnection(_Frozen):
         """A one-line description safe to print (no secrets)."""
         mechanism = f" {self.sasl_mechanism}" if self.sasl_mechanism and "SASL" in \
             self.security_protocol else ""
-        who = f" as {self.sasl_username}" if self.sasl_username else ""
+        user = self.sasl_username or self.oauth_client_id
+        who = f" as {user}" if user else ""
         return f"{self.bootstrap_servers} ({self.security_protocol}{mechanism}{who})"
 
     @classmethod
@@ -179,7 +194,9 @@ class KafkaConnection(_Frozen):
         if "sasl.mechanism" in props:
             fields["sasl_mechanism"] = props.pop("sasl.mechanism").upper()
         jaas = props.pop("sasl.jaas.config", None)
-        if jaas is not None:
+        if jaas is not None and "OAuthBearerLoginModule" in jaas:
+            _take_oauth(jaas, props, fields, where)
+        elif jaas is not None:
             user, password = _parse_jaas(jaas, where)
             fields["sasl_username"], fields["sasl_password"] = user, password
         for key, name in (("sasl.username", "sasl_username"), ("sasl.password", "sasl_password")):
@@ -196,6 +213,23 @@ class KafkaConnection(_Frozen):
 
 
 _JAAS_RE = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _take_oauth(jaas: str, props: dict[str, str], fields: dict[str, object], where: str) -> None:
+    """OAUTHBEARER as Java clients configure OIDC (KIP-768): ``OAuthBearerLoginModule required
+    clientId="..." clientSecret="..." [scope="..."];`` and sasl.oauthbearer.token.endpoint.url."""
+    values = dict(_JAAS_RE.findall(jaas))
+    url = props.pop("sasl.oauthbearer.token.endpoint.url", None)
+    if not url or "clientId" not in values or "clientSecret" not in values:
+        raise ConfigError(
+            f"{where}: OAUTHBEARER needs sasl.oauthbearer.token.endpoint.url and "
+            'sasl.jaas.config=...OAuthBearerLoginModule required clientId="..." '
+            'clientSecret="...";  (client credentials; unsecured tokens are not supported).'
+        )
+    fields["oauth_token_endpoint_url"] = url
+    fields["oauth_client_id"], fields["oauth_client_secret"] = values["clientId"], values["clientSecret"]
+    if values.get("scope"):
+        fields["oauth_scope"] = values["scope"]
 
 
 def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:

@@ -220,7 +220,8 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     from migrator.kafka.admin import librdkafka_logger
 
     how = conn.sasl_mechanism if "SASL" in conn.security_protocol else None
-    who = f"{how} as {conn.sasl_username}" if how else conn.security_protocol
+    user = conn.sasl_username or conn.oauth_client_id
+    who = f"{how} as {user}" if how else conn.security_protocol
     reported: list[Any] = []  # librdkafka reports a refused login here, the call only times out
     conf: dict[str, Any] = {**conn.to_librdkafka(), "logger": librdkafka_logger(),
                             "socket.timeout.ms": int(timeout * 1000), "error_cb": reported.append}
@@ -241,8 +242,9 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
         err = auth[0] if auth else exc.args[0] if exc.args else exc
         text = err.str() if hasattr(err, "str") else str(err)
         if auth or "SASL" in text or "uthentication" in text:
-            fix = (f"check the user and secret in sasl.jaas.config and that the cluster offers "
-                   f"{how} (the error names the mechanisms it offers)") if how else \
+            fix = (f"check the user and secret in sasl.jaas.config (OAUTHBEARER: clientId, "
+                   f"clientSecret and sasl.oauthbearer.token.endpoint.url) and that the cluster "
+                   f"offers {how} (the error names the mechanisms it offers)") if how else \
                 "the cluster wants SASL: set security.protocol=SASL_SSL and sasl.mechanism"
             diag.add("sasl", conn.bootstrap_servers, "fail", f"{who}: {text}", fix)
         else:
@@ -258,7 +260,7 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     diag.add("sasl" if how else "kafka", conn.bootstrap_servers, "ok",
              f"{'authenticated, ' + who if how else who}; cluster {cluster.cluster_id}, "
              f"brokers {nodes}")
-    principal = f"User:{conn.sasl_username}" if conn.sasl_username else "<principal>"
+    principal = f"User:{user}" if user else "<principal>"
     _acl_check(diag, "acl:cluster", conn.bootstrap_servers,
                _names(cluster.authorized_operations), CLUSTER_NEEDS, "--cluster", principal)
     if topics:

@@ -73,6 +73,9 @@ def _show(info: stack.StackInfo) -> None:
         *([("Kafka (SSL, client certificate required)",
             f"{info.mtls_bootstrap_servers} (client: {info.ssl_client_certificate_file}, "
             f"{info.ssl_client_key_file})")] if info.mtls_bootstrap_servers else []),
+        *([("Kafka (SASL_SSL, OAUTHBEARER)",
+            f"{info.oauth_bootstrap_servers} (tokens: {info.oidc_token_endpoint_url}, client "
+            f"{info.oidc_client_id})")] if info.oauth_bootstrap_servers else []),
         ("SASL user", f"{info.sasl_username} (password in {info.run_dir}/stack.json)"),
         ("Schema Registry (Confluent API)", info.schema_registry_url),
         ("Kafka Connect", info.connect_url),
@@ -151,6 +154,10 @@ def env(run_dir: Path | None) -> None:
         "KAFKA_MTLS_BOOTSTRAP_SERVERS": info.mtls_bootstrap_servers,
         "KAFKA_SSL_CLIENT_CERT_FILE": info.ssl_client_certificate_file,
         "KAFKA_SSL_CLIENT_KEY_FILE": info.ssl_client_key_file,
+        "KAFKA_OAUTH_BOOTSTRAP_SERVERS": info.oauth_bootstrap_servers,
+        "KAFKA_OIDC_TOKEN_ENDPOINT_URL": info.oidc_token_endpoint_url,
+        "KAFKA_OIDC_CLIENT_ID": info.oidc_client_id,
+        "KAFKA_OIDC_CLIENT_SECRET": info.oidc_client_secret,
         "SCHEMA_REGISTRY_URL": info.schema_registry_url,
         "KAFKA_CONNECT_URL": info.connect_url,
         "KAFKA_LIB_DIR": info.lib_dir,

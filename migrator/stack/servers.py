@@ -30,10 +30,13 @@ __all__ = [
     "connect_ready",
     "format_storage",
     "new_cluster_id",
+    "oidc_jvm_options",
+    "oidc_ready",
     "qstash_ready",
     "registry_ready",
     "start_broker",
     "start_connect",
+    "start_oidc",
     "start_qstash",
     "start_registry",
 ]
@@ -71,6 +74,8 @@ class BrokerPorts:
     """SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN); None: no such listener."""
     mtls: int | None = None
     """SSL listener requiring a client certificate signed by the stack's CA; None: none."""
+    oauth: int | None = None
+    """SASL_SSL listener with OAUTHBEARER tokens from the stack's OIDC issuer; None: none."""
 
 
 def new_cluster_id() -> str:
@@ -108,9 +113,33 @@ listener.name.sasl_ssl.plain.sasl.jaas.config={plain}
 """
 
 
+def _oauth_lines(run: Path, oidc_url: str) -> str:
+    """The OAUTHBEARER listener: TLS, then a JWT the issuer at ``oidc_url`` signed (KIP-768)."""
+    handler = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+    module = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+    return f"""\
+listener.name.oauth.ssl.keystore.type=PEM
+listener.name.oauth.ssl.keystore.location={run / "tls" / "broker-keystore.pem"}
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config={module} required;
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class={handler}
+sasl.oauthbearer.jwks.endpoint.url={oidc_url}/jwks
+sasl.oauthbearer.expected.audience=kafka
+sasl.oauthbearer.expected.issuer={oidc_url}
+"""
+
+
+def oidc_jvm_options(oidc_url: str | None) -> list[str]:
+    """Kafka 4 fetches OAuth URLs only when they are allowed by this system property."""
+    if oidc_url is None:
+        return []
+    return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={oidc_url}/jwks,{oidc_url}/token"]
+
+
 def _broker_properties(run: Path, ports: BrokerPorts,
                        extra_properties: Mapping[str, str] | None = None,
-                       sasl_user: str = "", sasl_password: str = "") -> Path:
+                       sasl_user: str = "", sasl_password: str = "",
+                       oidc_url: str | None = None) -> Path:
     """Write server.properties; ``extra_properties`` are appended (a later key wins in Java's
     Properties, so they can also override a default line)."""
     make_tls_files(run / "tls")
@@ -124,6 +153,11 @@ def _broker_properties(run: Path, ports: BrokerPorts,
     if p.mtls is not None:
         listeners += f",MTLS://127.0.0.1:{p.mtls}"
         protocols += ",MTLS:SSL"
+    if p.oauth is not None:
+        if oidc_url is None:
+            raise StackError("the OAUTHBEARER listener needs the OIDC issuer's URL")
+        listeners += f",OAUTH://127.0.0.1:{p.oauth}"
+        protocols += ",OAUTH:SASL_SSL"
     text = f"""\
 process.roles=broker,controller
 node.id=1
@@ -167,6 +201,8 @@ listener.name.mtls.ssl.truststore.type=PEM
 listener.name.mtls.ssl.truststore.location={tls / "ca.pem"}
 listener.name.mtls.ssl.client.auth=required
 """
+    if p.oauth is not None and oidc_url is not None:
+        text += _oauth_lines(run, oidc_url)
     for key, value in (extra_properties or {}).items():
         text += f"{key}={value}\n"
     path = run / "server.properties"
@@ -178,13 +214,14 @@ listener.name.mtls.ssl.client.auth=required
 
 def format_storage(jars: StackJars, run: Path, ports: BrokerPorts, cluster_id: str,
                    sasl_user: str, sasl_password: str,
-                   extra_properties: Mapping[str, str] | None = None) -> None:
+                   extra_properties: Mapping[str, str] | None = None,
+                   oidc_url: str | None = None) -> None:
     """Format the KRaft log dir with the SCRAM user; raises StackError with Kafka's words.
 
     ``extra_properties`` are appended to the server.properties this writes (and the broker
     started by :func:`start_broker` reads), e.g. an authorizer for a test broker.
     """
-    props = _broker_properties(run, ports, extra_properties, sasl_user, sasl_password)
+    props = _broker_properties(run, ports, extra_properties, sasl_user, sasl_password, oidc_url)
     scram = []
     for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
         scram += ["--add-scram", f"{mechanism}=[name={sasl_user},password={sasl_password}]"]
@@ -196,9 +233,24 @@ def format_storage(jars: StackJars, run: Path, ports: BrokerPorts, cluster_id: s
         raise StackError(f"Formatting Kafka's storage failed:\n{out.strip()[-2000:]}")
 
 
-def start_broker(jars: StackJars, run: Path) -> subprocess.Popen[bytes]:
+def start_broker(jars: StackJars, run: Path, oidc_url: str | None = None
+                 ) -> subprocess.Popen[bytes]:
     cmd = _java(jars, run, "768m", "kafka.Kafka", str(run / "server.properties"))
+    cmd[1:1] = oidc_jvm_options(oidc_url)
     return spawn(cmd, run / "logs" / "kafka.log")
+
+
+def start_oidc(run: Path, port: int, client_id: str, client_secret: str
+               ) -> subprocess.Popen[bytes]:
+    """The local OIDC issuer (:mod:`migrator.stack.oidc`); the secret travels in the environment."""
+    cmd = [sys.executable, "-m", "migrator.stack.oidc", "--port", str(port),
+           "--client-id", client_id]
+    env = {**os.environ, "MIGRATOR_OIDC_CLIENT_SECRET": client_secret}
+    return spawn(cmd, run / "logs" / "oidc.log", env=env)
+
+
+def oidc_ready(url: str) -> bool:
+    return httpx.get(f"{url}/jwks", timeout=2).status_code == 200
 
 
 def broker_ready(bootstrap: str) -> bool:

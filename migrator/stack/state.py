@@ -45,6 +45,12 @@ class StackInfo(BaseModel):
     ssl_client_certificate_file: str | None = Field(
         default=None, description="A client certificate the mTLS listener accepts (PEM).")
     ssl_client_key_file: str | None = Field(default=None, description="Its private key (PEM).")
+    oauth_bootstrap_servers: str | None = Field(
+        default=None, description="SASL_SSL listener taking OAUTHBEARER tokens of the OIDC issuer.")
+    oidc_token_endpoint_url: str | None = Field(
+        default=None, description="The local OIDC issuer's client-credentials token endpoint.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
     schema_registry_url: str
     connect_url: str
     qstash_url: str | None = None

@@ -38,6 +38,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
         assert info["sasl_ssl_mechanisms"] == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
         assert info["mtls_bootstrap_servers"].startswith("127.0.0.1:")
         assert Path(info["ssl_client_certificate_file"]).is_file()
+        assert info["oauth_bootstrap_servers"].startswith("127.0.0.1:")
+        assert info["oidc_token_endpoint_url"].endswith("/token") and info["oidc_client_secret"]
 
         again = migrator("dev", "up", "--run-dir", run_dir, "--json")
         assert again.returncode == 0
@@ -46,7 +48,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
 
         status = migrator("dev", "status", "--run-dir", run_dir)
         assert status.returncode == 0, status.stdout
-        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect", "qstash"}
+        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect", "qstash",
+                                                                            "oidc"}
         assert all("ready" in line for line in status.stdout.splitlines())
 
         # The stack's QStash server delivers, signed with the keys the JSON names.
