@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install lint typecheck pytest tscheck clean
+.PHONY: demo test install lint typecheck pytest tscheck toolchain docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,20 @@ tscheck:
 	    echo "npm install failed: the TypeScript scaffold type-check will be skipped"; }; \
 	else echo "npm not found: the TypeScript scaffold type-check will be skipped"; fi
 
-pytest: install tscheck
+# Helm (built from source with the machine's Go) and the CRD schemas for the Helm chart's tests,
+# cached in ~/.cache/migrator; without Go it says so and the chart tests skip.
+toolchain: install
+	$(BIN)/python -m tests.deploy.toolchain
+
+# The documentation site (MkDocs + Material) from docs/; --strict turns broken links into errors.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .cache/site
+
+pytest: install tscheck toolchain
 	if [ -x $(TSCHECK)/node_modules/.bin/tsc ]; then export SCAFFOLD_TS_CHECK_DIR=$(abspath $(TSCHECK)); fi; \
 	  $(BIN)/pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 clean:
 	-$(BIN)/migrator dev down

@@ -125,6 +125,11 @@ class KafkaConnection(_Frozen):
     ssl_key_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     ssl_endpoint_identification: bool = True
+    oauth_token_endpoint_url: str | None = Field(
+        None, description="OIDC client-credentials token endpoint (sasl.oauthbearer.token.endpoint.url).")
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
+    oauth_scope: str | None = None
     extra: Mapping[str, str] = Field(default_factory=dict, description="-X key=value overrides.")
 
     def to_librdkafka(self) -> dict[str, str]:
@@ -151,13 +156,25 @@ class KafkaConnection(_Frozen):
             conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         if not self.ssl_endpoint_identification:
             conf["ssl.endpoint.identification.algorithm"] = "none"
+        if self.oauth_token_endpoint_url:
+            conf["sasl.oauthbearer.method"] = "oidc"
+            conf["sasl.oauthbearer.token.endpoint.url"] = self.oauth_token_endpoint_url
+            if self.oauth_client_id is not None:
+                conf["sasl.oauthbearer.client.id"] = self.oauth_client_id
+            if self.oauth_client_secret is not None:
+                conf["sasl.oauthbearer.client.secret"] = self.oauth_client_secret.get_secret_value()
+            if self.oauth_scope:
+                conf["sasl.oauthbearer.scope"] = self.oauth_scope
         conf.update(self.extra)
         return conf
 
     def describe(self) -> str:
         """A one-line description safe to print (no secrets)."""
-        who = f" as {self.sasl_username}" if self.sasl_username else ""
-        return f"{self.bootstrap_servers} ({self.security_protocol}{who})"
+        mechanism = f" {self.sasl_mechanism}" if self.sasl_mechanism and "SASL" in \
+            self.security_protocol else ""
+        user = self.sasl_username or self.oauth_client_id
+        who = f" as {user}" if user else ""
+        return f"{self.bootstrap_servers} ({self.security_protocol}{mechanism}{who})"
 
     @classmethod
     def build(
@@ -216,7 +233,9 @@ class KafkaConnection(_Frozen):
         if "sasl.mechanism" in props:
             fields["sasl_mechanism"] = props.pop("sasl.mechanism").upper()
         jaas = props.pop("sasl.jaas.config", None)
-        if jaas is not None:
+        if jaas is not None and "OAuthBearerLoginModule" in jaas:
+            _take_oauth(jaas, props, fields, where)
+        elif jaas is not None:
             user, password = _parse_jaas(jaas, where)
             fields["sasl_username"], fields["sasl_password"] = user, password
         for key, name in (("sasl.username", "sasl_username"), ("sasl.password", "sasl_password")):
@@ -235,6 +254,23 @@ class KafkaConnection(_Frozen):
 _JAAS_RE = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
+def _take_oauth(jaas: str, props: dict[str, str], fields: dict[str, object], where: str) -> None:
+    """OAUTHBEARER as Java clients configure OIDC (KIP-768): ``OAuthBearerLoginModule required
+    clientId="..." clientSecret="..." [scope="..."];`` and sasl.oauthbearer.token.endpoint.url."""
+    values = dict(_JAAS_RE.findall(jaas))
+    url = props.pop("sasl.oauthbearer.token.endpoint.url", None)
+    if not url or "clientId" not in values or "clientSecret" not in values:
+        raise ConfigError(
+            f"{where}: OAUTHBEARER needs sasl.oauthbearer.token.endpoint.url and "
+            'sasl.jaas.config=...OAuthBearerLoginModule required clientId="..." '
+            'clientSecret="...";  (client credentials; unsecured tokens are not supported).'
+        )
+    fields["oauth_token_endpoint_url"] = url
+    fields["oauth_client_id"], fields["oauth_client_secret"] = values["clientId"], values["clientSecret"]
+    if values.get("scope"):
+        fields["oauth_scope"] = values["scope"]
+
+
 def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:
     """Username and password from a PlainLoginModule / ScramLoginModule JAAS line."""
     if "LoginModule" not in jaas:
@@ -248,15 +284,56 @@ def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:
     return values["username"], values["password"]
 
 
+def _read_pkcs12(props: dict[str, str], store: str, where: str) -> tuple[str, str | None]:
+    """(certificates PEM, private key PEM or None) of the PKCS12 file ``<store>.location``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    location = props.pop(f"{store}.location", None)
+    if not location:
+        raise ConfigError(f"{where}: {store}.type=PKCS12 needs {store}.location (the .p12 file).")
+    password = props.pop(f"{store}.password", None)
+    try:
+        data = Path(location).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{where}: {store}.location {location}: cannot read it "
+                          f"({exc.strerror}).") from None
+    try:
+        loaded = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    except ValueError:
+        raise ConfigError(f"{where}: {store}.location {location}: not a PKCS12 store, or "
+                          f"{store}.password is wrong.") from None
+    certs = ([loaded.cert.certificate] if loaded.cert else []) + \
+        [c.certificate for c in loaded.additional_certs]
+    if not certs:
+        raise ConfigError(f"{where}: {store}.location {location} holds no certificate.")
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+    key = None if loaded.key is None else loaded.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    return pem, key
+
+
 def _take_ssl(props: dict[str, str], fields: dict[str, object], where: str) -> None:
-    """Java ssl.* properties in PEM form onto the model; JKS/PKCS12 stores are refused clearly."""
-    for store in ("ssl.truststore.type", "ssl.keystore.type"):
-        kind = props.pop(store, "PEM").upper()
-        if kind != "PEM":
+    """Java ssl.* properties onto the model: PEM (files or inline) and PKCS12 stores (read here
+    into PEM, as librdkafka takes them); JKS is refused with the conversion command."""
+    for store in ("ssl.truststore", "ssl.keystore"):
+        kind = props.pop(f"{store}.type", "PEM").upper()
+        if kind == "PKCS12":
+            pem, key = _read_pkcs12(props, store, where)
+            if store == "ssl.truststore":
+                fields["ssl_ca_pem"] = pem
+            elif key is None:
+                raise ConfigError(f"{where}: ssl.keystore.location holds no private key; a "
+                                  "keystore needs the client's key and certificate.")
+            else:
+                fields["ssl_certificate_pem"], fields["ssl_key_pem"] = pem, key
+                props.pop("ssl.key.password", None)  # the key came out decrypted
+        elif kind != "PEM":
             raise ConfigError(
-                f"{where}: {store}={kind} is not supported; convert the store to PEM "
-                "(keytool -exportcert / openssl pkcs12) and use ssl.truststore.certificates "
-                "or ssl.truststore.location with PEM files."
+                f"{where}: {store}.type={kind} is not supported; convert the store to PKCS12 "
+                f"(keytool -importkeystore -srckeystore <file> -srcstoretype {kind} "
+                "-destkeystore store.p12 -deststoretype PKCS12) or to PEM files."
             )
     if "ssl.truststore.certificates" in props:
         fields["ssl_ca_pem"] = _pem(props.pop("ssl.truststore.certificates"), where, "ssl.truststore.certificates")

@@ -69,7 +69,10 @@ def test_plain_jaas_and_pem_truststore(tmp_path: Path) -> None:
     ("bootstrap.servers=b:1\nsasl.jaas.config=nonsense\n", "not a JAAS login module"),
     ("bootstrap.servers=b:1\nsasl.jaas.config=x.PlainLoginModule required username=\"u\";\n",
      'password="..."'),
-    ("bootstrap.servers=b:1\nssl.truststore.type=JKS\n", "convert the store to PEM"),
+    ("bootstrap.servers=b:1\nssl.truststore.type=JKS\n", "convert the store to PKCS12"),
+    ("bootstrap.servers=b:1\nssl.truststore.type=PKCS12\n", "needs ssl.truststore.location"),
+    ("bootstrap.servers=b:1\nssl.keystore.type=PKCS12\nssl.keystore.location=/nonexistent.p12\n",
+     "cannot read it"),
 ])
 def test_bad_properties_give_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
     props = write(tmp_path, text)

@@ -58,7 +58,7 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
-_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "demo")
+_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "demo", "doctor")
 
 
 def exit_code_for(error: MigratorError) -> int:

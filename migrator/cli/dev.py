@@ -68,6 +68,14 @@ def _show(info: stack.StackInfo) -> None:
         ("Kafka (PLAINTEXT)", info.bootstrap_servers),
         ("Kafka (SASL_PLAINTEXT, SCRAM-SHA-256)", info.sasl_bootstrap_servers),
         ("Kafka (SSL, server certificate)", f"{info.ssl_bootstrap_servers} (CA: {info.ssl_ca_file})"),
+        *([(f"Kafka (SASL_SSL, {', '.join(info.sasl_ssl_mechanisms)})",
+            info.sasl_ssl_bootstrap_servers)] if info.sasl_ssl_bootstrap_servers else []),
+        *([("Kafka (SSL, client certificate required)",
+            f"{info.mtls_bootstrap_servers} (client: {info.ssl_client_certificate_file}, "
+            f"{info.ssl_client_key_file})")] if info.mtls_bootstrap_servers else []),
+        *([("Kafka (SASL_SSL, OAUTHBEARER)",
+            f"{info.oauth_bootstrap_servers} (tokens: {info.oidc_token_endpoint_url}, client "
+            f"{info.oidc_client_id})")] if info.oauth_bootstrap_servers else []),
         ("SASL user", f"{info.sasl_username} (password in {info.run_dir}/stack.json)"),
         ("Schema Registry (Confluent API)", info.schema_registry_url),
         ("Kafka Connect", info.connect_url),

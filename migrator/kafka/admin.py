@@ -183,7 +183,7 @@ class KafkaAdmin:
         timeout: float = 30.0,
         client: Any | None = None,
     ) -> None:
-        self._servers = connection.bootstrap_servers
+        self._servers = connection.describe()  # errors name the protocol and SASL mechanism
         self._timeout = timeout
         self._fatal: KafkaError | None = None
         self._lock = threading.Lock()

@@ -126,8 +126,14 @@ class KafkaConsumer:
         """``defaults`` sit below the user's settings (see :func:`consumer_settings`)."""
         conf: dict[str, Any] = dict(consumer_settings(connection, group, defaults))
         conf["error_cb"] = self._on_error
+        # librdkafka's own log lines go to logging (debug), not raw to stderr: error_cb already
+        # reports each problem once, as a warning or an error
+        from migrator.kafka.admin import librdkafka_logger
+
+        conf.setdefault("logger", librdkafka_logger())
         self._group = group
-        self._servers = connection.bootstrap_servers
+        # errors name the servers, the protocol and the SASL mechanism
+        self._servers = connection.describe()
         # cooperative protocols hand over only the partitions that move, which a member adds
         # with incremental_assign (assign() would replace the whole assignment)
         self.cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from migrator.errors import ConfigError
 from migrator.inventory import Inventory
+from migrator.plan.chart_values import chart_values
 from migrator.plan.render import Format, render
 from migrator.plan.scaffold import bridge_yaml, endpoint_files, runbook
 from migrator.plan.spec import Plan
@@ -30,7 +31,7 @@ _HEADER = """\
 
 # Files an earlier plan may have left that this one might not write: a stale review or bridge
 # config next to a new plan.yaml would be reviewed or run by mistake, so they are removed.
-_REPLACEABLE = ("bridge.yaml", "plan.md", "plan.html")
+_REPLACEABLE = ("bridge.yaml", "helm-values.yaml", "plan.md", "plan.html")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def build_output(
     files = {"plan.yaml": plan_text, review: render(plan, fmt)}
     if bridge is not None:
         files["bridge.yaml"] = bridge
+        files["helm-values.yaml"] = chart_values(plan, inventory, bridge)
     files["RUNBOOK.md"] = runbook(
         plan, plan_file="plan.yaml", bridge_file="bridge.yaml" if bridge else None,
         left_out=left_out, endpoints_file=endpoints_file, inventory_file=inventory_file,

@@ -30,7 +30,7 @@ __all__ = ["ServerStatus", "down", "logs", "status", "up"]
 
 log = logging.getLogger(__name__)
 
-SERVERS = ("registry", "kafka", "connect", "qstash")
+SERVERS = ("oidc", "registry", "kafka", "connect", "qstash")
 _BIND_ATTEMPTS = 3
 
 
@@ -81,7 +81,8 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
 def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
                started: list[tuple[str, subprocess.Popen[bytes]]],
                progress: Callable[[str], None]) -> StackInfo:
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port())
+    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port(),
+                                free_port(), free_port())
     sr_port, connect_port, qstash_port = free_port(), free_port(), free_port()
     bootstrap = f"127.0.0.1:{ports.plaintext}"
     sasl_user, sasl_password = "migrator", secrets.token_urlsafe(18)
@@ -92,9 +93,16 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
 
     progress("starting Apicurio Registry")
     started.append(("registry", servers.start_registry(jars, run, sr_port)))
+    progress("starting the OIDC issuer (OAUTHBEARER listener)")
+    oidc_url, oidc_secret = f"http://127.0.0.1:{free_port()}", secrets.token_urlsafe(18)
+    oidc = servers.start_oidc(run, int(oidc_url.rsplit(":", 1)[1]), sasl_user, oidc_secret)
+    started.append(("oidc", oidc))
+    wait_until(lambda: servers.oidc_ready(oidc_url), timeout=60, what="OIDC issuer", proc=oidc,
+               log=logs_dir / "oidc.log")
     progress("formatting and starting the Kafka broker (KRaft)")
-    servers.format_storage(jars, run, ports, cluster_id, sasl_user, sasl_password)
-    broker = servers.start_broker(jars, run)
+    servers.format_storage(jars, run, ports, cluster_id, sasl_user, sasl_password,
+                           oidc_url=oidc_url)
+    broker = servers.start_broker(jars, run, oidc_url=oidc_url)
     started.append(("kafka", broker))
     qstash: tuple[str, str, str] | None = None
     qstash_proc = None
@@ -129,6 +137,15 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
         sasl_bootstrap_servers=f"127.0.0.1:{ports.sasl}",
         ssl_bootstrap_servers=f"127.0.0.1:{ports.ssl}",
         ssl_ca_file=str(run / "tls" / "ca.pem"),
+        sasl_ssl_bootstrap_servers=f"127.0.0.1:{ports.sasl_ssl}",
+        sasl_ssl_mechanisms=list(servers.SASL_SSL_MECHANISMS),
+        mtls_bootstrap_servers=f"127.0.0.1:{ports.mtls}",
+        ssl_client_certificate_file=str(run / "tls" / "client.pem"),
+        ssl_client_key_file=str(run / "tls" / "client-key.pem"),
+        oauth_bootstrap_servers=f"127.0.0.1:{ports.oauth}",
+        oidc_token_endpoint_url=f"{oidc_url}/token",
+        oidc_client_id=sasl_user,
+        oidc_client_secret=oidc_secret,
         sasl_username=sasl_user,
         sasl_password=sasl_password,
         schema_registry_url=registry_url,
@@ -154,6 +171,7 @@ def status(run_dir: Path) -> list[ServerStatus]:
         "registry": lambda: servers.registry_ready(info.schema_registry_url),
         "connect": lambda: servers.connect_ready(info.connect_url),
         "qstash": lambda: servers.qstash_ready(info.qstash),
+        "oidc": lambda: servers.oidc_ready((info.oidc_token_endpoint_url or "").removesuffix("/token")),
     }
     out = []
     for proc in info.processes:

@@ -39,6 +39,21 @@ class StackInfo(BaseModel):
     sasl_password: str
     ssl_bootstrap_servers: str | None = Field(default=None, description="SSL listener (server auth only).")
     ssl_ca_file: str | None = Field(default=None, description="PEM CA certificate that signed the broker's.")
+    sasl_ssl_bootstrap_servers: str | None = Field(
+        default=None, description="SASL_SSL listener (TLS with ssl_ca_file, then SASL as sasl_username).")
+    sasl_ssl_mechanisms: list[str] = Field(
+        default_factory=list, description="Mechanisms the SASL_SSL listener accepts.")
+    mtls_bootstrap_servers: str | None = Field(
+        default=None, description="SSL listener requiring a client certificate (mTLS).")
+    ssl_client_certificate_file: str | None = Field(
+        default=None, description="A client certificate the mTLS listener accepts (PEM).")
+    ssl_client_key_file: str | None = Field(default=None, description="Its private key (PEM).")
+    oauth_bootstrap_servers: str | None = Field(
+        default=None, description="SASL_SSL listener taking OAUTHBEARER tokens of the OIDC issuer.")
+    oidc_token_endpoint_url: str | None = Field(
+        default=None, description="The local OIDC issuer's client-credentials token endpoint.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
     schema_registry_url: str
     connect_url: str
     qstash_url: str | None = None
@@ -102,6 +117,14 @@ def env_vars(info: StackInfo) -> dict[str, str]:
         "KAFKA_SASL_PASSWORD": info.sasl_password,
         "KAFKA_SSL_BOOTSTRAP_SERVERS": info.ssl_bootstrap_servers,
         "KAFKA_SSL_CA_FILE": info.ssl_ca_file,
+        "KAFKA_SASL_SSL_BOOTSTRAP_SERVERS": info.sasl_ssl_bootstrap_servers,
+        "KAFKA_MTLS_BOOTSTRAP_SERVERS": info.mtls_bootstrap_servers,
+        "KAFKA_SSL_CLIENT_CERT_FILE": info.ssl_client_certificate_file,
+        "KAFKA_SSL_CLIENT_KEY_FILE": info.ssl_client_key_file,
+        "KAFKA_OAUTH_BOOTSTRAP_SERVERS": info.oauth_bootstrap_servers,
+        "KAFKA_OIDC_TOKEN_ENDPOINT_URL": info.oidc_token_endpoint_url,
+        "KAFKA_OIDC_CLIENT_ID": info.oidc_client_id,
+        "KAFKA_OIDC_CLIENT_SECRET": info.oidc_client_secret,
         "SCHEMA_REGISTRY_URL": info.schema_registry_url,
         "KAFKA_CONNECT_URL": info.connect_url,
         "KAFKA_LIB_DIR": info.lib_dir,

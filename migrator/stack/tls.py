@@ -16,10 +16,15 @@ class TlsFiles:
     """The CA certificate clients trust (PEM)."""
     broker_keystore: Path
     """The broker's PKCS#8 key followed by its certificate chain (PEM), for ssl.keystore.type=PEM."""
+    client_cert: Path
+    """A client certificate signed by the CA (CN=migrator), for the mTLS listener (PEM)."""
+    client_key: Path
+    """Its PKCS#8 private key (PEM)."""
 
 
 def make_tls_files(directory: Path) -> TlsFiles:
-    """Create a CA and a certificate for 127.0.0.1 / localhost signed by it, valid for 30 days."""
+    """Create a CA, a certificate for 127.0.0.1 / localhost and a client certificate (CN=migrator)
+    signed by it, valid for 30 days."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -54,4 +59,17 @@ def make_tls_files(directory: Path) -> TlsFiles:
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         + cert.public_bytes(pem) + ca.public_bytes(pem))
     keystore.chmod(0o600)
-    return TlsFiles(ca_path, keystore)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "migrator")]))
+              .issuer_name(ca_name).public_key(client_key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5))
+              .not_valid_after(now + datetime.timedelta(days=30))
+              .sign(ca_key, hashes.SHA256()))
+    client_cert_path, client_key_path = directory / "client.pem", directory / "client-key.pem"
+    client_cert_path.write_bytes(client.public_bytes(pem))
+    client_key_path.write_bytes(client_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    client_key_path.chmod(0o600)
+    return TlsFiles(ca_path, keystore, client_cert_path, client_key_path)

@@ -33,6 +33,13 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
                     "qstash_current_signing_key", "qstash_next_signing_key"):
             assert info[key], key
         assert json.loads((Path(run_dir) / "stack.json").read_text()) == info
+        # the SASL_SSL listener managed services use (tests/stack/test_sasl_ssl.py uses it)
+        assert info["sasl_ssl_bootstrap_servers"].startswith("127.0.0.1:")
+        assert info["sasl_ssl_mechanisms"] == ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+        assert info["mtls_bootstrap_servers"].startswith("127.0.0.1:")
+        assert Path(info["ssl_client_certificate_file"]).is_file()
+        assert info["oauth_bootstrap_servers"].startswith("127.0.0.1:")
+        assert info["oidc_token_endpoint_url"].endswith("/token") and info["oidc_client_secret"]
 
         again = migrator("dev", "up", "--run-dir", run_dir, "--json")
         assert again.returncode == 0
@@ -41,7 +48,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
 
         status = migrator("dev", "status", "--run-dir", run_dir)
         assert status.returncode == 0, status.stdout
-        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect", "qstash"}
+        assert {line.split()[0] for line in status.stdout.splitlines()} >= {"kafka", "registry", "connect", "qstash",
+                                                                            "oidc"}
         assert all("ready" in line for line in status.stdout.splitlines())
 
         # The stack's QStash server delivers, signed with the keys the JSON names.
@@ -57,6 +65,8 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
         exports = migrator("dev", "env", "--run-dir", run_dir).stdout
         assert f"export KAFKA_BOOTSTRAP_SERVERS={info['bootstrap_servers']}" in exports.splitlines()
         assert f"export QSTASH_TOKEN={info['qstash_token']}" in exports.splitlines()
+        assert (f"export KAFKA_SASL_SSL_BOOTSTRAP_SERVERS={info['sasl_ssl_bootstrap_servers']}"
+                in exports.splitlines())
 
         logs = migrator("dev", "logs", "kafka", "--run-dir", run_dir, "-n", "5")
         assert logs.returncode == 0 and logs.stdout.startswith("==> kafka <==")
