@@ -229,7 +229,8 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=20_000,
                         help="messages per unordered delivery run")
     parser.add_argument("--queues", type=int, default=50, help="FIFO queues in the queue runs")
-    parser.add_argument("--per-queue", type=int, default=100, help="messages per queue")
+    parser.add_argument("--per-queue", type=int, default=400,
+                        help="messages per queue (instant endpoint)")
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="endpoint latency of the second queue run")
     parser.add_argument("--constant-server", action="store_true", help=argparse.SUPPRESS)
