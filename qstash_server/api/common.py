@@ -38,6 +38,7 @@ __all__ = [
     "raw_headers",
     "same_secret",
     "split_query",
+    "target_and_headers",
 ]
 
 _log = logging.getLogger(__name__)
@@ -144,6 +145,16 @@ def destination_of(request: Request, prefix_parts: int) -> tuple[str, dict[str, 
     if query and found.startswith(("http://", "https://")):
         found += "?" + query
     return found, config
+
+
+def target_and_headers(request: Request, prefix_parts: int) -> tuple[str, dict[str, str]]:
+    """The destination in the path and the request's headers, ``upstash-*`` query parameters
+    added where the headers do not say (publish, enqueue, schedule, trigger)."""
+    found, config = destination_of(request, prefix_parts)
+    headers = raw_headers(request)
+    for k, v in config.items():
+        headers.setdefault(k, v)
+    return found, headers
 
 
 def authorized(handler: Handler) -> Handler:

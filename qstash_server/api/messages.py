@@ -10,12 +10,11 @@ from qstash_server.api.common import (
     MSG_FILTERS,
     RouteSpec,
     broker_of,
-    destination_of,
     empty,
     int_param,
     json_body,
     json_response,
-    raw_headers,
+    target_and_headers,
 )
 from qstash_server.api.filters import multi, parse_filter
 
@@ -25,10 +24,7 @@ __all__ = ["ROUTES"]
 async def publish(request: Request) -> Response:
     b = broker_of(request)
     b.check_fault()
-    destination, config = destination_of(request, 3)
-    headers = raw_headers(request)
-    for k, v in config.items():
-        headers.setdefault(k, v)
+    destination, headers = target_and_headers(request, 3)
     body = await request.body()
     client = request.client
     status, answer = b.publish(
@@ -41,11 +37,8 @@ async def publish(request: Request) -> Response:
 async def enqueue(request: Request) -> Response:
     b = broker_of(request)
     b.check_fault()
-    destination, config = destination_of(request, 4)
+    destination, headers = target_and_headers(request, 4)
     queue = request.path_params["queue"]
-    headers = raw_headers(request)
-    for k, v in config.items():
-        headers.setdefault(k, v)
     body = await request.body()
     client = request.client
     status, answer = b.publish(

@@ -8,10 +8,9 @@ from starlette.responses import Response
 from qstash_server.api.common import (
     RouteSpec,
     broker_of,
-    destination_of,
     empty,
     json_response,
-    raw_headers,
+    target_and_headers,
 )
 
 __all__ = ["ROUTES"]
@@ -19,10 +18,7 @@ __all__ = ["ROUTES"]
 
 async def create_schedule(request: Request) -> Response:
     b = broker_of(request)
-    destination, config = destination_of(request, 3)
-    headers = raw_headers(request)
-    for k, v in config.items():
-        headers.setdefault(k, v)
+    destination, headers = target_and_headers(request, 3)
     client = request.client
     schedule_id = b.create_schedule(
         destination, await request.body(), headers, client.host if client else None

@@ -8,12 +8,11 @@ from starlette.responses import Response
 from qstash_server.api.common import (
     RouteSpec,
     broker_of,
-    destination_of,
     dumps,
     empty,
     json_body,
     json_response,
-    raw_headers,
+    target_and_headers,
 )
 from qstash_server.problems import ApiError
 
@@ -23,10 +22,7 @@ __all__ = ["ROUTES"]
 async def trigger(request: Request) -> Response:
     b = broker_of(request)
     b.check_fault()
-    url, config = destination_of(request, 3)
-    headers = raw_headers(request)
-    for k, v in config.items():
-        headers.setdefault(k, v)
+    url, headers = target_and_headers(request, 3)
     client = request.client
     return json_response(b.trigger_workflow(url, await request.body(), headers,
                                     client.host if client else None))

@@ -144,7 +144,11 @@ class QueueOps(BrokerState):
             if msg is None:
                 continue
             q.holding.add(mid)
-            self._schedule(msg)
+            if self.dispatcher is not None and msg.next_at <= now_ms() \
+                    and msg.id not in self.dispatcher.inflight:
+                self.dispatch_due(msg)  # due now: straight on, not through the timer heap
+            else:
+                self._schedule(msg)
 
     def _release_slot(self, msg: Message) -> None:
         name = msg.slot_queue or (msg.queue if msg.kind == "message" else None)

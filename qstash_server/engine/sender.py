@@ -26,6 +26,8 @@ __all__ = ["MAX_RESPONSE_BODY", "Sender"]
 MAX_RESPONSE_BODY = 1_000_000
 _MAX_IDLE_PER_ORIGIN = 512
 _CONNECT_TIMEOUT_S = 10.0
+_OPENING_PER_ORIGIN = 4  # connections opened and not yet answered, per origin ...
+_OPENING_HOLD_S = 0.05  # ... for at most this long each
 _FRAMING = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 
 
@@ -174,6 +176,7 @@ class Sender:
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._routes: dict[str, _Route] = {}
+        self._opening: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._fallback: httpx.AsyncClient | None = None
 
     async def send(self, req: OutgoingRequest) -> AttemptResult:
@@ -194,11 +197,46 @@ class Sender:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + req.timeout_s
         for _ in range(2):  # once more on a fresh connection when a kept-alive one was stale
-            conn, reused = self._idle_connection(origin), True
-            if conn is None:
-                reused = False
+            conn = self._idle_connection(origin)
+            if conn is not None:
                 try:
-                    conn = await self._connect(origin, min(req.timeout_s, _CONNECT_TIMEOUT_S))
+                    result = await self._exchange(conn, data, deadline - loop.time())
+                except _Closed:
+                    continue
+                self._release(origin, conn)
+                return result
+            return await self._send_on_new_connection(origin, data, req.timeout_s, deadline)
+        return await self._send_on_new_connection(origin, data, req.timeout_s, deadline)
+
+    async def _send_on_new_connection(self, origin: tuple[str, int], data: bytes,
+                                      timeout_s: float, deadline: float) -> AttemptResult:
+        """Open a connection (at most a few unproven ones per origin) and send on it.
+
+        A connection counts as unproven until its first response (at most 50 ms): a burst of deliveries to a
+        cold endpoint would otherwise open hundreds of connections at once, overflow its listen
+        backlog (Python's http.server has 5), and leave requests in the kernel for tens of
+        seconds. Waiting for a slot, a request takes a connection that became idle meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        slots = self._opening.get(origin)
+        if slots is None:
+            slots = self._opening[origin] = asyncio.Semaphore(_OPENING_PER_ORIGIN)
+        await slots.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                slots.release()
+
+        # held until the first answer, or a moment for a slow endpoint (then the next may open)
+        timer = loop.call_later(_OPENING_HOLD_S, release)
+        try:
+            conn = self._idle_connection(origin)
+            if conn is None:
+                try:
+                    conn = await self._connect(origin, min(timeout_s, _CONNECT_TIMEOUT_S))
                 except TimeoutError:
                     return AttemptResult(status=None, error="request timed out")
                 except OSError as exc:
@@ -207,13 +245,12 @@ class Sender:
             try:
                 result = await self._exchange(conn, data, deadline - loop.time())
             except _Closed:
-                if reused:
-                    continue
                 return AttemptResult(status=None, error="connection failed: closed early")
-            if not conn.closed:
-                self._release(origin, conn)
-            return result
-        return AttemptResult(status=None, error="connection failed: closed early")
+        finally:
+            timer.cancel()
+            release()
+        self._release(origin, conn)
+        return result
 
     async def _exchange(self, conn: _Connection, data: bytes, timeout_s: float) -> AttemptResult:
         future = conn.begin(data)
@@ -242,6 +279,8 @@ class Sender:
         return None
 
     def _release(self, origin: tuple[str, int], conn: _Connection) -> None:
+        if conn.closed:
+            return
         idle = self._idle.setdefault(origin, [])
         if len(idle) < _MAX_IDLE_PER_ORIGIN:
             idle.append(conn)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
+from qstash_server.engine import sender as sender_module
 from qstash_server.engine.sender import Sender
 from qstash_server.engine.state import AttemptResult, OutgoingRequest
 
@@ -122,3 +125,45 @@ def test_header_with_a_line_break_is_never_sent_raw() -> None:
     # handed to httpx, which refuses the header: a failed attempt, nothing injected
     assert results[0].status is None
     assert all(b"Injected" not in head for head in seen)
+
+
+def test_a_burst_to_a_cold_endpoint_opens_few_connections_until_answers_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fifty deliveries at once must not open fifty connections to an endpoint that has not
+    answered yet (its listen backlog overflows and requests wait in the kernel for seconds)."""
+    monkeypatch.setattr(sender_module, "_OPENING_HOLD_S", 30.0)  # only answers free a slot
+    opened_before_answers: list[int] = []
+
+    async def main() -> list[AttemptResult]:
+        connections = 0
+        gate = asyncio.Event()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            try:
+                while True:
+                    await _read_request(reader)
+                    await gate.wait()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        sender = Sender()
+        sends = [asyncio.ensure_future(sender.send(_post(base))) for _ in range(50)]
+        await asyncio.sleep(0.5)  # time for every send to open a connection if it could
+        opened_before_answers.append(connections)
+        gate.set()
+        results = await asyncio.gather(*sends)
+        await sender.aclose()
+        server.close()
+        return results
+
+    results = asyncio.run(main())
+    assert [r.status for r in results] == [200] * 50
+    assert opened_before_answers == [4]
