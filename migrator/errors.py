@@ -10,6 +10,10 @@
     │   ├── ConflictingPlanError       live state moved since the plan was reviewed
     │   ├── UnfilledPlaceholderError   endpoints still hold placeholders
     │   └── DestructiveChangeError     a deletion was needed but not allowed
+    ├── CutoverError                   a cutover step was refused; nothing was changed
+    │   ├── IllegalTransitionError     the group's cutover state does not allow that step (exit 10)
+    │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
+    │   └── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -23,8 +27,12 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConflictingPlanError",
+    "CutoverError",
     "DeliveryError",
     "DestructiveChangeError",
+    "FenceTimeoutError",
+    "GroupNotEmptyError",
+    "IllegalTransitionError",
     "KafkaAuthError",
     "KafkaUnavailableError",
     "MigratorError",
@@ -79,6 +87,22 @@ class UnfilledPlaceholderError(PlanError):
 
 class DestructiveChangeError(PlanError):
     """A deletion is needed but --prune --allow-destructive was not given."""
+
+
+class CutoverError(MigratorError):
+    """A cutover step was refused or could not complete; the message says what was changed."""
+
+
+class IllegalTransitionError(CutoverError):
+    """The group's cutover state does not allow the step asked for."""
+
+
+class FenceTimeoutError(CutoverError):
+    """The old consumer group did not become quiet (no members, offsets still) in time."""
+
+
+class GroupNotEmptyError(CutoverError):
+    """A consumer group whose offsets must be set still has members."""
 
 
 class DeliveryError(MigratorError):

@@ -82,6 +82,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_REPLACES = ("The Kafka consumer group this destination replaces: the bridge delivers to it only "
+             "while `migrator cutover` has switched that group (docs/cutover.md).")
+
+
 class KafkaSection(_Frozen):
     """How to reach Kafka, as in ``migrator audit``: servers, a properties file, options."""
 
@@ -218,6 +222,7 @@ class _QStashOptions(_Frozen):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra headers delivered to the endpoint."
     )
+    replaces_group: str | None = Field(None, description=_REPLACES)
 
     @field_validator("timeout", "delay")
     @classmethod
@@ -289,6 +294,7 @@ class DirectHttpDestination(_Frozen):
     fail_on: tuple[HttpStatus, ...] = Field(
         (), description="Statuses dead-lettered at once, never retried, even 429 or 5xx (e.g. "
         "501).")
+    replaces_group: str | None = Field(None, description=_REPLACES)
 
     @model_validator(mode="after")
     def _statuses_once(self) -> DirectHttpDestination:
@@ -433,6 +439,8 @@ class BridgeConfig(_Frozen):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     shutdown_deadline: float = Field(30.0, gt=0, description="Seconds to drain on stop/revoke.")
     json_logs: bool = False
+    cutover_topic: str = Field("_migrator_cutover", description="Compacted topic holding the "
+                               "cutover state of each replaced group (docs/cutover.md).")
 
     @model_validator(mode="after")
     def _consistent(self) -> BridgeConfig:

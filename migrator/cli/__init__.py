@@ -16,6 +16,9 @@ Exit codes (documented in docs/exit-codes.md):
     7  a REST service failed (QStash, Schema Registry, Kafka Connect)
     8  local stack error (missing Java/Maven, a server failed to start)
     9  delivery failed
+    10 cutover step not allowed in the group's current state
+    11 cutover fence not reached: the old consumers did not stop in time
+    12 cutover refused: a consumer group to alter still has members
     70 internal error (a bug: please report it, run with --debug for the traceback)
     130 interrupted
 """
@@ -34,6 +37,9 @@ from migrator import __version__
 from migrator.errors import (
     ConfigError,
     DeliveryError,
+    FenceTimeoutError,
+    GroupNotEmptyError,
+    IllegalTransitionError,
     KafkaAuthError,
     KafkaUnavailableError,
     MigratorError,
@@ -52,13 +58,16 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     ServiceError: 7,
     StackError: 8,
     DeliveryError: 9,
+    IllegalTransitionError: 10,
+    FenceTimeoutError: 11,
+    GroupNotEmptyError: 12,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
-_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "demo")
+_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "cutover", "demo")
 
 
 def exit_code_for(error: MigratorError) -> int:

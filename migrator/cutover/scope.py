@@ -1,0 +1,123 @@
+"""What a bridge config routes for one replaced consumer group.
+
+A destination names the group it replaces (``replaces_group: billing``). For each such group the
+bridge runs one :class:`~migrator.bridge.runner.Bridge` of its own, in its own consumer group
+(``<group prefix>.<replaced group>``, e.g. ``migrator-bridge.billing``), over that group's
+destinations only: the hand-off is then a copy of committed offsets from the old group to that
+bridge group, rollback the copy back, and a topic read by two replaced groups (fan-out) is read
+once per group, as Kafka itself does. QStash messages of a group carry a label naming it, so a
+rollback can cancel the ones QStash still holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+
+from migrator.bridge.config import BridgeConfig, DirectHttpDestination, Route
+from migrator.errors import ConfigError
+
+__all__ = [
+    "SHADOW_HEADER",
+    "bridge_group",
+    "cutover_label",
+    "group_config",
+    "replaced_groups",
+    "require_routed",
+    "routed_topics",
+    "shadow_group",
+    "ungated_config",
+]
+
+SHADOW_HEADER = "Migrator-Shadow"
+_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def replaced_groups(cfg: BridgeConfig) -> list[str]:
+    """Every group named by a destination's ``replaces_group``, in order of appearance."""
+    seen: dict[str, None] = {}
+    for route in cfg.routes:
+        for dest in route.destinations:
+            if dest.replaces_group:
+                seen[dest.replaces_group] = None
+    return list(seen)
+
+
+def require_routed(cfg: BridgeConfig, group: str, where: str) -> None:
+    """ConfigError unless a destination of ``cfg`` replaces ``group``."""
+    groups = replaced_groups(cfg)
+    if group not in groups:
+        known = ", ".join(groups) or "none"
+        raise ConfigError(
+            f"{where}: no destination replaces consumer group {group!r} (groups replaced: "
+            f"{known}); add `replaces_group: {group}` to the destination that takes over its work."
+        )
+
+
+def bridge_group(cfg: BridgeConfig, group: str) -> str:
+    """The bridge's consumer group for one replaced group."""
+    return f"{cfg.group}.{group}"
+
+
+def shadow_group(cfg: BridgeConfig, group: str) -> str:
+    return f"{cfg.group}.{group}.shadow"
+
+
+def cutover_label(group: str) -> str:
+    """The Upstash-Label on every QStash message delivered for ``group`` (letters, digits,
+    ``_``, ``.``, ``-``; a hash keeps two groups that differ only in other characters apart)."""
+    safe = _LABEL_SAFE.sub("_", group)
+    if safe != group:
+        safe += "-" + hashlib.sha256(group.encode()).hexdigest()[:8]
+    return f"migrator-cutover.{safe}"
+
+
+def _routes_for(cfg: BridgeConfig, keep: Iterable[str | None], *, label: str | None,
+                shadow: bool) -> list[Route]:
+    wanted = set(keep)
+    out: list[Route] = []
+    for route in cfg.routes:
+        dests = []
+        for dest in route.destinations:
+            if dest.replaces_group not in wanted:
+                continue
+            update: dict[str, object] = {}
+            if shadow:
+                update["headers"] = {**dest.headers, SHADOW_HEADER: "true"}
+            if label is not None and not isinstance(dest, DirectHttpDestination):
+                update["label"] = f"{dest.label},{label}" if dest.label else label
+            dests.append(dest.model_copy(update=update) if update else dest)
+        if dests:
+            update_route: dict[str, object] = {"destinations": dests}
+            if shadow:  # other dedup ids than live delivery (the tag hashes the route name)
+                update_route["name"] = f"{route.route_name}.shadow"
+            out.append(route.model_copy(update=update_route))
+    return out
+
+
+def routed_topics(cfg: BridgeConfig, group: str) -> list[str]:
+    return [r.topic for r in _routes_for(cfg, [group], label=None, shadow=False)]
+
+
+def group_config(cfg: BridgeConfig, group: str, *, shadow: bool = False) -> BridgeConfig:
+    """The config of the bridge delivering ``group``'s records (live, or marked as shadow)."""
+    routes = _routes_for(cfg, [group], label=cutover_label(group), shadow=shadow)
+    if not routes:
+        raise ConfigError(f"bridge config: no destination replaces consumer group {group!r}")
+    update: dict[str, object] = {"routes": routes, "metrics_port": None}
+    if shadow:
+        # a shadow run follows the old group from where it is now, under its own group
+        update.update(group=shadow_group(cfg, group), start="start_from_group",
+                      start_from_group=group)
+    else:
+        # the hand-off committed an offset for every partition; a partition added later
+        # starts at its beginning
+        update.update(group=bridge_group(cfg, group), start="earliest")
+    return cfg.model_copy(update=update)
+
+
+def ungated_config(cfg: BridgeConfig) -> BridgeConfig | None:
+    """The config for destinations that replace no group (always delivered), if any."""
+    routes = _routes_for(cfg, [None], label=None, shadow=False)
+    return cfg.model_copy(update={"routes": routes}) if routes else None
