@@ -52,6 +52,7 @@ class _Running:
     group: str | None  # None: the ungated bridge
     mode: Mode
     bridge: Bridge
+    epoch: int = 0
     thread: threading.Thread | None = None
     stats: BridgeStats | None = None
     error: BaseException | None = None
@@ -123,22 +124,26 @@ class GatedBridges:
     # -- internals ---------------------------------------------------------------------------
 
     def _apply(self, entries: list[Any]) -> None:
-        for group, state in parse_states(entries).items():
+        for group, found in parse_states(entries).items():
             if group in self._groups:
-                self._states[group] = state
+                self._states[group] = found
         for group in self._groups:
-            want = mode_for(self._states.get(group))
+            state = self._states.get(group)
+            want = mode_for(state)
+            epoch = state.switches if state is not None else 0
             running = self._running.get(group)
-            if running is not None and running.mode != want:
-                self._stop(group)
+            if running is not None and (running.mode != want or running.epoch != epoch):
+                self._stop(group)  # a new hand-off restarts the bridge at its offsets
                 running = None
             if running is None and want is not None:
-                self._start(group, want, group_config(self.config, group, shadow=want == "shadow"))
+                self._start(group, want, group_config(self.config, group,
+                                                      shadow=want == "shadow", epoch=epoch),
+                            epoch)
 
-    def _start(self, group: str | None, mode: Mode, cfg: BridgeConfig) -> None:
+    def _start(self, group: str | None, mode: Mode, cfg: BridgeConfig, epoch: int = 0) -> None:
         bridge = self._factory(cfg, self.connection, qstash=self._qstash,
                                consumer_overrides=self._overrides)
-        running = _Running(group, mode, bridge)
+        running = _Running(group, mode, bridge, epoch)
         running.thread = threading.Thread(target=self._run_one, args=(running,),
                                           name=f"bridge-{group or 'ungated'}", daemon=True)
         self._running[group] = running

@@ -5,7 +5,8 @@ Every QStash message the bridge publishes for a replaced group carries the group
 (``Kafka-Topic``, ``Kafka-Partition``, ``Kafka-Offset``). A rollback cancels by that label
 (``DELETE /v2/messages?label=...``: messages accepted but not yet delivered, including ones
 waiting in a queue, on a delay or between retries), then reads QStash's logs for the label in
-state ``CANCELED`` to find, per partition, the first record the endpoint will never get.
+states ``CANCELED`` and ``FAILED`` (retries exhausted: in QStash's DLQ) since the hand-off to
+find, per partition, the first record the endpoint never processed.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ MAX_LOG_PAGES = 10_000
 @dataclass(frozen=True)
 class Cancellation:
     cancelled: int  # messages cancelled by this call
-    first_cancelled: dict[Partition, int] = field(default_factory=dict)  # per partition, since
-    logged: int = 0  # cancelled messages found in the logs since the hand-off
+    # per partition, the lowest offset of a message cancelled or failed (QStash's DLQ) since the
+    # hand-off: the endpoint never processed it
+    first_cancelled: dict[Partition, int] = field(default_factory=dict)
+    logged: int = 0  # cancelled or failed messages found in the logs since the hand-off
 
 
 def _header(entry: dict[str, Any], name: str) -> str | None:
@@ -68,27 +71,28 @@ def cancel_pending(
             cancelled = int(body.get("cancelled", 0)) if isinstance(body, dict) else 0
             first: dict[Partition, int] = {}
             logged = 0
-            cursor: str | None = None
-            for _page in range(MAX_LOG_PAGES):
-                params: dict[str, Any] = {"label": label, "state": "CANCELED",
-                                          "fromDate": since_ms, "count": 1000}
-                if cursor:
-                    params["cursor"] = cursor
-                resp = http.get(f"{base}/v2/logs", params=params, headers=headers)
-                _check(resp, f"reading the logs of label {label}", base)
-                page = resp.json()
-                for entry in page.get("logs") or page.get("events") or []:
-                    topic = _header(entry, "Kafka-Topic")
-                    part = _header(entry, "Kafka-Partition")
-                    off = _header(entry, "Kafka-Offset")
-                    if topic is None or part is None or off is None:
-                        continue
-                    logged += 1
-                    tp = (topic, int(part))
-                    first[tp] = min(first.get(tp, int(off)), int(off))
-                cursor = page.get("cursor") or None
-                if not cursor:
-                    break
+            for state in ("CANCELED", "FAILED"):
+                cursor: str | None = None
+                for _page in range(MAX_LOG_PAGES):
+                    params: dict[str, Any] = {"label": label, "state": state,
+                                              "fromDate": since_ms, "count": 1000}
+                    if cursor:
+                        params["cursor"] = cursor
+                    resp = http.get(f"{base}/v2/logs", params=params, headers=headers)
+                    _check(resp, f"reading the logs of label {label}", base)
+                    page = resp.json()
+                    for entry in page.get("logs") or page.get("events") or []:
+                        topic = _header(entry, "Kafka-Topic")
+                        part = _header(entry, "Kafka-Partition")
+                        off = _header(entry, "Kafka-Offset")
+                        if topic is None or part is None or off is None:
+                            continue
+                        logged += 1
+                        tp = (topic, int(part))
+                        first[tp] = min(first.get(tp, int(off)), int(off))
+                    cursor = page.get("cursor") or None
+                    if not cursor:
+                        break
         except httpx.HTTPError as exc:
             raise ServiceError(f"QStash at {redact_url(base)} unreachable: {exc}") from None
     finally:

@@ -213,7 +213,7 @@ class Coordinator:
             State.SWITCHING, f"fenced after {watch:g}s quiet; handing off",
             handoff=handoff, handoff_at=now_iso(),
             topics=tuple(sorted({t for t, _ in parts})), rollback=(), rollback_at=None,
-            cancelled=None))
+            cancelled=None, switches=current.switches + 1))
         return self._finish_switch(switching, parts, fenced)
 
     def _check_overrides(self, group: str, parts: Sequence[Partition],
@@ -327,7 +327,8 @@ class Coordinator:
                 raise ConfigError(f"group {group!r} is delivered through QStash but no QStash "
                                   "token is configured (qstash.token or QSTASH_TOKEN).")
             since = _ms(current.handoff_at) - 60_000 if current.handoff_at else 0
-            cancellation = cancel_pending(*self.qstash, cutover_label(group), since_ms=since)
+            cancellation = cancel_pending(*self.qstash, cutover_label(group, current.switches),
+                                          since_ms=since)
             self._say(f"cancelled {cancellation.cancelled} message(s) QStash held for group "
                       f"{group!r} ({cancellation.logged} cancelled since the hand-off)")
         at = now_iso()

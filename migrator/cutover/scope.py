@@ -64,17 +64,19 @@ def shadow_group(cfg: BridgeConfig, group: str) -> str:
     return f"{cfg.group}.{group}.shadow"
 
 
-def cutover_label(group: str) -> str:
-    """The Upstash-Label on every QStash message delivered for ``group`` (letters, digits,
-    ``_``, ``.``, ``-``; a hash keeps two groups that differ only in other characters apart)."""
+def cutover_label(group: str, epoch: int) -> str:
+    """The Upstash-Label on every QStash message delivered for ``group`` after its ``epoch``-th
+    hand-off (letters, digits, ``_``, ``.``, ``-``; a hash keeps two groups that differ only in
+    other characters apart). One label per hand-off: a rollback cancels and accounts for the
+    messages of the hand-off it undoes, not those an earlier rollback cancelled."""
     safe = _LABEL_SAFE.sub("_", group)
     if safe != group:
         safe += "-" + hashlib.sha256(group.encode()).hexdigest()[:8]
-    return f"migrator-cutover.{safe}"
+    return f"migrator-cutover.{safe}.{epoch}"
 
 
 def _routes_for(cfg: BridgeConfig, keep: Iterable[str | None], *, label: str | None,
-                shadow: bool) -> list[Route]:
+                shadow: bool, epoch: int = 1) -> list[Route]:
     wanted = set(keep)
     out: list[Route] = []
     for route in cfg.routes:
@@ -90,8 +92,14 @@ def _routes_for(cfg: BridgeConfig, keep: Iterable[str | None], *, label: str | N
             dests.append(dest.model_copy(update=update) if update else dest)
         if dests:
             update_route: dict[str, object] = {"destinations": dests}
-            if shadow:  # other dedup ids than live delivery (the tag hashes the route name)
-                update_route["name"] = f"{route.route_name}.shadow"
+            # the dedup-id tag hashes the route name: shadow delivery, and every hand-off after
+            # the first, get ids of their own (QStash would drop a record re-sent after a
+            # rollback cancelled it as a duplicate of the cancelled message)
+            name = route.route_name if epoch <= 1 else f"{route.route_name}.switch{epoch}"
+            if shadow:
+                name = f"{route.route_name}.shadow"
+            if name != route.route_name:
+                update_route["name"] = name
             out.append(route.model_copy(update=update_route))
     return out
 
@@ -100,9 +108,12 @@ def routed_topics(cfg: BridgeConfig, group: str) -> list[str]:
     return [r.topic for r in _routes_for(cfg, [group], label=None, shadow=False)]
 
 
-def group_config(cfg: BridgeConfig, group: str, *, shadow: bool = False) -> BridgeConfig:
-    """The config of the bridge delivering ``group``'s records (live, or marked as shadow)."""
-    routes = _routes_for(cfg, [group], label=cutover_label(group), shadow=shadow)
+def group_config(cfg: BridgeConfig, group: str, *, shadow: bool = False,
+                 epoch: int = 1) -> BridgeConfig:
+    """The config of the bridge delivering ``group``'s records (live, or marked as shadow);
+    ``epoch`` is the group's hand-off count (see :attr:`GroupCutover.switches`)."""
+    label = None if shadow else cutover_label(group, epoch)
+    routes = _routes_for(cfg, [group], label=label, shadow=shadow, epoch=epoch)
     if not routes:
         raise ConfigError(f"bridge config: no destination replaces consumer group {group!r}")
     update: dict[str, object] = {"routes": routes, "metrics_port": None}

@@ -120,6 +120,9 @@ class GroupCutover(_Frozen):
     rollback: tuple[PartitionOffset, ...] = ()
     rollback_at: str | None = None
     cancelled: int | None = None  # QStash messages cancelled by the last rollback
+    switches: int = Field(default=0, description="Hand-offs recorded so far: each switch delivers with "
+                          "dedup ids of its own, so a record cancelled by a rollback is "
+                          "delivered again by a later switch instead of being deduplicated.")
     note: str = ""
     history: tuple[HistoryEntry, ...] = ()
 
