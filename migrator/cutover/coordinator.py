@@ -192,6 +192,10 @@ class Coordinator:
         parts = self.partitions(group)
         current = self.load(group)
         check_step(group, current.state, "switch")
+        if current.state is State.SWITCHED:
+            self._say(f"group {group!r} is already switched (hand-off {current.handoff_at}); "
+                      "nothing to do")
+            return current
         self._check_overrides(group, parts, overrides or {})
         if current.state is State.SWITCHING and current.handoff:
             again = snapshot(self.admin, group, parts)
@@ -277,6 +281,10 @@ class Coordinator:
         parts = self.partitions(group)
         current = self.load(group)
         check_step(group, current.state, "rollback")
+        if current.state is State.ROLLED_BACK:
+            self._say(f"group {group!r} is already rolled back ({current.rollback_at}); "
+                      "nothing to do")
+            return current
         if current.state is State.SWITCHED:
             current = self.store.save(current.moved(
                 State.ROLLING_BACK, "bridges stop delivering this group: drain, commit, leave"))

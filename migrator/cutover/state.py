@@ -57,8 +57,10 @@ Step = Literal["prepare", "shadow", "switch", "rollback"]
 ALLOWED_FROM: dict[str, frozenset[State]] = {
     "prepare": frozenset({State.OLD, State.PREPARED, State.SHADOW, State.ROLLED_BACK}),
     "shadow": frozenset({State.PREPARED, State.SHADOW}),
-    "switch": frozenset({State.PREPARED, State.SHADOW, State.SWITCHING}),
-    "rollback": frozenset({State.SWITCHED, State.ROLLING_BACK}),
+    # a switch of a switched group (or a rollback of a rolled-back one) changes nothing: the
+    # rerun of a step whose first run was killed right after finishing
+    "switch": frozenset({State.PREPARED, State.SHADOW, State.SWITCHING, State.SWITCHED}),
+    "rollback": frozenset({State.SWITCHED, State.ROLLING_BACK, State.ROLLED_BACK}),
 }
 NEXT_STEPS: dict[State, tuple[Step, ...]] = {
     State.OLD: ("prepare",),

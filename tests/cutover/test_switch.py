@@ -93,7 +93,7 @@ def test_switch_single_group_direct_http_exactly_once(
             assert coord.prepare(group).state is State.PREPARED
             time.sleep(1.0)
             assert not endpoint.requests, "a prepared group must get nothing"
-            with pytest.raises(IllegalTransitionError, match=r"prepared.*rollback"):
+            with pytest.raises(IllegalTransitionError, match=r"prepared.*not allowed.*switch"):
                 coord.rollback(group, timeout=5)
             thread, result = _switch_in_background(coord, group, watch=2.0, timeout=60.0)
             time.sleep(1.5)  # the switch sees a member and waits

@@ -1,0 +1,158 @@
+"""A switch killed in the middle is finished by running it again, and exactness holds."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from migrator.bridge.config import load_bridge_config
+from migrator.config import KafkaConnection
+from migrator.cutover.coordinator import Coordinator
+from migrator.cutover.state import State
+from migrator.cutover.store import parse_states
+from migrator.kafka.group_offsets import GroupOffsetAdmin
+from migrator.kafka.state_log import StateTail
+from tests.cutover.harness import (
+    ROOT,
+    KeepProducing,
+    OldConsumer,
+    await_exactly_once,
+    endpoint_coords,
+    gated_bridges,
+    run_cli,
+    wait_for,
+    write_config,
+)
+from tests.fixtures.endpoint import RecordingEndpoint
+from tests.fixtures.kafka import KafkaKit, unique
+from tests.fixtures.stack import EstateInfo
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Crash(BaseException):
+    """What a kill looks like to the code after the crash point: nothing more runs."""
+
+
+class CrashingAdmin(GroupOffsetAdmin):
+    """Dies in ``alter_group_offsets``, before or after Kafka applied it."""
+
+    def __init__(self, connection: KafkaConnection, *, after: bool) -> None:
+        super().__init__(connection)
+        self.after = after
+
+    def alter_group_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        if self.after:
+            super().alter_group_offsets(group, offsets)
+        raise Crash(f"killed while handing off to {group}")
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-alter", "after-alter"])
+def test_a_switch_that_dies_during_the_hand_off_is_finished_by_a_rerun(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path,
+    after: bool,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-crash"), partitions=2)
+    group = unique("crashy")
+    kafka.produce(topic, [])
+    kafka.commit_group(group, {(topic, 0): 0, (topic, 1): 0})
+    from tests.fixtures.kafka import Rec
+
+    kafka.produce(topic, [Rec(f"v{i}", partition=i % 2) for i in range(40)])
+    kafka.commit_group(group, {(topic, 0): 7, (topic, 1): 12})
+    cfg_path = write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"),
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg = load_bridge_config(cfg_path)
+    conn = KafkaConnection(bootstrap_servers=bootstrap)
+    first = Coordinator(cfg, conn, admin=CrashingAdmin(conn, after=after), poll=0.2)
+    first.prepare(group)
+    with pytest.raises(Crash):
+        first.switch(group, watch=1.0, timeout=30.0)
+    first.close()
+    second = Coordinator(cfg, conn, poll=0.2)
+    assert second.load(group).state is State.SWITCHING
+    state = second.switch(group, watch=1.0, timeout=30.0)
+    assert state.state is State.SWITCHED
+    assert state.handoff_map() == {(topic, 0): 7, (topic, 1): 12}
+    assert state.switches == 1
+    bridge_group = state.bridge_group
+    assert second.admin.list_group_offsets([bridge_group])[bridge_group] == {
+        (topic, 0): 7, (topic, 1): 12}
+    second.close()
+
+
+def _states(bootstrap: str, topic: str) -> dict[str, State]:
+    tail = StateTail(KafkaConnection(bootstrap_servers=bootstrap), topic)
+    try:
+        return {g: s.state for g, s in parse_states(tail.read_to_end()).items()}
+    finally:
+        tail.close()
+
+
+def test_kill_9_of_the_switch_command_then_rerun_keeps_old_plus_new_exact(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-kill"), partitions=2)
+    group = unique("orders")
+    state_topic = unique("_cutover")
+    cfg_path = write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": state_topic, "shutdown_deadline": 10,
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg = load_bridge_config(cfg_path)
+    producer = KeepProducing(bootstrap, {topic: 2}, rate=150)
+    old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
+    try:
+        wait_for(lambda: len(old.processed()) >= 100, lambda: f"old saw {len(old.processed())}")
+        prep = run_cli("cutover", "prepare", group, "--config", str(cfg_path))
+        assert prep.returncode == 0, prep.stderr
+        with gated_bridges(cfg, bootstrap) as gate:
+            old.stop()
+            # kill -9 the switch the moment it has recorded the hand-off (state switching)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "migrator", "cutover", "switch", group, "--config",
+                 str(cfg_path), "--watch", "2s", "--timeout", "60s"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            tail = StateTail(KafkaConnection(bootstrap_servers=bootstrap), state_topic)
+            killed_in: State | None = None
+            deadline = time.monotonic() + 60
+            try:
+                while time.monotonic() < deadline and proc.poll() is None:
+                    found = parse_states(tail.poll(0.01)).get(group)
+                    if found is not None and found.state is State.SWITCHING:
+                        proc.send_signal(signal.SIGKILL)
+                        killed_in = _states(bootstrap, state_topic)[group]
+                        break
+            finally:
+                tail.close()
+            proc.wait(30)
+            assert killed_in is not None, "the switch never recorded a hand-off"
+            rerun = run_cli("cutover", "switch", group, "--config", str(cfg_path),
+                            "--watch", "2s", "--timeout", "60s")
+            assert rerun.returncode == 0, rerun.stderr
+            if killed_in is State.SWITCHING:
+                assert "finishing the interrupted hand-off" in rerun.stderr
+            assert _states(bootstrap, state_topic)[group] is State.SWITCHED
+            wait_for(lambda: gate.modes()[group] == "live", lambda: str(gate.modes()))
+            time.sleep(2.0)
+            producer.stop()
+            ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 2).items()}
+            await_exactly_once(old.processed, lambda: endpoint_coords(endpoint), ends)
+        status = run_cli("cutover", "status", group, "--config", str(cfg_path), "--format", "json")
+        assert status.returncode == 0, status.stderr
+        assert '"state": "switched"' in status.stdout
+    finally:
+        producer.stop()
+        old.kill()
