@@ -2,8 +2,10 @@
 
 It starts (or reuses) the local stack, seeds a sample estate, then runs the real commands in
 order: ``audit`` -> ``plan`` (with an endpoint file pointing at a local receiver) -> ``apply``
--> ``apply`` again (nothing to do) -> ``bridge run``, and checks that every record of every routed
-topic reached its endpoint exactly once, signed by QStash.
+-> ``apply`` again (nothing to do) -> ``bridge run`` -> ``cutover prepare`` and ``cutover
+switch`` for each consumer group (the sample's archive connector, a running consumer, is stopped
+first), and checks that each endpoint received exactly the records its group had not consumed at
+the hand-off, once each, signed by QStash.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def _migrator(args: list[str], env: dict[str, str], progress: Progress) -> str:
 
 
 def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: float = 180.0) -> DemoResult:
-    """Seed, audit, plan, apply (twice) and bridge; return what arrived where."""
+    """Seed, audit, plan, apply (twice), bridge and cut every group over; return what arrived
+    where."""
     if not (info.qstash_url and info.qstash_token and info.qstash_current_signing_key
             and info.qstash_next_signing_key):
         raise StackError("The stack has no local QStash server; restart it: `migrator dev down && migrator dev up`.")
@@ -147,12 +150,16 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
         _migrator(["plan", str(inventory), "--endpoints", str(endpoints), "-o", str(plan_dir)], env, progress)
         _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress)
         result.second_apply = _migrator(["apply", str(plan_dir / "plan.yaml")], env, progress).strip()
-        result.expected = _expected(estate, groups, paths, plan_dir / "bridge.yaml")
         check = json.loads(_migrator(["bridge", "check", "--config", str(plan_dir / "bridge.yaml"),
                                       "--format", "json"], env, progress))
         result.backlog = int(check["backlog"])
         result.routed_records = sum(estate.records.get(t, 0) for t in _routed(plan_dir / "bridge.yaml"))
-        _bridge(plan_dir / "bridge.yaml", env, receiver, result.expected, timeout, progress)
+
+        def hand_over() -> dict[str, int]:
+            return _cut_over(info, estate, paths, plan_dir / "bridge.yaml", env, progress)
+
+        result.expected = _bridge(plan_dir / "bridge.yaml", env, receiver, hand_over, timeout,
+                                  progress)
         result.received = {p: receiver.count(p) for p in result.expected}
         result.deliveries, result.bad_signatures = receiver.deliveries, receiver.bad_signatures
     finally:
@@ -160,13 +167,28 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
     return result
 
 
-def _expected(estate: SampleEstate, groups: dict[str, list[str]], paths: dict[str, str],
-              bridge_file: Path) -> dict[str, int]:
-    """Records each endpoint path must receive: every record of the routed topics its group reads."""
-    routed = _routed(bridge_file)
+def _cut_over(info: StackInfo, estate: SampleEstate, paths: dict[str, str], bridge_file: Path,
+              env: dict[str, str], progress: Progress) -> dict[str, int]:
+    """Hand every replaced group over (``cutover prepare`` + ``switch``); the records each
+    endpoint path must then receive: its group's backlog at the hand-off."""
+    import httpx
+
+    from migrator.bridge.config import load_bridge_config
+    from migrator.cutover.scope import replaced_groups
+
+    config = ["--config", str(bridge_file)]
     expected: dict[str, int] = {}
-    for group, topics in groups.items():
-        count = sum(estate.records.get(t, 0) for t in topics if t in routed)
+    for group in replaced_groups(load_bridge_config(bridge_file)):
+        if estate.connector and group == f"connect-{estate.connector}":
+            progress(f"stopping connector {estate.connector} (the old consumer of {group})")
+            httpx.put(f"{info.connect_url}/connectors/{estate.connector}/stop", timeout=30)
+        _migrator(["cutover", "prepare", group, *config], env, progress)
+        _migrator(["cutover", "switch", group, *config, "--watch", "2s", "--timeout", "2m"],
+                  env, progress)
+        status = json.loads(_migrator(["cutover", "status", group, *config, "--format", "json"],
+                                      env, progress))["groups"][0]
+        ends = {(p["topic"], p["partition"]): p["end"] for p in status["partitions"]}
+        count = sum(ends[(h["topic"], h["partition"])] - h["offset"] for h in status["handoff"])
         if count:
             expected[paths[group]] = count
     return expected
@@ -180,15 +202,18 @@ def _routed(bridge_file: Path) -> set[str]:
     return {r["topic"] for r in data.get("routes", [])}
 
 
-def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dict[str, int],
-            timeout: float, progress: Progress) -> None:
+def _bridge(config: Path, env: dict[str, str], receiver: Receiver,
+            hand_over: Callable[[], dict[str, int]], timeout: float,
+            progress: Progress) -> dict[str, int]:
     progress(f"$ migrator bridge run --config {config}  (until every record has arrived)")
     log = config.parent / "bridge.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "migrator", "bridge", "run", "--config", str(config)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
+    expected: dict[str, int] = {}
     deadline = time.monotonic() + timeout
     try:
+        expected = hand_over()
         while time.monotonic() < deadline and proc.poll() is None:
             if all(receiver.count(p) >= n for p, n in expected.items()):
                 time.sleep(1.0)  # let any duplicate show itself before stopping
@@ -204,6 +229,7 @@ def _bridge(config: Path, env: dict[str, str], receiver: Receiver, expected: dic
     if proc.returncode not in (0, -signal.SIGTERM):
         raise MigratorError(f"The bridge exited {proc.returncode}; see {log}.")
     progress(f"bridge stopped (log: {log})")
+    return expected
 
 
 def summary(result: DemoResult) -> str:

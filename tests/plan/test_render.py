@@ -39,3 +39,7 @@ def test_runbook_holds_the_commands_and_the_same_review() -> None:
     assert re.search(r"kafka-consumer-groups\.sh --bootstrap-server 127\.0\.0\.1:9092 --describe "
                      r"--group billing", text)
     assert "orders (unmapped: billing)" in text
+    # the cutover commands, per group, before the producers move
+    switch = text.index("migrator cutover switch billing --config bridge.yaml")
+    assert text.index("migrator cutover prepare billing") < switch < text.index("Move the producers")
+    assert "migrator cutover rollback GROUP" in text
