@@ -4,7 +4,9 @@ changed, no traceback, no secret."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,46 @@ def test_bad_input_exit_codes_and_nothing_changes(
     rc, _ = cli("history", group)
     assert rc == 0 and outputs[-1].count('"state": "prepared"') == 1
     assert not any(token in text for text in outputs)
+
+
+def test_status_agrees_with_kafkas_consumer_group_command(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path
+) -> None:
+    lib = kafka_stack.lib_dir or os.environ.get("KAFKA_LIB_DIR")
+    if not lib:
+        pytest.fail("no Kafka lib dir (kafka_stack.lib_dir / KAFKA_LIB_DIR) for Kafka's tools")
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-status"), partitions=3)
+    kafka.produce(topic, [Rec(f"v{i}", partition=i % 3) for i in range(30)])
+    group = unique("stat")
+    kafka.commit_group(group, {(topic, 0): 3, (topic, 1): 10, (topic, 2): 6})
+    cfg = str(write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"),
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]}))
+    for step in (["prepare", group], ["switch", group, "--watch", "1s"]):
+        done = run_cli("cutover", *step, "--config", cfg)
+        assert done.returncode == 0, done.stderr
+    kafka.produce(topic, [Rec(f"w{i}", partition=i % 3) for i in range(9)])  # lag grows
+    done = run_cli("cutover", "status", group, "--config", cfg, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads(done.stdout)["groups"]
+    bridge_group = entry["bridge_group"]["name"]
+    tool = subprocess.run(
+        ["java", "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", f"{lib}/*",
+         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server",
+         bootstrap, "--describe", "--group", group, "--group", bridge_group],
+        capture_output=True, text=True, timeout=180, check=True).stdout
+    theirs: dict[tuple[str, int], tuple[int, int, int]] = {}
+    for line in tool.splitlines():
+        cols = line.split()
+        if len(cols) >= 6 and cols[1] == topic and cols[2].isdigit():
+            theirs[(cols[0], int(cols[2]))] = (int(cols[3]), int(cols[4]), int(cols[5]))
+    ours = {}
+    for p in entry["partitions"]:
+        ours[(group, p["partition"])] = (p["old_committed"], p["end"], p["old_lag"])
+        ours[(bridge_group, p["partition"])] = (p["bridge_committed"], p["end"], p["bridge_lag"])
+    assert ours == theirs, tool
+    assert entry["old_group"]["lag"] == sum(v[2] for k, v in theirs.items() if k[0] == group)
+    assert [h["offset"] for h in entry["handoff"]] == [3, 10, 6]
