@@ -192,3 +192,55 @@ def test_a_consumer_still_committing_during_the_watch_is_caught_and_nothing_chan
     finally:
         producer.stop()
         rogue.kill()
+
+
+def test_shadow_then_switch_live_starts_at_the_fence_not_where_shadow_got_to(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint,
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    server = qstash_server_factory()
+    topic = kafka.create_topic(unique("cut-shadow"), partitions=2)
+    group = unique("notify")
+    producer = KeepProducing(bootstrap, {topic: 2}, rate=100)
+    old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
+    try:
+        wait_for(lambda: len(old.processed()) >= 60, lambda: f"old saw {len(old.processed())}")
+        cfg = _config(bootstrap, [{"topic": topic, "destinations": [
+            {"kind": "publish-url", "url": endpoint.url, "replaces_group": group}]}],
+            qstash={"url": server.url, "token": server.token})
+        qstash = (server.url, server.token)
+        coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap), qstash=qstash,
+                            poll=0.2)
+
+        def shadow() -> list[tuple[str, int, int]]:
+            return [(r.headers["kafka-topic"], int(r.headers["kafka-partition"]),
+                     int(r.headers["kafka-offset"])) for r in list(endpoint.requests)
+                    if r.headers.get("migrator-shadow") == "true"]
+
+        def live() -> list[tuple[str, int, int]]:
+            return [(r.headers["kafka-topic"], int(r.headers["kafka-partition"]),
+                     int(r.headers["kafka-offset"])) for r in list(endpoint.requests)
+                    if "migrator-shadow" not in r.headers]
+
+        with gated_bridges(cfg, bootstrap, qstash=qstash) as gate:
+            coord.prepare(group)
+            assert coord.shadow(group).state is State.SHADOW
+            wait_for(lambda: len(shadow()) >= 100, lambda: f"shadow got {len(shadow())}")
+            assert gate.modes()[group] == "shadow" and not live()
+            old.stop()  # the old consumers were authoritative all along
+            state = coord.switch(group, watch=2.0, timeout=60.0)
+            fence = state.handoff_map()
+            time.sleep(2.0)
+            producer.stop()
+            ends = _ends(kafka, topic, 2)
+            await_exactly_once(old.processed, live, ends)
+            # live delivery re-sent offsets shadow had delivered (distinct dedup ids) and began
+            # at the fence on each partition
+            assert set(live()) & set(shadow())
+            for (t, p), offset in fence.items():
+                assert min(o for tt, pp, o in live() if (tt, pp) == (t, p)) == offset
+        coord.close()
+    finally:
+        producer.stop()
+        old.kill()
