@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from migrator.cutover.state import State
 from migrator.cutover.store import parse_states
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 from migrator.kafka.state_log import StateTail
+from tests.bridge.harness import BridgeProcess
 from tests.cutover.harness import (
     ROOT,
     KeepProducing,
@@ -30,7 +31,8 @@ from tests.cutover.harness import (
     write_config,
 )
 from tests.fixtures.endpoint import RecordingEndpoint
-from tests.fixtures.kafka import KafkaKit, unique
+from tests.fixtures.kafka import KafkaKit, Rec, unique
+from tests.fixtures.qstash import QStashServer
 from tests.fixtures.stack import EstateInfo
 
 pytestmark = pytest.mark.timeout(180)
@@ -63,8 +65,6 @@ def test_a_switch_that_dies_during_the_hand_off_is_finished_by_a_rerun(
     group = unique("crashy")
     kafka.produce(topic, [])
     kafka.commit_group(group, {(topic, 0): 0, (topic, 1): 0})
-    from tests.fixtures.kafka import Rec
-
     kafka.produce(topic, [Rec(f"v{i}", partition=i % 2) for i in range(40)])
     kafka.commit_group(group, {(topic, 0): 7, (topic, 1): 12})
     cfg_path = write_config(tmp_path / "bridge.yaml", {
@@ -156,3 +156,50 @@ def test_kill_9_of_the_switch_command_then_rerun_keeps_old_plus_new_exact(
     finally:
         producer.stop()
         old.kill()
+
+
+def test_three_bridges_in_one_group_one_killed_after_the_switch(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint,
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    server = qstash_server_factory()
+    topic = kafka.create_topic(unique("cut-three"), partitions=3)
+    group = unique("payments")
+    cfg_path = write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"), "shutdown_deadline": 10,
+        "qstash": {"url": server.url, "token": server.token},
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "publish-url", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg = load_bridge_config(cfg_path)
+    producer = KeepProducing(bootstrap, {topic: 3}, rate=150)
+    old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
+    bridges = [BridgeProcess(str(cfg_path), {}) for _ in range(3)]
+    coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
+                        qstash=(server.url, server.token), poll=0.2)
+    try:
+        wait_for(lambda: len(old.processed()) >= 100, lambda: f"old saw {len(old.processed())}")
+        coord.prepare(group)
+        old.stop()
+        coord.switch(group, watch=2.0, timeout=60.0)
+
+        def members() -> int:
+            return len(coord.status([group])[0].bridge.members)
+
+        wait_for(lambda: members() == 3, lambda: f"bridge group members: {members()}", timeout=60)
+        wait_for(lambda: len(endpoint.requests) >= 100, lambda: f"endpoint {len(endpoint.requests)}")
+        bridges[0].kill()  # kill -9 in the middle of live delivery
+        time.sleep(3.0)
+        producer.stop()
+        ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 3).items()}
+        await_exactly_once(old.processed, lambda: endpoint_coords(endpoint), ends, timeout=60)
+        for bridge in bridges[1:]:
+            assert bridge.terminate() == 0, bridge.output()[-2000:]
+        assert server.token not in "".join(b.output() for b in bridges)
+    finally:
+        producer.stop()
+        old.kill()
+        for bridge in bridges:
+            bridge.kill()
+        coord.close()
