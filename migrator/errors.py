@@ -13,7 +13,8 @@
     ├── CutoverError                   a cutover step was refused; nothing was changed
     │   ├── IllegalTransitionError     the group's cutover state does not allow that step (exit 10)
     │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
-    │   └── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
+    │   ├── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
+    │   └── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -25,6 +26,7 @@ Messages are sentences that name the object and, where possible, the fix.
 from __future__ import annotations
 
 __all__ = [
+    "BridgeNotRunningError",
     "ConfigError",
     "ConflictingPlanError",
     "CutoverError",
@@ -103,6 +105,10 @@ class FenceTimeoutError(CutoverError):
 
 class GroupNotEmptyError(CutoverError):
     """A consumer group whose offsets must be set still has members."""
+
+
+class BridgeNotRunningError(CutoverError):
+    """No bridge runs with the config that would deliver the group after a switch."""
 
 
 class DeliveryError(MigratorError):

@@ -22,9 +22,10 @@ from typing import Any, Literal
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.runner import Bridge, BridgeStats
 from migrator.config import KafkaConnection
-from migrator.cutover.scope import group_config, replaced_groups, ungated_config
+from migrator.cutover.scope import group_config, presence_group, replaced_groups, ungated_config
 from migrator.cutover.state import GroupCutover, State
 from migrator.cutover.store import parse_states
+from migrator.kafka.consumer import KafkaConsumer
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 from migrator.kafka.state_log import StateTail
 
@@ -102,6 +103,11 @@ class GatedBridges:
         finally:
             admin.close()
         tail = StateTail(self.connection, self.config.cutover_topic)
+        # membership in the presence group tells `migrator cutover switch` a bridge is running
+        presence = KafkaConsumer(self.connection, presence_group(self.config),
+                                 overrides={**(self._overrides or {}),
+                                            "client.id": "migrator-bridge"})
+        presence.subscribe([self.config.cutover_topic])
         try:
             self._apply(tail.read_to_end())
             rest = ungated_config(self.config)
@@ -109,6 +115,7 @@ class GatedBridges:
                 self._start(None, "live", rest)
             while not self._stopping.is_set():
                 self._raise_failed()
+                presence.consume(100, 0)
                 entries = tail.poll(self._poll)
                 if entries:
                     self._apply(entries)
@@ -117,6 +124,7 @@ class GatedBridges:
                 for key in list(self._running):
                     self._stop(key)
             finally:
+                presence.close()
                 tail.close()
         self._raise_failed()
         return self.totals

@@ -19,6 +19,7 @@ Exit codes (documented in docs/exit-codes.md):
     10 cutover step not allowed in the group's current state
     11 cutover fence not reached: the old consumers did not stop in time
     12 cutover refused: a consumer group to alter still has members
+    13 cutover refused: no bridge runs with this config to take the group over
     70 internal error (a bug: please report it, run with --debug for the traceback)
     130 interrupted
 """
@@ -35,6 +36,7 @@ import click
 
 from migrator import __version__
 from migrator.errors import (
+    BridgeNotRunningError,
     ConfigError,
     DeliveryError,
     FenceTimeoutError,
@@ -61,6 +63,7 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     IllegalTransitionError: 10,
     FenceTimeoutError: 11,
     GroupNotEmptyError: 12,
+    BridgeNotRunningError: 13,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2

@@ -39,8 +39,16 @@ def _options(fn: Any) -> Any:
     return fn
 
 
+def _without_bridge(fn: Any) -> Any:
+    fn = click.option("--bridge-wait", default="20s", show_default=True,
+                      help="How long to wait for a bridge with this config to be running.")(fn)
+    return click.option("--without-bridge", is_flag=True,
+                        help="Go ahead although no bridge with this config is running (one "
+                             "started later begins at the hand-off).")(fn)
+
+
 def _coordinator(config_path: str, x_options: tuple[str, ...], kafka_config: str | None,
-                 *, check_qstash: bool = False) -> Coordinator:
+                 *, check_qstash: bool = False, bridge_wait: float = 20.0) -> Coordinator:
     from migrator.bridge.config import load_bridge_config
     from migrator.bridge.routes import check_qstash as check
     from migrator.cli.bridge import _connections
@@ -50,7 +58,7 @@ def _coordinator(config_path: str, x_options: tuple[str, ...], kafka_config: str
     connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     if check_qstash and qstash is not None:
         check(*qstash)
-    return Coordinator(cfg, connection, qstash=qstash,
+    return Coordinator(cfg, connection, qstash=qstash, bridge_wait=bridge_wait,
                        say=lambda text: click.echo(text, err=True), where=Path(config_path).name)
 
 
@@ -97,13 +105,15 @@ def prepare(group: str, config_path: str, x_options: tuple[str, ...],
 @command.command("shadow")
 @click.argument("group")
 @_options
+@_without_bridge
 def shadow(group: str, config_path: str, x_options: tuple[str, ...],
-           kafka_config: str | None) -> None:
+           kafka_config: str | None, without_bridge: bool, bridge_wait: str) -> None:
     """Deliver GROUP's records marked `Migrator-Shadow: true` while the old consumers stay
     authoritative (the endpoints must have no side effects for them)."""
-    coord = _coordinator(config_path, x_options, kafka_config)
+    coord = _coordinator(config_path, x_options, kafka_config,
+                         bridge_wait=_duration(bridge_wait, "--bridge-wait"))
     try:
-        _done(coord.shadow(group))
+        _done(coord.shadow(group, require_bridge=not without_bridge))
     finally:
         coord.close()
 
@@ -118,8 +128,10 @@ def shadow(group: str, config_path: str, x_options: tuple[str, ...],
 @click.option("--offset", "offsets", multiple=True, metavar="TOPIC:PARTITION=OFFSET",
               help="Hand off at this offset instead of the group's committed one (your "
                    "application's own checkpoint); repeatable.")
+@_without_bridge
 def switch(group: str, config_path: str, x_options: tuple[str, ...], kafka_config: str | None,
-           watch: str, timeout: str, offsets: tuple[str, ...]) -> None:
+           watch: str, timeout: str, offsets: tuple[str, ...], without_bridge: bool,
+           bridge_wait: str) -> None:
     """Fence GROUP's old consumers, hand its committed offsets to the bridge, switch."""
     overrides: dict[tuple[str, int], int] = {}
     for text in offsets:
@@ -128,9 +140,11 @@ def switch(group: str, config_path: str, x_options: tuple[str, ...], kafka_confi
             raise ConfigError(f"--offset {text!r}: write TOPIC:PARTITION=OFFSET, e.g. orders:0=1200.")
         overrides[(m["topic"], int(m["partition"]))] = int(m["offset"])
     watch_s, timeout_s = _duration(watch, "--watch"), _duration(timeout, "--timeout")
-    coord = _coordinator(config_path, x_options, kafka_config)
+    coord = _coordinator(config_path, x_options, kafka_config,
+                         bridge_wait=_duration(bridge_wait, "--bridge-wait"))
     try:
-        state = coord.switch(group, watch=watch_s, timeout=timeout_s, overrides=overrides)
+        state = coord.switch(group, watch=watch_s, timeout=timeout_s, overrides=overrides,
+                             require_bridge=not without_bridge)
     finally:
         coord.close()
     click.echo(_offsets_table(

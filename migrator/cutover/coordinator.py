@@ -30,10 +30,21 @@ from migrator.bridge.config import BridgeConfig, DirectHttpDestination
 from migrator.config import KafkaConnection
 from migrator.cutover.cancellation import Cancellation, cancel_pending
 from migrator.cutover.fence import GroupSnapshot, await_quiet, describe_members, snapshot
-from migrator.cutover.scope import bridge_group, cutover_label, require_routed, routed_topics
+from migrator.cutover.scope import (
+    bridge_group,
+    cutover_label,
+    presence_group,
+    require_routed,
+    routed_topics,
+)
 from migrator.cutover.state import GroupCutover, PartitionOffset, State, check_step, now_iso
 from migrator.cutover.store import CutoverStore
-from migrator.errors import ConfigError, FenceTimeoutError, GroupNotEmptyError
+from migrator.errors import (
+    BridgeNotRunningError,
+    ConfigError,
+    FenceTimeoutError,
+    GroupNotEmptyError,
+)
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 
 __all__ = ["Coordinator", "GroupStatus", "PartitionStatus"]
@@ -118,6 +129,7 @@ class Coordinator:
         say: Callable[[str], None] | None = None,
         poll: float = 0.5,
         where: str = "bridge config",
+        bridge_wait: float = 20.0,
     ) -> None:
         self.cfg = cfg
         self.connection = connection
@@ -127,6 +139,7 @@ class Coordinator:
         self._say = say or (lambda text: log.info("%s", text))
         self._poll = poll
         self._where = where
+        self.bridge_wait = bridge_wait
 
     def close(self) -> None:
         self.store.close()
@@ -171,12 +184,37 @@ class Coordinator:
             State.PREPARED, "the bridge delivers nothing for this group until it is switched",
             topics=topics))
 
-    def shadow(self, group: str) -> GroupCutover:
+    def require_bridge(self, group: str) -> None:
+        """BridgeNotRunningError unless a bridge with this config runs (waiting up to
+        ``bridge_wait`` seconds for one that is starting)."""
+        name = presence_group(self.cfg)
+        deadline = time.monotonic() + self.bridge_wait
+        said = False
+        while True:
+            found = self.admin.describe_groups([name]).get(name)
+            if found is not None and found.members:
+                return
+            if time.monotonic() >= deadline:
+                break
+            if not said:
+                self._say(f"waiting up to {self.bridge_wait:g}s for a bridge with "
+                          f"{self._where} (group {name!r})")
+                said = True
+            time.sleep(self._poll)
+        raise BridgeNotRunningError(
+            f"no bridge is running with {self._where} (its group {name!r} has no members), "
+            f"so nothing would deliver group {group!r} after the switch; start `migrator "
+            f"bridge run --config {self._where}` first (or pass --without-bridge to hand off "
+            "now: a bridge started later begins at the hand-off). Nothing was changed.")
+
+    def shadow(self, group: str, *, require_bridge: bool = True) -> GroupCutover:
         self.partitions(group)
         current = self.load(group)
         check_step(group, current.state, "shadow")
         if current.state is State.SHADOW:
             return current
+        if require_bridge:
+            self.require_bridge(group)
         return self.store.save(current.moved(
             State.SHADOW, "endpoints receive records marked Migrator-Shadow: true; the old "
             "consumers stay authoritative"))
@@ -188,6 +226,7 @@ class Coordinator:
         watch: float,
         timeout: float,
         overrides: Mapping[Partition, int] | None = None,
+        require_bridge: bool = True,
     ) -> GroupCutover:
         parts = self.partitions(group)
         current = self.load(group)
@@ -197,6 +236,8 @@ class Coordinator:
                       "nothing to do")
             return current
         self._check_overrides(group, parts, overrides or {})
+        if require_bridge:
+            self.require_bridge(group)
         if current.state is State.SWITCHING and current.handoff:
             again = snapshot(self.admin, group, parts)
             recorded = {(p.topic, p.partition): p.offset for p in current.handoff

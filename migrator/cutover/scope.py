@@ -23,6 +23,7 @@ __all__ = [
     "bridge_group",
     "cutover_label",
     "group_config",
+    "presence_group",
     "replaced_groups",
     "require_routed",
     "routed_topics",
@@ -58,6 +59,12 @@ def require_routed(cfg: BridgeConfig, group: str, where: str) -> None:
 def bridge_group(cfg: BridgeConfig, group: str) -> str:
     """The bridge's consumer group for one replaced group."""
     return f"{cfg.group}.{group}"
+
+
+def presence_group(cfg: BridgeConfig) -> str:
+    """The consumer group every running bridge of this config is a member of (it reads nothing
+    there): `switch` refuses when it has no members, since no bridge would take the group."""
+    return f"{cfg.group}.bridges"
 
 
 def shadow_group(cfg: BridgeConfig, group: str) -> str:

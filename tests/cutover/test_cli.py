@@ -74,10 +74,13 @@ def test_bad_input_exit_codes_and_nothing_changes(
     assert rc == 3 and f"{topic}:7 is not a partition" in _one_line(err)
     rc, err = cli("switch", group, "--offset", f"{topic}:0=99")
     assert rc == 3 and "outside the partition's offsets 0..10" in _one_line(err)
+    # no bridge runs with this config: nothing would take the group over
+    rc, err = cli("switch", group, "--watch", "1s", "--bridge-wait", "1s")
+    assert rc == 13 and "no bridge is running with bridge.yaml" in _one_line(err)
     # a running consumer: the fence times out, says what it saw, changes nothing
     old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
     try:
-        rc, err = cli("switch", group, "--watch", "2s", "--timeout", "4s")
+        rc, err = cli("switch", group, "--watch", "2s", "--timeout", "4s", "--without-bridge")
     finally:
         old.kill()
     assert rc == 11, err
@@ -112,7 +115,7 @@ def test_status_agrees_with_kafkas_consumer_group_command(
         "cutover_topic": unique("_cutover"),
         "routes": [{"topic": topic, "destinations": [
             {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]}))
-    for step in (["prepare", group], ["switch", group, "--watch", "1s"]):
+    for step in (["prepare", group], ["switch", group, "--watch", "1s", "--without-bridge"]):
         done = run_cli("cutover", *step, "--config", cfg)
         assert done.returncode == 0, done.stderr
     kafka.produce(topic, [Rec(f"w{i}", partition=i % 3) for i in range(9)])  # lag grows
