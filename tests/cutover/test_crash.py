@@ -91,6 +91,40 @@ def test_a_switch_that_dies_during_the_hand_off_is_finished_by_a_rerun(
     second.close()
 
 
+def test_a_rollback_that_dies_while_setting_the_old_offsets_is_finished_by_a_rerun(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-rbcrash"), partitions=2)
+    group = unique("undo")
+    kafka.produce(topic, [Rec(f"v{i}", partition=i % 2) for i in range(40)])
+    kafka.commit_group(group, {(topic, 0): 5, (topic, 1): 9})
+    cfg_path = write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"),
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg = load_bridge_config(cfg_path)
+    conn = KafkaConnection(bootstrap_servers=bootstrap)
+    coord = Coordinator(cfg, conn, poll=0.2)
+    coord.prepare(group)
+    switched = coord.switch(group, watch=1.0, timeout=30.0, require_bridge=False)
+    # the bridge delivered up to here before the rollback stopped it
+    kafka.commit_group(switched.bridge_group, {(topic, 0): 12, (topic, 1): 9})
+    crashing = Coordinator(cfg, conn, admin=CrashingAdmin(conn, after=False), poll=0.2)
+    with pytest.raises(Crash):
+        crashing.rollback(group, timeout=30.0)
+    crashing.close()
+    half = coord.load(group)
+    assert half.state is State.ROLLING_BACK and half.rollback_map() == {(topic, 0): 12, (topic, 1): 9}
+    assert coord.admin.list_group_offsets([group])[group] == {(topic, 0): 5, (topic, 1): 9}
+    done = coord.rollback(group, timeout=30.0)
+    assert done.state is State.ROLLED_BACK and done.rollback_map() == half.rollback_map()
+    assert coord.admin.list_group_offsets([group])[group] == {(topic, 0): 12, (topic, 1): 9}
+    assert coord.rollback(group, timeout=30.0).seq == done.seq  # a rerun changes nothing
+    coord.close()
+
+
 def _states(bootstrap: str, topic: str) -> dict[str, State]:
     tail = StateTail(KafkaConnection(bootstrap_servers=bootstrap), topic)
     try:

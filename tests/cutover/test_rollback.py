@@ -125,6 +125,11 @@ def test_rollback_with_messages_still_in_qstash_then_reswitch_then_old_consumer_
             producer.stop()
             ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 2).items()}
             await_exactly_once(old_processed, keeper.coords, ends)
+            # ordered route, FIFO queue per partition: the endpoint saw each partition in offset
+            # order, across both hand-offs (each began right after the last record it had got)
+            for part in range(2):
+                seen = [o for _t, p, o in keeper.coords() if p == part]
+                assert seen == sorted(seen), f"partition {part} out of order: {seen[:50]}"
         history = [h.state for h in coord.load(group).history]
         assert history == [State.PREPARED, State.SWITCHING, State.SWITCHED, State.ROLLING_BACK,
                            State.ROLLING_BACK, State.ROLLED_BACK, State.PREPARED,
