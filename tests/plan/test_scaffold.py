@@ -94,6 +94,10 @@ def test_fastapi_scaffold_verifies_signature_and_parses_typed_records(
     url = "http://testserver/orders"
     ok = client.post("/orders", content=body, headers={"Upstash-Signature": _sign(url, body)})
     assert ok.status_code == 200, ok.text
+    assert ok.json()["shadow"] == "false"
+    shadow = client.post("/orders", content=body, headers={  # `migrator cutover shadow`
+        "Upstash-Signature": _sign(url, body), "Migrator-Shadow": "true"})
+    assert shadow.status_code == 200 and shadow.json()["shadow"] == "true"
     rotated = client.post("/orders", content=body,
                           headers={"Upstash-Signature": _sign(url, body, NEXT)})
     assert rotated.status_code == 200  # the next key verifies too
