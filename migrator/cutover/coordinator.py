@@ -44,6 +44,7 @@ from migrator.errors import (
     ConfigError,
     FenceTimeoutError,
     GroupNotEmptyError,
+    KafkaAuthError,
 )
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 
@@ -306,7 +307,13 @@ class Coordinator:
                 f"bridge group {bgroup!r} has {describe_members(bridges.members)} although group "
                 f"{group!r} is not switched (a bridge from an older migrator?); stop them and "
                 "rerun the switch. The hand-off is recorded; nothing was delivered.")
-        self.admin.alter_group_offsets(bgroup, switching.handoff_map())
+        try:
+            self.admin.alter_group_offsets(bgroup, switching.handoff_map())
+        except KafkaAuthError:
+            # the principal may not set the bridge group's offsets: nothing was handed over
+            self.store.save(switching.moved(
+                State.PREPARED, "Kafka refused setting the bridge group's offsets"))
+            raise
         after = snapshot(self.admin, group, parts)
         if after.members or after.offsets != fenced.offsets:
             back = self.store.save(switching.moved(

@@ -16,6 +16,7 @@ from migrator.config import KafkaConnection
 from migrator.cutover.coordinator import Coordinator
 from migrator.cutover.state import State
 from migrator.cutover.store import parse_states
+from migrator.errors import KafkaAuthError
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 from migrator.kafka.state_log import StateTail
 from tests.bridge.harness import BridgeProcess
@@ -89,6 +90,40 @@ def test_a_switch_that_dies_during_the_hand_off_is_finished_by_a_rerun(
     assert second.admin.list_group_offsets([bridge_group])[bridge_group] == {
         (topic, 0): 7, (topic, 1): 12}
     second.close()
+
+
+class RefusingAdmin(GroupOffsetAdmin):
+    """Kafka's answer to a principal without the ACL to alter a group's offsets (the real
+    refusal is mapped by GroupOffsetAdmin._alter_error; this stands in for an authorizer)."""
+
+    def alter_group_offsets(self, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+        raise KafkaAuthError(f"Kafka refused altering the committed offsets of group {group!r}: "
+                             "Group authorization failed; nothing was changed.")
+
+
+def test_a_switch_refused_by_kafka_acls_leaves_the_group_prepared(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-acl"), partitions=1)
+    group = unique("acl")
+    kafka.produce(topic, [Rec("v")])
+    kafka.commit_group(group, {(topic, 0): 1})
+    cfg = load_bridge_config(write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"),
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]}))
+    conn = KafkaConnection(bootstrap_servers=bootstrap)
+    coord = Coordinator(cfg, conn, admin=RefusingAdmin(conn), poll=0.2)
+    coord.prepare(group)
+    with pytest.raises(KafkaAuthError, match="Group authorization failed"):
+        coord.switch(group, watch=1.0, timeout=30.0, require_bridge=False)
+    state = coord.load(group)
+    assert state.state is State.PREPARED and "refused" in state.note
+    bridge_group = state.bridge_group
+    assert coord.admin.list_group_offsets([bridge_group]).get(bridge_group, {}) == {}
+    coord.close()
 
 
 def test_a_rollback_that_dies_while_setting_the_old_offsets_is_finished_by_a_rerun(
