@@ -7,6 +7,10 @@ as shadow while it is ``shadow``. Leaving those states stops the group's bridge 
 stops a bridge: stop polling, drain in-flight deliveries, commit, leave the group; that is the
 consistent point a rollback sets the old group back to. Destinations that replace no group are
 delivered all the time by one more bridge in the config's own group.
+
+All of them share one :class:`BridgeMetrics` (served by ``--metrics-port``): counters add up
+across groups; the per-partition lag and committed-offset gauges of a topic two groups read
+show whichever group's bridge updated them last.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Literal
 
 from migrator.bridge.config import BridgeConfig
+from migrator.bridge.metrics import BridgeMetrics
 from migrator.bridge.runner import Bridge, BridgeStats
 from migrator.config import KafkaConnection
 from migrator.cutover.scope import group_config, presence_group, replaced_groups, ungated_config
@@ -71,6 +77,7 @@ class GatedBridges:
         consumer_overrides: dict[str, str] | None = None,
         bridge_factory: BridgeFactory = Bridge,
         poll: float = 0.2,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.config = config
         self.connection = connection
@@ -78,6 +85,9 @@ class GatedBridges:
         self._overrides = consumer_overrides
         self._factory = bridge_factory
         self._poll = poll
+        # one set of metrics for every group's bridge (/metrics, /healthz, /readyz of the
+        # process); the gate itself keeps the heartbeat while no group is delivered
+        self.metrics = metrics or BridgeMetrics()
         self._groups = replaced_groups(config)
         self._states: dict[str, GroupCutover] = {}
         self._running: dict[str | None, _Running] = {}
@@ -115,6 +125,8 @@ class GatedBridges:
                 self._start(None, "live", rest)
             while not self._stopping.is_set():
                 self._raise_failed()
+                self.metrics.heartbeat = time.monotonic()
+                self.metrics.ready = True
                 presence.consume(100, 0)
                 entries = tail.poll(self._poll)
                 if entries:
@@ -150,7 +162,7 @@ class GatedBridges:
 
     def _start(self, group: str | None, mode: Mode, cfg: BridgeConfig, epoch: int = 0) -> None:
         bridge = self._factory(cfg, self.connection, qstash=self._qstash,
-                               consumer_overrides=self._overrides)
+                               consumer_overrides=self._overrides, metrics=self.metrics)
         running = _Running(group, mode, bridge, epoch)
         running.thread = threading.Thread(target=self._run_one, args=(running,),
                                           name=f"bridge-{group or 'ungated'}", daemon=True)

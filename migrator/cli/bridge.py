@@ -120,7 +120,12 @@ def run(
 
         gate = GatedBridges(cfg, connection, qstash=qstash)
         install_gate_signal_handlers(gate)
-        stats = gate.run()
+        server = MetricsServer(gate.metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
+        try:
+            stats = gate.run()
+        finally:
+            if server is not None:
+                server.close()
         click.echo("bridge stopped: " + json.dumps({"received": stats.received,
                                                     "delivered": stats.delivered}), err=True)
         return

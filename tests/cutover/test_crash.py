@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
 from migrator.bridge.config import load_bridge_config
@@ -160,6 +162,19 @@ def test_a_rollback_that_dies_while_setting_the_old_offsets_is_finished_by_a_rer
     coord.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
 def _states(bootstrap: str, topic: str) -> dict[str, State]:
     tail = StateTail(KafkaConnection(bootstrap_servers=bootstrap), topic)
     try:
@@ -244,11 +259,17 @@ def test_three_bridges_in_one_group_one_killed_after_the_switch(
     cfg = load_bridge_config(cfg_path)
     producer = KeepProducing(bootstrap, {topic: 3}, rate=150)
     old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
-    bridges = [BridgeProcess(str(cfg_path), {}) for _ in range(3)]
+    port = _free_port()
+    bridges = [BridgeProcess(str(cfg_path), {}, *(["--metrics-port", str(port)] if i == 1 else []))
+               for i in range(3)]
     coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
                         qstash=(server.url, server.token), poll=0.2)
     try:
         wait_for(lambda: len(old.processed()) >= 100, lambda: f"old saw {len(old.processed())}")
+        # no group is delivered yet: the gate itself keeps the process healthy and ready
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz") == 200
+                 and _get(f"http://127.0.0.1:{port}/healthz") == 200,
+                 lambda: "bridge not ready before any group is switched")
         coord.prepare(group)
         old.stop()
         coord.switch(group, watch=2.0, timeout=60.0)
@@ -263,6 +284,10 @@ def test_three_bridges_in_one_group_one_killed_after_the_switch(
         producer.stop()
         ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 3).items()}
         await_exactly_once(old.processed, lambda: endpoint_coords(endpoint), ends, timeout=60)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        delivered = [line for line in text.splitlines()
+                     if line.startswith("bridge_records_delivered_total{") and 'status="ok"' in line]
+        assert delivered and float(delivered[0].split()[-1]) > 0, text[:2000]
         for bridge in bridges[1:]:
             assert bridge.terminate() == 0, bridge.output()[-2000:]
         assert server.token not in "".join(b.output() for b in bridges)
