@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class OldConsumer:
-    """``tests/cutover/old_consumer.py`` as a subprocess: what it processed is in ``out``."""
+    """``migrator/kafka/app_consumer.py`` as a subprocess: what it processed is in ``out``."""
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str], out: Path, *,
                  assign: bool = False) -> None:
         self.out = out
         self.group = group
-        cmd = [sys.executable, "-m", "tests.cutover.old_consumer", bootstrap, group, str(out),
+        cmd = [sys.executable, "-m", "migrator.kafka.app_consumer", bootstrap, group, str(out),
                *topics]
         if assign:
             cmd.append("--assign")

@@ -1,6 +1,7 @@
-"""A real old consumer, as a typical application writes one (run as a subprocess by the tests).
+"""A typical application's Kafka consumer: the "old consumer" that `migrator demo` and the
+cutover tests start as a process, stop and restart around a cutover.
 
-    python -m tests.cutover.old_consumer BOOTSTRAP GROUP OUT_FILE TOPIC [TOPIC ...] [--assign]
+    python -m migrator.kafka.app_consumer BOOTSTRAP GROUP OUT_FILE TOPIC [TOPIC ...] [--assign]
 
 Subscribes with GROUP (auto.offset.reset=earliest), appends ``topic partition offset`` to OUT_FILE
 (flushed) for every record it processes, then stores the offset; commits the stored offsets
@@ -16,6 +17,8 @@ import signal
 import sys
 
 from confluent_kafka import Consumer, TopicPartition
+
+__all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
