@@ -2,10 +2,12 @@
 
 It starts (or reuses) the local stack, seeds a sample estate, then runs the real commands in
 order: ``audit`` -> ``plan`` (with an endpoint file pointing at a local receiver) -> ``apply``
--> ``apply`` again (nothing to do) -> ``bridge run`` -> ``cutover prepare`` and ``cutover
-switch`` for each consumer group (the sample's archive connector, a running consumer, is stopped
-first), and checks that each endpoint received exactly the records its group had not consumed at
-the hand-off, once each, signed by QStash.
+-> ``apply`` again (nothing to do) -> ``bridge run`` -> the cutover of every consumer group
+while a producer keeps writing: a real old consumer process per group (the sample's archive
+connector is one already) runs, ``cutover prepare``, the old consumer stops, ``cutover switch``;
+then one group is rolled back, its old consumer runs again, and it is switched again. It checks
+per group that old consumer + endpoint processed every record exactly once, and that every
+delivery was signed by QStash.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Receiver:
 
         self.verifier = SignatureReceiver(current_signing_key=current_key, next_signing_key=next_key)
         self.seen: dict[str, set[tuple[str, str, str]]] = {}
+        self.coords: dict[str, list[tuple[str, int, int]]] = {}  # every delivery, repeats kept
         self.deliveries = 0
         self.bad_signatures = 0
         self._lock = threading.Lock()
@@ -82,6 +85,8 @@ class Receiver:
             self.deliveries += 1
             self.bad_signatures += 0 if ok else 1
             self.seen.setdefault(path, set()).add(coords)
+            if coords[0]:
+                self.coords.setdefault(path, []).append((coords[0], int(coords[1]), int(coords[2])))
 
     def count(self, path: str) -> int:
         with self._lock:
@@ -102,12 +107,16 @@ class DemoResult:
     second_apply: str = ""
     backlog: int = -1  # what `migrator bridge check` said the bridge would deliver
     routed_records: int = 0  # the records of the routed topics (each once)
+    # per group: (old consumer's records, endpoint's records, missing, duplicated) over every
+    # offset from the group's position before the demo to the end
+    groups: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        exact = all(missing == 0 and dupes == 0 for _o, _n, missing, dupes in self.groups.values())
         return (self.expected == self.received and self.bad_signatures == 0
                 and self.deliveries == sum(self.expected.values())
-                and self.backlog == self.routed_records)
+                and self.backlog == self.routed_records and bool(self.groups) and exact)
 
 
 def _migrator(args: list[str], env: dict[str, str], progress: Progress) -> str:
@@ -156,7 +165,8 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
         result.routed_records = sum(estate.records.get(t, 0) for t in _routed(plan_dir / "bridge.yaml"))
 
         def hand_over() -> dict[str, int]:
-            return _cut_over(info, estate, paths, plan_dir / "bridge.yaml", env, progress)
+            return _cut_over(info, estate, paths, plan_dir / "bridge.yaml", env, progress,
+                             receiver, result)
 
         result.expected = _bridge(plan_dir / "bridge.yaml", env, receiver, hand_over, timeout,
                                   progress)
@@ -168,30 +178,131 @@ def run_demo(info: StackInfo, workdir: Path, progress: Progress, *, timeout: flo
 
 
 def _cut_over(info: StackInfo, estate: SampleEstate, paths: dict[str, str], bridge_file: Path,
-              env: dict[str, str], progress: Progress) -> dict[str, int]:
-    """Hand every replaced group over (``cutover prepare`` + ``switch``); the records each
-    endpoint path must then receive: its group's backlog at the hand-off."""
+              env: dict[str, str], progress: Progress, receiver: Receiver,
+              result: DemoResult) -> dict[str, int]:
+    """The cutover, per group, while a producer keeps writing: start the group's old consumer
+    (a real process; the sample's archive connector is one already), ``cutover prepare``, stop
+    the old consumer, ``cutover switch``; then roll the first group back, let its old consumer
+    run again, and switch it again. Checks, per group, that old consumer + endpoint processed
+    every offset from the group's position before the demo to the end exactly once (into
+    ``result.groups``); returns the records each endpoint path must receive."""
     import httpx
 
     from migrator.bridge.config import load_bridge_config
-    from migrator.cutover.scope import replaced_groups
+    from migrator.config import KafkaConnection
+    from migrator.cutover.scope import replaced_groups, routed_topics
+    from migrator.kafka.admin import KafkaAdmin
+    from migrator.kafka.app_producer import KeepProducing
 
+    cfg = load_bridge_config(bridge_file)
     config = ["--config", str(bridge_file)]
+    admin = KafkaAdmin(KafkaConnection.from_properties({"bootstrap.servers": info.bootstrap_servers}))
+    groups = replaced_groups(cfg)
+    topics = {g: routed_topics(cfg, g) for g in groups}
+    parts = {t: estate.topics.get(t, 1) for ts in topics.values() for t in ts}
+    before = {g: admin.list_group_offsets([g]).get(g, {}) for g in groups}
+    workdir = bridge_file.parent
+    # producers keep writing (not to decode routes: their values are Schema-Registry framed)
+    plain = {t: n for t, n in parts.items()
+             if all(r.payload.mode == "bytes" for r in cfg.routes if r.topic == t)}
+    producer = KeepProducing(info.bootstrap_servers, plain, rate=20.0)
+    consumers: dict[str, _AppConsumer] = {}
+    try:
+        for g in groups:
+            if estate.connector and g == f"connect-{estate.connector}":
+                continue
+            consumers[g] = _AppConsumer(info.bootstrap_servers, g, topics[g],
+                                        workdir / f"old-{paths[g].strip('/')}.txt", progress)
+        time.sleep(2.0)  # the old consumers process live records
+        for g in groups:
+            _migrator(["cutover", "prepare", g, *config], env, progress)
+            if g in consumers:
+                consumers[g].stop(progress)
+            else:
+                progress(f"stopping connector {estate.connector} (the old consumer of {g})")
+                httpx.put(f"{info.connect_url}/connectors/{estate.connector}/stop", timeout=30)
+            _migrator(["cutover", "switch", g, *config, "--watch", "2s", "--timeout", "2m"],
+                      env, progress)
+        if consumers:
+            g = next(iter(consumers))
+            time.sleep(1.0)
+            _migrator(["cutover", "rollback", g, *config], env, progress)
+            consumers[g].start(progress)
+            time.sleep(2.0)
+            _migrator(["cutover", "prepare", g, *config], env, progress)
+            consumers[g].stop(progress)
+            _migrator(["cutover", "switch", g, *config, "--watch", "2s", "--timeout", "2m"],
+                      env, progress)
+        time.sleep(1.0)
+    finally:
+        producer.stop()
+        for consumer in consumers.values():
+            consumer.kill()
+    ends = admin.list_offsets([(t, p) for t, n in parts.items() for p in range(n)], "latest")
+    for g in groups:
+        if g not in consumers:  # what the connector processed is not observable: check the
+            # endpoint from its hand-off on
+            status = json.loads(_migrator(["cutover", "status", g, *config, "--format", "json"],
+                                          env, progress))["groups"][0]
+            before[g] = {(h["topic"], h["partition"]): h["offset"] for h in status["handoff"]}
+    span = {g: {(t, p, o) for t in topics[g] for p in range(parts[t])
+                for o in range(before[g].get((t, p)) or 0, ends[(t, p)])} for g in groups}
+    old = {g: consumers[g].processed() if g in consumers else [] for g in groups}
     expected: dict[str, int] = {}
-    for group in replaced_groups(load_bridge_config(bridge_file)):
-        if estate.connector and group == f"connect-{estate.connector}":
-            progress(f"stopping connector {estate.connector} (the old consumer of {group})")
-            httpx.put(f"{info.connect_url}/connectors/{estate.connector}/stop", timeout=30)
-        _migrator(["cutover", "prepare", group, *config], env, progress)
-        _migrator(["cutover", "switch", group, *config, "--watch", "2s", "--timeout", "2m"],
-                  env, progress)
-        status = json.loads(_migrator(["cutover", "status", group, *config, "--format", "json"],
-                                      env, progress))["groups"][0]
-        ends = {(p["topic"], p["partition"]): p["end"] for p in status["partitions"]}
-        count = sum(ends[(h["topic"], h["partition"])] - h["offset"] for h in status["handoff"])
-        if count:
-            expected[paths[group]] = count
+    for g in groups:
+        wanted = span[g] - set(old[g])
+        if wanted:
+            expected[paths[g]] = len(wanted)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(
+            span[g] - set(old[g]) <= set(receiver.coords.get(paths[g], [])) for g in groups):
+        time.sleep(0.25)
+    for g in groups:
+        new = receiver.coords.get(paths[g], [])
+        both = [c for c in old[g] + new if c in span[g]]
+        missing = len(span[g] - set(both))
+        result.groups[g] = (len(old[g]), len(new), missing, len(both) - len(set(both)))
     return expected
+
+
+class _AppConsumer:
+    """The group's old consumer (``migrator.kafka.app_consumer``) as a process."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str], out: Path,
+                 progress: Progress) -> None:
+        self.cmd = [sys.executable, "-m", "migrator.kafka.app_consumer", bootstrap, group,
+                    str(out), *topics]
+        self.group, self.out = group, out
+        self.proc: subprocess.Popen[str] | None = None
+        self.start(progress)
+
+    def start(self, progress: Progress) -> None:
+        progress(f"starting the old consumer of {self.group}")
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            raise MigratorError(f"the old consumer of {self.group} did not start")
+
+    def stop(self, progress: Progress) -> None:
+        progress(f"stopping the old consumer of {self.group} (it commits on shutdown)")
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def processed(self) -> list[tuple[str, int, int]]:
+        if not self.out.exists():
+            return []
+        out = []
+        for line in self.out.read_text(encoding="utf-8").splitlines():
+            t, p, o = line.split()
+            out.append((t, int(p), int(o)))
+        return out
 
 
 def _routed(bridge_file: Path) -> set[str]:
@@ -240,5 +351,9 @@ def summary(result: DemoResult) -> str:
     lines.append(f"deliveries {result.deliveries}, bad signatures {result.bad_signatures}")
     lines.append(f"bridge check backlog {result.backlog} records, routed topics hold "
                  f"{result.routed_records}")
+    for group, (old, new, missing, dupes) in sorted(result.groups.items()):
+        verdict = "every record exactly once" if not missing and not dupes else \
+            f"{missing} missing, {dupes} twice"
+        lines.append(f"group {group}: old consumer {old} + endpoint {new}: {verdict}")
     lines.append(json.dumps({"ok": result.ok}))
     return "\n".join(lines)

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Producer
 
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.gate import GatedBridges
 from migrator.config import KafkaConnection
+from migrator.kafka.app_producer import KeepProducing
 from tests.bridge.harness import FAST_GROUP
 from tests.fixtures.endpoint import RecordingEndpoint
+
+__all__ = ["KeepProducing", "OldConsumer", "await_exactly_once", "check_exactly_once",
+           "endpoint_coords", "gated_bridges", "run_cli", "wait_for", "write_config"]
 
 Coord = tuple[str, int, int]
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,35 +76,6 @@ class OldConsumer:
             t, p, o = line.split()
             out.append((t, int(p), int(o)))
         return out
-
-
-class KeepProducing:
-    """Writes ``rate`` records/s round-robin over the partitions of ``topics`` until stopped."""
-
-    def __init__(self, bootstrap: str, topics: dict[str, int], rate: float = 100.0) -> None:
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        self._topics = topics
-        self._rate = rate
-        self._stop = threading.Event()
-        self.count = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            for topic, partitions in self._topics.items():
-                self._producer.produce(topic, value=f"v{n}".encode(), key=f"k{n}".encode(),
-                                       partition=n % partitions)
-            n += 1
-            self.count = n
-            self._producer.poll(0)
-            time.sleep(1.0 / self._rate)
-        self._producer.flush(30)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(60)
 
 
 def endpoint_coords(endpoint: RecordingEndpoint) -> list[Coord]:
