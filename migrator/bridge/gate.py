@@ -91,6 +91,7 @@ class GatedBridges:
         self._groups = replaced_groups(config)
         self._states: dict[str, GroupCutover] = {}
         self._running: dict[str | None, _Running] = {}
+        self._draining: dict[str | None, _Running] = {}  # stopped, still draining
         self._stopping = threading.Event()
         self.totals = BridgeStats()
 
@@ -125,16 +126,19 @@ class GatedBridges:
                 self._start(None, "live", rest)
             while not self._stopping.is_set():
                 self._raise_failed()
+                self._reap()
                 self.metrics.heartbeat = time.monotonic()
                 self.metrics.ready = True
                 presence.consume(100, 0)
-                entries = tail.poll(self._poll)
-                if entries:
-                    self._apply(entries)
+                self._apply(tail.poll(self._poll))
         finally:
             try:
                 for key in list(self._running):
                     self._stop(key)
+                for running in list(self._draining.values()):
+                    if running.thread is not None:
+                        running.thread.join()
+                self._reap()
             finally:
                 presence.close()
                 tail.close()
@@ -155,7 +159,7 @@ class GatedBridges:
             if running is not None and (running.mode != want or running.epoch != epoch):
                 self._stop(group)  # a new hand-off restarts the bridge at its offsets
                 running = None
-            if running is None and want is not None:
+            if running is None and want is not None and group not in self._draining:
                 self._start(group, want, group_config(self.config, group,
                                                       shadow=want == "shadow", epoch=epoch),
                             epoch)
@@ -180,18 +184,26 @@ class GatedBridges:
             running.error = exc
 
     def _stop(self, key: str | None) -> None:
+        """Ask the group's bridge to stop; it drains, commits and leaves in its own thread
+        (the gate keeps following the state and the heartbeat meanwhile) and is reaped when
+        done. A group's next bridge starts only once the last one is gone."""
         running = self._running.pop(key, None)
         if running is None:
             return
         log.info("group %s: %s delivery stops (drain, commit, leave)", key or "(none)", running.mode)
         running.bridge.stop()
-        if running.thread is not None:
-            running.thread.join()
-        stats = running.stats or running.bridge.stats
-        for name in ("received", "delivered", "dead_lettered", "skipped", "retries"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
-        if running.error is not None and not self._stopping.is_set():
-            raise running.error
+        self._draining[key] = running
+
+    def _reap(self) -> None:
+        for key, running in list(self._draining.items()):
+            if running.thread is not None and running.thread.is_alive():
+                continue
+            del self._draining[key]
+            stats = running.stats or running.bridge.stats
+            for name in ("received", "delivered", "dead_lettered", "skipped", "retries"):
+                setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))
+            if running.error is not None and not self._stopping.is_set():
+                raise running.error
 
     def _raise_failed(self) -> None:
         for key, running in list(self._running.items()):
