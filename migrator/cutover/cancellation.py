@@ -20,7 +20,7 @@ import httpx
 from migrator.config import redact_url
 from migrator.errors import ServiceError
 
-__all__ = ["Cancellation", "cancel_pending"]
+__all__ = ["Cancellation", "cancel_pending", "last_delivered"]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +101,53 @@ def cancel_pending(
     log.info("cancelled %d QStash message(s) labelled %s; first cancelled offsets %s",
              cancelled, label, first)
     return Cancellation(cancelled, first, logged)
+
+
+def last_delivered(
+    url: str, token: str, label: str, floor: dict[Partition, int], *, since_ms: int,
+    max_pages: int = 50, client: httpx.Client | None = None,
+) -> dict[Partition, int]:
+    """Per partition, the highest offset at or above ``floor`` that QStash's logs show as
+    delivered for ``label`` since ``since_ms``: records a bridge killed with -9 had published
+    after its last commit. Reads the logs newest first and stops for a partition at its first
+    delivery below the floor (for an ordered route every older one is lower), or after
+    ``max_pages`` pages."""
+    base = url.rstrip("/")
+    own = client is None
+    http = client or httpx.Client(timeout=30.0)
+    headers = {"Authorization": f"Bearer {token}"}
+    found: dict[Partition, int] = {}
+    open_parts = set(floor)
+    try:
+        cursor: str | None = None
+        for _page in range(max_pages):
+            params: dict[str, Any] = {"label": label, "state": "DELIVERED", "fromDate": since_ms,
+                                      "count": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                resp = http.get(f"{base}/v2/logs", params=params, headers=headers)
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"QStash at {redact_url(base)} unreachable: {exc}") from None
+            _check(resp, f"reading the logs of label {label}", base)
+            page = resp.json()
+            for entry in page.get("logs") or page.get("events") or []:
+                topic = _header(entry, "Kafka-Topic")
+                part = _header(entry, "Kafka-Partition")
+                off = _header(entry, "Kafka-Offset")
+                if topic is None or part is None or off is None:
+                    continue
+                tp = (topic, int(part))
+                if tp not in open_parts:
+                    continue
+                if int(off) < floor[tp]:
+                    open_parts.discard(tp)
+                else:
+                    found[tp] = max(found.get(tp, int(off)), int(off))
+            cursor = page.get("cursor") or None
+            if not cursor or not open_parts:
+                break
+    finally:
+        if own:
+            http.close()
+    return found

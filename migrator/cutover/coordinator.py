@@ -28,7 +28,7 @@ from typing import Any
 
 from migrator.bridge.config import BridgeConfig, DirectHttpDestination
 from migrator.config import KafkaConnection
-from migrator.cutover.cancellation import Cancellation, cancel_pending
+from migrator.cutover.cancellation import Cancellation, cancel_pending, last_delivered
 from migrator.cutover.fence import GroupSnapshot, await_quiet, describe_members, snapshot
 from migrator.cutover.scope import (
     bridge_group,
@@ -378,27 +378,47 @@ class Coordinator:
             current.bridge_group, {})
         handoff = current.handoff_map()
         cancellation = Cancellation(0)
+        delivered: dict[Partition, int] = {}
         if self._uses_qstash(group):
             if self.qstash is None:
                 raise ConfigError(f"group {group!r} is delivered through QStash but no QStash "
                                   "token is configured (qstash.token or QSTASH_TOKEN).")
             since = _ms(current.handoff_at) - 60_000 if current.handoff_at else 0
-            cancellation = cancel_pending(*self.qstash, cutover_label(group, current.switches),
-                                          since_ms=since)
+            label = cutover_label(group, current.switches)
+            cancellation = cancel_pending(*self.qstash, label, since_ms=since)
             self._say(f"cancelled {cancellation.cancelled} message(s) QStash held for group "
                       f"{group!r} ({cancellation.logged} cancelled since the hand-off)")
+            ordered = self._ordered_topics(group)
+            floor = {tp: committed.get(tp, handoff.get(tp, 0)) or 0
+                     for tp in parts if tp[0] in ordered}
+            if floor:
+                # a bridge killed with -9 may have published (in order) past its last commit
+                delivered = last_delivered(*self.qstash, label, floor, since_ms=since)
         at = now_iso()
         out = []
         for tp in parts:
             start = handoff.get(tp, 0)
             done = committed.get(tp)
             offset, source = (done, "bridge-committed") if done is not None else (start, "handoff")
+            if tp in delivered and delivered[tp] + 1 > offset:
+                offset, source = delivered[tp] + 1, "delivered"
             first = cancellation.first_cancelled.get(tp)
             if first is not None and first < offset:
                 offset, source = first, "cancelled"
             out.append(PartitionOffset(topic=tp[0], partition=tp[1], offset=max(offset, start),
                                        at=at, source=source))
         return {"rollback": tuple(out), "rollback_at": at, "cancelled": cancellation.cancelled}
+
+    def _ordered_topics(self, group: str) -> set[str]:
+        """Topics whose route is ordered with exactly one QStash destination for ``group``:
+        the bridge published their partitions in offset order, so what QStash delivered is a
+        prefix of what it was given."""
+        out = set()
+        for route in self.cfg.routes:
+            mine = [d for d in route.destinations if d.replaces_group == group]
+            if route.ordered and len(mine) == 1 and not isinstance(mine[0], DirectHttpDestination):
+                out.add(route.topic)
+        return out
 
     def _uses_qstash(self, group: str) -> bool:
         return any(d.replaces_group == group and not isinstance(d, DirectHttpDestination)
