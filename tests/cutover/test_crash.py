@@ -297,3 +297,48 @@ def test_three_bridges_in_one_group_one_killed_after_the_switch(
         for bridge in bridges:
             bridge.kill()
         coord.close()
+
+
+def test_rollback_after_the_last_bridge_was_killed_9_keeps_old_plus_new_exact(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint,
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    bootstrap = kafka_stack.bootstrap_servers
+    server = qstash_server_factory()
+    topic = kafka.create_topic(unique("cut-rbkill"), partitions=2)
+    group = unique("refunds")
+    cfg_path = write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"), "shutdown_deadline": 10,
+        "qstash": {"url": server.url, "token": server.token},
+        "routes": [{"topic": topic, "ordered": True, "destinations": [
+            {"kind": "enqueue-queue", "queue": "refunds-{partition}", "url": endpoint.url,
+             "replaces_group": group}]}]})
+    cfg = load_bridge_config(cfg_path)
+    producer = KeepProducing(bootstrap, {topic: 2}, rate=300)
+    runs = [OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")]
+    bridge = BridgeProcess(str(cfg_path), {})
+    coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
+                        qstash=(server.url, server.token), poll=0.2)
+    try:
+        wait_for(lambda: len(runs[0].processed()) >= 100, lambda: f"old saw {len(runs[0].processed())}")
+        coord.prepare(group)
+        runs[0].stop()
+        coord.switch(group, watch=2.0, timeout=60.0)
+        wait_for(lambda: len(endpoint.requests) >= 300, lambda: f"endpoint {len(endpoint.requests)}")
+        bridge.kill()  # the group's only bridge dies between commits
+        state = coord.rollback(group, timeout=60.0)
+        assert state.state is State.ROLLED_BACK
+        runs.append(OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt"))
+        time.sleep(2.0)
+        producer.stop()
+        ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 2).items()}
+        # without reading QStash's deliveries past the dead bridge's last commit, the old
+        # consumer processed those records a second time (seen: 277 duplicates)
+        await_exactly_once(runs[0].processed, lambda: endpoint_coords(endpoint), ends)
+    finally:
+        producer.stop()
+        bridge.kill()
+        for run in runs:
+            run.kill()
+        coord.close()
