@@ -205,6 +205,8 @@ def _status_text(s: GroupStatus) -> str:
         f"  bridge group: {bridge['name']}: {bridge['state']}, {bridge['members']} member(s), "
         f"lag {bridge['lag']}",
     ]
+    if data["delivered_since_handoff"] is not None:
+        lines.append(f"  delivered since the hand-off: {data['delivered_since_handoff']:,}")
     if data["handoff_at"]:
         lines.append(f"  handed off at {data['handoff_at']}: " + ", ".join(
             f"{p['topic']}[{p['partition']}]={p['offset']}" for p in data["handoff"]))

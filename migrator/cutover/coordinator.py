@@ -100,6 +100,12 @@ class GroupStatus:
             "bridge_group": {"name": c.bridge_group, "state": self.bridge.state,
                              "members": len(self.bridge.members),
                              "lag": lag([p.bridge_lag for p in self.partitions])},
+            # records the bridge delivered (accepted by QStash / a 2xx) since the hand-off, by
+            # its commits; what QStash still holds or failed is `cutover verify`'s (issue 13)
+            "delivered_since_handoff": (
+                sum(max(0, p.bridge_committed - p.handoff) for p in self.partitions
+                    if p.bridge_committed is not None and p.handoff is not None)
+                if c.state in (State.SWITCHED, State.ROLLING_BACK) else None),
             "handoff_at": c.handoff_at,
             "handoff": [p.model_dump() for p in c.handoff],
             "rollback_at": c.rollback_at,

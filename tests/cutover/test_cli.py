@@ -140,3 +140,4 @@ def test_status_agrees_with_kafkas_consumer_group_command(
     assert ours == theirs, tool
     assert entry["old_group"]["lag"] == sum(v[2] for k, v in theirs.items() if k[0] == group)
     assert [h["offset"] for h in entry["handoff"]] == [3, 10, 6]
+    assert entry["delivered_since_handoff"] == 0  # no bridge ran

@@ -113,6 +113,9 @@ def test_switch_single_group_direct_http_exactly_once(
             got = endpoint_coords(endpoint)
             for (_t, p), offset in committed.items():
                 assert min(o for _tt, pp, o in got if pp == p) == offset
+            # status counts what the bridge committed since the hand-off
+            wait_for(lambda: coord.status([group])[0].to_json()["delivered_since_handoff"]
+                     == len(got), lambda: str(coord.status([group])[0].to_json()))
         history = [h.state for h in coord.store.load(group, "").history]
         assert history == [State.PREPARED, State.SWITCHING, State.SWITCHED]
         coord.close()
