@@ -60,6 +60,10 @@ def check_url(value: str) -> str:
 Url = Annotated[str, AfterValidator(check_url)]
 
 
+_REPLACES = ("The Kafka consumer group this destination replaces: the bridge delivers to it only "
+             "while `migrator cutover` has switched that group (docs/cutover.md).")
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -119,6 +123,7 @@ class _QStashOptions(_Frozen):
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra headers delivered to the endpoint."
     )
+    replaces_group: str | None = Field(None, description=_REPLACES)
 
     @field_validator("timeout", "delay")
     @classmethod
@@ -222,6 +227,7 @@ class DirectHttpDestination(_Frozen):
     fail_on: tuple[HttpStatus, ...] = Field(
         (), description="Statuses dead-lettered at once, never retried, even 429 or 5xx (e.g. "
         "501).")
+    replaces_group: str | None = Field(None, description=_REPLACES)
 
     @model_validator(mode="after")
     def _statuses_once(self) -> DirectHttpDestination:

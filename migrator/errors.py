@@ -10,6 +10,11 @@
     │   ├── ConflictingPlanError       live state moved since the plan was reviewed
     │   ├── UnfilledPlaceholderError   endpoints still hold placeholders
     │   └── DestructiveChangeError     a deletion was needed but not allowed
+    ├── CutoverError                   a cutover step was refused; nothing was changed
+    │   ├── IllegalTransitionError     the group's cutover state does not allow that step (exit 10)
+    │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
+    │   ├── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
+    │   └── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -21,10 +26,15 @@ Messages are sentences that name the object and, where possible, the fix.
 from __future__ import annotations
 
 __all__ = [
+    "BridgeNotRunningError",
     "ConfigError",
     "ConflictingPlanError",
+    "CutoverError",
     "DeliveryError",
     "DestructiveChangeError",
+    "FenceTimeoutError",
+    "GroupNotEmptyError",
+    "IllegalTransitionError",
     "KafkaAuthError",
     "KafkaUnavailableError",
     "MigratorError",
@@ -79,6 +89,26 @@ class UnfilledPlaceholderError(PlanError):
 
 class DestructiveChangeError(PlanError):
     """A deletion is needed but --prune --allow-destructive was not given."""
+
+
+class CutoverError(MigratorError):
+    """A cutover step was refused or could not complete; the message says what was changed."""
+
+
+class IllegalTransitionError(CutoverError):
+    """The group's cutover state does not allow the step asked for."""
+
+
+class FenceTimeoutError(CutoverError):
+    """The old consumer group did not become quiet (no members, offsets still) in time."""
+
+
+class GroupNotEmptyError(CutoverError):
+    """A consumer group whose offsets must be set still has members."""
+
+
+class BridgeNotRunningError(CutoverError):
+    """No bridge runs with the config that would deliver the group after a switch."""
 
 
 class DeliveryError(MigratorError):

@@ -64,6 +64,8 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+
+
 class KafkaSection(_Frozen):
     """How to reach Kafka, as in ``migrator audit``: servers, a properties file, options."""
 
@@ -246,6 +248,8 @@ class BridgeConfig(_Frozen):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     shutdown_deadline: float = Field(30.0, gt=0, description="Seconds to drain on stop/revoke.")
     json_logs: bool = False
+    cutover_topic: str = Field("_migrator_cutover", description="Compacted topic holding the "
+                               "cutover state of each replaced group (docs/cutover.md).")
 
     @model_validator(mode="after")
     def _consistent(self) -> BridgeConfig:

@@ -16,6 +16,10 @@ Exit codes (documented in docs/exit-codes.md):
     7  a REST service failed (QStash, Schema Registry, Kafka Connect)
     8  local stack error (missing Java/Maven, a server failed to start)
     9  delivery failed
+    10 cutover step not allowed in the group's current state
+    11 cutover fence not reached: the old consumers did not stop in time
+    12 cutover refused: a consumer group to alter still has members
+    13 cutover refused: no bridge runs with this config to take the group over
     70 internal error (a bug: please report it, run with --debug for the traceback)
     130 interrupted
 """
@@ -32,8 +36,12 @@ import click
 
 from migrator import __version__
 from migrator.errors import (
+    BridgeNotRunningError,
     ConfigError,
     DeliveryError,
+    FenceTimeoutError,
+    GroupNotEmptyError,
+    IllegalTransitionError,
     KafkaAuthError,
     KafkaUnavailableError,
     MigratorError,
@@ -52,13 +60,17 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     ServiceError: 7,
     StackError: 8,
     DeliveryError: 9,
+    IllegalTransitionError: 10,
+    FenceTimeoutError: 11,
+    GroupNotEmptyError: 12,
+    BridgeNotRunningError: 13,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
-_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "demo", "doctor")
+_COMMANDS = ("dev", "audit", "plan", "apply", "bridge", "cutover", "demo", "doctor")
 
 
 def exit_code_for(error: MigratorError) -> int:

@@ -112,6 +112,21 @@ def run(
     connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     if qstash is not None:
         check_qstash(qstash)
+    from migrator.cutover.scope import replaced_groups
+
+    if replaced_groups(cfg):  # destinations replace consumer groups: gated by `migrator cutover`
+        from migrator.bridge.gate import GatedBridges, install_gate_signal_handlers
+
+        gate = GatedBridges(cfg, connection, qstash=qstash)
+        install_gate_signal_handlers(gate)
+        server = MetricsServer(gate.metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
+        try:
+            stats = gate.run()
+        finally:
+            if server is not None:
+                server.close()
+        click.echo("bridge stopped: " + summary_line(stats), err=True)
+        return
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
     bridge = Bridge(cfg, connection, qstash=qstash, metrics=metrics)

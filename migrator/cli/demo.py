@@ -60,7 +60,8 @@ def closing_lines(migrator: str, workdir: Path, cwd: Path | None = None) -> list
 @click.option("--timeout", type=float, default=180.0, show_default=True,
               help="Seconds the bridge may take to deliver every record.")
 def command(workdir: Path, run_dir: Path | None, timeout: float) -> None:
-    """Start the local stack and run audit, plan, apply and bridge on a sample estate."""
+    """Start the local stack and run audit, plan, apply, bridge and the cutover of every
+    consumer group (one rollback) on a sample estate."""
     directory = (run_dir or stack.default_run_dir()).resolve()
 
     def progress(message: str) -> None:

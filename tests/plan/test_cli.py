@@ -63,8 +63,11 @@ def test_plan_writes_every_file_and_schema_prints(estate: Path) -> None:
     config = load_bridge_config(out / "bridge.yaml")  # the bridge's own loader accepts it as is
     assert {r.topic for r in config.routes} == {"orders", "clicks", "payments"}
     kinds = {r.topic: [d.kind for d in r.destinations] for r in config.routes}
-    assert kinds == {"orders": ["publish-url"], "clicks": ["publish-url-group"],
+    # one destination per group it replaces (the cutover hands groups over one at a time)
+    assert kinds == {"orders": ["publish-url"], "clicks": ["publish-url", "publish-url"],
                      "payments": ["enqueue-queue"]}
+    assert all(d.replaces_group for r in config.routes for d in r.destinations)
+    assert config.start == "earliest" and "start:" not in (out / "bridge.yaml").read_text()
     schema = json.loads(run("plan", "schema").stdout)
     assert schema["title"] == "Plan" and schema["additionalProperties"] is False
     html = run("plan", str(estate / "inventory.json"), "-o", str(estate / "h"), "--format", "html")

@@ -1,6 +1,7 @@
 """The issue's proof: a seeded Kafka estate -> audit -> plan (endpoint file) -> apply to the local
 QStash server -> check through the SDK -> no-op re-apply -> endpoint change -> the generated
-bridge.yaml delivers the records to the mapped endpoints."""
+bridge.yaml, once `migrator cutover` hands each group over, delivers the records each group had
+not consumed to its mapped endpoint."""
 
 from __future__ import annotations
 
@@ -144,15 +145,23 @@ def test_audit_plan_apply_bridge(
     log = (tmp_path / "bridge.log").open("w")
     bridge = subprocess.Popen([sys.executable, "-m", "migrator", "bridge", "run", "--config",
                                str(out / "bridge.yaml")], stdout=log, stderr=log, env=env)
-    n = estate.records
-    expected = {
-        (f"{p}-fulfilment", f"{p}.orders"): n[f"{p}.orders"],
-        (f"{p}-billing", f"{p}.payments"): n[f"{p}.payments"],
-        (f"{p}-ledger", f"{p}.payments"): n[f"{p}.payments"],
-        (f"{p}-auditor", f"{p}.audit-log"): n[f"{p}.audit-log"],
-        (f"{p}-analytics", f"{p}.clicks"): n[f"{p}.clicks"],
-        ("marketing-v2", f"{p}.clicks"): n[f"{p}.clicks"],
-    }
+    # every destination names the group it replaces: each endpoint receives what its group had
+    # not consumed yet, once the group is handed over
+    kit = KafkaKit(kafka_stack.bootstrap_servers, None)
+    reads = {f"{p}-fulfilment": f"{p}.orders", f"{p}-billing": f"{p}.payments",
+             f"{p}-ledger": f"{p}.payments", f"{p}-auditor": f"{p}.audit-log",
+             f"{p}-analytics": f"{p}.clicks", f"{p}-marketing": f"{p}.clicks"}
+    partitions = {f"{p}.orders": 3, f"{p}.payments": 2, f"{p}.audit-log": 1, f"{p}.clicks": 2}
+    expected = {}
+    for group, topic_name in reads.items():
+        ends = kit.end_offsets(topic_name, partitions[topic_name])
+        done = kit.committed(group, topic_name, partitions[topic_name])
+        path = "marketing-v2" if group == f"{p}-marketing" else group
+        expected[(path, topic_name)] = sum(e - max(0, done.get(q, 0)) for q, e in ends.items())
+        for step in (["prepare", group], ["switch", group, "--watch", "1s", "--timeout", "60s"]):
+            handed = cli(server, "cutover", *step, "--config", str(out / "bridge.yaml"))
+            assert handed.returncode == 0, handed.stderr
+    assert expected[(f"{p}-auditor", f"{p}.audit-log")] == estate.records[f"{p}.audit-log"]
 
     def received() -> dict[tuple[str, str], dict[tuple[str, str], bytes]]:
         """(path group, topic) -> {(Kafka partition, offset): body}: each record once."""

@@ -39,6 +39,10 @@ def test_runbook_holds_the_commands_and_the_same_review() -> None:
     assert re.search(r"kafka-consumer-groups\.sh --bootstrap-server 127\.0\.0\.1:9092 --describe "
                      r"--group billing", text)
     assert "orders (unmapped: billing)" in text
+    # the cutover commands, per group, before the producers move
+    switch = text.index("migrator cutover switch billing --config bridge.yaml")
+    assert text.index("migrator cutover prepare billing") < switch < text.index("Move the producers")
+    assert "migrator cutover rollback GROUP" in text
 
 
 def test_plan_md_shows_the_flow_control_keys_bridge_yaml_sends() -> None:

@@ -100,6 +100,10 @@ def test_fastapi_scaffold_verifies_signature_and_parses_typed_records(
 
     ok = client.post("/billing", content=body, headers={"Upstash-Signature": _sign(url, body), **orders})
     assert ok.status_code == 200, ok.text
+    assert ok.json()["shadow"] == "false"
+    shadow = client.post("/billing", content=body, headers={  # `migrator cutover shadow`
+        "Upstash-Signature": _sign(url, body), "Migrator-Shadow": "true", **orders})
+    assert shadow.status_code == 200 and shadow.json()["shadow"] == "true"
     assert post(body, _sign(url, body, NEXT)) == 200  # the next key verifies too
     assert post(body, None) == 401
     assert post(body, _sign(url, body, "sig_wrong_" + uuid.uuid4().hex)) == 401  # forged

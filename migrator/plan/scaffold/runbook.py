@@ -48,45 +48,63 @@ def runbook(plan: Plan, *, plan_file: str, bridge_file: str | None, left_out: li
         f"migrator apply {plan_file}             # carry it out; re-running is safe",
         "```",
         "",
-        "## 4. Start the bridge (Kafka -> QStash, old consumers still running)",
+        "## 4. Start the bridge (it delivers nothing yet)",
         "",
     ]
+    cfg = bridge_file or "bridge.yaml"
+    kafka = "--kafka-config client.properties"
     if bridge_file:
         steps += ["```sh",
-                  f"migrator bridge check --config {bridge_file} --kafka-config client.properties"
-                  "   # start offsets, backlog, what would stop it",
-                  f"migrator bridge run --config {bridge_file} "
-                  "--kafka-config client.properties", "```", "",
-                  "The bridge uses its own consumer group and starts at the earliest offset: "
-                  "endpoints see history first. To start at the old consumers' position instead, "
-                  "set `start: start_from_group` and `start_from_group: <group>` in the bridge "
-                  "config (one old group per bridge).", ""]
+                  f"migrator bridge check --config {bridge_file} {kafka}"
+                  "   # topics, URL groups, registry: what would stop it",
+                  f"migrator bridge run --config {bridge_file} {kafka}", "```", "",
+                  "Every destination names the consumer group it replaces (`replaces_group`). "
+                  "The bridge delivers a group's records only once that group is switched "
+                  "(below), from exactly where its old consumers stopped; until then the old "
+                  "consumers stay in charge and nothing is delivered twice. Run several bridges "
+                  "with the same config to scale out; they follow the cutover state in Kafka.", ""]
         steps += _ordering_steps(plan)
     else:
         steps += ["No bridge config yet: no route has all its endpoints mapped.", ""]
     if left_out:
         steps += ["Not in the bridge config yet: " + "; ".join(left_out), ""]
     steps += [
-        "## 5. Verify, then stop the old consumers",
+        "## 5. Hand the consumer groups over, one at a time",
         "",
-        "Watch the endpoints receive records, and the bridge's lag fall to zero. Then stop the old "
-        "consumers of each group, and check their lag stops moving:",
+        "For each group: prepare it, optionally run it in shadow (the endpoint gets records "
+        "marked `Migrator-Shadow: true` and must not act on them), then switch: the command asks "
+        "you to stop the group's old consumers (let them commit on shutdown), waits until the "
+        "group has no members and its offsets stay still for `--watch`, and hands its committed "
+        "offsets to the bridge. Check the endpoint, then move to the next group.",
+        "",
+    ]
+    for g in groups:
+        steps += [f"### {g}", "", "```sh",
+                  f"migrator cutover prepare {g} --config {cfg} {kafka}",
+                  f"migrator cutover switch {g} --config {cfg} {kafka} --watch 30s --timeout 15m",
+                  f"migrator cutover status {g} --config {cfg} {kafka}",
+                  f"kafka-consumer-groups.sh --bootstrap-server {servers} --describe --group {g}",
+                  "```", ""]
+    steps += [
+        "If something is wrong with a group's endpoint, roll it back: the bridge stops delivering "
+        "it, QStash's undelivered messages for it are cancelled, and the old group's offsets are "
+        "set to the first record the endpoint did not get. Then restart its old consumers.",
         "",
         "```sh",
-        *[f"kafka-consumer-groups.sh --bootstrap-server {servers} --describe --group {g}"
-          for g in groups],
+        f"migrator cutover rollback GROUP --config {cfg} {kafka}",
         "```",
         "",
-        "## 6. Cut producers over",
+        "## 6. Move the producers last",
         "",
-        "Point producers at QStash (publish to the URL group, queue or endpoint of each route) "
-        "and stop the bridge once Kafka topics go quiet (SIGTERM drains and commits).",
+        "Once every group is switched and `migrator cutover status` shows no bridge lag, point "
+        "producers at QStash (publish to the URL group, queue or endpoint of each route), let the "
+        "bridge drain what Kafka still receives, then stop it (SIGTERM drains and commits).",
         "",
         "## Rollback",
         "",
-        "Until step 6 the old consumers can be restarted at their committed offsets: nothing in "
-        "Kafka changed. `migrator apply --prune --allow-destructive` with an empty plan removes "
-        "the QStash resources.",
+        "Per group, until the producers move: `migrator cutover rollback GROUP` (above). Nothing "
+        "else in Kafka changes. `migrator apply --prune --allow-destructive` with an empty plan "
+        "removes the QStash resources.",
         "",
         "---",
         "",

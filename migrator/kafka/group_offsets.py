@@ -1,0 +1,100 @@
+"""Writing a consumer group's committed offsets, and the compacted topics the cutover keeps.
+
+:class:`GroupOffsetAdmin` extends the read-only :class:`~migrator.kafka.admin.KafkaAdmin` with
+the two writes the cutover needs: ``AlterConsumerGroupOffsets`` (Kafka refuses it for a group
+that has members, which is the guarantee the cutover relies on: a live group is never altered)
+and creating a compacted topic when it is missing. Errors become toolkit errors: a refused ACL
+is :class:`~migrator.errors.KafkaAuthError`, a group with members
+:class:`GroupNotEmptyError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+
+from migrator.errors import GroupNotEmptyError, KafkaAuthError
+from migrator.kafka.admin import KafkaAdmin, TopicPartitionKey, map_kafka_error
+from migrator.kafka.errors import is_authorization_error
+
+__all__ = ["GroupOffsetAdmin"]
+
+log = logging.getLogger(__name__)
+
+_NOT_EMPTY = frozenset({
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+})
+
+
+class GroupOffsetAdmin(KafkaAdmin):
+    """:class:`KafkaAdmin` plus altering committed offsets and creating compacted topics."""
+
+    def alter_group_offsets(self, group: str, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Set ``group``'s committed offsets (next offset to read) for exactly these partitions."""
+        if not offsets:
+            return
+        what = f"altering the committed offsets of group {group!r}"
+        request = ConsumerGroupTopicPartitions(
+            group, [TopicPartition(t, p, int(o)) for (t, p), o in sorted(offsets.items())]
+        )
+        futures = self._client.alter_consumer_group_offsets(
+            [request], request_timeout=self._request_timeout
+        )
+        self._wait(futures.values(), what, fail_fast=False)
+        for future in futures.values():
+            try:
+                result = future.result(timeout=0)
+            except KafkaException as exc:
+                raise self._alter_error(exc, group, what) from None
+            for tp in result.topic_partitions or []:
+                err = getattr(tp, "error", None)
+                if err is not None:
+                    raise self._alter_error(KafkaException(err), group, what)
+
+    def _alter_error(self, exc: KafkaException, group: str, what: str) -> Exception:
+        kerr = exc.args[0] if exc.args else None
+        code = kerr.code() if isinstance(kerr, KafkaError) else None
+        if code in _NOT_EMPTY:
+            return GroupNotEmptyError(
+                f"Kafka refused {what}: the group has members ({kerr.str() if kerr else exc}); "
+                "it must be empty."
+            )
+        if code is not None and is_authorization_error(code):
+            return KafkaAuthError(
+                f"Kafka at {self._servers} refused {what}: {kerr.str() if kerr else exc}. The "
+                f"principal needs Read on group {group!r} and Describe on its topics; nothing "
+                "was changed."
+            )
+        return map_kafka_error(exc, what, self._servers)
+
+    def ensure_compacted_topic(self, name: str, *, replication_factor: int = -1) -> bool:
+        """Create ``name`` (1 partition, cleanup.policy=compact) unless it exists; True if created."""
+        if name in self.describe_topics([name]):
+            return False
+        what = f"creating topic {name!r}"
+        topic = NewTopic(name, num_partitions=1, replication_factor=replication_factor,
+                         config={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"})
+        futures: dict[str, Any] = self._client.create_topics(
+            [topic], request_timeout=self._request_timeout
+        )
+        self._wait(futures.values(), what, fail_fast=False)
+        try:
+            futures[name].result(timeout=0)
+        except KafkaException as exc:
+            kerr = exc.args[0] if exc.args else None
+            if isinstance(kerr, KafkaError) and kerr.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            if isinstance(kerr, KafkaError) and is_authorization_error(kerr.code()):
+                raise KafkaAuthError(
+                    f"Kafka at {self._servers} refused {what}: {kerr.str()}. Create it by hand "
+                    "(one partition, cleanup.policy=compact) or grant Create."
+                ) from None
+            raise map_kafka_error(exc, what, self._servers) from None
+        log.info("created compacted topic %s", name)
+        return True

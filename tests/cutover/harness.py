@@ -1,0 +1,157 @@
+"""Real old consumers (subprocesses), a producer that keeps writing, gated bridges in a thread,
+and the exactly-once check across old consumer + endpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrator.bridge.config import BridgeConfig
+from migrator.bridge.gate import GatedBridges
+from migrator.config import KafkaConnection
+from migrator.kafka.app_producer import KeepProducing
+from tests.bridge.harness import FAST_GROUP
+from tests.fixtures.endpoint import RecordingEndpoint
+
+__all__ = ["KeepProducing", "OldConsumer", "await_exactly_once", "check_exactly_once",
+           "endpoint_coords", "gated_bridges", "run_cli", "wait_for", "write_config"]
+
+Coord = tuple[str, int, int]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class OldConsumer:
+    """``migrator/kafka/app_consumer.py`` as a subprocess: what it processed is in ``out``."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Iterable[str], out: Path, *,
+                 assign: bool = False) -> None:
+        self.out = out
+        self.group = group
+        cmd = [sys.executable, "-m", "migrator.kafka.app_consumer", bootstrap, group, str(out),
+               *topics]
+        if assign:
+            cmd.append("--assign")
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        text=True, cwd=ROOT)
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()),  # type: ignore[union-attr]
+                                  daemon=True)
+        reader.start()
+        reader.join(60)
+        if not line or line[0].strip() != "READY":
+            self.kill()
+            self.stderr.seek(0)
+            raise AssertionError(f"old consumer of {group} did not start: {self.stderr.read()[-2000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM: the application commits what it processed and leaves the group."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        rc = self.process.wait(30)
+        assert rc == 0, f"old consumer exited {rc}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(30)
+
+    def processed(self) -> list[Coord]:
+        if not self.out.exists():
+            return []
+        out = []
+        for line in self.out.read_text().splitlines():
+            t, p, o = line.split()
+            out.append((t, int(p), int(o)))
+        return out
+
+
+def endpoint_coords(endpoint: RecordingEndpoint) -> list[Coord]:
+    out = []
+    for req in list(endpoint.requests):
+        h = req.headers
+        if "kafka-topic" in h:
+            out.append((h["kafka-topic"], int(h["kafka-partition"]), int(h["kafka-offset"])))
+    return out
+
+
+def check_exactly_once(old: list[Coord], new: list[Coord],
+                       ends: dict[tuple[str, int], int]) -> tuple[list[Coord], list[Coord]]:
+    """(missing, duplicated) across both sides for offsets [0, end) of every partition."""
+    counts = Counter(old) + Counter(new)
+    missing = [(t, p, o) for (t, p), end in sorted(ends.items()) for o in range(end)
+               if (t, p, o) not in counts]
+    dupes = sorted(c for c, n in counts.items() if n > 1)
+    return missing, dupes
+
+
+def await_exactly_once(old: Callable[[], list[Coord]], new: Callable[[], list[Coord]],
+                       ends: dict[tuple[str, int], int], timeout: float = 45.0) -> None:
+    """Wait until old + new cover every offset below ``ends``; fail on duplicates, and on
+    anything missing at the timeout, naming the offsets."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing, dupes = check_exactly_once(old(), new(), ends)
+        assert not dupes, f"processed twice: {dupes[:20]} ({len(dupes)} in all)"
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never processed: {missing[:20]} ({len(missing)} in all); "
+                                 f"old {len(old())}, new {len(new())}, ends {ends}")
+        time.sleep(0.2)
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@contextmanager
+def gated_bridges(cfg: BridgeConfig, bootstrap: str,
+                  qstash: tuple[str, str] | None = None) -> Iterator[GatedBridges]:
+    gate = GatedBridges(cfg, KafkaConnection(bootstrap_servers=bootstrap), qstash=qstash,
+                        consumer_overrides=FAST_GROUP, poll=0.1)
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            gate.run()
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield gate
+    finally:
+        gate.stop()
+        thread.join(90)
+    assert not thread.is_alive(), "gated bridges did not stop"
+    if error:
+        raise error[0]
+
+
+def wait_for(pred: Callable[[], bool], what: Callable[[], str], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting: {what()}")
+        time.sleep(0.1)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
