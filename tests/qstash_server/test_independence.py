@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_ONLY = {"starlette", "uvicorn", "jwt", "uvloop", "httptools"}
-ALLOWED_FROM_TOOLKIT = {"migrator.qstash_plans"}
+ALLOWED_FROM_TOOLKIT = {"migrator.qstash_tiers"}
 
 
 def _imports(package: str) -> Iterator[tuple[Path, str]]:
