@@ -1,7 +1,7 @@
 """The server is its own package: it imports only the shared tier definitions from the toolkit,
 and the toolkit never imports what only the server needs (the ``server`` extra).
 
-Until the import-linter contracts run in ``make test``, this states the same two rules.
+The import-linter contracts state the first rule too; the second is about third-party packages.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def test_server_imports_nothing_from_the_toolkit_but_the_tiers() -> None:
 
 
 def test_toolkit_never_imports_what_only_the_server_needs() -> None:
+    # the local stack (migrator.stack) is installed with the `stack` extra, which includes the
+    # server's: its OIDC issuer signs tokens with pyjwt
     found = [(str(p.relative_to(ROOT)), m) for package in ("migrator", "connectors")
-             for p, m in _imports(package) if m.split(".")[0] in SERVER_ONLY]
+             for p, m in _imports(package) if m.split(".")[0] in SERVER_ONLY
+             and not str(p.relative_to(ROOT)).startswith("migrator/stack/")]
     assert found == []
