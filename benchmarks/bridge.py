@@ -292,9 +292,11 @@ def child_qstash_raw(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import SecretStr
+
     from migrator.bridge.config import BridgeConfig
     from migrator.bridge.runner import Bridge
-    from migrator.config import KafkaConnection
+    from migrator.config import KafkaConnection, QStashConnection
 
     if args.mode in ("qstash", "steady"):
         dest = {"kind": "publish-url", "url": "http://127.0.0.1:9/sink"}
@@ -307,7 +309,8 @@ def child_bridge(args: argparse.Namespace) -> dict[str, Any]:
         "batch": batch, "in_flight": {"batches": args.threads, "records": args.in_flight},
     })
     bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=args.bootstrap),
-                    qstash=(args.url, args.token) if args.mode != "direct" else None)
+                    qstash=QStashConnection(url=args.url, token=SecretStr(args.token))
+                    if args.mode != "direct" else None)
     marks: dict[str, float] = {}
     if args.mode == "steady":  # produce at a fixed rate while the bridge runs (no backlog)
         threading.Thread(target=_produce_at_rate, args=(args, bridge), daemon=True).start()

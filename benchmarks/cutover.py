@@ -13,7 +13,7 @@
 4. Memory: RSS of gated bridges before and after ``--groups`` more groups (one small topic
    each) are switched, per group.
 
-Connection details from KAFKA_BOOTSTRAP_SERVERS (or /tmp/devstack.json).
+Connection details from KAFKA_BOOTSTRAP_SERVERS, else the running stack's own state (as `migrator dev env`).
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=10)
     args = ap.parse_args()
 
+    from pydantic import SecretStr
+
     from migrator.bridge.config import BridgeConfig
     from migrator.bridge.gate import GatedBridges
     from migrator.bridge.runner import Bridge
-    from migrator.config import KafkaConnection
+    from migrator.config import KafkaConnection, QStashConnection
     from migrator.cutover.coordinator import Coordinator
     from migrator.kafka.group_offsets import GroupOffsetAdmin
 
@@ -85,7 +87,7 @@ def main() -> None:
     produce(bootstrap, topic, args.records, 100, 4)
     port = free_port()
     stand_in = start_endpoint(port, INSTANT_QSTASH_APP)
-    qstash = (f"http://127.0.0.1:{port}", "bench-token")
+    qstash = QStashConnection(url=f"http://127.0.0.1:{port}", token=SecretStr("bench-token"))
     admin = GroupOffsetAdmin(conn)
     ends = admin.list_offsets([(topic, p) for p in range(4)], "latest")
     old = f"old-{run}"

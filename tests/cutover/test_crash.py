@@ -263,7 +263,7 @@ def test_three_bridges_in_one_group_one_killed_after_the_switch(
     bridges = [BridgeProcess(str(cfg_path), {}, *(["--metrics-port", str(port)] if i == 1 else []))
                for i in range(3)]
     coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
-                        qstash=(server.url, server.token), poll=0.2)
+                        qstash=server.connection, poll=0.2)
     try:
         wait_for(lambda: len(old.processed()) >= 100, lambda: f"old saw {len(old.processed())}")
         # no group is delivered yet: the gate itself keeps the process healthy and ready
@@ -319,7 +319,7 @@ def test_rollback_after_the_last_bridge_was_killed_9_keeps_old_plus_new_exact(
     runs = [OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")]
     bridge = BridgeProcess(str(cfg_path), {})
     coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
-                        qstash=(server.url, server.token), poll=0.2)
+                        qstash=server.connection, poll=0.2)
     try:
         wait_for(lambda: len(runs[0].processed()) >= 100, lambda: f"old saw {len(runs[0].processed())}")
         coord.prepare(group)

@@ -85,7 +85,7 @@ def test_rollback_with_messages_still_in_qstash_then_reswitch_then_old_consumer_
         "batch": {"count": 20, "linger_ms": 5},
         "retry": {"initial_backoff": 0.05, "max_backoff": 0.5}, "shutdown_deadline": 10,
     })
-    qstash = (server.url, server.token)
+    qstash = server.connection
     coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap), qstash=qstash, poll=0.2)
     try:
         wait_for(lambda: len(old_processed()) >= 80, lambda: f"old saw {len(old_processed())}")

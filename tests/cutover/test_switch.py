@@ -144,8 +144,8 @@ def test_fan_out_two_groups_at_different_offsets_through_qstash(
             {"kind": "publish-url", "url": ep_shipping.url, "replaces_group": shipping},
         ]}], qstash={"url": server.url, "token": server.token})
         coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
-                            qstash=(server.url, server.token), poll=0.2)
-        with gated_bridges(cfg, bootstrap, qstash=(server.url, server.token)) as gate:
+                            qstash=server.connection, poll=0.2)
+        with gated_bridges(cfg, bootstrap, qstash=server.connection) as gate:
             coord.prepare(billing)
             coord.prepare(shipping)
             # billing first; shipping's old consumer keeps running meanwhile
@@ -212,7 +212,7 @@ def test_shadow_then_switch_live_starts_at_the_fence_not_where_shadow_got_to(
         cfg = _config(bootstrap, [{"topic": topic, "destinations": [
             {"kind": "publish-url", "url": endpoint.url, "replaces_group": group}]}],
             qstash={"url": server.url, "token": server.token})
-        qstash = (server.url, server.token)
+        qstash = server.connection
         coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap), qstash=qstash,
                             poll=0.2)
 

@@ -131,7 +131,7 @@ def exported(
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, 0, host="127.0.0.1")
     bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), metrics=metrics,
-                    qstash=(qstash_server.url, qstash_server.token), consumer_overrides=FAST_GROUP)
+                    qstash=qstash_server.connection, consumer_overrides=FAST_GROUP)
     rb = RunningBridge(bridge)
     url = f"http://127.0.0.1:{server.port}/metrics"
     try:

@@ -92,7 +92,8 @@ def test_sasl_settings_on_a_plaintext_listener_say_so(kafka: KafkaKit) -> None:
     c = KafkaConsumer(conn, unique("cons-g"))
     c.subscribe([unique("cons-none")])
     try:
-        with pytest.raises(KafkaAuthError, match=rf"Kafka at {kafka.bootstrap} does not do SASL.*"
+        with pytest.raises(KafkaAuthError, match=rf"Kafka at {kafka.bootstrap} \(SASL_PLAINTEXT [^)]*\) "
+                                                 r"does not do SASL.*"
                                                  r"security\.protocol=PLAINTEXT"):
             for _ in range(100):
                 c.consume(10, 0.2)

@@ -104,7 +104,7 @@ def _consumer_answering(*codes: int) -> KafkaConsumer:
                                   KafkaError.CLUSTER_AUTHORIZATION_FAILED,
                                   KafkaError.TOPIC_AUTHORIZATION_FAILED])
 def test_the_consumer_stops_on_every_refusal_in_the_table(code: int) -> None:
-    with pytest.raises(KafkaAuthError, match=r"Kafka at h:1 refused consuming"):
+    with pytest.raises(KafkaAuthError, match=r"Kafka at h:1 \(PLAINTEXT\) refused consuming"):
         _consumer_answering(code).consume(10, 0.1)
 
 
