@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +10,11 @@ from typing import Any
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.runner import Bridge, BridgeStats
 from migrator.config import KafkaConnection
+from tests.fixtures.wait import wait_until  # the shared helper, re-exported for bridge tests
+
+__all__ = [
+    "FAST_GROUP", "BridgeProcess", "RunningBridge", "bridge_config", "running_bridge", "wait_until",
+]
 
 FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
@@ -64,15 +68,6 @@ def running_bridge(
         if rb.thread.is_alive():
             bridge.stop()
             rb.thread.join(60)
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 class BridgeProcess:

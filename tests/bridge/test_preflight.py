@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from migrator.bridge.preflight import preflight
 from migrator.config import KafkaConnection
-from tests.bridge.harness import bridge_config, running_bridge, wait_until
+from tests.bridge.harness import bridge_config, running_bridge
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 
@@ -51,8 +51,8 @@ def test_starts_and_backlog_agree_with_what_the_bridge_then_delivers(
     # nothing was joined or committed by the check
     assert kafka.committed(group, topic, 3) == {0: 20, 1: -1001, 2: -1001}  # -1001: none
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: len(endpoint.requests) >= result.backlog)
-        assert wait_until(lambda: kafka.committed(group, topic, 3) == kafka.end_offsets(topic, 3))
+        endpoint.wait_for(result.backlog, 60)
+        kafka.wait_committed(group, topic, 3)
         rb.stop()
     first = {}
     for req in endpoint.requests:

@@ -24,7 +24,7 @@ def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> N
     cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
         {"kind": "direct-http", "url": endpoint.url + "/hook", "headers": {"X-Team": "pay"}}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert endpoint.wait_for(n, timeout=60)
+        endpoint.wait_for(n, timeout=60)
         stats = rb.stop()
     reqs = endpoint.requests
     keys = Counter((r.headers["kafka-partition"], r.headers["kafka-offset"]) for r in reqs)
@@ -63,7 +63,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
     cfg = bridge_config(group=unique("bridge-g"), routes=[{"topic": topic, "ordered": True,
         "destinations": [{"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= n)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= n, what=f"{n} delivered")
         stats = rb.stop()
     assert stats.retries > 0
     for sequence in seen.values():
@@ -86,7 +86,8 @@ def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka,
     cfg = bridge_config(group=group, dead_letter={"topic": dlq}, routes=[{"topic": topic,
         "destinations": [{"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered + rb.bridge.stats.dead_lettered >= n)
+        wait_until(lambda: (rb.bridge.stats.delivered, rb.bridge.stats.dead_lettered),
+                   until=lambda s: sum(s) >= n, what=f"{n} delivered or dead-lettered")
         stats = rb.stop()
     assert stats.dead_lettered == 5 and stats.delivered == 45
     dead = kit.consume_all(dlq, 5)
@@ -125,7 +126,7 @@ def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[
         {"kind": "direct-http", "url": endpoint.url}]}])
     caplog.set_level(logging.DEBUG)
     rb = RunningBridge(Bridge(cfg, conn, consumer_overrides=FAST_GROUP))
-    assert wait_until(lambda: rb.bridge.stats.delivered >= 10)
+    wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 10, what="10 delivered")
     rb.stop()
     assert kafka_stack.sasl_password not in caplog.text
 
@@ -146,11 +147,11 @@ def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  #
     cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
         {"kind": "direct-http", "url": good.url}, {"kind": "direct-http", "url": flaky.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert good.wait_for(n)
+        good.wait_for(n)
         time.sleep(1.5)  # commits happen every second: nothing may be committed yet
         assert kit.committed(group, topic, 1)[0] < 0
         healthy.set()
-        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: n})
+        kit.wait_committed(group, topic, 1)
         stats = rb.stop()
     assert stats.delivered == 2 * n
     assert len({r.headers["idempotency-key"] for r in good.requests + flaky.requests}) == 2 * n
@@ -167,7 +168,7 @@ def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: igno
         "topic": topic, "tombstone": policy,
         "destinations": [{"kind": "direct-http", "url": endpoint.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: 3})
+        kit.wait_committed(group, topic, 1)
         stats = rb.stop()
     bodies = [r.body for r in sorted(endpoint.requests, key=lambda r: r.headers["kafka-offset"])]
     if policy == "forward_empty":
@@ -215,7 +216,7 @@ def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # t
                                           "success_on": [409], "retry_on": [404],
                                           "fail_on": [501]}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: kit.committed(group, topic, 2) == kit.end_offsets(topic, 2))
+        kit.wait_committed(group, topic, 2)
         stats = rb.stop()
     assert stats.delivered == n - 1 and stats.dead_lettered == 1
     assert len(not_found) >= 19 and stats.retries == len(not_found)  # each 404 retried

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +24,7 @@ from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
 from tests.fixtures.stack import EstateInfo
+from tests.fixtures.wait import wait_until
 
 from .test_apply_qstash import check_live
 
@@ -69,11 +69,6 @@ def estate(kafka_stack: EstateInfo, kafka: KafkaKit, tmp_path: Path) -> Iterator
                           records={**sample.records, audit_log: 8})
     for name in (source, sample.connector):
         httpx.delete(f"{kafka_stack.connect_url}/connectors/{name}", timeout=30)
-
-
-def _wait(endpoint: RecordingEndpoint, done: Callable[[], bool], deadline: float) -> None:
-    while time.monotonic() < deadline and not done():
-        endpoint.wait_for(len(endpoint.requests) + 1, timeout=1.0)
 
 
 def test_audit_plan_apply_bridge(
@@ -163,8 +158,10 @@ def test_audit_plan_apply_bridge(
         return got
 
     try:
-        _wait(endpoint, lambda: all(len(received().get(k, ())) >= n for k, n in expected.items()),
-              time.monotonic() + 120)
+        wait_until(lambda: {k: len(received().get(k, ())) for k in expected}, 120,
+                   until=lambda counts: all(counts[k] >= n for k, n in expected.items()),
+                   what=f"every record at its path: {expected}",
+                   context=lambda: (tmp_path / "bridge.log").read_text()[-3000:])
     finally:
         bridge.send_signal(signal.SIGTERM)
         try:

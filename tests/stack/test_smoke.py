@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.stack import EstateInfo
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -129,17 +129,14 @@ def test_filestream_connector_runs(kafka_stack: EstateInfo, kafka: KafkaKit,
         "tasks.max": "1", "file": str(source), "topic": topic}, timeout=30)
     assert reply.status_code in (200, 201), reply.text
     try:
-        deadline = time.monotonic() + 90
-        state: dict[str, object] = {}
-        while time.monotonic() < deadline:
-            state = httpx.get(f"{kafka_stack.connect_url}/connectors/{name}/status",
-                              timeout=10).json()
+        def running(state: dict[str, Any]) -> bool:
             tasks = state.get("tasks") or []
-            if state.get("connector", {}).get("state") == "RUNNING" and tasks and all(  # type: ignore[union-attr]
-                    t["state"] == "RUNNING" for t in tasks):  # type: ignore[union-attr]
-                break
-            time.sleep(0.5)
-        assert state["connector"]["state"] == "RUNNING", state  # type: ignore[index]
+            return bool(state.get("connector", {}).get("state") == "RUNNING" and tasks
+                        and all(t["state"] == "RUNNING" for t in tasks))
+
+        wait_until(lambda: httpx.get(f"{kafka_stack.connect_url}/connectors/{name}/status",
+                                     timeout=10).json(), 90, until=running, interval=0.5,
+                   what=f"connector {name} and its tasks RUNNING")
         got = kafka.consume_all(topic, 2, timeout=60)
         assert sorted(json.loads(m.value()) for m in got) == ["alpha", "beta"]
     finally:
