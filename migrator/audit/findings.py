@@ -29,6 +29,7 @@ __all__ = [
     "is_dead_letter_topic",
     "is_streams_internal",
     "permission_findings",
+    "projected_messages_per_day",
     "readers_by_topic",
     "streams_internal_topics",
 ]

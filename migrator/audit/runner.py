@@ -42,7 +42,7 @@ from migrator.kafka.access import AccessDenied
 from migrator.kafka.admin import KafkaAdmin, TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
 
-__all__ = ["AuditOptions", "run_audit"]
+__all__ = ["AuditOptions", "principal_of", "run_audit"]
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from migrator.plan.spec import Plan, QStashPlanName, ReviewedState
 from migrator.plan.state import read_state, reviewed
 from migrator.yamlfile import load_model
 
-__all__ = ["command"]
+__all__ = ["command", "load_inventory"]
 
 
 class _PlanGroup(click.Group):

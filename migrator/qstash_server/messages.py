@@ -32,6 +32,7 @@ __all__ = [
     "parse_publish_config",
     "parse_redaction",
     "redact_view",
+    "redacted",
     "validate_name",
 ]
 

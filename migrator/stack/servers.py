@@ -29,6 +29,7 @@ __all__ = [
     "connect_ready",
     "format_storage",
     "new_cluster_id",
+    "qstash_available",
     "qstash_ready",
     "registry_ready",
     "start_broker",
