@@ -79,12 +79,11 @@ class BridgeProcess:
         import sys
         import tempfile
 
-        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log", delete=False)  # noqa: SIM115
+        fd, self.log_path = tempfile.mkstemp(suffix=".log")
         cmd = [sys.executable, "-m", "migrator", "bridge", "run", "--config", config_path,
                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", *args]
-        self.process = subprocess.Popen(
-            cmd, stdout=self.log, stderr=self.log, env={**os.environ, **env}
-        )
+        with os.fdopen(fd, "w") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **env})
 
     def kill(self) -> None:
         import signal
@@ -101,6 +100,5 @@ class BridgeProcess:
         return self.process.wait(timeout)
 
     def output(self) -> str:
-        self.log.flush()
-        with open(self.log.name) as fh:
+        with open(self.log_path) as fh:
             return fh.read()

@@ -55,7 +55,7 @@ class OrderWorkflow:
             await context.run("record", record)
 
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+                                                    log_level="warning", loop="asyncio"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> OrderWorkflow:

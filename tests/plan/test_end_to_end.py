@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException
 from migrator.inventory import Inventory
 from migrator.plan.spec import load_plan
 from migrator.stack.sample import seed_sample_estate
+from tests.fixtures.cli import migrator
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
@@ -32,10 +33,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.qstash]
 
 
 def cli(server: QStashServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
-    env.update(QSTASH_URL=server.url, QSTASH_TOKEN=server.token)
-    result = subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
-                            text=True, timeout=timeout, env=env)
+    # in-process; the bridge below runs as a process (it is stopped with SIGTERM)
+    result = migrator(*args, env={"QSTASH_URL": server.url, "QSTASH_TOKEN": server.token})
     assert server.token not in result.stdout + result.stderr
     return result
 

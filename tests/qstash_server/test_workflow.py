@@ -88,7 +88,8 @@ class WorkflowApp:
             await context.run("finish", finish)
 
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                           loop="asyncio")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
