@@ -21,7 +21,7 @@ lint: install
 	$(BIN)/ruff check migrator connectors tests benchmarks
 
 typecheck: install
-	$(BIN)/mypy --strict migrator connectors
+	$(BIN)/mypy --strict migrator connectors tests
 
 # The TypeScript scaffolds are type-checked when npm is there (tools cached in .cache/tscheck).
 TSCHECK := .cache/tscheck

@@ -20,7 +20,7 @@ from tests.fixtures.kafka import KafkaKit, Rec, unique
 pytestmark = pytest.mark.stack
 
 
-def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(  # type: ignore[no-untyped-def]
+def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(
     kafka, endpoint_factory
 ) -> None:
     kit: KafkaKit = kafka
@@ -29,7 +29,7 @@ def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(  # type: ig
     kit.produce(topic, (Rec(f'{{"n":{i}}}', partition=i % 2) for i in range(n)))
     gate = threading.Event()
 
-    def stuck(_req):  # type: ignore[no-untyped-def]
+    def stuck(_req):
         gate.wait(120)
         return Reply(200)
 

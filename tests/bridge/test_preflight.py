@@ -52,7 +52,7 @@ def test_starts_and_backlog_agree_with_what_the_bridge_then_delivers(
         endpoint.wait_for(result.backlog, 60)
         kafka.wait_committed(group, topic, 3)
         rb.stop()
-    first = {}
+    first: dict[int, int] = {}
     for req in endpoint.requests:
         p, o = int(req.headers["kafka-partition"]), int(req.headers["kafka-offset"])
         first[p] = min(first.get(p, o), o)

@@ -14,7 +14,7 @@ from tests.fixtures.kafka import KafkaKit, Rec, unique
 pytestmark = pytest.mark.stack
 
 
-def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-direct"), partitions=3)
     n = 300
@@ -38,7 +38,7 @@ def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> N
     assert kit.committed(group, topic, 3) == kit.end_offsets(topic, 3)
 
 
-def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_factory) -> None:
     import threading
 
     kit: KafkaKit = kafka
@@ -49,7 +49,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
     seen: dict[int, list[tuple[int, int]]] = {0: [], 1: []}  # partition -> (offset, status)
     failed_once: set[tuple[int, int]] = set()
 
-    def flaky(req):  # type: ignore[no-untyped-def]
+    def flaky(req):
         key = (int(req.headers["kafka-partition"]), int(req.headers["kafka-offset"]))
         with lock:
             status = 200
@@ -74,7 +74,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
                 assert sequence[i + 1] == (off, 200)
 
 
-def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka, endpoint_factory) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-poison"), partitions=1)
     dlq = kit.create_topic(unique("bridge-dlq"), partitions=1)
@@ -103,7 +103,7 @@ def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka,
     assert kit.committed(group, topic, 1) == {0: n}
 
 
-def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[no-untyped-def]
+def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(
     kafka, kafka_stack, endpoint, caplog
 ) -> None:
     import logging
@@ -131,7 +131,7 @@ def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[
     assert kafka_stack.sasl_password not in caplog.text
 
 
-def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  # type: ignore[no-untyped-def]
+def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(
     kafka, endpoint_factory
 ) -> None:
     import threading
@@ -158,7 +158,7 @@ def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  #
 
 
 @pytest.mark.parametrize("policy", ["skip", "forward_empty", "dead_letter"])
-def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: ignore[no-untyped-def]
+def test_tombstone_policies(kafka, endpoint, policy: str) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-tomb"), partitions=1)
     dlq = kit.create_topic(unique("bridge-tomb-dlq"), partitions=1)
@@ -182,7 +182,7 @@ def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: igno
     assert stats.skipped == (1 if policy == "skip" else 0)
 
 
-def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:
     """An endpoint mid-deploy (404 for a while: retry_on), answering 409 for duplicates
     (success_on) and 501 for one record (fail_on: dead-lettered at once, not retried)."""
     import threading
@@ -196,7 +196,7 @@ def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # t
     calls: Counter[str] = Counter()
     not_found: list[str] = []
 
-    def deploying(req):  # type: ignore[no-untyped-def]
+    def deploying(req):
         body = req.body.decode()
         with lock:
             calls[body] += 1

@@ -35,7 +35,7 @@ class OrderWorkflow:
         serve = Serve(app)
         outer = self
 
-        @serve.post(
+        @serve.post(  # type: ignore[untyped-decorator]  # upstash-workflow is untyped
             "/orders",
             qstash_client=AsyncQStash(qstash.token, base_url=qstash.url),
             receiver=Receiver(current_signing_key=qstash.current_signing_key,

@@ -66,8 +66,8 @@ def estate(kafka_stack: EstateInfo, kafka: KafkaKit, tmp_path: Path) -> Iterator
     assert reply.status_code in (200, 201), reply.text
     yield SimpleNamespace(prefix=prefix, sample=sample, source=source,
                           records={**sample.records, audit_log: 8})
-    for name in (source, sample.connector):
-        httpx.delete(f"{kafka_stack.connect_url}/connectors/{name}", timeout=30)
+    for connector in (source, sample.connector):
+        httpx.delete(f"{kafka_stack.connect_url}/connectors/{connector}", timeout=30)
 
 
 def test_audit_plan_apply_bridge(

@@ -10,7 +10,7 @@ from migrator.plan.scaffold import runbook
 from .factories import group, inventory, topic
 
 
-def _plan():  # type: ignore[no-untyped-def]
+def _plan():
     inv = inventory([topic("orders"), topic("clicks"), topic("state", configs={"cleanup.policy": "compact"})],
                     [group("billing", "orders"), group("a", "clicks"), group("b", "clicks"),
                      group("x", "state")])

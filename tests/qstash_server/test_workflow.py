@@ -40,7 +40,7 @@ class WorkflowApp:
         serve = Serve(app)
         outer = self
 
-        @serve.post(
+        @serve.post(  # type: ignore[untyped-decorator]  # upstash-workflow is untyped
             "/wf",
             qstash_client=AsyncQStash(qstash.token, base_url=qstash.url),
             receiver=Receiver(
@@ -60,7 +60,7 @@ class WorkflowApp:
 
             async def double() -> int:
                 outer._count("double")
-                return a * 2
+                return int(a * 2)
 
             b = await context.run("double", double)
             await context.sleep("nap", 1)
@@ -69,7 +69,7 @@ class WorkflowApp:
                 n = outer._count("flaky")
                 if n < 2:
                     raise RuntimeError("flaky step fails on its first attempt")
-                return b + 100
+                return int(b + 100)
 
             c = await context.run("flaky", flaky)
             called: Any = None

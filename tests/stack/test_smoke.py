@@ -12,7 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # (not re-exported in its stubs)
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    ResourceType,
+)
 from confluent_kafka.schema_registry import Schema, SchemaReference
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -71,13 +76,15 @@ def test_topic_configs(kafka: KafkaKit) -> None:
 def test_scram_client_authenticates_and_wrong_password_is_refused(
         kafka_stack: EstateInfo) -> None:
     assert kafka_stack.sasl_bootstrap_servers and kafka_stack.sasl_password
-    base = {"bootstrap.servers": kafka_stack.sasl_bootstrap_servers,
+    base: dict[str, Any] = {"bootstrap.servers": kafka_stack.sasl_bootstrap_servers,
             "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
             "sasl.username": kafka_stack.sasl_username, "log_level": 0}
     good = AdminClient({**base, "sasl.password": kafka_stack.sasl_password})
     assert good.describe_cluster(request_timeout=20).result().nodes
     errors: list[KafkaError] = []
-    bad = AdminClient({**base, "sasl.password": "not-the-password", "error_cb": errors.append})
+    bad_config: dict[str, Any] = {**base, "sasl.password": "not-the-password",
+                                  "error_cb": errors.append}
+    bad = AdminClient(bad_config)
     with pytest.raises(KafkaException):
         bad.describe_cluster(request_timeout=10).result()
     bad.poll(1)
@@ -103,7 +110,7 @@ def test_registry_types_references_and_compatibility(kafka: KafkaKit) -> None:
     ref = SchemaReference("smoke.Order", f"{base}-value", 1)
     sr.register_schema(f"{base}-envelope-value", Schema(wrapper, "AVRO", [ref]))
     latest = sr.get_latest_version(f"{base}-envelope-value")
-    assert [r.subject for r in latest.schema.references] == [f"{base}-value"]
+    assert [r.subject for r in latest.schema.references or []] == [f"{base}-value"]
     assert sr.get_referenced_by(f"{base}-value", 1)
 
     types = {sr.get_latest_version(s).schema.schema_type for s in
@@ -220,7 +227,8 @@ def test_framed_avro_json_schema_and_protobuf_round_trip(kafka: KafkaKit) -> Non
 
 def test_ssl_listener_needs_the_stack_ca(kafka_stack: EstateInfo) -> None:
     assert kafka_stack.ssl_bootstrap_servers and kafka_stack.ssl_ca_file
-    base = {"bootstrap.servers": kafka_stack.ssl_bootstrap_servers, "security.protocol": "SSL",
+    base: dict[str, Any] = {"bootstrap.servers": kafka_stack.ssl_bootstrap_servers,
+                            "security.protocol": "SSL",
             "log_level": 0}
     trusted = AdminClient({**base, "ssl.ca.location": kafka_stack.ssl_ca_file})
     assert trusted.describe_cluster(request_timeout=20).result().nodes
@@ -228,7 +236,9 @@ def test_ssl_listener_needs_the_stack_ca(kafka_stack: EstateInfo) -> None:
     from migrator.stack.tls import make_tls_files
 
     other_ca = make_tls_files(Path(kafka_stack.ssl_ca_file).parent.parent / "other-ca").ca_cert
-    untrusted = AdminClient({**base, "ssl.ca.location": str(other_ca), "error_cb": errors.append})
+    untrusted_config: dict[str, Any] = {**base, "ssl.ca.location": str(other_ca),
+                                        "error_cb": errors.append}
+    untrusted = AdminClient(untrusted_config)
     with pytest.raises(KafkaException):
         untrusted.describe_cluster(request_timeout=5).result()
     untrusted.poll(1)
