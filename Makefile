@@ -29,7 +29,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy --strict migrator connectors qstash_server
+	$(BIN)/mypy --strict migrator connectors qstash_server tests
 
 # The TypeScript scaffolds are type-checked when npm is there (tools cached in .cache/tscheck).
 TSCHECK := .cache/tscheck

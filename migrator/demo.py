@@ -30,7 +30,7 @@ from migrator.errors import MigratorError, StackError
 from migrator.stack.sample import SampleEstate, seed_sample_estate
 from migrator.stack.state import StackInfo
 
-__all__ = ["DemoResult", "Receiver", "run_demo"]
+__all__ = ["DemoResult", "Receiver", "run_demo", "summary"]
 
 Progress = Callable[[str], None]
 

@@ -44,7 +44,7 @@ def build_settings(**options: object) -> tuple[ServerSettings, list[str]]:
     if isinstance(values.get("fault_statuses"), str):
         values["fault_statuses"] = _statuses(str(values["fault_statuses"]))
     try:
-        return ServerSettings(**values), generated  # type: ignore[arg-type]
+        return ServerSettings(**values), generated
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

@@ -37,7 +37,7 @@ def test_the_token_never_prints_and_the_type_is_frozen() -> None:
     for text in (repr(endpoint), str(endpoint), endpoint.model_dump_json(), f"{endpoint}"):
         assert TOKEN not in text
     with pytest.raises(ValidationError):
-        endpoint.url = "http://elsewhere"
+        endpoint.url = "http://elsewhere"  # type: ignore[misc]
     with pytest.raises(ValidationError):
         QStashConnection(url="http://q", token=SecretStr(TOKEN), extra="x")  # type: ignore[call-arg]
 

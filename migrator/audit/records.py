@@ -140,7 +140,7 @@ class RecordStats:
             keyed_ratio=round(self.keyed / sampled, 4) if sampled else 0.0,
             tombstones=self.tombstones,
             header_names=sorted(self.headers),
-            value_format=value_format,  # type: ignore[arg-type]
+            value_format=value_format,
             formats=dict(sorted(formats.items())),
             schema_ids=sorted(self.schema_ids),
             subjects=sorted(subjects),

@@ -156,14 +156,14 @@ class RegistryReader:
             versions=versions,
             latest_version=int(latest["version"]),
             latest_id=int(latest["id"]),
-            schema_type=schema_type,  # type: ignore[arg-type]
+            schema_type=schema_type,
             compatibility=config.get("compatibilityLevel") or config.get("compatibility"),
             references=[
                 SchemaReferenceInfo(name=r["name"], subject=r["subject"], version=int(r["version"]))
                 for r in latest.get("references") or []
             ],
             topic=topic if topic in topics else None,
-            role=role if topic in topics else None,  # type: ignore[arg-type]
+            role=role if topic in topics else None,
             schema_str=latest.get("schema"),
         )
 

@@ -43,7 +43,7 @@ from migrator.kafka.sampler import plan_ranges, read_records
 from migrator.qstash_tiers import TierName
 from migrator.topic_roles import is_internal
 
-__all__ = ["AuditOptions", "run_audit"]
+__all__ = ["AuditOptions", "principal_of", "run_audit"]
 
 log = logging.getLogger(__name__)
 

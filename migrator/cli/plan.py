@@ -22,7 +22,7 @@ from migrator.plan.state import read_state, reviewed
 from migrator.qstash_tiers import TIERS, TierName
 from migrator.yamlfile import load_model
 
-__all__ = ["command"]
+__all__ = ["command", "load_inventory"]
 
 
 class _PlanGroup(click.Group):

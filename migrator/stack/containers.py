@@ -18,7 +18,7 @@ from migrator.stack import servers
 from migrator.stack.process import free_port, wait_until
 from migrator.stack.state import StackInfo, load_state, save_state
 
-__all__ = ["KAFKA_IMAGE", "REGISTRY_IMAGE", "docker_available", "up_containers"]
+__all__ = ["KAFKA_IMAGE", "REGISTRY_IMAGE", "docker_available", "down_containers", "up_containers"]
 
 KAFKA_IMAGE = "apache/kafka:4.1.1"
 REGISTRY_IMAGE = "apicurio/apicurio-registry:3.3.3"

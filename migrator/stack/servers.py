@@ -33,6 +33,7 @@ __all__ = [
     "new_cluster_id",
     "oidc_jvm_options",
     "oidc_ready",
+    "qstash_missing",
     "qstash_ready",
     "registry_ready",
     "start_broker",

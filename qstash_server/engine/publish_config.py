@@ -31,6 +31,7 @@ __all__ = [
     "parse_publish_config",
     "parse_redaction",
     "redact_view",
+    "redacted",
     "validate_name",
 ]
 

@@ -40,6 +40,7 @@ from confluent_kafka.schema_registry import Schema, SchemaReference
 
 from tests.fixtures.kafka import KafkaKit, Rec
 from tests.fixtures.stack import EstateInfo
+from tests.fixtures.wait import wait_until
 
 CONNECTOR_SECRET = f"hunter2-{uuid.uuid4().hex}"
 LARGE_RECORD = 1536 * 1024  # 1.5 MiB
@@ -245,14 +246,10 @@ def _seed_connector(est: SeededEstate, tmp: Path) -> None:
     r = httpx.put(f"{est.stack.connect_url}/connectors/{est.connector}/config", json=config,
                   timeout=30)
     assert r.status_code in (200, 201), r.text
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{est.stack.connect_url}/connectors/{est.connector}/status",
-                           timeout=10).json()
-        if status.get("tasks") and status["tasks"][0].get("state") == "RUNNING":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"connector {est.connector} did not start: {status}")
+    wait_until(lambda: httpx.get(f"{est.stack.connect_url}/connectors/{est.connector}/status",
+                                 timeout=10).json(), 60, interval=0.5,
+               until=lambda status: status.get("tasks") and status["tasks"][0].get("state") == "RUNNING",
+               what=f"connector {est.connector} to run")
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ over the SASL listener with a Java properties file:
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,10 +157,12 @@ def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclBroker]:
 
 def audit(broker: AclBroker, user: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     props = broker.properties(user, tmp / f"{user}.properties")
-    return subprocess.run(
-        [sys.executable, "-m", "migrator", "audit", "--kafka-config", str(props),
-         "--timeout", "15", "--sample-seconds", "0", "--sample-records", "10", *args],
-        capture_output=True, text=True, timeout=120, check=False, env={"PATH": "/usr/bin:/bin"})
+    # in-process, with every variable but PATH unset: only the properties file counts
+    from tests.fixtures.cli import migrator
+
+    return migrator("audit", "--kafka-config", str(props), "--timeout", "15", "--sample-seconds",
+                    "0", "--sample-records", "10", *args,
+                    env={k: None for k in os.environ if k != "PATH"})
 
 
 def _findings(report: dict[str, Any], code: str = "PERMISSION_DENIED") -> dict[str, dict[str, Any]]:

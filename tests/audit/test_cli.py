@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.audit.conftest import SeededEstate
+from tests.fixtures.cli import migrator
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "migrator", "audit", *args], capture_output=True,
-                          text=True, timeout=180, env={**os.environ, **(env or {})})
+    return migrator("audit", *args, env=env, drop_qstash_env=False)  # in-process
 
 
 def _scram_properties(estate: SeededEstate, path: Path, password: str | None = None) -> Path:
@@ -136,9 +134,7 @@ def test_configuration_errors_exit_3(tmp_path: Path) -> None:
 
 
 def test_no_bootstrap_servers_is_a_configuration_error() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    result = subprocess.run([sys.executable, "-m", "migrator", "audit"], capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = migrator("audit", env={"KAFKA_BOOTSTRAP_SERVERS": None}, drop_qstash_env=False)
     assert result.returncode == 3 and "bootstrap" in result.stderr
 
 

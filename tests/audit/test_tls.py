@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from tests.fixtures.cli import migrator
 from tests.fixtures.kafka import KafkaKit, unique
 from tests.fixtures.stack import EstateInfo
 
@@ -17,10 +18,10 @@ pytestmark = pytest.mark.stack
 
 
 def audit(props: Path, topic: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "migrator", "audit", "--kafka-config", str(props), "--include", topic,
-         "--sample-seconds", "0", "--sample-records", "5", "--format", "json", "--timeout", "20"],
-        capture_output=True, text=True, timeout=120, check=False, env={"PATH": "/usr/bin:/bin"})
+    # in-process, with every variable but PATH unset: only the properties file counts
+    return migrator("audit", "--kafka-config", str(props), "--include", topic,
+                    "--sample-seconds", "0", "--sample-records", "5", "--format", "json",
+                    "--timeout", "20", env={k: None for k in os.environ if k != "PATH"})
 
 
 @pytest.mark.parametrize("style", ["inline-certificates", "truststore-location"])

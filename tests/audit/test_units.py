@@ -232,9 +232,9 @@ def _topic(name: str, *, parts: int = 1, records: int = 10, sample: RecordSample
 def _inv(topics: list[TopicInfo], groups: list[ConsumerGroupInfo] | None = None,
          plan: str = "payg", **kw: object) -> Inventory:
     return Inventory(
-        generated_at="2026-01-01T00:00:00+00:00", tool_version="test", qstash_plan=plan,  # type: ignore[arg-type]
+        generated_at="2026-01-01T00:00:00+00:00", tool_version="test", qstash_plan=plan,
         cluster=ClusterInfo(cluster_id="c", controller_id=1, brokers=[], bootstrap_servers="b"),
-        topics=topics, consumer_groups=groups or [], **kw,  # type: ignore[arg-type]
+        topics=topics, consumer_groups=groups or [], **kw,
     )
 
 
@@ -283,9 +283,9 @@ def test_record_too_large_by_plan_and_by_config_override() -> None:
     assert found == {("topic:big", "blocker"), ("topic:cfg", "warning"), ("cluster", "warning")}
     wide = next(f for f in evaluate(_inv([broker_wide], plan="payg")) if f.code == "RECORD_TOO_LARGE")
     assert wide.object == "cluster" and "20.0 MiB" in wide.message and "payg" in wide.message
-    found = {f.object for f in evaluate(_inv([big, cfg, broker_wide], plan="fixed"))
-             if f.code == "RECORD_TOO_LARGE"}
-    assert found == set()
+    on_fixed = {f.object for f in evaluate(_inv([big, cfg, broker_wide], plan="fixed"))
+                if f.code == "RECORD_TOO_LARGE"}
+    assert on_fixed == set()
 
 
 def test_stale_only_without_members_and_without_progress() -> None:
@@ -379,7 +379,8 @@ def test_group_progress_between_two_offset_snapshots() -> None:
     listing = {g: GroupListing(g, "EMPTY", "CLASSIC", False) for g in ("a", "b", "c", "d")}
     snap = GroupSnapshot(listings=listing, descriptions={}, offsets={
         "a": {("t", 0): 0}, "b": {("t", 0): 5}, "c": {("t", 0): None}, "d": {("t", 0): None}})
-    later = {"a": {("t", 0): 3}, "b": {("t", 0): 5}, "c": {("t", 0): None}, "d": {("t", 0): 0}}
+    later: dict[str, dict[tuple[str, int], int | None]] = {
+        "a": {("t", 0): 3}, "b": {("t", 0): 5}, "c": {("t", 0): None}, "d": {("t", 0): 0}}
     groups = {g.group_id: g for g in build_groups(
         snap, {("t", 0): 10}, later_offsets=later, earlier_high={("t", 0): 8})}
     assert groups["a"].committed_moving is True and groups["a"].total_lag == 7

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +10,11 @@ from typing import Any
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.runner import Bridge, BridgeStats
 from migrator.config import KafkaConnection, QStashConnection
+from tests.fixtures.wait import wait_until  # the shared helper, re-exported for bridge tests
+
+__all__ = [
+    "FAST_GROUP", "BridgeProcess", "RunningBridge", "bridge_config", "running_bridge", "wait_until",
+]
 
 FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
@@ -66,15 +70,6 @@ def running_bridge(
             rb.thread.join(60)
 
 
-def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
 class BridgeProcess:
     """``migrator bridge run`` as a subprocess (for kill -9 and signal tests)."""
 
@@ -84,12 +79,11 @@ class BridgeProcess:
         import sys
         import tempfile
 
-        self.log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log", delete=False)  # noqa: SIM115
+        fd, self.log_path = tempfile.mkstemp(suffix=".log")
         cmd = [sys.executable, "-m", "migrator", "bridge", "run", "--config", config_path,
                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", *args]
-        self.process = subprocess.Popen(
-            cmd, stdout=self.log, stderr=self.log, env={**os.environ, **env}
-        )
+        with os.fdopen(fd, "w") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **env})
 
     def kill(self) -> None:
         import signal
@@ -106,6 +100,5 @@ class BridgeProcess:
         return self.process.wait(timeout)
 
     def output(self) -> str:
-        self.log.flush()
-        with open(self.log.name) as fh:
+        with open(self.log_path) as fh:
             return fh.read()

@@ -20,7 +20,7 @@ from tests.fixtures.kafka import KafkaKit, Rec, unique
 pytestmark = pytest.mark.stack
 
 
-def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(  # type: ignore[no-untyped-def]
+def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(
     kafka, endpoint_factory
 ) -> None:
     kit: KafkaKit = kafka
@@ -29,7 +29,7 @@ def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(  # type: ig
     kit.produce(topic, (Rec(f'{{"n":{i}}}', partition=i % 2) for i in range(n)))
     gate = threading.Event()
 
-    def stuck(_req):  # type: ignore[no-untyped-def]
+    def stuck(_req):
         gate.wait(120)
         return Reply(200)
 
@@ -45,17 +45,18 @@ def test_a_stuck_endpoint_bounds_in_flight_then_pauses_and_recovers(  # type: ig
     with running_bridge(cfg, kit.bootstrap) as rb:
         bridge = rb.bridge
 
-        def paused_everything() -> bool:
+        def paused_and_in_flight() -> tuple[int, int]:
             nonlocal peak
             peak = max(peak, bridge.in_flight)
-            return bridge.paused_count == 2
+            return bridge.paused_count, bridge.in_flight
 
-        assert wait_until(paused_everything, 30 + PAUSE_AFTER)
+        wait_until(paused_and_in_flight, 30 + PAUSE_AFTER, until=lambda s: s[0] == 2,
+                   what="both partitions paused (paused, in flight)")
         assert limit <= bridge.in_flight < limit + read_size
         assert bridge.stats.received < n  # the rest stayed in Kafka
         gate.set()
-        assert endpoint.wait_for(n, timeout=60)
-        assert wait_until(lambda: bridge.paused_count == 0)
+        endpoint.wait_for(n, timeout=60)
+        wait_until(lambda: bridge.paused_count, until=lambda k: k == 0, what="no partition paused")
         stats = rb.stop()
     assert peak < limit + read_size
     offsets = Counter(int(r.headers["kafka-offset"]) * 2 + int(r.headers["kafka-partition"])

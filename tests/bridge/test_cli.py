@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from migrator.cli import cli
+from tests.fixtures.cli import migrator
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
-                          text=True, timeout=60)
+    return migrator(*args, drop_qstash_env=False)  # in-process: these end before running
 
 
 def test_schema_prints_the_json_schema() -> None:
@@ -50,11 +49,7 @@ def test_bad_start_and_missing_token_are_config_errors(tmp_path: Path) -> None:
     )
     proc = run_cli("bridge", "run", "--config", str(path), "--start", "yesterday")
     assert proc.returncode == 3 and "--start 'yesterday'" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "migrator", "bridge", "run", "--config", str(path)],
-        capture_output=True, text=True, timeout=60,
-        env={k: v for k, v in __import__("os").environ.items() if not k.startswith("QSTASH_")},
-    )
+    proc = migrator("bridge", "run", "--config", str(path))  # no QSTASH_* variables
     assert proc.returncode == 3 and "QSTASH_TOKEN" in proc.stderr
     proc = run_cli("bridge", "run", "--config", str(tmp_path / "missing.yaml"))
     assert proc.returncode == 3 and "cannot read" in proc.stderr

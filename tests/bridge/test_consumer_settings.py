@@ -74,8 +74,12 @@ def test_without_user_settings_the_bridge_defaults_apply() -> None:
         "routes": [{"topic": "t", "destinations": [{"kind": "direct-http", "url": "http://127.0.0.1:9/x"}]}],
     })
     given: list[dict[str, Any]] = []
-    bridge = Bridge(cfg, cfg.kafka.connection(environ={}),
-                    consumer_factory=lambda conf: given.append(conf) or Consumer(conf))
+
+    def factory(conf: dict[str, Any]) -> Any:
+        given.append(conf)
+        return Consumer(conf)
+
+    bridge = Bridge(cfg, cfg.kafka.connection(environ={}), consumer_factory=factory)
     try:
         assert {k: given[0][k] for k in BRIDGE_CONSUMER_DEFAULTS} == BRIDGE_CONSUMER_DEFAULTS
         assert given[0]["auto.offset.reset"] == "earliest" and bridge.consumer.cooperative

@@ -36,9 +36,19 @@ def delivered_keys(ep: RecordingEndpoint) -> Counter[tuple[int, int]]:
 
 def settle_exactly(ep: RecordingEndpoint, n: int, timeout: float = 90.0) -> Counter[tuple[int, int]]:
     """Wait for ``n`` distinct records, then a little more to catch late duplicates."""
-    wait_until(lambda: len(delivered_keys(ep)) >= n, timeout)
+    wait_until(lambda: len(delivered_keys(ep)), timeout, until=lambda k: k >= n,
+               what=f"{n} distinct records at {ep.url}")
     time.sleep(1.5)
     return delivered_keys(ep)
+
+
+def wait_delivering(proc: BridgeProcess, ep: RecordingEndpoint, count: int) -> None:
+    """Wait until ``ep`` has ``count`` requests while ``proc`` is still running: a bridge
+    that exits on its own (or never delivers) fails the test instead of being "killed"."""
+    wait_until(lambda: (len(ep.requests), proc.process.poll()), 60,
+               until=lambda seen: seen[0] >= count or seen[1] is not None,
+               what=f"{count} requests at {ep.url} from a running bridge")
+    assert proc.process.poll() is None, f"the bridge exited by itself:\n{proc.output()[-3000:]}"
 
 
 def write_config(tmp_path: Path, data: dict[str, Any]) -> str:
@@ -65,13 +75,13 @@ def test_exactly_once_through_qstash_across_kill9_restarts(
     for _ in range(3):
         proc = BridgeProcess(path, env)
         # kill at a random point once it has started delivering
-        wait_until(lambda p=proc: len(endpoint.requests) > 0 or p.process.poll() is not None, 60)
+        wait_delivering(proc, endpoint, len(endpoint.requests) + 1)
         time.sleep(rng.uniform(0.05, 1.0))
         proc.kill()
     final = BridgeProcess(path, env)
     try:
         got = settle_exactly(endpoint, n)
-        assert wait_until(lambda: kafka.committed(group, topic, 3) == kafka.end_offsets(topic, 3))
+        kafka.wait_committed(group, topic, 3)
     finally:
         assert final.terminate() == 0, final.output()
     assert len(got) == n, f"missing {n - len(got)} records"
@@ -136,10 +146,10 @@ def test_three_bridges_in_one_group_one_killed_lose_nothing(
     env = {"QSTASH_URL": qstash_server.url, "QSTASH_TOKEN": qstash_server.token}
     procs = [BridgeProcess(path, env) for _ in range(3)]
     try:
-        wait_until(lambda: len(endpoint.requests) >= n // 4, 60)
+        endpoint.wait_for(n // 4, 60)
         procs[1].kill()
         got = settle_exactly(endpoint, n)
-        assert wait_until(lambda: kafka.committed(group, topic, 6) == kafka.end_offsets(topic, 6))
+        kafka.wait_committed(group, topic, 6)
     finally:
         for p in (procs[0], procs[2]):
             assert p.terminate() == 0, p.output()
@@ -161,12 +171,12 @@ def test_direct_mode_is_at_least_once_across_kill9_with_stable_idempotency_keys(
     })
     for _ in range(2):
         proc = BridgeProcess(path, {})
-        wait_until(lambda p=proc: len(endpoint.requests) > 50 or p.process.poll() is not None, 60)
+        wait_delivering(proc, endpoint, len(endpoint.requests) + 50)
         proc.kill()
     final = BridgeProcess(path, {})
     try:
         got = settle_exactly(endpoint, n)
-        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        kafka.wait_committed(group, topic, 2)
     finally:
         assert final.terminate() == 0, final.output()
     assert len(got) == n  # every record at least once
@@ -198,7 +208,7 @@ def test_a_rebalance_drains_and_commits_before_handing_over(
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as first:
-        assert wait_until(lambda: len(ep.requests) >= 200)
+        ep.wait_for(200, 60)
         with running_bridge(cfg, kafka.bootstrap) as second:  # joins: the group rebalances
             got = settle_exactly(ep, n)
             # cooperative-sticky: the first bridge handed over only what the second took
@@ -241,7 +251,7 @@ def test_partitions_lost_to_a_stalled_loop_are_not_committed_and_nothing_is_lost
     rb = RunningBridge(bridge, on_tick=tick)
     try:
         got = settle_exactly(endpoint, n)
-        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        kafka.wait_committed(group, topic, 2)
     finally:
         rb.stop()
     assert stalled, "the loop never stalled"
@@ -270,10 +280,12 @@ def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
                             {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
     with running_bridge(cfg, kafka.bootstrap, qstash=server.connection) as rb:
         if count_outages:
-            assert wait_until(lambda: rb.bridge.stats.dead_lettered == n)
+            wait_until(lambda: rb.bridge.stats.dead_lettered, until=lambda d: d == n,
+                       what=f"{n} dead-lettered")
         else:
             # every record tried many times over its max_attempts of 2, none dead-lettered
-            assert wait_until(lambda: rb.bridge.stats.retries >= 10 * n)
+            wait_until(lambda: rb.bridge.stats.retries, until=lambda r: r >= 10 * n,
+                       what=f"{10 * n} retries")
             assert rb.bridge.stats.dead_lettered == 0 and rb.bridge.stats.delivered == 0
             gauge = ("bridge_destination_unavailable", {"route": topic})
             assert rb.bridge.metrics.registry.get_sample_value(*gauge) == 1.0
@@ -281,7 +293,7 @@ def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
             got = settle_exactly(endpoint, n)
             assert len(got) == n and max(got.values()) == 1
             assert rb.bridge.metrics.registry.get_sample_value(*gauge) == 0.0
-        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        kafka.wait_committed(group, topic, 2)
         stats = rb.stop()
     assert (stats.delivered, stats.dead_lettered) == ((0, n) if count_outages else (n, 0))
 
@@ -305,10 +317,11 @@ def test_a_direct_endpoint_that_is_down_for_a_while_loses_nothing(
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "direct-http", "url": f"http://127.0.0.1:{port}/hook"}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.retries >= 5 * n)
+        wait_until(lambda: rb.bridge.stats.retries, until=lambda r: r >= 5 * n,
+                   what=f"{5 * n} retries")
         assert rb.error is None and rb.bridge.stats.dead_lettered == 0
         ep = endpoint_factory(port=port)  # back up
         got = settle_exactly(ep, n)
-        assert wait_until(lambda: kafka.committed(group, topic, 2) == kafka.end_offsets(topic, 2))
+        kafka.wait_committed(group, topic, 2)
         rb.stop()
     assert len(got) == n

@@ -83,7 +83,7 @@ def test_dropping_a_revoked_partition_forgets_its_waiting_batches() -> None:
 
 def test_a_sink_that_raises_fails_its_batch_retryably_instead_of_losing_it() -> None:
     class Broken(MemorySink):
-        def write_batch(self, messages):  # type: ignore[no-untyped-def]
+        def write_batch(self, messages):
             raise RuntimeError("bug")
 
     rig = Rig(Broken())

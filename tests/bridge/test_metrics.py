@@ -31,9 +31,10 @@ def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoi
         bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), metrics=metrics,
                         consumer_overrides=FAST_GROUP)
         rb = RunningBridge(bridge)
-        assert wait_until(lambda: bridge.stats.delivered >= 30)
-        assert wait_until(lambda: f'bridge_committed_offset{{partition="0",topic="{topic}"}} 30.0'
-                          in httpx.get(base + "/metrics").text)
+        wait_until(lambda: bridge.stats.delivered, until=lambda d: d >= 30, what="30 delivered")
+        committed = f'bridge_committed_offset{{partition="0",topic="{topic}"}} 30.0'
+        wait_until(lambda: httpx.get(base + "/metrics").text, until=lambda text: committed in text,
+                   what=f"/metrics to show {committed}")
         assert httpx.get(base + "/readyz").status_code == 200
         text = httpx.get(base + "/metrics").text
         assert f'bridge_records_received_total{{topic="{topic}"}} 30.0' in text
@@ -41,7 +42,8 @@ def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoi
         assert "bridge_delivery_latency_seconds_bucket" in text
         assert "bridge_in_flight_records 0.0" in text
         lag = f'bridge_consumer_lag{{partition="0",topic="{topic}"}} 0.0'
-        assert wait_until(lambda: lag in httpx.get(base + "/metrics").text, 20)
+        wait_until(lambda: httpx.get(base + "/metrics").text, 20, until=lambda text: lag in text,
+                   what=f"/metrics to show {lag}")
         rb.stop()
         assert httpx.get(base + "/readyz").status_code == 503
         assert httpx.get(base + "/nope").status_code == 404

@@ -45,7 +45,8 @@ def test_sigterm_commits_exactly_the_delivered_prefix(
         "routes": [{"topic": topic, "destinations": [{"kind": "direct-http", "url": ep.url}]}],
     }))
     proc = BridgeProcess(str(path), {})
-    assert wait_until(lambda: len(ep.requests) >= 200, 60), proc.output()
+    wait_until(lambda: len(ep.requests), 60, until=lambda k: k >= 200, what="200 requests",
+               context=proc.output)
     assert proc.terminate() == 0, proc.output()
     assert "bridge stopped" in proc.output()
     committed = {p: max(0, o) for p, o in kafka.committed(group, topic, 2).items()}  # -1001: none
@@ -67,7 +68,8 @@ def test_start_from_group_starts_at_the_old_groups_offsets(
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "direct-http", "url": endpoint.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= 20 + 5)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 20 + 5,
+                   what="25 delivered")
         time.sleep(0.5)
         rb.stop()
     got = offsets_by_partition(endpoint)
@@ -89,7 +91,7 @@ def test_start_latest_and_timestamp(kafka: KafkaKit, endpoint_factory: Any) -> N
                         routes=[{"topic": topic, "destinations": [
                             {"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= 5)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 5, what="5 delivered")
         time.sleep(0.3)
         rb.stop()
     assert sorted(r.body for r in ep.requests) == [f"new{i}".encode() for i in range(5)]
@@ -98,10 +100,10 @@ def test_start_latest_and_timestamp(kafka: KafkaKit, endpoint_factory: Any) -> N
     cfg = bridge_config(group=unique("g"), start="latest", routes=[{"topic": topic,
                         "destinations": [{"kind": "direct-http", "url": ep2.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.metrics.ready)
+        wait_until(lambda: rb.bridge.metrics.ready, what="the bridge to be ready")
         time.sleep(1.0)
         kafka.produce(topic, [Rec("after")])
-        assert wait_until(lambda: rb.bridge.stats.delivered >= 1)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 1, what="1 delivered")
         rb.stop()
     assert [r.body for r in ep2.requests] == [b"after"]
 
@@ -141,7 +143,8 @@ def test_avro_decimal_and_timestamp_arrive_as_json(
                     "schema_registry_url": kafka_stack.schema_registry_url},
         "destinations": [{"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered + rb.bridge.stats.dead_lettered >= 3)
+        wait_until(lambda: (rb.bridge.stats.delivered, rb.bridge.stats.dead_lettered),
+                   until=lambda s: sum(s) >= 3, what="3 delivered or dead-lettered")
         stats = rb.stop()
     assert stats.dead_lettered == 1
     bodies = sorted(r.body for r in ep.requests)
@@ -176,9 +179,11 @@ def test_second_sigint_exits_at_once_without_committing_undelivered(
         "routes": [{"topic": topic, "destinations": [{"kind": "direct-http", "url": ep.url}]}],
     }))
     proc = BridgeProcess(str(path), {}, "--json-logs")
-    assert wait_until(lambda: len(ep.requests) >= 3, 60), proc.output()
+    wait_until(lambda: len(ep.requests), 60, until=lambda k: k >= 3, what="3 requests",
+               context=proc.output)
     proc.process.send_signal(signal.SIGINT)
-    assert wait_until(lambda: "stopping: draining" in proc.output(), 30), proc.output()
+    wait_until(lambda: "stopping: draining" in proc.output(), 30, what="'stopping: draining' logged",
+               context=proc.output)
     proc.process.send_signal(signal.SIGINT)
     assert proc.process.wait(30) == 130
     log_lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
@@ -202,7 +207,7 @@ def test_protobuf_with_timestamp_and_decimal_arrives_as_json(
         "payload": {"mode": "decode", "schema_registry_url": kafka_stack.schema_registry_url},
         "destinations": [{"kind": "direct-http", "url": endpoint.url}]}])
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= 1)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 1, what="1 delivered")
         rb.stop()
     assert endpoint.requests[0].body.decode() == EXPECTED % "1234567890.12"
 
@@ -249,7 +254,8 @@ def test_a_registry_outage_holds_the_partition_instead_of_dead_lettering(
                     consumer_overrides=FAST_GROUP, schema_lookup=flaky)
     rb = RunningBridge(bridge)
     try:
-        assert wait_until(lambda: bridge.stats.delivered + bridge.stats.dead_lettered >= n + 1)
+        wait_until(lambda: (bridge.stats.delivered, bridge.stats.dead_lettered),
+                   until=lambda s: sum(s) >= n + 1, what=f"{n + 1} delivered or dead-lettered")
     finally:
         stats = rb.stop()
     assert len(failures) == 4

@@ -147,7 +147,7 @@ def planned(
         [topic(name, partitions=PARTITIONS, keyed=1.0, rps=1.0),
          *(topic(t, partitions=1, keyed=1.0, rps=1.0) for t in others)],
         [*(group(g, name) for g in endpoints), *(group(f"{t}-g", t) for t in others)])
-    eps = EndpointMap(EndpointFile(groups=endpoints, ordering=ordering or {},  # type: ignore[arg-type]
+    eps = EndpointMap(EndpointFile(groups=endpoints, ordering=ordering or {},
                                    workflows=workflows or []))
     plan = build_plan(inv, eps, PlanOptions(qstash_tier=qstash_plan))  # type: ignore[arg-type]
     config, _ = bridge_config(plan, unique("ord-bridge"))

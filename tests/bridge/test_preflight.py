@@ -3,9 +3,6 @@ the problems that would stop it, on the real broker and the local QStash server.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,8 @@ from confluent_kafka.admin import AdminClient
 
 from migrator.bridge.preflight import preflight
 from migrator.config import KafkaConnection
-from tests.bridge.harness import bridge_config, running_bridge, wait_until
+from tests.bridge.harness import bridge_config, running_bridge
+from tests.fixtures.cli import migrator
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 
@@ -51,10 +49,10 @@ def test_starts_and_backlog_agree_with_what_the_bridge_then_delivers(
     # nothing was joined or committed by the check
     assert kafka.committed(group, topic, 3) == {0: 20, 1: -1001, 2: -1001}  # -1001: none
     with running_bridge(cfg, kafka.bootstrap) as rb:
-        assert wait_until(lambda: len(endpoint.requests) >= result.backlog)
-        assert wait_until(lambda: kafka.committed(group, topic, 3) == kafka.end_offsets(topic, 3))
+        endpoint.wait_for(result.backlog, 60)
+        kafka.wait_committed(group, topic, 3)
         rb.stop()
-    first = {}
+    first: dict[int, int] = {}
     for req in endpoint.requests:
         p, o = int(req.headers["kafka-partition"]), int(req.headers["kafka-offset"])
         first[p] = min(first.get(p, o), o)
@@ -107,9 +105,8 @@ def test_problems_exit_1_and_no_secret_is_printed(
                 {"kind": "publish-url", "url": "http://127.0.0.1:9/y"}]},
         ],
     }))
-    env = {**os.environ, "QSTASH_URL": qstash_server.url, "QSTASH_TOKEN": qstash_server.token}
-    proc = subprocess.run([sys.executable, "-m", "migrator", "bridge", "check", "--config",
-                           str(path)], capture_output=True, text=True, timeout=120, env=env)
+    env = {"QSTASH_URL": qstash_server.url, "QSTASH_TOKEN": qstash_server.token}
+    proc = migrator("bridge", "check", "--config", str(path), env=env)
     assert proc.returncode == 1, proc.stderr
     out = proc.stdout
     problems = [line for line in out.splitlines() if line.startswith("problem: ")]
@@ -127,8 +124,6 @@ def test_problems_exit_1_and_no_secret_is_printed(
     data["routes"][0]["destinations"] = data["routes"][0]["destinations"][1:]
     data.pop("dead_letter")
     path.write_text(yaml.safe_dump(data))
-    proc = subprocess.run([sys.executable, "-m", "migrator", "bridge", "check", "--config",
-                           str(path), "--format", "json"], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = migrator("bridge", "check", "--config", str(path), "--format", "json", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '"backlog": 15' in proc.stdout

@@ -48,7 +48,8 @@ def test_referenced_protobuf_types_arrive_as_json(
     }))
     proc = BridgeProcess(str(path), {})
     try:
-        assert wait_until(lambda: len(endpoint.requests) >= 1, 60), proc.output()
+        wait_until(lambda: len(endpoint.requests), 60, until=lambda k: k >= 1, what="1 request",
+                   context=proc.output)
         dead = kafka.consume_all(dlq, 1)
     finally:
         assert proc.terminate() == 0, proc.output()

@@ -14,7 +14,7 @@ from tests.fixtures.kafka import KafkaKit, Rec, unique
 pytestmark = pytest.mark.stack
 
 
-def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> None:  # type: ignore[no-untyped-def]
+def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-direct"), partitions=3)
     n = 300
@@ -24,7 +24,7 @@ def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> N
     cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
         {"kind": "direct-http", "url": endpoint.url + "/hook", "headers": {"X-Team": "pay"}}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert endpoint.wait_for(n, timeout=60)
+        endpoint.wait_for(n, timeout=60)
         stats = rb.stop()
     reqs = endpoint.requests
     keys = Counter((r.headers["kafka-partition"], r.headers["kafka-offset"]) for r in reqs)
@@ -38,7 +38,7 @@ def test_direct_delivers_every_record_once_and_commits_all(kafka, endpoint) -> N
     assert kit.committed(group, topic, 3) == kit.end_offsets(topic, 3)
 
 
-def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_factory) -> None:
     import threading
 
     kit: KafkaKit = kafka
@@ -49,7 +49,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
     seen: dict[int, list[tuple[int, int]]] = {0: [], 1: []}  # partition -> (offset, status)
     failed_once: set[tuple[int, int]] = set()
 
-    def flaky(req):  # type: ignore[no-untyped-def]
+    def flaky(req):
         key = (int(req.headers["kafka-partition"]), int(req.headers["kafka-offset"]))
         with lock:
             status = 200
@@ -63,7 +63,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
     cfg = bridge_config(group=unique("bridge-g"), routes=[{"topic": topic, "ordered": True,
         "destinations": [{"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= n)
+        wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= n, what=f"{n} delivered")
         stats = rb.stop()
     assert stats.retries > 0
     for sequence in seen.values():
@@ -74,7 +74,7 @@ def test_ordered_mode_keeps_partition_order_through_retries(kafka, endpoint_fact
                 assert sequence[i + 1] == (off, 200)
 
 
-def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka, endpoint_factory) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-poison"), partitions=1)
     dlq = kit.create_topic(unique("bridge-dlq"), partitions=1)
@@ -86,7 +86,8 @@ def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka,
     cfg = bridge_config(group=group, dead_letter={"topic": dlq}, routes=[{"topic": topic,
         "destinations": [{"kind": "direct-http", "url": ep.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered + rb.bridge.stats.dead_lettered >= n)
+        wait_until(lambda: (rb.bridge.stats.delivered, rb.bridge.stats.dead_lettered),
+                   until=lambda s: sum(s) >= n, what=f"{n} delivered or dead-lettered")
         stats = rb.stop()
     assert stats.dead_lettered == 5 and stats.delivered == 45
     dead = kit.consume_all(dlq, 5)
@@ -102,7 +103,7 @@ def test_permanent_4xx_is_dead_lettered_with_headers_while_the_rest_flows(kafka,
     assert kit.committed(group, topic, 1) == {0: n}
 
 
-def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[no-untyped-def]
+def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(
     kafka, kafka_stack, endpoint, caplog
 ) -> None:
     import logging
@@ -125,12 +126,12 @@ def test_bridge_over_sasl_scram_keeps_the_password_out_of_logs(  # type: ignore[
         {"kind": "direct-http", "url": endpoint.url}]}])
     caplog.set_level(logging.DEBUG)
     rb = RunningBridge(Bridge(cfg, conn, consumer_overrides=FAST_GROUP))
-    assert wait_until(lambda: rb.bridge.stats.delivered >= 10)
+    wait_until(lambda: rb.bridge.stats.delivered, until=lambda d: d >= 10, what="10 delivered")
     rb.stop()
     assert kafka_stack.sasl_password not in caplog.text
 
 
-def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  # type: ignore[no-untyped-def]
+def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(
     kafka, endpoint_factory
 ) -> None:
     import threading
@@ -146,18 +147,18 @@ def test_a_record_with_two_destinations_is_committed_only_when_both_accepted(  #
     cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
         {"kind": "direct-http", "url": good.url}, {"kind": "direct-http", "url": flaky.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert good.wait_for(n)
+        good.wait_for(n)
         time.sleep(1.5)  # commits happen every second: nothing may be committed yet
         assert kit.committed(group, topic, 1)[0] < 0
         healthy.set()
-        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: n})
+        kit.wait_committed(group, topic, 1)
         stats = rb.stop()
     assert stats.delivered == 2 * n
     assert len({r.headers["idempotency-key"] for r in good.requests + flaky.requests}) == 2 * n
 
 
 @pytest.mark.parametrize("policy", ["skip", "forward_empty", "dead_letter"])
-def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: ignore[no-untyped-def]
+def test_tombstone_policies(kafka, endpoint, policy: str) -> None:
     kit: KafkaKit = kafka
     topic = kit.create_topic(unique("bridge-tomb"), partitions=1)
     dlq = kit.create_topic(unique("bridge-tomb-dlq"), partitions=1)
@@ -167,7 +168,7 @@ def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: igno
         "topic": topic, "tombstone": policy,
         "destinations": [{"kind": "direct-http", "url": endpoint.url}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: kit.committed(group, topic, 1) == {0: 3})
+        kit.wait_committed(group, topic, 1)
         stats = rb.stop()
     bodies = [r.body for r in sorted(endpoint.requests, key=lambda r: r.headers["kafka-offset"])]
     if policy == "forward_empty":
@@ -181,7 +182,7 @@ def test_tombstone_policies(kafka, endpoint, policy: str) -> None:  # type: igno
     assert stats.skipped == (1 if policy == "skip" else 0)
 
 
-def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # type: ignore[no-untyped-def]
+def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:
     """An endpoint mid-deploy (404 for a while: retry_on), answering 409 for duplicates
     (success_on) and 501 for one record (fail_on: dead-lettered at once, not retried)."""
     import threading
@@ -195,7 +196,7 @@ def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # t
     calls: Counter[str] = Counter()
     not_found: list[str] = []
 
-    def deploying(req):  # type: ignore[no-untyped-def]
+    def deploying(req):
         body = req.body.decode()
         with lock:
             calls[body] += 1
@@ -215,7 +216,7 @@ def test_status_classification_end_to_end(kafka, endpoint_factory) -> None:  # t
                                           "success_on": [409], "retry_on": [404],
                                           "fail_on": [501]}]}])
     with running_bridge(cfg, kit.bootstrap) as rb:
-        assert wait_until(lambda: kit.committed(group, topic, 2) == kit.end_offsets(topic, 2))
+        kit.wait_committed(group, topic, 2)
         stats = rb.stop()
     assert stats.delivered == n - 1 and stats.dead_lettered == 1
     assert len(not_found) >= 19 and stats.retries == len(not_found)  # each 404 retried

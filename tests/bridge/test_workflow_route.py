@@ -35,7 +35,7 @@ class OrderWorkflow:
         serve = Serve(app)
         outer = self
 
-        @serve.post(
+        @serve.post(  # type: ignore[untyped-decorator]  # upstash-workflow is untyped
             "/orders",
             qstash_client=AsyncQStash(qstash.token, base_url=qstash.url),
             receiver=Receiver(current_signing_key=qstash.current_signing_key,
@@ -55,12 +55,12 @@ class OrderWorkflow:
             await context.run("record", record)
 
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+                                                    log_level="warning", loop="asyncio"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> OrderWorkflow:
         self.thread.start()
-        assert wait_until(lambda: self.server.started, 20)
+        wait_until(lambda: self.server.started, 20, what="the workflow app to start")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -85,7 +85,8 @@ def test_one_workflow_run_per_record_and_none_on_replay(
     qstash = qstash_server.connection
     with running_bridge(bridge_config(group=unique("g"), routes=route), kafka.bootstrap,
                         qstash=qstash) as rb:
-        assert wait_until(lambda: len(order_workflow.finished) >= n, 90)
+        wait_until(lambda: len(order_workflow.finished), 90, until=lambda k: k >= n,
+                   what=f"{n} workflow runs finished")
         rb.stop()
     runs = {run for run, _ in order_workflow.finished}
     assert len(runs) == n and all(r.startswith("wfr_") for r in runs)
@@ -93,7 +94,8 @@ def test_one_workflow_run_per_record_and_none_on_replay(
     # a second bridge group replays the topic from the start: same dedup ids, no new runs
     with running_bridge(bridge_config(group=unique("g"), routes=route), kafka.bootstrap,
                         qstash=qstash) as rb:
-        assert wait_until(lambda: rb.bridge.stats.delivered >= n, 60)
+        wait_until(lambda: rb.bridge.stats.delivered, 60, until=lambda d: d >= n,
+                   what=f"{n} delivered")
         rb.stop()
     time.sleep(2)
     assert len(order_workflow.finished) == n

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import click
 import pytest
 
 from migrator import errors
 from migrator.cli import EXIT_CODES, cli, exit_code_for
+from tests.fixtures.cli import migrator
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return migrator(*args, drop_qstash_env=False)  # in-process: nothing here needs a process
 
 
 def test_version_and_help() -> None:

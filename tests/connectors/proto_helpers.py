@@ -103,7 +103,7 @@ def order_files(package: str) -> list[Any]:
 def order_class(package: str) -> Any:
     """The ``Order`` message class of :func:`order_files`, built in a pool of its own."""
     from google.protobuf import descriptor_pool, message_factory, timestamp_pb2
-    from google.type import decimal_pb2  # type: ignore[import-untyped]
+    from google.type import decimal_pb2
 
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)

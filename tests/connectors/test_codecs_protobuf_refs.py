@@ -66,6 +66,7 @@ def test_a_schema_registered_without_its_references_names_the_missing_import(
     text = base64.b64encode(order_fdp.SerializeToString()).decode()
     registry = kafka.registry()
     money = registry.get_latest_version(f"{package}/money.proto")
+    assert money.version is not None
     # order.proto imports common.proto too, but is registered referencing only money.proto
     schema_id = registry.register_schema(f"{package}-partial", Schema(
         text, "PROTOBUF", [_ref(f"{package}/money.proto", money.version)]))

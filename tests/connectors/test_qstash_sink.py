@@ -85,7 +85,8 @@ def test_request_level_faults_are_retryable_with_the_reset_wait(
     results = sink(server, client, endpoint.url).write_batch([message(1), message(2)])
     assert all(isinstance(r, RetryableDeliveryError) and r.status == 429 for r in results)
     assert all(isinstance(r, RetryableDeliveryError) and r.outage for r in results)  # QStash's
-    assert results[0] is not None and results[0].retry_after is not None  # Burst-RateLimit-Reset
+    first = results[0]
+    assert isinstance(first, RetryableDeliveryError) and first.retry_after is not None  # Burst-RateLimit-Reset
     server.set_faults(1.0, (503,))
     results = sink(server, client, endpoint.url).write_batch([message(3)])
     assert isinstance(results[0], RetryableDeliveryError) and results[0].status == 503

@@ -20,7 +20,7 @@ import yaml
 
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.gate import GatedBridges
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, QStashConnection
 from migrator.kafka.app_producer import KeepProducing
 from tests.bridge.harness import FAST_GROUP
 from tests.fixtures.endpoint import RecordingEndpoint
@@ -120,7 +120,7 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
 
 @contextmanager
 def gated_bridges(cfg: BridgeConfig, bootstrap: str,
-                  qstash: tuple[str, str] | None = None) -> Iterator[GatedBridges]:
+                  qstash: QStashConnection | None = None) -> Iterator[GatedBridges]:
     gate = GatedBridges(cfg, KafkaConnection(bootstrap_servers=bootstrap), qstash=qstash,
                         consumer_overrides=FAST_GROUP, poll=0.1)
     error: list[BaseException] = []

@@ -24,7 +24,8 @@ def _done(value: Any) -> concurrent.futures.Future[Any]:
 
 class _Desc:
     def __init__(self, name: str) -> None:
-        self.name, self.is_internal, self.partitions = name, False, []
+        self.name, self.is_internal = name, False
+        self.partitions: list[Any] = []
 
 
 class _Info:

@@ -10,15 +10,19 @@ from migrator.config import KafkaConnection
 from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError
 from migrator.kafka.consumer import KafkaConsumer
 from tests.fixtures.kafka import KafkaKit, Rec, unique
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.stack
 
 
 def consume_n(consumer: KafkaConsumer, n: int, timeout: float = 30.0) -> list[object]:
     got: list[object] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < n and time.monotonic() < deadline:
+
+    def more() -> int:
         got.extend(consumer.consume(100, 0.2))
+        return len(got)
+
+    wait_until(more, timeout, until=lambda k: k >= n, interval=0, what=f"{n} records consumed")
     return got
 
 
@@ -88,7 +92,7 @@ def test_unreachable_cluster_error_is_a_toolkit_error() -> None:
 
 def test_sasl_settings_on_a_plaintext_listener_say_so(kafka: KafkaKit) -> None:
     conn = KafkaConnection(bootstrap_servers=kafka.bootstrap, security_protocol="SASL_PLAINTEXT",
-                           sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")  # type: ignore[arg-type]
+                           sasl_mechanism="PLAIN", sasl_username="u", sasl_password="p")
     c = KafkaConsumer(conn, unique("cons-g"))
     c.subscribe([unique("cons-none")])
     try:

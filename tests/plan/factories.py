@@ -44,7 +44,7 @@ def topic(
                  for k, v in (configs or {}).items()},
         records_per_second=rps,
         sample=RecordSample(sampled=10, size_max=size_max, keyed_ratio=keyed,
-                            value_format=fmt,  # type: ignore[arg-type]
+                            value_format=fmt,
                             tombstones=tombstones, subjects=subjects or []),
     )
 
@@ -59,7 +59,7 @@ def group(group_id: str, *topics: str, state: str = "Stable") -> ConsumerGroupIn
 
 def connector(name: str, kind: str, topics: list[str], **config: str) -> ConnectorInfo:
     return ConnectorInfo(name=name, connector_class="org.apache.kafka.connect.file.FileStream",
-                         kind=kind, state="RUNNING", topics=topics,  # type: ignore[arg-type]
+                         kind=kind, state="RUNNING", topics=topics,
                          config=config)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from migrator.plan.endpoints import EndpointFile, EndpointMap
 from migrator.plan.output import build_output
 from migrator.plan.spec import Plan
 from migrator.plan.state import read_state, reviewed
+from tests.fixtures.cli import migrator
 from tests.fixtures.qstash import QStashServer
 
 from .factories import connector, group, inventory, topic
@@ -29,10 +28,7 @@ pytestmark = pytest.mark.qstash
 
 
 def run(server: QStashServer, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
-    env.update(QSTASH_URL=server.url, QSTASH_TOKEN=server.token)
-    result = subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
-                            text=True, timeout=120, env=env)
+    result = migrator(*args, env={"QSTASH_URL": server.url, "QSTASH_TOKEN": server.token})
     assert server.token not in result.stdout + result.stderr  # never leaks the token
     return result
 

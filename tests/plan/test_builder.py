@@ -13,7 +13,7 @@ from migrator.plan.spec import is_placeholder
 from .factories import connector, group, inventory, topic
 
 
-def _routes(inv, endpoints=None, **opts):  # type: ignore[no-untyped-def]
+def _routes(inv, endpoints=None, **opts):
     plan = build_plan(inv, endpoints or EndpointMap.empty(), PlanOptions(**opts))
     return plan, {r.topic: r for r in plan.routes}
 

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from migrator.bridge.config import load_bridge_config
+from tests.fixtures.cli import migrator
 
 from .factories import connector, group, inventory, topic
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
-                          text=True, timeout=120, env=full_env)
+    """``migrator ARGS`` in-process (no QSTASH_* from the caller): nothing here needs a process."""
+    return migrator(*args, env=env)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:

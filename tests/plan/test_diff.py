@@ -38,7 +38,7 @@ G = UrlGroupSpec(name="clicks", endpoints=[
 S = ScheduleSpec(schedule_id="connector-imp", destination="https://j.example.com/", cron="* * * * *")
 
 
-def _plan(*, queues=(Q,), groups=(G,), schedules=(S,), reviewed_state=None) -> Plan:  # type: ignore[no-untyped-def]
+def _plan(*, queues=(Q,), groups=(G,), schedules=(S,), reviewed_state=None) -> Plan:
     return Plan(
         generated_at="now", tool_version="t", source=SourceInfo(bootstrap_servers="x:1"),
         resources=Resources(queues=list(queues), url_groups=list(groups), schedules=list(schedules)),
@@ -46,7 +46,7 @@ def _plan(*, queues=(Q,), groups=(G,), schedules=(S,), reviewed_state=None) -> P
     )
 
 
-def _live(*specs) -> LiveState:  # type: ignore[no-untyped-def]
+def _live(*specs) -> LiveState:
     plan = _plan(queues=[s for s in specs if isinstance(s, QueueSpec)],
                  groups=[s for s in specs if isinstance(s, UrlGroupSpec)],
                  schedules=[s for s in specs if isinstance(s, ScheduleSpec)])

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,10 +21,12 @@ from confluent_kafka import KafkaError, KafkaException
 from migrator.inventory import Inventory
 from migrator.plan.spec import load_plan
 from migrator.stack.sample import seed_sample_estate
+from tests.fixtures.cli import migrator
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
 from tests.fixtures.stack import EstateInfo
+from tests.fixtures.wait import wait_until
 
 from .test_apply_qstash import check_live
 
@@ -33,10 +34,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.qstash]
 
 
 def cli(server: QStashServer, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QSTASH_")}
-    env.update(QSTASH_URL=server.url, QSTASH_TOKEN=server.token)
-    result = subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
-                            text=True, timeout=timeout, env=env)
+    # in-process; the bridge below runs as a process (it is stopped with SIGTERM)
+    result = migrator(*args, env={"QSTASH_URL": server.url, "QSTASH_TOKEN": server.token})
     assert server.token not in result.stdout + result.stderr
     return result
 
@@ -68,13 +67,8 @@ def estate(kafka_stack: EstateInfo, kafka: KafkaKit, tmp_path: Path) -> Iterator
     assert reply.status_code in (200, 201), reply.text
     yield SimpleNamespace(prefix=prefix, sample=sample, source=source,
                           records={**sample.records, audit_log: 8})
-    for name in (source, sample.connector):
-        httpx.delete(f"{kafka_stack.connect_url}/connectors/{name}", timeout=30)
-
-
-def _wait(endpoint: RecordingEndpoint, done: Callable[[], bool], deadline: float) -> None:
-    while time.monotonic() < deadline and not done():
-        endpoint.wait_for(len(endpoint.requests) + 1, timeout=1.0)
+    for connector in (source, sample.connector):
+        httpx.delete(f"{kafka_stack.connect_url}/connectors/{connector}", timeout=30)
 
 
 def test_audit_plan_apply_bridge(
@@ -174,8 +168,10 @@ def test_audit_plan_apply_bridge(
         return got
 
     try:
-        _wait(endpoint, lambda: all(len(received().get(k, ())) >= n for k, n in expected.items()),
-              time.monotonic() + 120)
+        wait_until(lambda: {k: len(received().get(k, ())) for k in expected}, 120,
+                   until=lambda counts: all(counts[k] >= n for k, n in expected.items()),
+                   what=f"every record at its path: {expected}",
+                   context=lambda: (tmp_path / "bridge.log").read_text()[-3000:])
     finally:
         bridge.send_signal(signal.SIGTERM)
         try:

@@ -30,7 +30,7 @@ def _plan(topics: list[tuple[str, int, float]], groups: int, tier: TierName,
     inv = inventory([topic(n, partitions=p, keyed=1.0, rps=r) for n, p, r in topics],
                     [group(f"g{i}", *(n for n, _, _ in topics)) for i in range(groups)])
     eps = EndpointMap(EndpointFile(groups={"*": "https://e.example.com/{group}/{topic}"},
-                                   ordering=ordering or {}, latency_ms=latency or {}))  # type: ignore[arg-type]
+                                   ordering=ordering or {}, latency_ms=latency or {}))
     return build_plan(inv, eps, PlanOptions(qstash_tier=tier))
 
 

@@ -6,7 +6,6 @@ import base64
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from migrator.plan.state import read_state
 from tests.bridge.harness import running_bridge
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
+from tests.fixtures.wait import wait_until
 
 from .factories import group, inventory, topic
 from .test_scaffold import _files, _load
@@ -64,12 +64,11 @@ def serve() -> Iterator[Callable[[Any], str]]:
     def start(app: Any) -> str:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", loop="asyncio"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         servers.append((server, thread))
-        while not server.started:
-            time.sleep(0.05)
+        wait_until(lambda: server.started, 30, what="the scaffold app to start")
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     yield start
@@ -94,18 +93,17 @@ def test_workflow_scaffold_completes_a_run(
     record = {"id": "o-1", "amount": 12.5, "at": "2026-11-01T00:00:00Z", "lines": [{"sku": "a"}],
               "note": None}
     server.client().message.publish_json(url=f"{base}/app", body=record)  # as the bridge does
-    deadline = time.monotonic() + 60
-    state: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def run_state() -> dict[str, Any]:
         runs = {h["upstash-workflow-runid"] for h in recorder.headers if "upstash-workflow-runid" in h}
-        if runs:
-            (run_id,) = runs
-            reply = httpx.get(f"{server.url}/v2/workflows/runs/{run_id}", headers=server.headers)
-            state = reply.json() if reply.status_code == 200 else {}
-            if state.get("workflowState") == "RUN_SUCCESS":
-                break
-        time.sleep(0.2)
-    assert state.get("workflowState") == "RUN_SUCCESS", (state, recorder.headers)
+        if not runs:
+            return {}
+        (run_id,) = runs
+        reply = httpx.get(f"{server.url}/v2/workflows/runs/{run_id}", headers=server.headers)
+        return reply.json() if reply.status_code == 200 else {}
+
+    state = wait_until(run_state, 60, until=lambda s: s.get("workflowState") == "RUN_SUCCESS",
+                       what="the workflow run to succeed", context=lambda: str(recorder.headers))
     bodies = [json.loads(base64.b64decode(step["body"])) for step in state["steps"]]
     assert bodies[0] == record  # the initial payload, which the scaffold parsed into Order
     step = bodies[1]
@@ -128,18 +126,16 @@ def test_fastapi_scaffold_accepts_what_the_local_qstash_server_delivers(
     module = _load(tmp_path, f"billing_{uuid.uuid4().hex[:6]}", _files()["python/billing.py"])
     recorder = Recorder(module.app)
     base = serve(recorder)
-    good = {"id": "o-1", "amount": "12.50", "at": "2026-11-01T00:00:00Z", "lines": [], "note": None}
+    good: dict[str, Any] = {"id": "o-1", "amount": "12.50", "at": "2026-11-01T00:00:00Z", "lines": [], "note": None}
     client = server.client()
     orders = {"Kafka-Topic": "orders"}  # billing's orders and raw share its URL, /billing
     client.message.publish_json(url=f"{base}/billing", body=good, headers=orders)
     client.message.publish_json(url=f"{base}/billing", body={"id": "o-2"}, headers=orders)  # bad
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(recorder.statuses) < 2:
-        time.sleep(0.1)
+    wait_until(lambda: list(recorder.statuses), 30, until=lambda got: len(got) >= 2,
+               what="two deliveries answered")
     assert sorted(recorder.statuses) == [200, 489]  # signed by the server and verified
-    while time.monotonic() < deadline and not client.dlq.list().messages:
-        time.sleep(0.1)
-    (dead,) = client.dlq.list().messages  # 489 + Upstash-NonRetryable-Error: no retries
+    (dead,) = wait_until(lambda: client.dlq.list().messages, 30,
+                         what="the 489 in the DLQ")  # 489 + Upstash-NonRetryable-Error: no retries
     assert json.loads(dead.body) == {"id": "o-2"} and len(recorder.statuses) == 2
 
 
@@ -219,11 +215,10 @@ def test_generated_bridge_yaml_delivers_to_the_generated_fastapi_apps_deployed_a
             return counts
 
         with running_bridge(config, kafka.bootstrap, qstash=server.connection):
-            deadline = time.monotonic() + 90
-            while arrived() != expected and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(arrived, 90, until=lambda got: got == expected,
+                       what=f"every record at its scaffold ({expected})",
+                       context=lambda: str([s for rec in recorders.values() for s in rec.seen]))
         seen = [s for rec in recorders.values() for s in rec.seen]
-        assert arrived() == expected, (expected, seen)
         assert all(status == 200 for _, _, status in seen), seen  # no 404, no 401
     finally:
         for uv, thread in servers:

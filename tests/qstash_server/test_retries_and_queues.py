@@ -47,7 +47,7 @@ def test_fifo_queue_holds_order_through_retries(qstash_server, endpoint_factory)
     reqs = ep.wait_for(7)
     assert [r.path for r in reqs] == ["/m0", "/m1", "/m1", "/m1", "/m2", "/m3", "/m4"]
     assert [r.headers["upstash-retried"] for r in reqs[1:4]] == ["0", "1", "2"]
-    wait_until(lambda: client.queue.get(queue).lag == 0)
+    wait_until(lambda: client.queue.get(queue).lag, until=lambda lag: lag == 0, what="queue lag 0")
 
 
 def test_fifo_queue_waits_for_callback_and_pauses(qstash_server, endpoint_factory):
@@ -183,8 +183,8 @@ def test_flow_control_parallelism_limits_concurrency(qstash_server, endpoint_fac
     for i in range(6):
         client.message.publish(url=f"{ep.url}/{i}", body="x",
                                flow_control={"key": key, "parallelism": 2})
-    ep.wait_for(6)
-    assert peak <= 2
+    assert len(ep.wait_for(6)) == 6
+    assert peak == 2  # two at a time: never more, and not one by one either
 
 
 def test_timeout_counts_as_failed_attempt(qstash_server, endpoint_factory):
@@ -198,7 +198,8 @@ def test_timeout_counts_as_failed_attempt(qstash_server, endpoint_factory):
     client = qstash_server.client()
     mid = client.message.publish(url=ep.url, body="x", timeout="0.2s", retries=1).message_id
     ep.wait_for(2)
-    wait_until(lambda: any(e["state"] == "DELIVERED" for e in _logs(qstash_server, mid)))
+    wait_until(lambda: [e["state"] for e in _logs(qstash_server, mid)],
+               until=lambda states: "DELIVERED" in states, what=f"{mid} DELIVERED")
     errors = [e for e in _logs(qstash_server, mid) if e["state"] == "ERROR"]
     assert errors and "timed out" in errors[0]["error"]
 
@@ -210,12 +211,14 @@ def test_flow_control_rate_waitlist_reset_and_pin(qstash_server, endpoint):
         client.message.publish(url=f"{endpoint.url}/r{i}", body="x",
                                flow_control={"key": key, "rate": 1, "period": "1h"})
     endpoint.wait_for(1)
-    info = wait_until(lambda: (i := client.flow_control.get(key)).wait_list_size == 4 and i)
+    info = wait_until(lambda: client.flow_control.get(key), until=lambda i: i.wait_list_size == 4,
+                      what="4 messages on the wait list")
     assert (info.rate_max, info.rate_count, info.rate_period) == (1, 1, 3600)
     assert len(endpoint.requests) == 1  # the rest wait; they are never rejected
     client.flow_control.reset_rate(key)
     endpoint.wait_for(2)
-    wait_until(lambda: client.flow_control.get(key).wait_list_size == 3)
+    wait_until(lambda: client.flow_control.get(key).wait_list_size, until=lambda k: k == 3,
+               what="3 messages on the wait list")
     client.flow_control.pause(key)
     client.flow_control.pin(key, {"rate": 100, "period": 1})
     assert len(endpoint.requests) == 2  # paused: pinning does not release anything

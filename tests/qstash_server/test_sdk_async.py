@@ -9,6 +9,7 @@ import pytest
 from qstash.errors import QStashError
 
 from tests.fixtures.endpoint import Reply
+from tests.fixtures.wait import wait_until_async
 from tests.qstash_server.conftest import wait_until
 
 pytestmark = pytest.mark.qstash
@@ -55,11 +56,9 @@ def test_async_client_every_namespace(qstash_server, endpoint_factory):
         # dlq
         label = f"al-{tag}"
         await client.message.publish(url=failing.url, body="f", retries=0, label=label)
-        for _ in range(500):
-            listed = await client.dlq.list(filter={"label": label})
-            if listed.messages:
-                break
-            await asyncio.sleep(0.02)
+        listed = await wait_until_async(lambda: client.dlq.list(filter={"label": label}), 20,
+                                        until=lambda found: found.messages,
+                                        what=f"a DLQ message labelled {label}")
         dlq_id = listed.messages[0].dlq_id
         assert (await client.dlq.get(dlq_id)).response_status == 500
         assert await client.dlq.delete_many([dlq_id]) == 1
@@ -85,4 +84,5 @@ def test_async_client_every_namespace(qstash_server, endpoint_factory):
     asyncio.run(scenario())
     paths = {r.path for r in ep.wait_for(4)}
     assert {"/a", "/q", "/b"} <= paths
-    wait_until(lambda: "/fc" in {r.path for r in ep.requests})
+    wait_until(lambda: {r.path for r in ep.requests}, until=lambda paths: "/fc" in paths,
+               what="the flow-controlled message at /fc")

@@ -260,7 +260,7 @@ def test_dlq_namespace(qstash_server, endpoint_factory):
         r = client.dlq.list(filter={"label": label})
         return r.messages if len(r.messages) == 3 else None
 
-    messages = wait_until(listed)
+    messages = wait_until(listed, what=f"3 DLQ messages labelled {label}")
     assert {m.message_id for m in messages} == set(ids)
     first = client.dlq.get(messages[0].dlq_id)
     assert first.response_status == 500
@@ -283,19 +283,20 @@ def test_dlq_namespace(qstash_server, endpoint_factory):
     )
     assert retry.status_code == 201 and retry.json()["messageId"].startswith("msg_")
     wait_until(lambda: any(r.body == messages[1].body.encode() and r.headers.get(
-        "upstash-message-id") == retry.json()["messageId"] for r in failing.requests))
+        "upstash-message-id") == retry.json()["messageId"] for r in failing.requests),
+        what="the retried DLQ message delivered")
     assert client.dlq.delete_many([messages[2].dlq_id]) == 1
     assert client.dlq.list(filter={"label": label}).messages == []
     # bulk retry by filter
     failing.responder = lambda _r: Reply(500, b"broken")
     client.message.publish(url=f"{failing.url}/bulk", body="b", retries=0, label=label)
-    wait_until(lambda: client.dlq.list(filter={"label": label}).messages)
+    wait_until(lambda: client.dlq.list(filter={"label": label}).messages, what="a DLQ message")
     failing.responder = lambda _r: Reply(200, b"fine")
     bulk = httpx.post(f"{qstash_server.url}/v2/dlq/retry", params={"label": label},
                       headers=qstash_server.headers)
     assert bulk.status_code == 201 and len(bulk.json()["responses"]) == 1
     wait_until(lambda: any(r.headers.get("upstash-message-id") == bulk.json()["responses"][0][
-        "messageId"] for r in failing.requests))
+        "messageId"] for r in failing.requests), what="the bulk-retried message delivered")
     assert client.dlq.list(filter={"label": label}).messages == []
 
 
@@ -309,7 +310,7 @@ def test_log_namespace(qstash_server, endpoint):
         logs = client.log.list(filter={"message_id": mid}).logs
         return logs if any(e.state == LogState.DELIVERED for e in logs) else None
 
-    logs = wait_until(delivered)
+    logs = wait_until(delivered, what=f"a DELIVERED log for {mid}")
     assert [e.state for e in logs][::-1][:3] == [
         LogState.CREATED, LogState.ACTIVE, LogState.DELIVERED,
     ]
@@ -419,7 +420,8 @@ def test_bulk_cancel_and_dlq_delete_by_query_filters(qstash_server, endpoint_fac
     failing = endpoint_factory(lambda _r: Reply(500, b"x"))
     for i in range(2):
         client.message.publish(url=f"{failing.url}/f{i}", body="x", retries=0, label=label)
-    wait_until(lambda: len(client.dlq.list(filter={"label": label}).messages) == 2)
+    wait_until(lambda: len(client.dlq.list(filter={"label": label}).messages), until=lambda k: k == 2,
+               what="2 DLQ messages")
     d = httpx.delete(f"{qstash_server.url}/v2/dlq", params={"label": label, "url": f"{failing.url}/f0"},
                      headers=qstash_server.headers)
     assert d.json() == {"deleted": 1}

@@ -40,7 +40,7 @@ class WorkflowApp:
         serve = Serve(app)
         outer = self
 
-        @serve.post(
+        @serve.post(  # type: ignore[untyped-decorator]  # upstash-workflow is untyped
             "/wf",
             qstash_client=AsyncQStash(qstash.token, base_url=qstash.url),
             receiver=Receiver(
@@ -60,7 +60,7 @@ class WorkflowApp:
 
             async def double() -> int:
                 outer._count("double")
-                return a * 2
+                return int(a * 2)
 
             b = await context.run("double", double)
             await context.sleep("nap", 1)
@@ -69,7 +69,7 @@ class WorkflowApp:
                 n = outer._count("flaky")
                 if n < 2:
                     raise RuntimeError("flaky step fails on its first attempt")
-                return b + 100
+                return int(b + 100)
 
             c = await context.run("flaky", flaky)
             called: Any = None
@@ -88,7 +88,8 @@ class WorkflowApp:
             await context.run("finish", finish)
 
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                           loop="asyncio")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -98,11 +99,7 @@ class WorkflowApp:
 
     def __enter__(self) -> WorkflowApp:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("workflow app did not start")
-            time.sleep(0.02)
+        wait_until(lambda: self.server.started, 20, what="the workflow app to start")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -126,12 +123,12 @@ def test_workflow_runs_to_completion(qstash_server, workflow_app):
     run_id = result["run"]
     assert run_id.startswith("wfr_")
 
-    def finished():
-        r = httpx.get(f"{qstash_server.url}/v2/workflows/runs/{run_id}",
-                      headers=qstash_server.headers)
-        return r.json() if r.json().get("workflowState") == "RUN_SUCCESS" else None
+    def run_state():
+        return httpx.get(f"{qstash_server.url}/v2/workflows/runs/{run_id}",
+                         headers=qstash_server.headers).json()
 
-    run = wait_until(finished)
+    run = wait_until(run_state, until=lambda r: r.get("workflowState") == "RUN_SUCCESS",
+                     what=f"run {run_id} RUN_SUCCESS")
     assert run["workflowUrl"] == workflow_app.url
     assert len(run["steps"]) >= 5  # initial payload + add_one, double, nap, flaky, finish
     errors = httpx.get(f"{qstash_server.url}/v2/events", params={"state": "ERROR", "count": 1000},

@@ -17,6 +17,9 @@ from tests.fixtures.endpoint import RecordingEndpoint
 pytestmark = pytest.mark.stack
 
 
+# A real process on purpose: `dev up` starts servers that outlive the command and `dev down`
+# stops them by pid; `dev qstash` runs until SIGTERM; the missing-tool tests change PATH for the
+# whole process tree.
 def migrator(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False)

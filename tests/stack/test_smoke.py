@@ -6,19 +6,24 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # (not re-exported in its stubs)
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    ResourceType,
+)
 from confluent_kafka.schema_registry import Schema, SchemaReference
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.stack import EstateInfo
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.stack
 
@@ -71,13 +76,15 @@ def test_topic_configs(kafka: KafkaKit) -> None:
 def test_scram_client_authenticates_and_wrong_password_is_refused(
         kafka_stack: EstateInfo) -> None:
     assert kafka_stack.sasl_bootstrap_servers and kafka_stack.sasl_password
-    base = {"bootstrap.servers": kafka_stack.sasl_bootstrap_servers,
+    base: dict[str, Any] = {"bootstrap.servers": kafka_stack.sasl_bootstrap_servers,
             "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
             "sasl.username": kafka_stack.sasl_username, "log_level": 0}
     good = AdminClient({**base, "sasl.password": kafka_stack.sasl_password})
     assert good.describe_cluster(request_timeout=20).result().nodes
     errors: list[KafkaError] = []
-    bad = AdminClient({**base, "sasl.password": "not-the-password", "error_cb": errors.append})
+    bad_config: dict[str, Any] = {**base, "sasl.password": "not-the-password",
+                                  "error_cb": errors.append}
+    bad = AdminClient(bad_config)
     with pytest.raises(KafkaException):
         bad.describe_cluster(request_timeout=10).result()
     bad.poll(1)
@@ -103,7 +110,7 @@ def test_registry_types_references_and_compatibility(kafka: KafkaKit) -> None:
     ref = SchemaReference("smoke.Order", f"{base}-value", 1)
     sr.register_schema(f"{base}-envelope-value", Schema(wrapper, "AVRO", [ref]))
     latest = sr.get_latest_version(f"{base}-envelope-value")
-    assert [r.subject for r in latest.schema.references] == [f"{base}-value"]
+    assert [r.subject for r in latest.schema.references or []] == [f"{base}-value"]
     assert sr.get_referenced_by(f"{base}-value", 1)
 
     types = {sr.get_latest_version(s).schema.schema_type for s in
@@ -129,17 +136,14 @@ def test_filestream_connector_runs(kafka_stack: EstateInfo, kafka: KafkaKit,
         "tasks.max": "1", "file": str(source), "topic": topic}, timeout=30)
     assert reply.status_code in (200, 201), reply.text
     try:
-        deadline = time.monotonic() + 90
-        state: dict[str, object] = {}
-        while time.monotonic() < deadline:
-            state = httpx.get(f"{kafka_stack.connect_url}/connectors/{name}/status",
-                              timeout=10).json()
+        def running(state: dict[str, Any]) -> bool:
             tasks = state.get("tasks") or []
-            if state.get("connector", {}).get("state") == "RUNNING" and tasks and all(  # type: ignore[union-attr]
-                    t["state"] == "RUNNING" for t in tasks):  # type: ignore[union-attr]
-                break
-            time.sleep(0.5)
-        assert state["connector"]["state"] == "RUNNING", state  # type: ignore[index]
+            return bool(state.get("connector", {}).get("state") == "RUNNING" and tasks
+                        and all(t["state"] == "RUNNING" for t in tasks))
+
+        wait_until(lambda: httpx.get(f"{kafka_stack.connect_url}/connectors/{name}/status",
+                                     timeout=10).json(), 90, until=running, interval=0.5,
+                   what=f"connector {name} and its tasks RUNNING")
         got = kafka.consume_all(topic, 2, timeout=60)
         assert sorted(json.loads(m.value()) for m in got) == ["alpha", "beta"]
     finally:
@@ -223,7 +227,8 @@ def test_framed_avro_json_schema_and_protobuf_round_trip(kafka: KafkaKit) -> Non
 
 def test_ssl_listener_needs_the_stack_ca(kafka_stack: EstateInfo) -> None:
     assert kafka_stack.ssl_bootstrap_servers and kafka_stack.ssl_ca_file
-    base = {"bootstrap.servers": kafka_stack.ssl_bootstrap_servers, "security.protocol": "SSL",
+    base: dict[str, Any] = {"bootstrap.servers": kafka_stack.ssl_bootstrap_servers,
+                            "security.protocol": "SSL",
             "log_level": 0}
     trusted = AdminClient({**base, "ssl.ca.location": kafka_stack.ssl_ca_file})
     assert trusted.describe_cluster(request_timeout=20).result().nodes
@@ -231,7 +236,9 @@ def test_ssl_listener_needs_the_stack_ca(kafka_stack: EstateInfo) -> None:
     from migrator.stack.tls import make_tls_files
 
     other_ca = make_tls_files(Path(kafka_stack.ssl_ca_file).parent.parent / "other-ca").ca_cert
-    untrusted = AdminClient({**base, "ssl.ca.location": str(other_ca), "error_cb": errors.append})
+    untrusted_config: dict[str, Any] = {**base, "ssl.ca.location": str(other_ca),
+                                        "error_cb": errors.append}
+    untrusted = AdminClient(untrusted_config)
     with pytest.raises(KafkaException):
         untrusted.describe_cluster(request_timeout=5).result()
     untrusted.poll(1)
