@@ -230,3 +230,59 @@ def history(group: str, config_path: str, x_options: tuple[str, ...],
     entries = versions[-1].history if versions else ()
     for entry in entries:
         click.echo(json.dumps(entry.model_dump(mode="json")))
+
+
+@command.command("verify")
+@click.argument("group")
+@_options
+@click.option("--since", default="handoff", show_default=True, metavar="HANDOFF|TIMESTAMP",
+              help="From the hand-off, or from the first record at/after an ISO 8601 time.")
+@click.option("--deep", is_flag=True,
+              help="Also compare a digest of each delivered body with the Kafka record.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+@click.option("--max-records", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Read QStash's logs exhaustively up to this many records; above, a random "
+                   "sample (stated in the report).")
+@click.option("--log-retention", default="3d", show_default=True,
+              help="How long your QStash plan keeps logs (3d free, 7d pay-as-you-go, 14d "
+                   "fixed): older records are reported unproven.")
+@click.option("--seed", type=int, default=None, help="Random seed of the sample.")
+def verify(group: str, config_path: str, x_options: tuple[str, ...], kafka_config: str | None,
+           since: str, deep: bool, fmt: str, max_records: int, log_retention: str,
+           seed: int | None) -> None:
+    """Account for every record of GROUP since its hand-off, exactly once (docs/verify.md).
+    Exit 0 when nothing is missing, duplicated or failed; 1 otherwise."""
+    from migrator.cutover.verify import verify_group
+    from migrator.cutover.verify_report import render
+    from migrator.errors import ServiceError
+
+    since_ms: int | None = None
+    if since.lower() != "handoff":
+        from datetime import UTC, datetime
+
+        try:
+            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"--since {since!r}: write `handoff` or an ISO 8601 time like "
+                              "2026-12-03T12:00:00Z.") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        since_ms = int(when.timestamp() * 1000)
+    retention_s = _duration(log_retention, "--log-retention")
+    coord = _coordinator(config_path, x_options, kafka_config)
+    try:
+        parts = coord.partitions(group)
+        state = coord.load(group)
+        report = verify_group(coord.cfg, state, parts, coord.admin, coord.connection,
+                              qstash=coord.qstash, since_ms=since_ms, deep=deep,
+                              max_records=max_records, log_retention_s=retention_s, seed=seed)
+    finally:
+        coord.close()
+    click.echo(render(report, fmt))
+    if report.qstash_error is not None:
+        raise ServiceError(f"{report.qstash_error}; the offsets above marked unproven are not "
+                           "verified. Rerun when QStash answers.")
+    if not report.ok:
+        click.echo(report.summary(), err=True)
+        raise click.exceptions.Exit(1)
