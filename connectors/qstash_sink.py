@@ -20,7 +20,9 @@ message; see docs/bridge.md.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +30,7 @@ import httpx
 import orjson
 
 from connectors.responses import release
-from connectors.sink import DeliveryResult, Message, forward_headers
+from connectors.sink import DeliveryResult, Message, Record, forward_headers
 from migrator.bridge.config import (
     EnqueueQueueDestination,
     PublishUrlDestination,
@@ -38,7 +40,7 @@ from migrator.bridge.config import (
 from migrator.bridge.retry import error_for_status
 from migrator.errors import PermanentDeliveryError, RetryableDeliveryError
 
-__all__ = ["QStashDestination", "QStashSink", "destination_headers"]
+__all__ = ["QStashDestination", "QStashSink", "destination_headers", "header_dedup_id"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,9 @@ class QStashSink:
         else:
             self._target = dest.url
         self._queue = dest.queue if isinstance(dest, EnqueueQueueDestination) else None
+        # shadow delivery must not use the application's ids: live delivery would be dropped
+        self._id_header = (dest.dedup_id_header
+                           if "Migrator-Shadow" not in dest.headers else None)
 
     def close(self) -> None:
         """The shared client is closed by its owner."""
@@ -112,6 +117,10 @@ class QStashSink:
         h = self._static.copy()
         h["Content-Type"] = m.content_type
         h["Upstash-Deduplication-Id"] = m.dedup_id
+        if self._id_header is not None:
+            event_id = header_dedup_id(r, self._id_header)
+            if event_id is not None:
+                h["Upstash-Deduplication-Id"] = event_id
         forward_headers(r, h, "Upstash-Forward-")
         if self._fc_key is not None:
             key = (r.key or b"").decode("utf-8", "replace")
@@ -203,6 +212,23 @@ class QStashSink:
         release(resp)
         return error_for_status(resp.status_code, resp.headers, resp.content, where="QStash",
                                 outage=True)
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def header_dedup_id(record: Record, header: str) -> str | None:
+    """The deduplication id from the record's ``header`` (its first value): as is when it uses
+    only letters, digits, ``_``, ``.`` and ``-`` (what QStash accepts), else ``evt-`` plus the
+    SHA-256 (hex, 40 characters) of the value; None when the record has no such header. A
+    producer publishing the same event directly must send the same id (the scaffolds do)."""
+    for name, value in record.headers:
+        if name == header and value:
+            text = value.decode("utf-8", "replace")
+            if _SAFE_ID.match(text):
+                return text
+            return "evt-" + hashlib.sha256(value).hexdigest()[:40]
+    return None
 
 
 def _item_result(reply: Any) -> DeliveryResult:

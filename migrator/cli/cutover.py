@@ -286,3 +286,34 @@ def verify(group: str, config_path: str, x_options: tuple[str, ...], kafka_confi
     if not report.ok:
         click.echo(report.summary(), err=True)
         raise click.exceptions.Exit(1)
+
+
+@command.command("producers")
+@click.argument("topic")
+@_options
+@click.option("--window", default="30s", show_default=True,
+              help="How long the topic's end offsets must stay unchanged.")
+@click.option("--timeout", default="10m", show_default=True,
+              help="Give up when the topic is not quiet and drained by then.")
+def producers(topic: str, config_path: str, x_options: tuple[str, ...],
+              kafka_config: str | None, window: str, timeout: str) -> None:
+    """Say when TOPIC's producers may publish to QStash directly: its Kafka producers stopped
+    (end offsets unchanged for --window), every group's lag 0, nothing left in QStash."""
+    from migrator.cutover.producers import await_producers_stopped
+
+    window_s, timeout_s = _duration(window, "--window"), _duration(timeout, "--timeout")
+    coord = _coordinator(config_path, x_options, kafka_config)
+    click.echo(f"Stop every Kafka producer of {topic} now. Waiting until its end offsets stay "
+               f"unchanged for {window_s:g}s and the bridge delivered everything "
+               f"(timeout {timeout_s:g}s).", err=True)
+    try:
+        done = await_producers_stopped(
+            coord.cfg, coord.admin, coord.store, topic, window=window_s, timeout=timeout_s,
+            qstash=coord.qstash, where=Path(config_path).name,
+            on_wait=lambda text: click.echo(text, err=True))
+    finally:
+        coord.close()
+    ends = ", ".join(f"[{p}] {e}" for p, e in sorted(done.ends.items()))
+    click.echo(f"topic {topic}: Kafka producers stopped (end offsets {ends} unchanged for "
+               f"{window_s:g}s), lag 0 for " + ", ".join(sorted(done.lags)) + ", nothing left "
+               "in QStash. Publish directly to QStash now (see the plan's producer scaffolds).")
