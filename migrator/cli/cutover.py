@@ -317,3 +317,48 @@ def producers(topic: str, config_path: str, x_options: tuple[str, ...],
     click.echo(f"topic {topic}: Kafka producers stopped (end offsets {ends} unchanged for "
                f"{window_s:g}s), lag 0 for " + ", ".join(sorted(done.lags)) + ", nothing left "
                "in QStash. Publish directly to QStash now (see the plan's producer scaffolds).")
+
+
+@command.command("finish")
+@_options
+@click.option("--window", default="10s", show_default=True,
+              help="How long each routed topic's end offsets must stay unchanged.")
+@click.option("--delete", is_flag=True,
+              help="Delete the routed topics and consumer groups (needs --allow-destructive).")
+@click.option("--allow-destructive", is_flag=True, help="Confirm --delete.")
+def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | None, window: str,
+           delete: bool, allow_destructive: bool) -> None:
+    """Decommission check: producers quiet, every group switched and verified, bridge lag 0,
+    nothing pending or failed in QStash, old groups empty. Prints the removal commands;
+    exit 1 while anything is outstanding."""
+    from migrator.cutover.finish import check_finished, delete_routed
+    from migrator.errors import DestructiveChangeError
+
+    if delete and not allow_destructive:
+        raise DestructiveChangeError(
+            "--delete removes the routed Kafka topics and consumer groups for good; add "
+            "--allow-destructive to confirm. Nothing was changed.")
+    window_s = _duration(window, "--window")
+    coord = _coordinator(config_path, x_options, kafka_config)
+    try:
+        plan = check_finished(coord.cfg, coord.admin, coord.store, coord.connection,
+                              qstash=coord.qstash, window=window_s,
+                              where=Path(config_path).name)
+        if not plan.done:
+            click.echo("Outstanding before Kafka can be decommissioned:")
+            for item in plan.outstanding:
+                click.echo(f"  - {item}")
+            if delete:
+                click.echo("Nothing was deleted.", err=True)
+            raise click.exceptions.Exit(1)
+        bootstrap = coord.connection.bootstrap_servers
+        click.echo("Everything routed is off Kafka. What can be removed now:")
+        for line in plan.commands(bootstrap):
+            click.echo(f"  {line}")
+        click.echo("  and stop the bridge (`migrator bridge run --config ...`) and its "
+                   "deployment.")
+        if delete:
+            for item in delete_routed(coord.admin, plan, bootstrap):
+                click.echo(f"deleted {item}")
+    finally:
+        coord.close()

@@ -103,3 +103,86 @@ def test_header_dedup_id_delivers_an_event_published_both_ways_once(
         assert len(bodies) == 2 * (BEFORE - HANDOFF) + 3
     finally:
         est.close()
+
+
+def test_finish_lists_what_is_outstanding_then_removes_exactly_what_was_routed(
+    kafka: KafkaKit, kafka_stack: EstateInfo,
+    endpoint_factory: Callable[..., RecordingEndpoint],
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    from migrator.config import KafkaConnection
+    from migrator.kafka.admin import KafkaAdmin
+    from tests.fixtures.kafka import unique
+
+    server = qstash_server_factory()
+    endpoint = endpoint_factory()
+    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
+        {"kind": "publish-url", "url": endpoint.url}], server)
+    bystander = kafka.create_topic(unique("bystander"), partitions=1)
+    admin = KafkaAdmin(KafkaConnection(bootstrap_servers=kafka_stack.bootstrap_servers))
+    try:
+        r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s")
+        assert r.returncode == 1, r.stderr
+        assert f"group {est.group!r} is prepared, not switched" in r.stdout, r.stdout
+        with est.switched():
+            est.produce([f"live-{i}" for i in range(10)])
+            est.await_committed()
+            wait_for(lambda: len(endpoint.requests) >= 2 * (BEFORE - HANDOFF) + 10,
+                     lambda: f"endpoint got {len(endpoint.requests)}")
+        r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s",
+                    "--delete")
+        assert r.returncode == 6 and "--allow-destructive" in r.stderr, r.stderr
+        r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s")
+        assert r.returncode == 0, r.stdout + r.stderr
+        bgroup = est.coord.load(est.group).bridge_group
+        assert f"--delete --topic {est.topic}" in r.stdout
+        assert f"--delete --group {est.group}" in r.stdout
+        assert f"--delete --group {bgroup}" in r.stdout
+        assert bystander not in r.stdout and server.token not in r.stdout + r.stderr
+        r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s",
+                    "--delete", "--allow-destructive")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"deleted topic {est.topic}" in r.stdout
+        wait_for(lambda: est.topic not in admin.describe_topics([est.topic, bystander]),
+                 lambda: "the routed topic is still there")
+        topics = admin.describe_topics([est.topic, bystander, est.cfg.cutover_topic])
+        assert bystander in topics and est.cfg.cutover_topic in topics
+        groups = {g.group_id for g in admin.list_groups()}
+        assert est.group not in groups and bgroup not in groups
+    finally:
+        admin.close()
+        est.close()
+
+
+def test_producers_refuses_while_the_bridge_lags_or_qstash_still_holds_messages(
+    kafka: KafkaKit, kafka_stack: EstateInfo,
+    endpoint_factory: Callable[..., RecordingEndpoint],
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    from tests.fixtures.endpoint import Reply
+
+    server = qstash_server_factory()
+    endpoint = endpoint_factory(
+        lambda req: Reply(500, b"later") if req.body.startswith(b"stuck-") else Reply())
+    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
+        {"kind": "publish-url", "url": endpoint.url, "retries": 2, "retry_delay": "3600000",
+         "flow_control": {"key": "p-{topic}", "parallelism": 4}}], server)
+    try:
+        with est.switched():
+            est.produce(["stuck-1"], partition=0)
+            est.await_committed()
+            wait_for(lambda: any(r.body == b"stuck-1" for r in endpoint.requests),
+                     lambda: "stuck-1 never reached the endpoint")
+            r = run_cli("cutover", "producers", est.topic, "--config", str(est.path),
+                        "--window", "1s", "--timeout", "4s")
+            assert r.returncode == 11, r.stderr
+            assert "QStash still holds 1 message(s) labelled" in r.stderr, r.stderr
+            assert "Kafka producers still write" not in r.stderr
+        est.produce(["late-1", "late-2"])  # no bridge runs: its group lags
+        r = run_cli("cutover", "producers", est.topic, "--config", str(est.path),
+                    "--window", "1s", "--timeout", "4s")
+        assert r.returncode == 11, r.stderr
+        bgroup = est.coord.load(est.group).bridge_group
+        assert f"group {bgroup} has lag 2" in r.stderr, r.stderr
+    finally:
+        est.close()
