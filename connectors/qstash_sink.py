@@ -118,7 +118,7 @@ class QStashSink:
         h["Content-Type"] = m.content_type
         h["Upstash-Deduplication-Id"] = m.dedup_id
         if self._id_header is not None:
-            event_id = header_dedup_id(r, self._id_header)
+            event_id = header_dedup_id(r, self._id_header, self._target)
             if event_id is not None:
                 h["Upstash-Deduplication-Id"] = event_id
         forward_headers(r, h, "Upstash-Forward-")
@@ -214,20 +214,23 @@ class QStashSink:
                                 outage=True)
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
-def header_dedup_id(record: Record, header: str) -> str | None:
-    """The deduplication id from the record's ``header`` (its first value): as is when it uses
-    only letters, digits, ``_``, ``.`` and ``-`` (what QStash accepts), else ``evt-`` plus the
-    SHA-256 (hex, 40 characters) of the value; None when the record has no such header. A
-    producer publishing the same event directly must send the same id (the scaffolds do)."""
+def header_dedup_id(record: Record, header: str, target: str) -> str | None:
+    """The deduplication id from the record's ``header`` (the application's event id) for one
+    destination ``target`` (URL or URL group): ``<event id>-<sha256(target)[:10]>``, the event
+    id as is when it uses only letters, digits, ``_``, ``.`` and ``-`` (what QStash accepts),
+    else ``evt-`` plus its SHA-256 (hex, 40 characters). QStash's ids are per account, so the
+    target part keeps two destinations of one topic (two groups) from dropping each other's
+    copy. None when the record has no such header. A producer publishing the same event
+    directly must send the same id (the plan's producer scaffolds do)."""
     for name, value in record.headers:
         if name == header and value:
             text = value.decode("utf-8", "replace")
-            if _SAFE_ID.match(text):
-                return text
-            return "evt-" + hashlib.sha256(value).hexdigest()[:40]
+            event = text if _SAFE_ID.match(text) else (
+                "evt-" + hashlib.sha256(value).hexdigest()[:40])
+            return f"{event}-{hashlib.sha256(target.encode()).hexdigest()[:10]}"
     return None
 
 

@@ -66,19 +66,22 @@ def test_header_dedup_id_delivers_an_event_published_both_ways_once(
     from connectors.qstash_sink import header_dedup_id
 
     server = qstash_server_factory()
-    endpoint = endpoint_factory()
+    endpoint, second = endpoint_factory(), endpoint_factory()
     est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url, "dedup_id_header": "event-id"}], server)
+        {"kind": "publish-url", "url": endpoint.url, "dedup_id_header": "event-id"},
+        # a second destination of the topic: the same event id must not drop its copy
+        {"kind": "publish-url", "url": second.url, "dedup_id_header": "event-id"}], server)
     client = server.client()
     unsafe = "order 8/b"
-    hashed = "evt-" + hashlib.sha256(unsafe.encode()).hexdigest()[:40]
+    tag = hashlib.sha256(endpoint.url.encode()).hexdigest()[:10]
+    hashed = "evt-" + hashlib.sha256(unsafe.encode()).hexdigest()[:40] + "-" + tag
     assert header_dedup_id(Record("t", 0, 0, None, b"", [("event-id", unsafe.encode())], None),
-                           "event-id") == hashed
+                           "event-id", endpoint.url) == hashed
     try:
         with est.switched():
             # the application already published order-7 directly (the producers' move)...
             client.message.publish(url=endpoint.url, body="direct order-7",
-                                   deduplication_id="order-7")
+                                   deduplication_id=f"order-7-{tag}")
             wait_for(lambda: any(r.body == b"direct order-7" for r in endpoint.requests),
                      lambda: "the direct publish was not delivered")
             # ...and its Kafka producer wrote the same event too, plus two more
@@ -101,6 +104,11 @@ def test_header_dedup_id_delivers_an_event_published_both_ways_once(
         assert bodies.count(b"kafka order-8") == 1 and b"direct order-8" not in bodies
         assert bodies.count(b"kafka no-id") == 1
         assert len(bodies) == 2 * (BEFORE - HANDOFF) + 3
+        wait_for(lambda: len(second.requests) >= 2 * (BEFORE - HANDOFF) + 3,
+                 lambda: f"second got {len(second.requests)}")
+        others = [r.body for r in second.requests]
+        for body in (b"kafka order-7", b"kafka order-8", b"kafka no-id"):
+            assert others.count(body) == 1, (body, others[-5:])
     finally:
         est.close()
 
