@@ -243,3 +243,47 @@ def test_bad_input_not_switched_unknown_group_and_qstash_unreachable(
         assert server.token not in err + json.dumps(report)
     finally:
         est.close()
+
+
+def test_a_second_hand_off_that_replays_what_the_first_delivered_is_a_duplicate(
+    kafka: KafkaKit, kafka_stack: EstateInfo,
+    endpoint_factory: Callable[..., RecordingEndpoint],
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    server = qstash_server_factory()
+    endpoint = endpoint_factory()
+    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
+        {"kind": "publish-url", "url": endpoint.url}], server)
+    try:
+        with est.switched():
+            est.produce([f"live-{i}" for i in range(10)])
+            est.await_committed()
+            wait_for(settled(server, cutover_label(est.group, 1)), lambda: "QStash busy")
+            first = 2 * (BEFORE - HANDOFF) + 10
+            wait_for(lambda: len(endpoint.requests) >= first,
+                     lambda: f"endpoint got {len(endpoint.requests)}")
+            back = est.coord.rollback(est.group, timeout=30.0)
+            rolled = back.rollback_map()
+            assert rolled == est.ends(), "everything was delivered: back at the end"
+            est.coord.prepare(est.group)
+            # the operator hands off again at an earlier checkpoint: 3 records per partition
+            # the first hand-off delivered go out again, under the second hand-off's dedup ids
+            again = {tp: off - 3 for tp, off in rolled.items()}
+            est.coord.switch(est.group, watch=1.0, timeout=30.0, overrides=again,
+                             require_bridge=False)
+            est.await_committed()
+            wait_for(settled(server, cutover_label(est.group, 2)), lambda: "QStash busy")
+            wait_for(lambda: len(endpoint.requests) >= first + 6,
+                     lambda: f"endpoint got {len(endpoint.requests)}")
+            rc, report, err = est.verify()
+        assert rc == 1, err
+        assert report["handoffs"] == 2
+        want = {p: list(range(off - 3, off)) for (_t, p), off in rolled.items()}
+        assert problems(report, "duplicate") == want
+        items = [i for d in report["destinations"] for i in d["problems"]["duplicate"]]
+        assert all(i["earlier_handoffs"] == 1 for i in items), items
+        assert sorted((r["partition"], r["offset"]) for r in report["duplicate_risk"]) == sorted(
+            (p, o) for p, offs in want.items() for o in offs)
+        assert report["totals"]["delivered"] == 0 and report["totals"]["gap"] == 0
+    finally:
+        est.close()
