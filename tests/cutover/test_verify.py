@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -135,6 +136,18 @@ def test_direct_http_dead_letters_and_tombstones(
             est.produce(["reject-1"], partition=1)
             est.await_committed()
             rc, report, err = est.verify()
+            time.sleep(0.05)
+            after = datetime.now(UTC).isoformat()
+            est.produce(["d"], partition=1)
+            est.await_committed()
+            # --since a time after the rejected record: only "d" is in range, and it passes
+            rc2, since, err2 = est.verify("--since", after)
+            assert rc2 == 0, err2
+            assert [(d["partition"], d["start"], d["end"]) for d in since["destinations"]] == [
+                (0, BEFORE + 4, BEFORE + 4), (1, BEFORE + 1, BEFORE + 2)], since
+            bad = run_cli("cutover", "verify", est.group, "--config", str(est.path),
+                          "--since", "yesterday")
+            assert bad.returncode == 3 and "--since 'yesterday'" in bad.stderr, bad.stderr
         assert rc == 1, err
         at = BEFORE  # the first record written to partition 1 after the first 20
         assert problems(report, "dead_lettered") == {1: [at]}
