@@ -124,6 +124,11 @@ class _QStashOptions(_Frozen):
         default_factory=dict, description="Extra headers delivered to the endpoint."
     )
     replaces_group: str | None = Field(None, description=_REPLACES)
+    dedup_id_header: str | None = Field(
+        None, description="Take Upstash-Deduplication-Id from this record header (the "
+        "application's event id, e.g. event-id) instead of the record's coordinates, so an "
+        "event both bridged and published directly is delivered once within QStash's window; "
+        "records without the header keep the coordinate id (docs/verify.md#producers).")
 
     @field_validator("timeout", "delay")
     @classmethod

@@ -20,7 +20,9 @@ message; see docs/bridge.md.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,11 +35,11 @@ from connectors.destinations import (
     QStashDestination,
 )
 from connectors.responses import release
-from connectors.sink import DeliveryResult, Message, forward_headers
+from connectors.sink import DeliveryResult, Message, Record, forward_headers
 from connectors.statuses import CredentialsRefusedError, error_for_status
 from migrator.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 
-__all__ = ["QStashDestination", "QStashSink", "destination_headers"]
+__all__ = ["QStashDestination", "QStashSink", "destination_headers", "header_dedup_id"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,9 @@ class QStashSink:
         else:
             self._target = dest.url
         self._queue = dest if isinstance(dest, EnqueueQueueDestination) else None
+        # shadow delivery must not use the application's ids: live delivery would be dropped
+        self._id_header = (dest.dedup_id_header
+                           if "Migrator-Shadow" not in dest.headers else None)
 
     def close(self) -> None:
         """The shared client is closed by its owner."""
@@ -106,6 +111,10 @@ class QStashSink:
         h = self._static.copy()
         h["Content-Type"] = m.content_type
         h["Upstash-Deduplication-Id"] = m.dedup_id
+        if self._id_header is not None:
+            event_id = header_dedup_id(r, self._id_header, self._target)
+            if event_id is not None:
+                h["Upstash-Deduplication-Id"] = event_id
         forward_headers(r, h, "Upstash-Forward-")
         if self._fc_key is not None:
             key = (r.key or b"").decode("utf-8", "replace")
@@ -212,6 +221,26 @@ def _refused(status: int, name: str) -> DeliveryError:
         f"QStash refused the token (HTTP {status}) while delivering {name}: check qstash.token / "
         "QSTASH_TOKEN and qstash.url.", status=status,
     )
+
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+def header_dedup_id(record: Record, header: str, target: str) -> str | None:
+    """The deduplication id from the record's ``header`` (the application's event id) for one
+    destination ``target`` (URL or URL group): ``<event id>-<sha256(target)[:10]>``, the event
+    id as is when it uses only letters, digits, ``_``, ``.`` and ``-`` (what QStash accepts),
+    else ``evt-`` plus its SHA-256 (hex, 40 characters). QStash's ids are per account, so the
+    target part keeps two destinations of one topic (two groups) from dropping each other's
+    copy. None when the record has no such header. A producer publishing the same event
+    directly must send the same id (the plan's producer scaffolds do)."""
+    for name, value in record.headers:
+        if name == header and value:
+            text = value.decode("utf-8", "replace")
+            event = text if _SAFE_ID.match(text) else (
+                "evt-" + hashlib.sha256(value).hexdigest()[:40])
+            return f"{event}-{hashlib.sha256(target.encode()).hexdigest()[:10]}"
+    return None
 
 
 def _item_result(reply: Any, name: str) -> DeliveryResult:

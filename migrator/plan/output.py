@@ -15,6 +15,8 @@ from migrator.inventory import Inventory
 from migrator.plan.chart_values import chart_values
 from migrator.plan.render import Format, render
 from migrator.plan.scaffold import bridge_yaml, endpoint_files, runbook
+from migrator.plan.scaffold.bridge import bridge_config
+from migrator.plan.scaffold.producers import producer_files
 from migrator.plan.spec import Plan
 from migrator.yamlfile import dump_yaml, stage
 
@@ -89,4 +91,8 @@ def build_output(
     )
     for rel, text in endpoint_files(plan, inventory).items():
         files[f"scaffold/{rel}"] = text
+    config, _unmapped = bridge_config(plan, bridge_group)
+    if config is not None:  # the producers' side publishes to the bridge's destinations
+        for rel, text in producer_files(config).items():
+            files[f"scaffold/{rel}"] = text
     return PlanOutput(files, left_out)

@@ -1,0 +1,123 @@
+"""The decommission check: is every topic and group the bridge config routes off Kafka for good?
+
+Per routed topic: producers quiet and the bridge drained (:mod:`migrator.cutover.producers`).
+Per replaced group: switched, verified (:func:`~migrator.cutover.verify.verify_group`), its old
+group without members. When nothing is outstanding, what can be removed is listed as commands:
+the routed topics, the old consumer groups, the bridge's consumer groups (per replaced group,
+its shadow groups, its presence group, its own group), and (printed, never deleted) its
+cutover state topic and dead-letter topic. :func:`delete_routed` removes only the routed topics
+and those groups.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from migrator.bridge.config import BridgeConfig
+from migrator.config import KafkaConnection, QStashConnection
+from migrator.cutover.producers import await_producers_stopped
+from migrator.cutover.scope import (
+    bridge_group,
+    presence_group,
+    replaced_groups,
+    routed_topics,
+    shadow_group,
+)
+from migrator.cutover.state import GroupCutover, State
+from migrator.cutover.store import CutoverStore
+from migrator.cutover.verify import verify_group
+from migrator.errors import FenceTimeoutError, ServiceError
+from migrator.kafka.admin import KafkaAdmin, map_kafka_error
+
+__all__ = ["Decommission", "check_finished", "delete_routed"]
+
+
+@dataclass
+class Decommission:
+    """What is outstanding, and what may be removed once nothing is."""
+
+    outstanding: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)  # old groups and the bridge's groups
+    kept: list[str] = field(default_factory=list)  # printed only: state and dead-letter topics
+
+    @property
+    def done(self) -> bool:
+        return not self.outstanding
+
+    def commands(self, bootstrap: str) -> list[str]:
+        b = shlex.quote(bootstrap)
+        out = [f"kafka-topics.sh --bootstrap-server {b} --delete --topic {shlex.quote(t)}"
+               for t in self.topics]
+        out += [f"kafka-consumer-groups.sh --bootstrap-server {b} --delete --group "
+                f"{shlex.quote(g)}" for g in self.groups]
+        out += [f"# optional, after you archived it: kafka-topics.sh --bootstrap-server {b} "
+                f"--delete --topic {shlex.quote(t)}" for t in self.kept]
+        return out
+
+
+def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
+                   connection: KafkaConnection, *, qstash: QStashConnection | None,
+                   window: float, where: str = "bridge config") -> Decommission:
+    """Everything :class:`Decommission` lists, checked against Kafka and QStash now (each
+    topic's end offsets are watched for ``window`` seconds)."""
+    out = Decommission()
+    states = store.all() if store.exists() else {}
+    groups = replaced_groups(cfg)
+    existing = {g.group_id for g in admin.list_groups()}
+    for route in cfg.routes:
+        topic = route.topic
+        try:
+            await_producers_stopped(cfg, admin, store, topic, window=window,
+                                    timeout=window + 5.0, qstash=qstash, where=where)
+        except FenceTimeoutError as exc:
+            out.outstanding.append(str(exc))
+        out.topics.append(topic)
+    for group in groups:
+        st = states.get(group) or GroupCutover(group=group, bridge_group=bridge_group(cfg, group))
+        if st.state is not State.SWITCHED:
+            out.outstanding.append(f"group {group!r} is {st.state.value}, not switched; next: "
+                                   + " or ".join(f"`migrator cutover {s} {group}`"
+                                                 for s in st.next_steps()))
+        else:
+            topics = routed_topics(cfg, group)
+            found = admin.describe_topics(topics)
+            parts = [(t, p.partition) for t in topics if t in found
+                     for p in found[t].partitions]
+            report = verify_group(cfg, st, parts, admin, connection, qstash=qstash)
+            if not report.ok:
+                out.outstanding.append(f"`migrator cutover verify {group}`: {report.summary()}")
+            old = admin.describe_groups([group]).get(group)
+            if old is not None and old.members:
+                out.outstanding.append(f"old group {group!r} still has {len(old.members)} "
+                                       "member(s): its consumers run")
+        out.groups += [group, bridge_group(cfg, group), shadow_group(cfg, group)]
+    out.groups += [presence_group(cfg), cfg.group]
+    out.groups = [g for g in out.groups if g in existing]
+    out.kept.append(cfg.cutover_topic)
+    if cfg.dead_letter.topic:
+        out.kept.append(cfg.dead_letter.topic)
+    return out
+
+
+def delete_routed(admin: KafkaAdmin, plan: Decommission, servers: str) -> list[str]:
+    """Delete the routed topics and the listed groups (never the kept topics); returns what
+    was deleted."""
+    client = admin._client  # deletion is this module's alone; the admin lists and describes
+    deleted: list[str] = []
+    if plan.topics:
+        for topic, fut in client.delete_topics(plan.topics, operation_timeout=30).items():
+            try:
+                fut.result()
+            except Exception as exc:
+                raise map_kafka_error(exc, f"deleting topic {topic}", servers) from None
+            deleted.append(f"topic {topic}")
+    if plan.groups:
+        for group, fut in client.delete_consumer_groups(plan.groups).items():
+            try:
+                fut.result()
+            except Exception as exc:
+                raise ServiceError(f"Kafka refused deleting consumer group {group}: {exc}") from None
+            deleted.append(f"group {group}")
+    return deleted
