@@ -163,15 +163,17 @@ def test_hung_and_cut_connections_to_qstash_end_in_timeouts_and_retries(
 
 
 def test_latency_resets_and_cuts_between_qstash_and_the_endpoint(
-    kafka: KafkaKit, qstash_server: QStashServer, endpoint: RecordingEndpoint,
-    fault_proxy_factory: type[FaultProxy],
+    kafka: KafkaKit, qstash_server_factory: Callable[..., QStashServer],
+    endpoint: RecordingEndpoint, fault_proxy_factory: type[FaultProxy],
 ) -> None:
     """QStash delivers through a proxy that adds latency, resets connections, then cuts
     answers: QStash retries; every record arrives, in partition order on FIFO queues, and a
     record seen twice (its answer was cut after the endpoint had it) carries the same
-    Upstash-Message-Id both times. QStash's retries (40, 500 ms apart) outlast the faults:
+    Upstash-Message-Id both times. QStash's retries (40, 500 ms apart: a server with backoff
+    scale 1, as the scale also shrinks Upstash-Retry-Delay) outlast the faults:
     with fewer, messages land in QStash's DLQ, which is QStash's to report, not the bridge's
     (the failure message then says how many)."""
+    qstash_server = qstash_server_factory(backoff_scale=1.0)
     proxy = fault_proxy_factory.to_url(endpoint.url)
     topic = kafka.create_topic(unique("chaos-qnet"), partitions=2)
     n = 300
