@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.qstash",
     "tests.fixtures.endpoint",
+    "tests.fixtures.faultproxy",
 ]

@@ -116,6 +116,11 @@ class QStashSection(_Frozen):
 
     url: str | None = Field(None, description="QStash base URL (default QSTASH_URL, then Upstash).")
     token: SecretStr | None = Field(None, description="Bearer token (default QSTASH_TOKEN).")
+    request_timeout: float = Field(
+        30.0, gt=0, le=600,
+        description="Seconds to wait for QStash to answer a publish; past it the request counts "
+                    "as an outage and is retried (a hung connection never stalls the bridge).",
+    )
 
     @field_validator("url")
     @classmethod

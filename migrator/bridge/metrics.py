@@ -8,7 +8,8 @@ bridge observes them with one call instead of one locked call per record (promet
 ``Histogram.observe`` costs about as much as the rest of a record's delivery bookkeeping).
 :class:`MetricsServer` serves ``/metrics`` (text format), ``/healthz`` (200 while the
 loop has ticked in the last 30 s) and ``/readyz`` (200 once the bridge owns partitions or has
-joined its group, 503 before and while stopping).
+joined its group; 503 before and while stopping, while a destination is unavailable, and while
+records are in flight but none was delivered for ``stall_after`` seconds; the body says which).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 
 __all__ = ["BridgeMetrics", "LatencyHistogram", "MetricsServer"]
 
+STALL_AFTER = 60.0  # seconds with records in flight and none delivered: /readyz says stalled
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -89,7 +91,7 @@ class LatencyHistogram:
 class BridgeMetrics:
     """The metric handles, created once."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_after: float = STALL_AFTER) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
@@ -139,6 +141,23 @@ class BridgeMetrics:
         )
         self.heartbeat = time.monotonic()
         self.ready = False
+        # for /readyz: set by the loop (in_flight, progress) and the settler (unavailable_routes)
+        self.stall_after = stall_after
+        self.in_flight = 0
+        self.progress = time.monotonic()  # last delivery, or last moment nothing was in flight
+        self.unavailable_routes: set[str] = set()
+
+    def not_ready(self, now: float) -> str | None:
+        """Why ``/readyz`` answers 503 now, or None when ready."""
+        if not self.ready:
+            return "not ready"
+        if self.unavailable_routes:
+            return "destination unavailable: " + ", ".join(sorted(self.unavailable_routes))
+        idle = now - self.progress
+        if self.in_flight and idle >= self.stall_after:
+            return (f"stalled: {self.in_flight} records in flight, none delivered for "
+                    f"{idle:.0f}s")
+        return None
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -159,7 +178,8 @@ class MetricsServer:
                     alive = time.monotonic() - m.heartbeat < 30
                     self._reply(200 if alive else 503, b"ok\n" if alive else b"stalled\n")
                 elif path == "/readyz":
-                    self._reply(200 if m.ready else 503, b"ready\n" if m.ready else b"not ready\n")
+                    why = m.not_ready(time.monotonic())
+                    self._reply(503 if why else 200, f"{why or 'ready'}\n".encode())
                 else:
                     self._reply(404, b"not found\n")
 

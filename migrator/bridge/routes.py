@@ -86,6 +86,7 @@ def _sink(
     name: str,
     client: httpx.Client,
     qstash: QStashConnection | None,
+    timeout: float,
 ) -> Sink:
     if isinstance(dest, DirectHttpDestination):
         return HttpSink(dest, client=client, name=name, stop_on_failure=route.ordered)
@@ -95,8 +96,9 @@ def _sink(
         )
     if isinstance(dest, WorkflowDestination):
         return WorkflowSink(dest, base_url=qstash.url, token=qstash.bearer, client=client,
-                            name=name)
-    return QStashSink(dest, base_url=qstash.url, token=qstash.bearer, client=client, name=name)
+                            name=name, timeout=timeout)
+    return QStashSink(dest, base_url=qstash.url, token=qstash.bearer, client=client, name=name,
+                      timeout=timeout)
 
 
 def build_routes(
@@ -114,8 +116,9 @@ def build_routes(
         for n, dest in enumerate(route.destinations):
             name = f"{route.route_name}/{n}" if many else route.route_name
             tag = route_tag(route.route_name, identity(dest))
+            sink = _sink(route, dest, name, client, qstash, config.qstash.request_timeout)
             dests.append(DestinationRuntime(
-                index, name, _sink(route, dest, name, client, qstash),
+                index, name, sink,
                 dedup_prefix(tag, route.topic),
                 config.batch.count_for(direct=isinstance(dest, DirectHttpDestination)),
             ))

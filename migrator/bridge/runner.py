@@ -210,6 +210,9 @@ class Bridge:
         self.metrics.in_flight_records.set(self._flow.records)
         self.metrics.in_flight_bytes.set(self._flow.bytes)
         now = time.monotonic()
+        self.metrics.in_flight = self._flow.records
+        if not self._flow.records:
+            self.metrics.progress = now  # nothing waiting: the stall clock starts over
         if now - self._assignment.last_commit >= COMMIT_INTERVAL:
             self._assignment.commit()
             self._assignment.update_lag(now)

@@ -156,6 +156,7 @@ class Settler:
             if self._unavailable[dest]:
                 self._unavailable[dest] = False
                 self._m_unavailable[dest].set(0)
+                self._metrics.unavailable_routes.discard(sink.name)
                 log.warning("%s available again", sink.name)
             self._dispatch.release(batch.key)
             return
@@ -201,6 +202,7 @@ class Settler:
             if not self._unavailable[dest]:
                 self._unavailable[dest] = True
                 self._m_unavailable[dest].set(1)
+                self._metrics.unavailable_routes.add(sink.name)
             if self._throttle.ready(now):
                 log.warning("%s unavailable, holding %d records in flight and retrying "
                             "(partitions pause while the in-flight limit holds): %s",
@@ -239,6 +241,7 @@ class Settler:
         flow = self._flow
         flow.records -= len(messages)
         flow.bytes -= size
+        self._metrics.progress = now
         self._stats.delivered += len(messages)
         self._m_ok[dest].inc(len(messages))
 

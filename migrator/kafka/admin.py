@@ -39,7 +39,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from migrator.config import KafkaConnection
-from migrator.errors import MigratorError
+from migrator.errors import ConfigError, MigratorError
 from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied, denial_for
 from migrator.kafka.errors import REACH_HINT, ErrorKind, error_code, kind_of, translate
 
@@ -196,7 +196,13 @@ class KafkaAdmin:
             conf.setdefault("socket.timeout.ms", str(max(1000, int(timeout * 1000))))
             conf["error_cb"] = self._on_error
             conf["logger"] = librdkafka_logger()
-            self._client = AdminClient(conf)
+            try:
+                self._client = AdminClient(conf)
+            except KafkaException as exc:  # a property librdkafka does not know or accept
+                err = exc.args[0] if exc.args else exc
+                detail = err.str() if isinstance(err, KafkaError) else str(err)
+                raise ConfigError(f"Kafka client settings rejected: {detail}; fix it in -X or "
+                                  "the properties file (--kafka-config).") from None
 
     # -- plumbing ---------------------------------------------------------------------------
 
