@@ -165,7 +165,10 @@ def field_path(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = str(part)
+            if not text.isprintable():  # a control character would break the one-line error
+                text = repr(text)
+            out += f".{text}" if out else text
     return out
 
 

@@ -21,7 +21,7 @@ from migrator.cli import exit_code_for, main
 from migrator.errors import MigratorError
 from tests.plan.factories import group, inventory, topic
 
-FUZZ = settings(max_examples=30, deadline=None,
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -193,7 +193,7 @@ def test_fuzzed_bridge_configs_are_valid_or_one_config_error(
 EXIT_CODES_CONFIG = 3
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_java_client_properties_give_one_line(tmp_path: Path, data: st.DataObject) -> None:

@@ -39,9 +39,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from migrator.config import KafkaConnection
-from migrator.errors import ConfigError, MigratorError
+from migrator.errors import MigratorError
 from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied, denial_for
-from migrator.kafka.errors import REACH_HINT, ErrorKind, error_code, kind_of, translate
+from migrator.kafka.errors import REACH_HINT, ErrorKind, error_code, kind_of, rejected_settings, translate
 
 __all__ = [
     "BrokerNode",
@@ -199,10 +199,8 @@ class KafkaAdmin:
             try:
                 self._client = AdminClient(conf)
             except KafkaException as exc:  # a property librdkafka does not know or accept
-                err = exc.args[0] if exc.args else exc
-                detail = err.str() if isinstance(err, KafkaError) else str(err)
-                raise ConfigError(f"Kafka client settings rejected: {detail}; fix it in -X or "
-                                  "the properties file (--kafka-config).") from None
+                raise rejected_settings(exc, "client", conf, "fix it in -X or the properties "
+                                        "file (--kafka-config).") from None
 
     # -- plumbing ---------------------------------------------------------------------------
 

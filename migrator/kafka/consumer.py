@@ -27,9 +27,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from migrator.config import KafkaConnection, redact
+from migrator.config import KafkaConnection
 from migrator.errors import ConfigError
-from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, translate
+from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
 
 __all__ = [
     "BRIDGE_CONSUMER_DEFAULTS",
@@ -98,15 +98,6 @@ def consumer_settings(
     return {**_DEFAULTS, **(defaults or {}), **user, **managed}
 
 
-def _with_value(detail: str, conf: Mapping[str, Any]) -> str:
-    """librdkafka's complaint about a property, with the value it was given (unless secret)."""
-    for key, value in conf.items():
-        if f'"{key}"' in detail and isinstance(value, str) and value not in detail:
-            shown = redact({key: value})[key]
-            return f"{detail.rstrip('.')} (given: {key}={shown})"
-    return detail
-
-
 class KafkaConsumer:
     """One group member. Call :meth:`subscribe`, then :meth:`consume` in a loop, then :meth:`close`.
 
@@ -140,10 +131,8 @@ class KafkaConsumer:
         try:
             self._consumer = factory(conf)
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else exc
-            detail = err.str() if isinstance(err, KafkaError) else str(err)
-            raise ConfigError(f"Kafka consumer settings rejected: {_with_value(detail, conf)}; "
-                              "fix it in -X, kafka.options or the properties file.") from None
+            raise rejected_settings(exc, "consumer", conf, "fix it in -X, kafka.options or the "
+                                    "properties file.") from None
         self._pending: BaseException | None = None
         self._fatal: str | None = None
 

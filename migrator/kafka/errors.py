@@ -25,11 +25,13 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 
-from migrator.errors import KafkaAuthError, KafkaUnavailableError, MigratorError
+from migrator.config import redact
+from migrator.errors import ConfigError, KafkaAuthError, KafkaUnavailableError, MigratorError
 
 __all__ = [
     "AUTHENTICATION_CODES",
@@ -44,6 +46,7 @@ __all__ = [
     "is_fatal",
     "kind_of",
     "no_sasl_listener",
+    "rejected_settings",
     "translate",
 ]
 
@@ -194,3 +197,16 @@ def translate(
     if isinstance(error, concurrent.futures.TimeoutError | TimeoutError):
         return KafkaUnavailableError(f"Kafka at {servers} did not answer {what} in time. {reach_hint}.")
     return KafkaUnavailableError(f"Kafka at {servers} failed {what}: {error}.")
+
+
+def rejected_settings(exc: KafkaException, client: str, conf: Mapping[str, Any],
+                      fix: str) -> ConfigError:
+    """One line for a client librdkafka would not create: what it refused, with the value it
+    was given (unless secret), and where to fix it (``fix``)."""
+    err = exc.args[0] if exc.args else exc
+    detail = (err.str() if isinstance(err, KafkaError) else str(err)).strip()
+    for key, value in conf.items():
+        if f'"{key}"' in detail and isinstance(value, str) and value not in detail:
+            detail = f"{detail.rstrip('.')} (given: {key}={redact({key: value})[key]})"
+            break
+    return ConfigError(f"Kafka {client} settings rejected: {detail}; {fix}")

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from migrator.config import KafkaConnection
-from migrator.errors import ConfigError
+from migrator.kafka.errors import rejected_settings
 
 __all__ = ["DeliveryCallback", "KafkaProducer"]
 
@@ -40,9 +40,8 @@ class KafkaProducer:
         try:
             self._producer = factory(conf)
         except KafkaException as exc:
-            err = exc.args[0] if exc.args else exc
-            detail = err.str() if isinstance(err, KafkaError) else str(err)
-            raise ConfigError(f"Kafka producer settings rejected: {detail}") from None
+            raise rejected_settings(exc, "producer", conf, "fix it in -X, kafka.options or the "
+                                    "properties file.") from None
 
     def produce(
         self,
