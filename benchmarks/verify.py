@@ -12,7 +12,7 @@
    range, dead letters, every log page of the label, the DLQ), and the official SDK's
    ``client.log.list(filter={"label": ...})`` paged through the same label, 100 per page.
 
-Connection details from KAFKA_BOOTSTRAP_SERVERS (or /tmp/devstack.json).
+Connection details from KAFKA_BOOTSTRAP_SERVERS, else the running stack's own state (as `migrator dev env`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,12 @@ from migrator.config import KafkaConnection
 from migrator.errors import KafkaUnavailableError
 from migrator.kafka.admin import librdkafka_logger, map_kafka_error
 
-__all__ = ["LogEntry", "StateLog", "StateTail"]
+__all__ = [
+    "LogEntry",
+    "StateLog",
+    "StateTail",
+    "iter_keys",
+]
 
 log = logging.getLogger(__name__)
 

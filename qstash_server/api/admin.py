@@ -13,7 +13,11 @@ from qstash_server.api.common import (
 )
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "admin_faults",
+    "admin_trigger_schedule",
+]
 
 
 async def admin_faults(request: Request) -> Response:

@@ -20,7 +20,15 @@ from qstash_server.api.common import (
 from qstash_server.api.filters import multi, parse_filter
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "delete_dlq",
+    "delete_dlq_many",
+    "get_dlq",
+    "list_dlq",
+    "retry_dlq",
+    "retry_dlq_many",
+]
 
 
 async def list_dlq(request: Request) -> Response:

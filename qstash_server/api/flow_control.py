@@ -14,7 +14,17 @@ from qstash_server.api.common import (
 )
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "get_flow",
+    "global_parallelism",
+    "list_flow",
+    "pause_flow",
+    "pin_flow",
+    "reset_flow",
+    "resume_flow",
+    "unpin_flow",
+]
 
 
 async def list_flow(request: Request) -> Response:

@@ -11,7 +11,11 @@ from qstash_server.api.common import (
     json_response,
 )
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "get_keys",
+    "rotate_keys",
+]
 
 
 async def get_keys(request: Request) -> Response:

@@ -18,7 +18,16 @@ from qstash_server.api.common import (
 )
 from qstash_server.api.filters import multi, parse_filter
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "batch",
+    "cancel_message",
+    "cancel_messages",
+    "enqueue",
+    "get_message",
+    "publish",
+    "retry_message",
+]
 
 
 async def publish(request: Request) -> Response:

@@ -14,7 +14,15 @@ from qstash_server.api.common import (
 )
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "delete_queue",
+    "get_queue",
+    "list_queues",
+    "pause_queue",
+    "resume_queue",
+    "upsert_queue",
+]
 
 
 async def upsert_queue(request: Request) -> Response:

@@ -13,7 +13,15 @@ from qstash_server.api.common import (
     target_and_headers,
 )
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "create_schedule",
+    "delete_schedule",
+    "get_schedule",
+    "list_schedules",
+    "pause_schedule",
+    "resume_schedule",
+]
 
 
 async def create_schedule(request: Request) -> Response:

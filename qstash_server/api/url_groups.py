@@ -14,7 +14,14 @@ from qstash_server.api.common import (
 )
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "delete_group",
+    "get_group",
+    "list_groups",
+    "remove_endpoints",
+    "upsert_endpoints",
+]
 
 
 async def _endpoints(request: Request) -> list[dict[str, str]]:

@@ -16,7 +16,13 @@ from qstash_server.api.common import (
 )
 from qstash_server.problems import ApiError
 
-__all__ = ["ROUTES"]
+__all__ = [
+    "ROUTES",
+    "batch_trigger",
+    "delete_run",
+    "get_run",
+    "trigger",
+]
 
 
 async def trigger(request: Request) -> Response:
