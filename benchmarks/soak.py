@@ -153,8 +153,10 @@ def _quantile(prev: dict[str, float], now: dict[str, float], q: float) -> float:
 
 
 class Soak:
-    def __init__(self, minutes: float, rate: int, sample_s: float, partitions: int = 4) -> None:
+    def __init__(self, minutes: float, rate: int, sample_s: float, partitions: int = 4,
+                 bootstrap: str | None = None) -> None:
         self.minutes, self.rate, self.sample_s, self.partitions = minutes, rate, sample_s, partitions
+        self.bootstrap = bootstrap
         self.result = SoakResult(minutes)
         self.fault = "none"
         self.produced = 0
@@ -196,6 +198,7 @@ class Soak:
 
     def _restart_qstash(self) -> None:
         old = self.qstash
+        old.close()  # killed already: this closes its stderr capture
         self.qstash = start_qstash_server(
             db=old.db, port=self.qstash_port, token=old.token,
             current_signing_key=old.current_signing_key, next_signing_key=old.next_signing_key,
@@ -217,7 +220,7 @@ class Soak:
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> SoakResult:
         total = self.minutes * 60
-        self.kafka = KafkaKit(_bootstrap(), None)
+        self.kafka = KafkaKit(self.bootstrap or _bootstrap(), None)
         self.topic = self.kafka.create_topic(unique("soak"), partitions=self.partitions)
         self.responder = Responder()
         self.endpoint = RecordingEndpoint(self.responder)
@@ -314,7 +317,7 @@ class Soak:
                 self.result.qstash_dlq = [f"could not read QStash's DLQ: {exc}"]
             self.to_qstash.close()
             self.to_endpoint.close()
-            self.qstash.stop()
+            self.qstash.close()
             self.endpoint.close()
         r = self.result
         r.produced = self.produced
