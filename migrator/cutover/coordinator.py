@@ -243,6 +243,7 @@ class Coordinator:
                       "nothing to do")
             return current
         self._check_overrides(group, parts, overrides or {})
+        self.admin.require_may_alter(current.bridge_group)  # before anyone stops a consumer
         if require_bridge:
             self.require_bridge(group)
         if current.state is State.SWITCHING and current.handoff:
@@ -339,6 +340,7 @@ class Coordinator:
             self._say(f"group {group!r} is already rolled back ({current.rollback_at}); "
                       "nothing to do")
             return current
+        self.admin.require_may_alter(group)  # before the bridges stop delivering it
         if current.state is State.SWITCHED:
             current = self.store.save(current.moved(
                 State.ROLLING_BACK, "bridges stop delivering this group: drain, commit, leave"))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AclOperation, NewTopic  # type: ignore[attr-defined]
 
 from migrator.errors import GroupNotEmptyError, KafkaAuthError
 from migrator.kafka.admin import KafkaAdmin, TopicPartitionKey, map_kafka_error
@@ -56,6 +56,25 @@ class GroupOffsetAdmin(KafkaAdmin):
                 err = getattr(tp, "error", None)
                 if err is not None:
                     raise self._alter_error(KafkaException(err), group, what)
+
+    def require_may_alter(self, group: str) -> None:
+        """Raise :class:`KafkaAuthError` (the same words as a refused write) when Kafka says this
+        principal may not set ``group``'s offsets (Read on the group), so that a step refuses
+        before it changes anything rather than half-way. Kafka answers with the principal's
+        authorized operations on the group; a cluster without an authorizer (or one that does
+        not say) lets the write itself decide."""
+        what = f"altering the committed offsets of group {group!r}"
+        future = self._client.describe_consumer_groups(
+            [group], request_timeout=self._request_timeout, include_authorized_operations=True
+        )[group]
+        self._wait([future], what, fail_fast=False)
+        try:
+            ops = future.result(timeout=0).authorized_operations
+        except KafkaException as exc:
+            raise self._alter_error(exc, group, what) from None
+        if ops is not None and not {AclOperation.READ, AclOperation.ALL} & set(ops):
+            raise self._alter_error(
+                KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED)), group, what)
 
     def _alter_error(self, exc: KafkaException, group: str, what: str) -> Exception:
         kerr = exc.args[0] if exc.args else None

@@ -81,8 +81,15 @@ class BrokerPorts:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id (base64url of 16 random bytes, no padding), made without a JVM."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id (base64url of 16 random bytes, no padding), made without a JVM.
+
+    Never one starting with ``-`` (1 in 64 would): the storage tool's argument parser takes it
+    for an option and `dev up` failed with "argument --cluster-id/-t: expected one argument";
+    Kafka's own ``Uuid.randomUuid`` skips those too."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _log4j(run: Path, level: str = "warn") -> Path:

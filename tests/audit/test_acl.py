@@ -17,63 +17,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import (  # type: ignore[attr-defined]
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
-    AdminClient,
-    ResourcePatternType,
-    ResourceType,
-    ScramCredentialInfo,
-    ScramMechanism,
-    UserScramCredentialAlteration,
-    UserScramCredentialUpsertion,
-)
+from confluent_kafka.admin import AclOperation, ResourceType  # type: ignore[attr-defined]
 
 from migrator.stack import servers
-from migrator.stack.maven import resolve_jars
-from migrator.stack.process import free_port, stop, wait_until
+from tests.fixtures.acl import AUTHORIZER, AclBroker, acl_broker_running, allow
 from tests.fixtures.kafka import KafkaKit, Rec
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(300)]
-
-AUTHORIZER = {
-    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-    # PLAINTEXT clients (the seeding below) and the controller connect as ANONYMOUS.
-    "super.users": "User:ANONYMOUS;User:migrator",
-    "allow.everyone.if.no.acl.found": "false",
-}
-
-
-@dataclass(frozen=True)
-class AclBroker:
-    bootstrap: str  # PLAINTEXT, super user
-    sasl_bootstrap: str
-    prefix: str
-    passwords: dict[str, str]
-    run_dir: Path
-
-    def t(self, short: str) -> str:
-        return f"{self.prefix}-{short}"
-
-    def properties(self, user: str, path: Path) -> Path:
-        path.write_text(
-            f"bootstrap.servers={self.sasl_bootstrap}\n"
-            "security.protocol=SASL_PLAINTEXT\n"
-            "sasl.mechanism=SCRAM-SHA-256\n"
-            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
-            f'    username="{user}" password="{self.passwords[user]}";\n'
-        )
-        return path
 
 
 def test_extra_properties_are_appended_and_the_default_is_unchanged(tmp_path: Path) -> None:
@@ -83,11 +39,6 @@ def test_extra_properties_are_appended_and_the_default_is_unchanged(tmp_path: Pa
     extra = servers._broker_properties(tmp_path / "b", ports, AUTHORIZER).read_text()
     assert extra.replace(str(tmp_path / "b"), str(tmp_path / "a")).startswith(default)
     assert extra.endswith("allow.everyone.if.no.acl.found=false\n")
-
-
-def _allow(user: str, kind: ResourceType, name: str, *ops: AclOperation) -> list[AclBinding]:
-    return [AclBinding(kind, name, ResourcePatternType.LITERAL, f"User:{user}", "*", op,
-                       AclPermissionType.ALLOW) for op in ops]
 
 
 def _seed(broker: AclBroker) -> None:
@@ -103,56 +54,30 @@ def _seed(broker: AclBroker) -> None:
     kit.commit_group(t("g-open"), {(t("open"), 0): 4, (t("open"), 1): 4})
     kit.commit_group(t("g-denied"), {(t("open"), 0): 6, (t("open"), 1): 6})
 
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    upserts: list[UserScramCredentialAlteration] = [UserScramCredentialUpsertion(
-        user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), password.encode())
-        for user, password in broker.passwords.items() if user != "migrator"]
-    for future in admin.alter_user_scram_credentials(upserts).values():
-        future.result(timeout=30)
     topic, group = ResourceType.TOPIC, ResourceType.GROUP
     read_only = (AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.READ)
     acls = [
-        *_allow("auditor", ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE),
-        *_allow("auditor", topic, t("open"), *read_only),
-        *_allow("auditor", topic, t("noconf"), AclOperation.DESCRIBE, AclOperation.READ),
-        *_allow("auditor", topic, t("noread"), AclOperation.DESCRIBE,
-                AclOperation.DESCRIBE_CONFIGS),
-        *_allow("auditor", group, t("g-open"), AclOperation.DESCRIBE),
-        *_allow("partial", topic, t("open"), *read_only),
+        *allow("auditor", ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE),
+        *allow("auditor", topic, t("open"), *read_only),
+        *allow("auditor", topic, t("noconf"), AclOperation.DESCRIBE, AclOperation.READ),
+        *allow("auditor", topic, t("noread"), AclOperation.DESCRIBE,
+               AclOperation.DESCRIBE_CONFIGS),
+        *allow("auditor", group, t("g-open"), AclOperation.DESCRIBE),
+        *allow("partial", topic, t("open"), *read_only),
     ]
-    for future in admin.create_acls(acls).values():
-        future.result(timeout=30)
-    # ACLs reach the authorizer through the metadata log: wait until the auditor sees them.
-    probe = AdminClient({"bootstrap.servers": broker.sasl_bootstrap,
-                         "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
-                         "sasl.username": "auditor", "sasl.password": broker.passwords["auditor"]})
-    wait_until(lambda: t("g-open") in {g.group_id for g in
-                                       probe.list_consumer_groups().result(10).valid}
-               and t("noread") in probe.list_topics(timeout=10).topics,
-               timeout=30, what="the auditor's ACLs")
+    probe = broker.admin_as("auditor")
+    broker.grant(acls, lambda: t("g-open") in {g.group_id for g in
+                                               probe.list_consumer_groups().result(10).valid}
+                 and t("noread") in probe.list_topics(timeout=10).topics,
+                 what="the auditor's ACLs")
 
 
 @pytest.fixture(scope="module")
 def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclBroker]:
-    run = tmp_path_factory.mktemp("acl-broker")
-    jars = resolve_jars(log=run / "logs" / "maven.log")
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port())
-    passwords = {user: secrets.token_urlsafe(16) for user in ("migrator", "auditor", "partial",
-                                                               "nobody")}
-    servers.format_storage(jars, run, ports, servers.new_cluster_id(), "migrator",
-                           passwords["migrator"], extra_properties=AUTHORIZER)
-    text = (run / "server.properties").read_text()
-    assert "allow.everyone.if.no.acl.found=false" in text and "StandardAuthorizer" in text
-    proc = servers.start_broker(jars, run)
-    broker = AclBroker(f"127.0.0.1:{ports.plaintext}", f"127.0.0.1:{ports.sasl}",
-                       f"acl-{uuid.uuid4().hex[:6]}", passwords, run)
-    try:
-        wait_until(lambda: servers.broker_ready(broker.bootstrap), timeout=90,
-                   what="the ACL test broker", proc=proc, log=run / "logs" / "kafka.log")
+    with acl_broker_running(tmp_path_factory.mktemp("acl-broker"),
+                            ("auditor", "partial", "nobody")) as broker:
         _seed(broker)
         yield broker
-    finally:
-        stop(proc.pid, grace=10)
 
 
 def audit(broker: AclBroker, user: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
