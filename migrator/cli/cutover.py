@@ -12,7 +12,8 @@ import click
 from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migrator.cutover.coordinator import Coordinator, GroupStatus
+    from migrator.cutover.coordinator import Coordinator
+    from migrator.cutover.group_status import GroupStatus
     from migrator.cutover.state import GroupCutover, PartitionOffset
 
 __all__ = ["command"]
@@ -165,11 +166,16 @@ def switch(group: str, config_path: str, x_options: tuple[str, ...], kafka_confi
 @click.argument("group")
 @_options
 @click.option("--timeout", default="2m", show_default=True,
-              help="How long to wait for the bridges to drain and leave the group.")
+              help="How long to wait for the bridges to drain and leave the group, and for "
+                   "the messages QStash is delivering to settle.")
+@click.option("--skip-file", type=click.Path(dir_okay=False, writable=True),
+              help="Write the skip list (records above the rollback offsets the endpoint "
+                   "already processed) to this JSON file for the old consumers.")
 def rollback(group: str, config_path: str, x_options: tuple[str, ...], kafka_config: str | None,
-             timeout: str) -> None:
+             timeout: str, skip_file: str | None) -> None:
     """Stop delivering GROUP, cancel what QStash still holds for it, and set the old group's
-    offsets to the first record the endpoint did not get."""
+    offsets to the first record the endpoint did not get (records above it that the endpoint
+    did get form the skip list)."""
     timeout_s = _duration(timeout, "--timeout")
     coord = _coordinator(config_path, x_options, kafka_config, check_qstash=True)
     try:
@@ -179,10 +185,37 @@ def rollback(group: str, config_path: str, x_options: tuple[str, ...], kafka_con
     click.echo(_offsets_table(
         f"group {group} rolled back at {state.rollback_at} ({state.cancelled or 0} QStash "
         "message(s) cancelled); its committed offsets are now:", state.rollback))
+    if state.skip:
+        click.echo("Skip list: the endpoint already processed these records above those "
+                   "offsets; the old consumers must not process them again:")
+        for s in state.skip:
+            runs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in s.ranges)
+            click.echo(f"  {s.topic}[{s.partition}]: {runs}")
+    if skip_file:
+        _write_skip_file(Path(skip_file), state)
+        click.echo(f"skip list written to {skip_file} ({sum(len(s.offsets()) for s in state.skip)} "
+                   "record(s))")
     click.echo(f"Restart the old consumers of group {group} (same group.id); they resume at the "
                "offsets above. Check with: kafka-consumer-groups.sh --bootstrap-server ... "
                f"--describe --group {group}")
     _done(state)
+
+
+def _write_skip_file(path: Path, state: GroupCutover) -> None:
+    """The skip list as JSON: {"group", "rollback_at", "skip": {topic: {partition: [[first,
+    last], ...]}}}, written whole (a temporary file renamed over the target)."""
+    skip: dict[str, dict[str, list[list[int]]]] = {}
+    for s in state.skip:
+        skip.setdefault(s.topic, {})[str(s.partition)] = [list(r) for r in s.ranges]
+    data = {"version": 1, "group": state.group, "rollback_at": state.rollback_at, "skip": skip}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"--skip-file {path}: cannot write it ({exc.strerror}); the rollback "
+                          "is done, its skip list is in `migrator cutover status --format "
+                          "json`.") from None
 
 
 @command.command("status")
@@ -215,12 +248,20 @@ def _status_text(s: GroupStatus) -> str:
     ]
     if data["delivered_since_handoff"] is not None:
         lines.append(f"  delivered since the hand-off: {data['delivered_since_handoff']:,}")
+    if data["qstash_since_handoff"] is not None:
+        q = data["qstash_since_handoff"]
+        lines.append(f"  QStash since the hand-off: {q['delivered']:,} delivered, "
+                     f"{q['pending']:,} pending, {q['failed']:,} failed (DLQ), "
+                     f"{q['cancelled']:,} cancelled")
     if data["handoff_at"]:
         lines.append(f"  handed off at {data['handoff_at']}: " + ", ".join(
             f"{p['topic']}[{p['partition']}]={p['offset']}" for p in data["handoff"]))
     if data["rollback_at"]:
         lines.append(f"  rolled back at {data['rollback_at']}: " + ", ".join(
             f"{p['topic']}[{p['partition']}]={p['offset']}" for p in data["rollback"]))
+    for sk in data["skip"]:
+        lines.append(f"  skip {sk['topic']}[{sk['partition']}]: " + ", ".join(
+            str(a) if a == b else f"{a}-{b}" for a, b in sk["ranges"]))
     lines.append("  next: " + " or ".join(data["next"]))
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ __all__ = [
     "GroupCutover",
     "HistoryEntry",
     "PartitionOffset",
+    "PartitionSkip",
     "State",
     "Step",
     "check_step",
@@ -98,7 +99,20 @@ class PartitionOffset(_Frozen):
     partition: int
     offset: int
     at: str
-    source: str = Field(description="committed | earliest | override | bridge-committed | cancelled")
+    source: str = Field(description="committed | earliest | override | bridge-committed | "
+                        "cancelled | delivered | handoff")
+
+
+class PartitionSkip(_Frozen):
+    """Records above a partition's rollback offset that the endpoint already processed (QStash
+    delivered an unordered route's messages in parallel): the old consumers must skip them."""
+
+    topic: str
+    partition: int
+    ranges: tuple[tuple[int, int], ...] = Field(description="inclusive (first, last) offset runs")
+
+    def offsets(self) -> list[int]:
+        return [o for first, last in self.ranges for o in range(first, last + 1)]
 
 
 class HistoryEntry(_Frozen):
@@ -122,6 +136,9 @@ class GroupCutover(_Frozen):
     rollback: tuple[PartitionOffset, ...] = ()
     rollback_at: str | None = None
     cancelled: int | None = None  # QStash messages cancelled by the last rollback
+    skip: tuple[PartitionSkip, ...] = Field(default=(), description="The last rollback's skip "
+                                            "list: offsets above the rollback offsets that the "
+                                            "endpoint already processed.")
     switches: int = Field(default=0, description="Hand-offs recorded so far: each switch delivers with "
                           "dedup ids of its own, so a record cancelled by a rollback is "
                           "delivered again by a later switch instead of being deduplicated.")
@@ -142,6 +159,9 @@ class GroupCutover(_Frozen):
 
     def rollback_map(self) -> dict[tuple[str, int], int]:
         return {(p.topic, p.partition): p.offset for p in self.rollback}
+
+    def skip_map(self) -> dict[tuple[str, int], list[int]]:
+        return {(s.topic, s.partition): s.offsets() for s in self.skip}
 
     def next_steps(self) -> tuple[Step, ...]:
         return NEXT_STEPS[self.state]

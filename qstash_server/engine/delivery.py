@@ -105,12 +105,15 @@ class DeliveryOps(BrokerState):
             return
         resp_headers = {k: [v] for k, v in result.headers.items()}
         resp_body_b64 = base64.b64encode(result.body).decode()
-        if msg.id in self.cancelling:
-            self.cancelling.discard(msg.id)
-            self._finish(msg, "CANCELED")
-            return
         status = result.status
         delivered = status is not None and 200 <= status < 300
+        if msg.id in self.cancelling:
+            # a cancel does not interrupt the attempt in flight ("CANCELLED at the next delivery
+            # time"): if the endpoint answered 2xx the message was delivered
+            self.cancelling.discard(msg.id)
+            if not delivered:
+                self._finish(msg, "CANCELED")
+                return
         if delivered:
             self._log(msg, "DELIVERED", responseStatus=status, responseBody=resp_body_b64,
                       responseHeader=resp_headers)

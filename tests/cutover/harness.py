@@ -36,13 +36,15 @@ class OldConsumer:
     """``migrator/kafka/app_consumer.py`` as a subprocess: what it processed is in ``out``."""
 
     def __init__(self, bootstrap: str, group: str, topics: Iterable[str], out: Path, *,
-                 assign: bool = False) -> None:
+                 assign: bool = False, skip: Path | None = None) -> None:
         self.out = out
         self.group = group
         cmd = [sys.executable, "-m", "migrator.kafka.app_consumer", bootstrap, group, str(out),
                *topics]
         if assign:
             cmd.append("--assign")
+        if skip is not None:
+            cmd += ["--skip", str(skip)]
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr,
                                         text=True, cwd=ROOT)
