@@ -10,6 +10,7 @@ One module per concept, re-exported here (callers import from ``migrator.config`
 - :mod:`~migrator.config.services`: REST services (registry, Connect) and QStash;
 - :mod:`~migrator.config.kafka_connection`: a Kafka cluster and librdkafka's configuration of it;
 - :mod:`~migrator.config.client_properties`: Java client properties (JAAS, TLS stores) onto it;
+- :mod:`~migrator.config.msk_iam`: AWS MSK IAM (the ``msk`` extra's token signer as ``oauth_cb``);
 - :mod:`~migrator.config.java_properties`: ``.properties`` files and ``-X`` options;
 - :mod:`~migrator.config.redaction`: what is secret, and copies safe to print.
 """
@@ -17,7 +18,7 @@ One module per concept, re-exported here (callers import from ``migrator.config`
 from __future__ import annotations
 
 from migrator.config.java_properties import parse_properties, parse_x_options
-from migrator.config.kafka_connection import KafkaConnection
+from migrator.config.kafka_connection import KafkaConnection, LibrdkafkaConfig
 from migrator.config.redaction import redact, redact_url
 from migrator.config.services import UPSTASH_URL, BasicAuth, QStashConnection, RestConnection
 
@@ -25,6 +26,7 @@ __all__ = [
     "UPSTASH_URL",
     "BasicAuth",
     "KafkaConnection",
+    "LibrdkafkaConfig",
     "QStashConnection",
     "RestConnection",
     "parse_properties",

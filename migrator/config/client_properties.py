@@ -46,6 +46,9 @@ def _parse_jaas(jaas: str, where: str) -> tuple[str, str]:
 def take_jaas(props: dict[str, str], fields: dict[str, object], where: str) -> None:
     """``sasl.jaas.config`` (and the properties that go with its login module) onto ``fields``."""
     jaas = props.pop("sasl.jaas.config", None)
+    if jaas is not None and "IAMLoginModule" in jaas:
+        raise ConfigError(f"{where}: sasl.jaas.config is AWS's IAMLoginModule: set "
+                          "sasl.mechanism=AWS_MSK_IAM and security.protocol=SASL_SSL with it.")
     if jaas is not None and "OAuthBearerLoginModule" in jaas:
         _take_oauth(jaas, props, fields, where)
     elif jaas is not None:

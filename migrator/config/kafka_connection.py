@@ -1,6 +1,7 @@
 """How to reach a Kafka cluster: :class:`KafkaConnection`, built from flags, environment, a Java
 client properties file and ``-X`` pass-through, and turned into librdkafka's configuration in
-exactly one place, :meth:`KafkaConnection.to_librdkafka`.
+exactly one place, :meth:`KafkaConnection.to_librdkafka`: string settings, plus the one callable
+a connection may need (``oauth_cb``, the AWS MSK IAM token provider).
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
 from migrator.config.client_properties import take_jaas, take_ssl
 from migrator.config.frozen import Frozen
 from migrator.config.java_properties import parse_properties, parse_x_options
+from migrator.config.msk_iam import MskIam, TokenCallback
 from migrator.errors import ConfigError
 
-__all__ = ["KafkaConnection", "SaslMechanism", "SecurityProtocol"]
+__all__ = ["KafkaConnection", "LibrdkafkaConfig", "SaslMechanism", "SecurityProtocol"]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
+# librdkafka's settings as confluent_kafka takes them: strings, and ``oauth_cb`` a callable.
+LibrdkafkaConfig = dict[str, str | TokenCallback]
 
 
 class KafkaConnection(Frozen):
@@ -42,15 +46,34 @@ class KafkaConnection(Frozen):
     oauth_client_id: str | None = None
     oauth_client_secret: SecretStr | None = None
     oauth_scope: str | None = None
+    msk_iam: MskIam | None = Field(None, description="AWS MSK IAM (sasl.mechanism=AWS_MSK_IAM).")
     extra: Mapping[str, str] = Field(default_factory=dict, description="-X key=value overrides.")
 
-    def to_librdkafka(self) -> dict[str, str]:
-        """The librdkafka configuration dict for this connection (secrets in clear: handle with care)."""
-        conf: dict[str, str] = {
+    @model_validator(mode="after")
+    def _msk_iam_is_whole(self) -> KafkaConnection:
+        if (self.sasl_mechanism == "AWS_MSK_IAM") != (self.msk_iam is not None):
+            raise ValueError("sasl.mechanism=AWS_MSK_IAM and the MSK IAM settings go together")
+        if self.msk_iam is not None and self.security_protocol != "SASL_SSL":
+            raise ValueError("AWS_MSK_IAM needs security.protocol=SASL_SSL (MSK's IAM listener, "
+                             "port 9098, is TLS)")
+        return self
+
+    def to_librdkafka(self) -> LibrdkafkaConfig:
+        """The librdkafka configuration dict for this connection (secrets in clear: handle with care).
+
+        The one place it is built. The connection's own settings come first, then ``-X`` (the
+        ``extra`` mapping) overrides them key by key, as :meth:`build` documents. AWS MSK IAM is
+        librdkafka's OAUTHBEARER with ``oauth_cb`` (:class:`~migrator.config.msk_iam.MskIamTokenProvider`,
+        which signs a first token here: no credentials or no ``msk`` extra fail now, in one line).
+        """
+        conf: LibrdkafkaConfig = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
-        if self.sasl_mechanism:
+        if self.msk_iam is not None:
+            conf["sasl.mechanism"] = "OAUTHBEARER"
+            conf["oauth_cb"] = self.msk_iam.token_callback()
+        elif self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username is not None:
             conf["sasl.username"] = self.sasl_username
@@ -86,6 +109,8 @@ class KafkaConnection(Frozen):
             self.security_protocol else ""
         user = self.sasl_username or self.oauth_client_id
         who = f" as {user}" if user else ""
+        if self.msk_iam is not None:
+            who = f" with {self.msk_iam.describe()}, region {self.msk_iam.region}"
         return f"{self.bootstrap_servers} ({self.security_protocol}{mechanism}{who})"
 
     @classmethod
@@ -144,7 +169,11 @@ class KafkaConnection(Frozen):
             fields["security_protocol"] = props.pop("security.protocol").upper()
         if "sasl.mechanism" in props:
             fields["sasl_mechanism"] = props.pop("sasl.mechanism").upper()
-        take_jaas(props, fields, where)
+        if fields.get("sasl_mechanism") == "AWS_MSK_IAM":
+            fields["msk_iam"] = MskIam.from_properties(props, props.pop("sasl.jaas.config", None),
+                                                       servers, where)
+        else:
+            take_jaas(props, fields, where)
         for key, name in (("sasl.username", "sasl_username"), ("sasl.password", "sasl_password")):
             if key in props:
                 fields[name] = props.pop(key)
