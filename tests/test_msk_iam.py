@@ -205,3 +205,19 @@ def test_inconsistent_msk_settings_are_config_errors(aws: FakeAws, tmp_path: Pat
     path.write_text(props)
     with pytest.raises(ConfigError, match=message):
         KafkaConnection.build(properties_file=path, environ={})
+
+
+def test_bridge_yaml_takes_aws_msk_iam_without_a_properties_file(aws: FakeAws) -> None:
+    from migrator.bridge.config import KafkaSection
+
+    section = KafkaSection.model_validate({
+        "bootstrap_servers": MSK_HOST, "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "AWS_MSK_IAM",
+        "options": {"sasl.jaas.config": f'{JAAS[:-1]} awsProfileName="bridge";'}})
+    conn = section.connection(environ={})
+    assert conn.msk_iam is not None
+    assert (conn.msk_iam.region, conn.msk_iam.profile) == ("eu-central-1", "bridge")
+    bare = KafkaSection.model_validate({"bootstrap_servers": MSK_HOST, "security_protocol": "SASL_SSL",
+                                        "sasl_mechanism": "AWS_MSK_IAM"}).connection(environ={})
+    assert bare.msk_iam is not None and bare.msk_iam.profile is None  # the default chain
+    assert callable(bare.to_librdkafka()["oauth_cb"])

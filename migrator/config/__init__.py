@@ -18,7 +18,7 @@ One module per concept, re-exported here (callers import from ``migrator.config`
 from __future__ import annotations
 
 from migrator.config.java_properties import parse_properties, parse_x_options
-from migrator.config.kafka_connection import KafkaConnection, LibrdkafkaConfig
+from migrator.config.kafka_connection import KafkaConnection, LibrdkafkaConfig, SaslMechanism, SecurityProtocol
 from migrator.config.redaction import redact, redact_url
 from migrator.config.services import UPSTASH_URL, BasicAuth, QStashConnection, RestConnection
 
@@ -29,6 +29,8 @@ __all__ = [
     "LibrdkafkaConfig",
     "QStashConnection",
     "RestConnection",
+    "SaslMechanism",
+    "SecurityProtocol",
     "parse_properties",
     "parse_x_options",
     "redact",
