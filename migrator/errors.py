@@ -3,6 +3,7 @@
     MigratorError                      every error the toolkit raises on purpose
     ├── ConfigError                    bad input: a file, a flag, a value (exit 3)
     ├── StackError                     the local stack cannot start or is missing a tool (exit 8)
+    ├── ExtraNotInstalledError         the settings need an optional extra not installed (exit 14)
     ├── KafkaUnavailableError          the cluster does not answer in time (exit 4)
     ├── KafkaAuthError                 the cluster refuses our credentials (exit 5)
     ├── ServiceError                   a REST service (QStash, registry, Connect) failed (exit 7)
@@ -32,6 +33,7 @@ __all__ = [
     "CutoverError",
     "DeliveryError",
     "DestructiveChangeError",
+    "ExtraNotInstalledError",
     "FenceTimeoutError",
     "GroupNotEmptyError",
     "IllegalTransitionError",
@@ -57,6 +59,11 @@ class ConfigError(MigratorError):
 
 class StackError(MigratorError):
     """The local stack could not be resolved, started or reached."""
+
+
+class ExtraNotInstalledError(MigratorError):
+    """The settings need an optional extra that is not installed; the message names the
+    ``pip install`` that brings it."""
 
 
 class KafkaUnavailableError(MigratorError):

@@ -36,7 +36,7 @@ from connectors.destinations import (
     WorkflowDestination,
     check_url,
 )
-from migrator.config import KafkaConnection, QStashConnection
+from migrator.config import KafkaConnection, QStashConnection, SaslMechanism, SecurityProtocol
 from migrator.yamlfile import load_model
 
 __all__ = [
@@ -75,8 +75,8 @@ class KafkaSection(_Frozen):
     properties_file: str | None = Field(
         None, description="Java client properties file (relative to the config file)."
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    security_protocol: SecurityProtocol | None = None
+    sasl_mechanism: SaslMechanism | None = None  # AWS_MSK_IAM: region and role in `options`
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     options: dict[str, str] = Field(

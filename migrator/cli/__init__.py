@@ -39,6 +39,7 @@ from migrator.errors import (
     BridgeNotRunningError,
     ConfigError,
     DeliveryError,
+    ExtraNotInstalledError,
     FenceTimeoutError,
     GroupNotEmptyError,
     IllegalTransitionError,
@@ -64,6 +65,7 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     FenceTimeoutError: 11,
     GroupNotEmptyError: 12,
     BridgeNotRunningError: 13,
+    ExtraNotInstalledError: 14,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2

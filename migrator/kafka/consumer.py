@@ -27,7 +27,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from migrator.config import KafkaConnection
+from migrator.config import KafkaConnection, LibrdkafkaConfig
 from migrator.errors import ConfigError
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
 
@@ -71,7 +71,7 @@ BRIDGE_CONSUMER_DEFAULTS = {
 
 def consumer_settings(
     connection: KafkaConnection, group: str, defaults: Mapping[str, str] | None = None
-) -> dict[str, str]:
+) -> LibrdkafkaConfig:
     """librdkafka's configuration of a consumer of ``group``: the one place it is assembled.
 
     Precedence, lowest first:
@@ -88,7 +88,7 @@ def consumer_settings(
     user = connection.to_librdkafka()
     managed = {"group.id": group, **_FORCED}
     for key, value in managed.items():
-        if key in user and user[key].strip().lower() != value:
+        if key in user and str(user[key]).strip().lower() != value:
             why = ("the group is the config's `group`" if key == "group.id" else
                    "offsets are committed by the toolkit once records are handled")
             raise ConfigError(

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import httpx
 
 from migrator.config import KafkaConnection, RestConnection, redact_url
+from migrator.errors import KafkaAuthError
 
 __all__ = ["Check", "Diagnosis", "Needs", "diagnose", "missing_operations"]
 
@@ -222,8 +223,17 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     how = conn.sasl_mechanism if "SASL" in conn.security_protocol else None
     user = conn.sasl_username or conn.oauth_client_id
     who = f"{how} as {user}" if how else conn.security_protocol
+    if conn.msk_iam is not None:
+        who = f"AWS_MSK_IAM with {conn.msk_iam.describe()}, region {conn.msk_iam.region}"
     reported: list[Any] = []  # librdkafka reports a refused login here, the call only times out
-    conf: dict[str, Any] = {**conn.to_librdkafka(), "logger": librdkafka_logger(),
+    try:
+        settings = conn.to_librdkafka()
+    except KafkaAuthError as exc:  # AWS_MSK_IAM: no token could be signed (no AWS credentials)
+        diag.add("sasl", conn.bootstrap_servers, "fail", str(exc),
+                 "give the bridge's process AWS credentials (environment, ~/.aws, pod or "
+                 "instance role) or name a profile or role in sasl.jaas.config")
+        return
+    conf: dict[str, Any] = {**settings, "logger": librdkafka_logger(),
                             "socket.timeout.ms": int(timeout * 1000), "error_cb": reported.append}
     admin = admin_factory(conf)
 
@@ -242,7 +252,10 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
         err = auth[0] if auth else exc.args[0] if exc.args else exc
         text = err.str() if hasattr(err, "str") else str(err)
         if auth or "SASL" in text or "uthentication" in text:
-            fix = (f"check the user and secret in sasl.jaas.config (OAUTHBEARER: clientId, "
+            fix = ("check that this AWS identity may kafka-cluster:Connect to the cluster (its IAM "
+                   "policy), that the region is the cluster's, and that the bootstrap servers are "
+                   "MSK's IAM listener (port 9098)") if conn.msk_iam is not None else \
+                (f"check the user and secret in sasl.jaas.config (OAUTHBEARER: clientId, "
                    f"clientSecret and sasl.oauthbearer.token.endpoint.url) and that the cluster "
                    f"offers {how} (the error names the mechanisms it offers)") if how else \
                 "the cluster wants SASL: set security.protocol=SASL_SSL and sasl.mechanism"

@@ -1,7 +1,9 @@
-"""Fixtures for the deployment tests: helm (built once with Go, cached) and the CRD schemas."""
+"""Fixtures for the deployment tests: helm and promqlcheck (built once with Go, cached) and the
+CRD schemas."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -11,7 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.toolchain import CrdSchemas, ToolchainError, build_helm, crd_schemas, go
+from tests.deploy.toolchain import (
+    CrdSchemas,
+    ToolchainError,
+    build_helm,
+    build_promqlcheck,
+    crd_schemas,
+    go,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "kafka-qstash-bridge"
@@ -63,3 +72,33 @@ def crds(helm: Helm) -> CrdSchemas:
         return crd_schemas()
     except ToolchainError as exc:
         pytest.fail(f"could not fetch the CRD schemas: {exc}", pytrace=False)
+
+
+@dataclass(frozen=True)
+class PromQL:
+    """Prometheus's own parser (promql/parser) and rule-file validation (model/rulefmt, what
+    `promtool check rules` runs), through tests/deploy/promql."""
+
+    exe: Path
+
+    def check(self, exprs: Sequence[str] = (), rule_files: Sequence[Path] = ()
+              ) -> tuple[list[str], dict[str, list[str]]]:
+        """(the parse error of each expression, "" when it parses; each file's errors)."""
+        done = subprocess.run([str(self.exe)], capture_output=True, text=True, timeout=60,
+                              input=json.dumps({"exprs": list(exprs),
+                                                "rule_files": [str(p) for p in rule_files]}))
+        if done.returncode != 0:
+            raise AssertionError(f"promqlcheck exited {done.returncode}: {done.stderr}")
+        answer = json.loads(done.stdout)
+        return list(answer["exprs"]), dict(answer["rule_files"])
+
+
+@pytest.fixture(scope="session")
+def promql() -> PromQL:
+    if go() is None:
+        pytest.skip("Go is not installed: Prometheus's PromQL parser (a Go module) cannot be "
+                    "built here, so the dashboard's and the rules' expressions are not parsed")
+    try:
+        return PromQL(build_promqlcheck())
+    except ToolchainError as exc:
+        pytest.fail(f"could not build promqlcheck: {exc}", pytrace=False)
