@@ -14,7 +14,8 @@
     │   ├── IllegalTransitionError     the group's cutover state does not allow that step (exit 10)
     │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
     │   ├── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
-    │   └── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
+    │   ├── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
+    │   └── LeaseHeldError             another cutover command is changing the group (exit 14)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -37,6 +38,7 @@ __all__ = [
     "IllegalTransitionError",
     "KafkaAuthError",
     "KafkaUnavailableError",
+    "LeaseHeldError",
     "MigratorError",
     "PermanentDeliveryError",
     "PlanError",
@@ -109,6 +111,10 @@ class GroupNotEmptyError(CutoverError):
 
 class BridgeNotRunningError(CutoverError):
     """No bridge runs with the config that would deliver the group after a switch."""
+
+
+class LeaseHeldError(CutoverError):
+    """Another cutover command holds the group's lease (it is changing the group)."""
 
 
 class DeliveryError(MigratorError):

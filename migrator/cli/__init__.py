@@ -44,6 +44,7 @@ from migrator.errors import (
     IllegalTransitionError,
     KafkaAuthError,
     KafkaUnavailableError,
+    LeaseHeldError,
     MigratorError,
     PlanError,
     ServiceError,
@@ -64,6 +65,7 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     FenceTimeoutError: 11,
     GroupNotEmptyError: 12,
     BridgeNotRunningError: 13,
+    LeaseHeldError: 14,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
