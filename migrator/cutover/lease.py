@@ -32,6 +32,7 @@ from types import TracebackType
 from migrator.config import KafkaConnection
 from migrator.errors import LeaseHeldError
 from migrator.kafka.state_log import LogEntry, StateLog
+from migrator.stack.process import is_alive
 
 __all__ = ["LEASE_PREFIX", "Claim", "Lease", "holder", "owner_name"]
 
@@ -47,16 +48,6 @@ def owner_name() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _iso(ms: int) -> str:
@@ -76,7 +67,7 @@ class Claim:
 
     def dead_here(self) -> bool:
         """True when the claim's process ran on this machine and no longer exists."""
-        return self.host == socket.gethostname() and not _alive(self.pid)
+        return self.host == socket.gethostname() and not is_alive(self.pid)
 
     def describe(self) -> str:
         return (f"`{self.step}` run by {self.owner} pid {self.pid} (lease renewed "

@@ -101,7 +101,7 @@ def test_two_operators_on_one_group_and_a_killed_holder(
             log.append(f"lease:{group}:foreign", {
                 "kind": "claim", "token": "foreign", "owner": "ops@other-machine",
                 "host": "other-machine", "pid": 1, "step": "rollback", "at_ms": now,
-                "expires_ms": now + 4000})
+                "expires_ms": now + 20_000})
         finally:
             log.close()
         refused = run_cli("cutover", "rollback", group, "--config", cfg)
