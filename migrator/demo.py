@@ -269,8 +269,11 @@ def _cut_over(info: StackInfo, estate: SampleEstate, paths: dict[str, str], brid
         if consumers:
             g = next(iter(consumers))
             time.sleep(1.0)
-            _migrator(["cutover", "rollback", g, *config], env, progress)
-            consumers[g].start(progress)
+            skip = workdir / f"skip-{paths[g].strip('/')}.json"
+            # the old consumer honours the rollback's skip list (records an unordered route
+            # delivered above the rollback point: docs/cutover.md)
+            _migrator(["cutover", "rollback", g, *config, "--skip-file", str(skip)], env, progress)
+            consumers[g].start(progress, skip=skip)
             time.sleep(2.0)
             _migrator(["cutover", "prepare", g, *config], env, progress)
             consumers[g].stop(progress)
@@ -319,9 +322,10 @@ class _AppConsumer:
         self.proc: subprocess.Popen[str] | None = None
         self.start(progress)
 
-    def start(self, progress: Progress) -> None:
+    def start(self, progress: Progress, skip: Path | None = None) -> None:
         progress(f"starting the old consumer of {self.group}")
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cmd = [*self.cmd, "--skip", str(skip)] if skip is not None else self.cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "READY":

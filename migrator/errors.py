@@ -3,7 +3,7 @@
     MigratorError                      every error the toolkit raises on purpose
     ├── ConfigError                    bad input: a file, a flag, a value (exit 3)
     ├── StackError                     the local stack cannot start or is missing a tool (exit 8)
-    ├── ExtraNotInstalledError         the settings need an optional extra not installed (exit 14)
+    ├── ExtraNotInstalledError         the settings need an optional extra not installed (exit 15)
     ├── KafkaUnavailableError          the cluster does not answer in time (exit 4)
     ├── KafkaAuthError                 the cluster refuses our credentials (exit 5)
     ├── ServiceError                   a REST service (QStash, registry, Connect) failed (exit 7)
@@ -15,7 +15,8 @@
     │   ├── IllegalTransitionError     the group's cutover state does not allow that step (exit 10)
     │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
     │   ├── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
-    │   └── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
+    │   ├── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
+    │   └── LeaseHeldError             another cutover command is changing the group (exit 14)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -39,6 +40,7 @@ __all__ = [
     "IllegalTransitionError",
     "KafkaAuthError",
     "KafkaUnavailableError",
+    "LeaseHeldError",
     "MigratorError",
     "PermanentDeliveryError",
     "PlanError",
@@ -116,6 +118,10 @@ class GroupNotEmptyError(CutoverError):
 
 class BridgeNotRunningError(CutoverError):
     """No bridge runs with the config that would deliver the group after a switch."""
+
+
+class LeaseHeldError(CutoverError):
+    """Another cutover command holds the group's lease (it is changing the group)."""
 
 
 class DeliveryError(MigratorError):

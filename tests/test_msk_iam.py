@@ -176,7 +176,7 @@ def test_the_missing_extra_is_one_line_naming_it(aws: FakeAws, tmp_path: Path,
     for command in (["audit", *props], ["doctor", *props],
                     ["bridge", "check", "--config", str(tmp_path / "bridge.yaml")]):
         done = migrator(*command, env=aws.env(tmp_path))
-        assert done.returncode == 14, (command, done.stdout, done.stderr)
+        assert done.returncode == 15, (command, done.stdout, done.stderr)
         (line,) = done.stderr.strip().splitlines()
         assert "AWS_MSK_IAM" in line and "pip install 'kafka-qstash-migrator[msk]'" in line, line
 

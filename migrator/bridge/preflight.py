@@ -64,6 +64,8 @@ class Preflight:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # would run, but not as one may expect
     checked: list[str] = field(default_factory=list)  # what answered as expected
+    # per replaced group: its cutover state (migrator.cutover.gating.GatedGroup.to_json)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def backlog(self) -> int:
@@ -90,6 +92,7 @@ def preflight(
     result.warnings.extend(risk.line() for risk in order_risks(cfg))
     with KafkaAdmin(connection, timeout=timeout) as admin:
         _kafka(cfg, admin, result)
+    _gating(cfg, connection, result, timeout)
     if qstash is not None:
         _qstash(cfg, qstash, result)
     _registries(cfg, result)
@@ -134,6 +137,20 @@ def _kafka(cfg: BridgeConfig, admin: KafkaAdmin, result: Preflight) -> None:
                 "gone; the bridge starts at the earliest kept one (check the old consumer's "
                 "lag and retention before the cutover)."
             )
+
+
+def _gating(cfg: BridgeConfig, connection: KafkaConnection, result: Preflight,
+            timeout: float) -> None:
+    from migrator.cutover.gating import earliest_warnings, gated_groups
+
+    committed = {(p.topic, p.partition): p.committed for p in result.partitions}
+    backlog: dict[str, int] = {}
+    for p in result.partitions:
+        backlog[p.topic] = backlog.get(p.topic, 0) + p.backlog
+    result.warnings.extend(earliest_warnings(cfg, committed, backlog))
+    for gated in gated_groups(cfg, connection, timeout):
+        result.groups.append(gated.to_json())
+        result.checked.append(gated.line())
 
 
 def _policy_starts(

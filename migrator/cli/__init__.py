@@ -45,6 +45,7 @@ from migrator.errors import (
     IllegalTransitionError,
     KafkaAuthError,
     KafkaUnavailableError,
+    LeaseHeldError,
     MigratorError,
     PlanError,
     ServiceError,
@@ -65,7 +66,8 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     FenceTimeoutError: 11,
     GroupNotEmptyError: 12,
     BridgeNotRunningError: 13,
-    ExtraNotInstalledError: 14,
+    LeaseHeldError: 14,
+    ExtraNotInstalledError: 15,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2

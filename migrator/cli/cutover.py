@@ -48,6 +48,17 @@ def _without_bridge(fn: Any) -> Any:
                              "started later begins at the hand-off).")(fn)
 
 
+def _lease_ttl(fn: Any) -> Any:
+    def keep(ctx: click.Context, _param: click.Parameter, value: str) -> None:
+        ctx.meta["cutover.lease_ttl"] = _duration(value, "--lease-ttl")
+
+    return click.option("--lease-ttl", default="30s", show_default=True, expose_value=False,
+                        callback=keep,
+                        help="How long this command's lease on the group outlives it if it is "
+                             "killed (another machine's rerun waits that long; one on this "
+                             "machine takes over at once).")(fn)
+
+
 def _coordinator(config_path: str, x_options: tuple[str, ...], kafka_config: str | None,
                  *, check_qstash: bool = False, bridge_wait: float = 20.0) -> Coordinator:
     from migrator.bridge.config import load_bridge_config
@@ -59,8 +70,10 @@ def _coordinator(config_path: str, x_options: tuple[str, ...], kafka_config: str
     connection, qstash = _connections(cfg, config_path, kafka_config, x_options)
     if check_qstash and qstash is not None:
         check(qstash)
+    ttl = click.get_current_context().meta.get("cutover.lease_ttl", 30.0)
     return Coordinator(cfg, connection, qstash=qstash, bridge_wait=bridge_wait,
-                       say=lambda text: click.echo(text, err=True), where=Path(config_path).name)
+                       say=lambda text: click.echo(text, err=True), where=Path(config_path).name,
+                       lease_ttl=ttl)
 
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
@@ -101,6 +114,7 @@ def _done(state: GroupCutover) -> None:
 @command.command("prepare")
 @click.argument("group")
 @_options
+@_lease_ttl
 def prepare(group: str, config_path: str, x_options: tuple[str, ...],
             kafka_config: str | None) -> None:
     """Record GROUP as prepared: the bridge delivers nothing for it until it is switched."""
@@ -114,6 +128,7 @@ def prepare(group: str, config_path: str, x_options: tuple[str, ...],
 @command.command("shadow")
 @click.argument("group")
 @_options
+@_lease_ttl
 @_without_bridge
 def shadow(group: str, config_path: str, x_options: tuple[str, ...],
            kafka_config: str | None, without_bridge: bool, bridge_wait: str) -> None:
@@ -130,6 +145,7 @@ def shadow(group: str, config_path: str, x_options: tuple[str, ...],
 @command.command("switch")
 @click.argument("group")
 @_options
+@_lease_ttl
 @click.option("--watch", default="30s", show_default=True,
               help="How long the stopped group's offsets must stay unchanged.")
 @click.option("--timeout", default="15m", show_default=True,
@@ -165,6 +181,7 @@ def switch(group: str, config_path: str, x_options: tuple[str, ...], kafka_confi
 @command.command("rollback")
 @click.argument("group")
 @_options
+@_lease_ttl
 @click.option("--timeout", default="2m", show_default=True,
               help="How long to wait for the bridges to drain and leave the group, and for "
                    "the messages QStash is delivering to settle.")

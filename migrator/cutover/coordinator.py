@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import httpx
 
@@ -21,6 +22,7 @@ from migrator.cutover import rollback as rollback_step
 from migrator.cutover import switch as switch_step
 from migrator.cutover.fence import GroupSnapshot, snapshot
 from migrator.cutover.group_status import GroupStatus, PartitionStatus
+from migrator.cutover.lease import Lease
 from migrator.cutover.outcome import QStashCounts, tally
 from migrator.cutover.qstash_logs import LogReader
 from migrator.cutover.scope import (
@@ -58,6 +60,7 @@ class Coordinator:
         poll: float = 0.5,
         where: str = "bridge config",
         bridge_wait: float = 20.0,
+        lease_ttl: float = 30.0,
     ) -> None:
         self.cfg = cfg
         self.connection = connection
@@ -68,6 +71,7 @@ class Coordinator:
         self.poll = poll
         self.where = where
         self.bridge_wait = bridge_wait
+        self.lease_ttl = lease_ttl
 
     def close(self) -> None:
         self.store.close()
@@ -96,6 +100,17 @@ class Coordinator:
         check_step(group, current.state, step)
         return parts, current
 
+    @contextmanager
+    def leased(self, group: str, step: Step) -> Iterator[None]:
+        """Hold the group's lease (:mod:`migrator.cutover.lease`) while a step runs. Without a
+        cutover topic nothing was ever prepared: there is nothing to keep apart yet."""
+        require_routed(self.cfg, group, self.where)
+        if not self.store.exists():
+            yield
+            return
+        with Lease(self.connection, self.cfg.cutover_topic, group, step, ttl=self.lease_ttl):
+            yield
+
     def _known_group(self, group: str, parts: Sequence[Partition]) -> GroupSnapshot:
         snap = snapshot(self.admin, group, parts)
         if not snap.members and not snap.offsets and snap.state in ("DEAD", "UNKNOWN"):
@@ -108,6 +123,10 @@ class Coordinator:
     # -- steps -------------------------------------------------------------------------------
 
     def prepare(self, group: str) -> GroupCutover:
+        with self.leased(group, "prepare"):
+            return self._prepare(group)
+
+    def _prepare(self, group: str) -> GroupCutover:
         parts = self.partitions(group)
         self._known_group(group, parts)
         self.store.ensure()
@@ -144,6 +163,10 @@ class Coordinator:
             "now: a bridge started later begins at the hand-off). Nothing was changed.")
 
     def shadow(self, group: str, *, require_bridge: bool = True) -> GroupCutover:
+        with self.leased(group, "shadow"):
+            return self._shadow(group, require_bridge=require_bridge)
+
+    def _shadow(self, group: str, *, require_bridge: bool) -> GroupCutover:
         _parts, current = self.begin(group, "shadow")
         if current.state is State.SHADOW:
             return current
@@ -157,12 +180,14 @@ class Coordinator:
                overrides: Mapping[Partition, int] | None = None,
                require_bridge: bool = True) -> GroupCutover:
         """Fence the old group and hand it over (:func:`migrator.cutover.switch.switch`)."""
-        return switch_step.switch(self, group, watch=watch, timeout=timeout,
-                                  overrides=overrides, require_bridge=require_bridge)
+        with self.leased(group, "switch"):
+            return switch_step.switch(self, group, watch=watch, timeout=timeout,
+                                      overrides=overrides, require_bridge=require_bridge)
 
     def rollback(self, group: str, *, timeout: float) -> GroupCutover:
         """Hand the group back (:func:`migrator.cutover.rollback.rollback`)."""
-        return rollback_step.rollback(self, group, timeout=timeout)
+        with self.leased(group, "rollback"):
+            return rollback_step.rollback(self, group, timeout=timeout)
 
     # -- status ------------------------------------------------------------------------------
 

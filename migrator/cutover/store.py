@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from migrator.config import KafkaConnection
+from migrator.cutover.lease import LEASE_PREFIX
 from migrator.cutover.state import SCHEMA_VERSION, GroupCutover
 from migrator.errors import ConfigError
 from migrator.kafka.group_offsets import GroupOffsetAdmin
@@ -43,6 +44,8 @@ def parse_states(entries: list[LogEntry]) -> dict[str, GroupCutover]:
     """The latest readable state per group."""
     out: dict[str, GroupCutover] = {}
     for key, doc, _offset in entries:
+        if key.startswith(LEASE_PREFIX):
+            continue
         state = parse_document(key, doc)
         if state is not None and (key not in out or state.seq >= out[key].seq):
             out[key] = state

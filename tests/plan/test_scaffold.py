@@ -79,6 +79,8 @@ def test_scaffold_files_per_group_and_endpoint_url() -> None:
     assert "receiver\n    .verify(" in ts and "status: 401" in ts
     assert 'import { serve } from "@upstash/workflow/nextjs";' in files[
         "typescript/app/app/route.ts"]
+    # the workflow handlers see `migrator cutover shadow` too (the run's headers)
+    assert 'context.headers.get("migrator-shadow") === "true"' in files["typescript/app/app/route.ts"]
 
 
 def test_fastapi_scaffold_verifies_signature_and_parses_typed_records(

@@ -88,10 +88,13 @@ def runbook(plan: Plan, *, plan_file: str, bridge_file: str | None, left_out: li
     steps += [
         "If something is wrong with a group's endpoint, roll it back: the bridge stops delivering "
         "it, QStash's undelivered messages for it are cancelled, and the old group's offsets are "
-        "set to the first record the endpoint did not get. Then restart its old consumers.",
+        "set to the first record the endpoint did not get. Then restart its old consumers. On "
+        "an unordered route the endpoint may already have processed records above that point: "
+        "they are printed and written to the skip file, which the old consumers must skip "
+        "(docs/cutover.md, the skip-list contract).",
         "",
         "```sh",
-        f"migrator cutover rollback GROUP --config {cfg} {kafka}",
+        f"migrator cutover rollback GROUP --config {cfg} {kafka} --skip-file skip-GROUP.json",
         "```",
         "",
         "## 6. Move the producers last",
