@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,15 +36,15 @@ def test_bridge_check_reports_cutover_states_and_an_ungated_earliest_start(
                 {"kind": "direct-http", "url": endpoint.url + "/l", "replaces_group": ledger}]},
             {"topic": ungated, "destinations": [{"kind": "direct-http", "url": endpoint.url}]}]}))
 
-    def check() -> dict[str, object]:
+    def check() -> dict[str, Any]:
         r = run_cli("bridge", "check", "--config", cfg, "--format", "json")
         assert r.returncode == 0, r.stderr
         return dict(json.loads(r.stdout))
 
     first = check()
-    assert [(g["group"], g["state"]) for g in first["groups"]] == [  # type: ignore[union-attr]
+    assert [(g["group"], g["state"]) for g in first["groups"]] == [
         (billing, "old"), (ledger, "old")]
-    warnings = [w for w in first["warnings"] if "replaces no consumer group" in w]  # type: ignore[union-attr]
+    warnings = [w for w in first["warnings"] if "replaces no consumer group" in w]
     assert len(warnings) == 1 and "routes[1].destinations[0]" in warnings[0], first["warnings"]
     assert f"{ungated!r}: it starts at `earliest`" in warnings[0]
     assert "(7 records)" in warnings[0]
@@ -52,7 +53,7 @@ def test_bridge_check_reports_cutover_states_and_an_ungated_earliest_start(
         done = run_cli("cutover", *step, "--config", cfg)
         assert done.returncode == 0, done.stderr
     second = check()
-    assert [(g["group"], g["state"]) for g in second["groups"]] == [  # type: ignore[union-attr]
+    assert [(g["group"], g["state"]) for g in second["groups"]] == [
         (billing, "switched"), (ledger, "prepared")]
     text = run_cli("bridge", "check", "--config", cfg).stdout
     assert f"replaced group {billing!r}" in text and "switched: delivered live" in text, text
