@@ -81,7 +81,8 @@ def test_latency_bandwidth_resets_and_hangs_between_the_bridge_and_its_broker(
 ) -> None:
     """Four rounds, one fault each, records produced (directly) while the fault holds: every
     record arrives exactly once through QStash, commits never run ahead of deliveries, the
-    bridge keeps running; a hang ends in timeouts and reconnects, and traffic resumes."""
+    bridge keeps running; while connections are reset or hang /readyz says the broker is
+unreachable; a hang ends in timeouts and reconnects, and traffic resumes."""
     proxy = proxied_broker.proxy
     kafka = KafkaKit(proxied_broker.direct, None)
     through_proxy = KafkaKit(proxy.address, None)  # what the bridge is given
@@ -114,12 +115,16 @@ def test_latency_bandwidth_resets_and_hangs_between_the_bridge_and_its_broker(
             produce()
             settle(endpoint, produced, timeout=60)
 
-        def cut_off() -> None:  # nothing gets through; the bridge waits, alive
+        def cut_off() -> None:  # nothing gets through; the bridge waits, alive, not ready
             before = arrived()
             produce()
-            time.sleep(4.0)  # past the 3 s request timeout, short of the 6 s session timeout
+            status = wait_for("/readyz to report the broker unreachable",
+                              lambda: readyz(metrics_port),
+                              lambda r: r[0] == 503 and r[1].startswith("kafka unreachable"),
+                              timeout=15)
+            seen.append(status[1])
+            time.sleep(1.0)  # long enough for a 3 s request timeout, short of the session's
             assert_running(rb)
-            seen.append(readyz(metrics_port)[1])
             assert arrived() == before, "records crossed a cut-off link"
 
         faults = [("latency 50 ms", latency(0.05), slow),
@@ -134,6 +139,7 @@ def test_latency_bandwidth_resets_and_hangs_between_the_bridge_and_its_broker(
             outcome = settle(endpoint, produced, timeout=60)
             assert outcome.lost == 0 and outcome.duplicates == 0, (name, outcome)
             assert_running(rb)
+            wait_for("/readyz ready again", lambda: readyz(metrics_port), lambda r: r[0] == 200)
             seen.append(f"{name}: recovered {time.monotonic() - started:.1f}s after it began")
         kafka.wait_committed(group, topic, 3)
         commits_behind_delivery(kafka, group, topic, 3, endpoint)
