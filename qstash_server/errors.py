@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EXIT_CONFIG", "ServerConfigError", "ServerError"]
+__all__ = ["EXIT_CONFIG", "ServerConfigError", "ServerError", "StorageError"]
 
 EXIT_CONFIG = 3
 
@@ -17,3 +17,8 @@ class ServerError(Exception):
 
 class ServerConfigError(ServerError):
     """A bad option or an unusable database path: one line saying what, where and how to fix."""
+
+
+class StorageError(ServerError):
+    """The state file could not be written (disk full, file size limit, I/O error): the
+    changes are held and written by a later commit; until then no request is acknowledged."""

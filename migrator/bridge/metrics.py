@@ -8,8 +8,9 @@ bridge observes them with one call instead of one locked call per record (promet
 ``Histogram.observe`` costs about as much as the rest of a record's delivery bookkeeping).
 :class:`MetricsServer` serves ``/metrics`` (text format), ``/healthz`` (200 while the
 loop has ticked in the last 30 s) and ``/readyz`` (200 once the bridge owns partitions or has
-joined its group; 503 before and while stopping, while a destination is unavailable, and while
-records are in flight but none was delivered for ``stall_after`` seconds; the body says which).
+joined its group; 503 before and while stopping, while a destination is unavailable, while
+records are in flight but none was delivered for ``stall_after`` seconds, and while no broker
+connection has been up for ``stall_after`` seconds; the body says which).
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class BridgeMetrics:
         self.in_flight = 0
         self.progress = time.monotonic()  # last delivery, or last moment nothing was in flight
         self.unavailable_routes: set[str] = set()
+        self.kafka_down_since: float | None = None  # no broker connection up since (the loop)
 
     def not_ready(self, now: float) -> str | None:
         """Why ``/readyz`` answers 503 now, or None when ready."""
@@ -153,6 +155,9 @@ class BridgeMetrics:
             return "not ready"
         if self.unavailable_routes:
             return "destination unavailable: " + ", ".join(sorted(self.unavailable_routes))
+        down = self.kafka_down_since
+        if down is not None and now - down >= self.stall_after:
+            return f"kafka unreachable: no broker connection up for {now - down:.0f}s"
         idle = now - self.progress
         if self.in_flight and idle >= self.stall_after:
             return (f"stalled: {self.in_flight} records in flight, none delivered for "

@@ -213,6 +213,11 @@ class Bridge:
         self.metrics.in_flight = self._flow.records
         if not self._flow.records:
             self.metrics.progress = now  # nothing waiting: the stall clock starts over
+        up = self.consumer.brokers_up  # (librdkafka's statistics, served by the read above)
+        if up is False and self.metrics.kafka_down_since is None:
+            self.metrics.kafka_down_since = now
+        elif up:
+            self.metrics.kafka_down_since = None
         if now - self._assignment.last_commit >= COMMIT_INTERVAL:
             self._assignment.commit()
             self._assignment.update_lag(now)

@@ -13,6 +13,7 @@ What it adds to the raw client:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -66,6 +67,9 @@ BRIDGE_CONSUMER_DEFAULTS = {
     # a member joining or leaving moves only the partitions that change hands; the others
     # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
     "partition.assignment.strategy": "cooperative-sticky",
+    # librdkafka's statistics every second: whether any broker connection is up (brokers_up),
+    # which the bridge's /readyz reports when it is not
+    "statistics.interval.ms": "1000",
 }
 
 
@@ -117,6 +121,7 @@ class KafkaConsumer:
         """``defaults`` sit below the user's settings (see :func:`consumer_settings`)."""
         conf: dict[str, Any] = dict(consumer_settings(connection, group, defaults))
         conf["error_cb"] = self._on_error
+        conf["stats_cb"] = self._on_stats
         # librdkafka's own log lines go to logging (debug), not raw to stderr: error_cb already
         # reports each problem once, as a warning or an error
         from migrator.kafka.admin import librdkafka_logger
@@ -135,6 +140,9 @@ class KafkaConsumer:
                                     "properties file.") from None
         self._pending: BaseException | None = None
         self._fatal: str | None = None
+        # from librdkafka's statistics (statistics.interval.ms): is a connection to a broker of
+        # the cluster up (None: no statistics yet, or statistics turned off)
+        self.brokers_up: bool | None = None
 
     @property
     def group(self) -> str:
@@ -149,6 +157,14 @@ class KafkaConsumer:
                 self._pending = translate(err, "consuming", self._servers)
         else:
             log.warning("kafka: %s", err.str())
+
+    def _on_stats(self, raw: str) -> None:
+        try:
+            brokers = json.loads(raw).get("brokers") or {}
+        except ValueError:
+            return
+        if brokers:  # every connection: the brokers, the bootstrap ones, the group coordinator
+            self.brokers_up = any(b.get("state") == "UP" for b in brokers.values())
 
     def _guard(self, callback: AssignmentCallback | None) -> Callable[[Any, list[TopicPartition]], None]:
         def run(_consumer: Any, partitions: list[TopicPartition]) -> None:

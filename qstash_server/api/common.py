@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from qstash_server.engine import Broker
 from qstash_server.engine.timing import BadValue
+from qstash_server.errors import StorageError
 from qstash_server.problems import ApiError
 
 __all__ = [
@@ -157,6 +158,14 @@ def target_and_headers(request: Request, prefix_parts: int) -> tuple[str, dict[s
     return found, headers
 
 
+def _not_stored(exc: StorageError) -> Response:
+    """The state could not be written: nothing of this request is acknowledged (500, as
+    QStash answers its internal failures; retryable; the changes are held and written later,
+    so a retry with the same deduplication id gets the original message, never a second)."""
+    return json_response({"error": f"{exc}; nothing was acknowledged, retry the request"},
+                         500, {"Retry-After": "1"})
+
+
 def authorized(handler: Handler) -> Handler:
     """The token check, errors as JSON answers, and the answer only after the commit."""
 
@@ -176,10 +185,15 @@ def authorized(handler: Handler) -> Handler:
             response = error_response(exc)
         except BadValue as exc:
             response = error_response(ApiError(400, str(exc)))
+        except StorageError as exc:
+            return _not_stored(exc)
         except Exception:
             _log.exception("%s %s failed", request.method, request.scope["path"])
             response = json_response({"error": "internal server error"}, 500)
-        await b.commit()
+        try:
+            await b.commit()
+        except StorageError as exc:
+            return _not_stored(exc)
         return response
 
     return wrapped

@@ -24,6 +24,7 @@ from qstash_server.engine.timing import now_ms
 __all__ = ["Dispatcher"]
 
 _log = logging.getLogger(__name__)
+_HOLD_S = 0.2
 
 
 class Dispatcher:
@@ -139,7 +140,14 @@ class Dispatcher:
     # ---------------------------------------------------------------- one attempt
     async def _attempt(self, msg: Message) -> None:
         try:
-            result = await self._send(msg)
+            # while the state file cannot be written nothing is sent: a message goes out only
+            # once it is stored, and the outcome could not be recorded anyway
+            while self.broker.store.failing and not self._stopping:
+                await asyncio.sleep(_HOLD_S)
+            if msg.id in self.broker.cancelling:  # cancelled while held: never sent
+                result = AttemptResult(None, error="cancelled before it was sent")
+            else:
+                result = await self._send(msg)
         except asyncio.CancelledError:
             self.inflight.discard(msg.id)
             raise

@@ -6,11 +6,17 @@ their sequence number, deduplication records theirs keyed by the dedup key; one 
 table holds everything else by kind and key (JSON documents). Logs are not stored here
 (the broker keeps recent ones in memory). WAL mode with ``synchronous=NORMAL``: a committed
 write survives a crash or kill of the server process.
+
+A write that fails (the disk is full, the file would pass the process's size limit, an I/O
+error) is rolled back and its changes are held (``restore``) for the next commit; the failure
+is a ``StorageError``, logged once (and once more when writes succeed again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -23,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from qstash_server.errors import ServerConfigError
+from qstash_server.errors import ServerConfigError, StorageError
 
 __all__ = ["DedupRow", "GroupCommitter", "MessageRow", "Pending", "Store"]
 
@@ -48,6 +54,7 @@ CREATE TABLE IF NOT EXISTS dedup (
 ) WITHOUT ROWID;
 """
 _CHECKPOINT_PAGES = 10_000
+_log = logging.getLogger(__name__)
 # a message row: (id, queue, JSON document); None = delete
 MessageRow = tuple[str, str | None, bytes]
 # a dedup row: (expires ms, message id, answer JSON when it is not just {"messageId": id})
@@ -119,6 +126,7 @@ class Store:
                 "writable file path (its folder must exist) or :memory:"
             ) from None
         self._lock = threading.Lock()
+        self.failing = False  # the last write failed: changes are held, nothing acknowledged
         self._pending = Pending()
         # the changes handed to the commit thread last (visible to reads until committed)
         self._inflight = Pending()
@@ -257,14 +265,38 @@ class Store:
         if not statements:
             return
         with self._lock:
-            if len(statements) == 1:
-                # one statement is its own transaction: a single call into SQLite
-                self._db.execute(*statements[0])
-                return
-            self._db.execute("BEGIN")
-            for statement in statements:
-                self._db.execute(*statement)
-            self._db.execute("COMMIT")
+            try:
+                if len(statements) == 1:
+                    # one statement is its own transaction: a single call into SQLite
+                    self._db.execute(*statements[0])
+                else:
+                    self._db.execute("BEGIN")
+                    for statement in statements:
+                        self._db.execute(*statement)
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                if not self.failing:
+                    self.failing = True
+                    _log.error("cannot write the state file %s (%s): holding changes and "
+                               "answering 500 until a write succeeds", self.path, exc)
+                raise StorageError(f"the server could not store the request ({exc})") from exc
+            if self.failing:
+                self.failing = False
+                _log.warning("the state file %s is writable again: held changes written",
+                             self.path)
+
+    def restore(self, failed: Pending) -> None:
+        """Hold the changes of a failed ``write`` for the next one (on the event loop thread):
+        changes made since win over them."""
+        for name in ("objects", "messages", "dedup"):
+            newer = getattr(self._pending, name)
+            held = dict(getattr(failed, name))
+            held.update(newer)
+            setattr(self._pending, name, held)
+        self._inflight = Pending()
 
     @staticmethod
     def _statements(pending: Pending) -> list[tuple[str, tuple[Any, ...]]]:
@@ -304,14 +336,23 @@ class Store:
         return out
 
     def commit(self) -> None:
-        """Write every pending change now (blocking)."""
-        self.write(self.take())
+        """Write every pending change now (blocking); on ``StorageError`` they stay pending."""
+        batch = self.take()
+        try:
+            self.write(batch)
+        except StorageError:
+            self.restore(batch)
+            raise
 
     def has_pending(self) -> bool:
         return bool(self._pending)
 
     def close(self) -> None:
-        self.commit()
+        try:
+            self.commit()
+        except StorageError:  # logged by write; what was acknowledged is already stored
+            _log.error("stopping with changes not written to %s: the messages they belong "
+                       "to were never acknowledged", self.path)
         with self._lock:
             self._db.close()
             if self._reader is not None:
@@ -321,6 +362,7 @@ class Store:
 
 
 _COALESCE_S = 0.01
+_RETRY_S = 0.5  # after a failed write, held changes are tried again this often
 
 
 class GroupCommitter:
@@ -368,6 +410,8 @@ class GroupCommitter:
         def finished(f: asyncio.Future[None]) -> None:
             self._running = False
             exc = f.exception()
+            if exc is not None:
+                self._store.restore(batch)  # held for the next commit
             for w in waiters:
                 if not w.done():
                     if exc is not None:
@@ -376,6 +420,9 @@ class GroupCommitter:
                         w.set_result(None)
             if self._waiters:
                 self._kick(loop)
+            elif exc is not None:
+                if self._timer is None:
+                    self._timer = loop.call_later(_RETRY_S, self._timed_kick, loop)
             elif self._store.has_pending():
                 self.request()
 

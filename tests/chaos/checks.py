@@ -5,16 +5,23 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import httpx
 
+from migrator.bridge.metrics import BridgeMetrics, MetricsServer
+from migrator.bridge.runner import Bridge
+from migrator.config import KafkaConnection, QStashConnection
+from tests.bridge.harness import FAST_GROUP, RunningBridge
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit
 
 __all__ = [
     "Outcome",
+    "assert_running",
+    "bridge_with_metrics",
     "commits_behind_delivery",
     "delivered_keys",
     "free_port",
@@ -96,3 +103,29 @@ def commits_behind_delivery(kafka: KafkaKit, group: str, topic: str, partitions:
 def readyz(port: int) -> tuple[int, str]:
     r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
     return r.status_code, r.text.strip()
+
+
+@contextmanager
+def bridge_with_metrics(cfg: Any, kafka: KafkaKit, qstash: QStashConnection,
+                        stall_after: float = 60.0,
+                        consumer_overrides: Mapping[str, str] | None = None,
+                        ) -> Iterator[tuple[RunningBridge, int]]:
+    """A bridge in a thread with its /metrics, /healthz and /readyz on a free port
+    (``consumer_overrides`` on top of the fast group settings)."""
+    metrics = BridgeMetrics(stall_after=stall_after)
+    server = MetricsServer(metrics, 0, host="127.0.0.1")
+    bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), qstash=qstash,
+                    metrics=metrics,
+                    consumer_overrides={**FAST_GROUP, **(consumer_overrides or {})})
+    rb = RunningBridge(bridge)
+    try:
+        yield rb, server.port
+    finally:
+        if rb.thread.is_alive():
+            bridge.stop()
+            rb.thread.join(60)
+        server.close()
+
+
+def assert_running(rb: RunningBridge) -> None:
+    assert rb.thread.is_alive() and rb.error is None, f"the bridge stopped: {rb.error!r}"

@@ -5,47 +5,29 @@ between QStash and the endpoint. Real broker, the local QStash server, real endp
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from migrator.bridge.metrics import BridgeMetrics, MetricsServer
-from migrator.bridge.runner import Bridge
-from migrator.config import KafkaConnection, QStashConnection
-from tests.bridge.harness import FAST_GROUP, RunningBridge, bridge_config
-from tests.chaos.checks import free_port, offsets_by_partition, readyz, settle, wait_for
+from migrator.config import QStashConnection
+from tests.bridge.harness import bridge_config
+from tests.chaos.checks import (
+    assert_running,
+    bridge_with_metrics,
+    free_port,
+    offsets_by_partition,
+    readyz,
+    settle,
+    wait_for,
+)
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.faultproxy import HANG, PASS, RESET, FaultProxy, cut, latency
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
 
 pytestmark = [pytest.mark.stack, pytest.mark.qstash, pytest.mark.chaos]
-
-
-@contextmanager
-def bridge_with_metrics(cfg: Any, kafka: KafkaKit, qstash: QStashConnection,
-                        stall_after: float = 60.0) -> Iterator[tuple[RunningBridge, int]]:
-    """A bridge in a thread with its /metrics, /healthz and /readyz on a free port."""
-    metrics = BridgeMetrics(stall_after=stall_after)
-    server = MetricsServer(metrics, 0, host="127.0.0.1")
-    bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), qstash=qstash,
-                    metrics=metrics, consumer_overrides=FAST_GROUP)
-    rb = RunningBridge(bridge)
-    try:
-        yield rb, server.port
-    finally:
-        if rb.thread.is_alive():
-            bridge.stop()
-            rb.thread.join(60)
-        server.close()
-
-
-def assert_running(rb: RunningBridge) -> None:
-    assert rb.thread.is_alive() and rb.error is None, f"the bridge stopped: {rb.error!r}"
 
 
 def test_qstash_killed_with_messages_accepted_and_undelivered_loses_none(
