@@ -270,6 +270,8 @@ def _status_text(s: GroupStatus) -> str:
         lines.append(f"  QStash since the hand-off: {q['delivered']:,} delivered, "
                      f"{q['pending']:,} pending, {q['failed']:,} failed (DLQ), "
                      f"{q['cancelled']:,} cancelled")
+    elif data["qstash_error"]:
+        lines.append(f"  QStash since the hand-off: unknown ({data['qstash_error']})")
     if data["handoff_at"]:
         lines.append(f"  handed off at {data['handoff_at']}: " + ", ".join(
             f"{p['topic']}[{p['partition']}]={p['offset']}" for p in data["handoff"]))

@@ -35,7 +35,7 @@ from migrator.cutover.scope import (
 )
 from migrator.cutover.state import GroupCutover, State, Step, check_step
 from migrator.cutover.store import CutoverStore
-from migrator.errors import BridgeNotRunningError, ConfigError
+from migrator.errors import BridgeNotRunningError, ConfigError, ServiceError
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 
 __all__ = ["Coordinator"]
@@ -203,10 +203,14 @@ class Coordinator:
             bridge = snapshot(self.admin, current.bridge_group, parts)
             ends = self.admin.list_offsets(parts, "latest")
             handoff = current.handoff_map()
+            try:
+                counts, error = self._qstash_counts(current), None
+            except ServiceError as exc:  # status stays useful while QStash is down
+                counts, error = None, str(exc)
             out.append(GroupStatus(current, old, bridge, tuple(
                 PartitionStatus(t, p, ends.get((t, p), 0), old.offsets.get((t, p)),
                                 bridge.offsets.get((t, p)), handoff.get((t, p)))
-                for t, p in parts), self._qstash_counts(current)))
+                for t, p in parts), counts, error))
         return out
 
     def _qstash_counts(self, current: GroupCutover) -> QStashCounts | None:

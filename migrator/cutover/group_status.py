@@ -39,6 +39,7 @@ class GroupStatus:
     bridge: GroupSnapshot
     partitions: tuple[PartitionStatus, ...] = field(default_factory=tuple)
     qstash: QStashCounts | None = None
+    qstash_error: str | None = None  # why the QStash counts are missing (QStash unreachable)
 
     @property
     def next_commands(self) -> list[str]:
@@ -68,6 +69,7 @@ class GroupStatus:
                 if c.state in (State.SWITCHED, State.ROLLING_BACK) else None),
             # what QStash did with them: delivered, still held, failed into the DLQ
             "qstash_since_handoff": self.qstash.to_json() if self.qstash else None,
+            "qstash_error": self.qstash_error,
             "handoff_at": c.handoff_at,
             "handoff": [p.model_dump() for p in c.handoff],
             "rollback_at": c.rollback_at,

@@ -59,5 +59,11 @@ def test_status_counts_delivered_pending_and_failed_since_the_handoff(
                     f"{after} failed (DLQ), 0 cancelled") in text.stdout, text.stdout
             assert server.token not in text.stdout + text.stderr
         assert len(delayed.requests) == 0
+        # QStash down: status still answers, saying why the counts are missing
+        server.stop()
+        down = run_cli("cutover", "status", est.group, "--config", str(est.path))
+        assert down.returncode == 0, down.stderr
+        assert "QStash since the hand-off: unknown (QStash at" in down.stdout, down.stdout
+        assert "unreachable" in down.stdout and server.token not in down.stdout + down.stderr
     finally:
         est.close()
