@@ -31,7 +31,9 @@ def _logs(key: str) -> Handler:
         if cursor is not None and not cursor.isdigit():
             raise ApiError(400, f"invalid cursor {cursor!r}")
         ids = set(multi(params, "messageId")) | set(multi(params, "messageIds"))
-        entries, next_cursor = b.list_logs(predicate, cursor, count, ids or None)
+        labels = multi(params, "label")
+        entries, next_cursor = b.list_logs(predicate, cursor, count, ids or None,
+                                           labels[0] if len(set(labels)) == 1 else None)
         out: dict[str, Any] = {key: entries}
         if next_cursor:
             out["cursor"] = next_cursor
