@@ -125,6 +125,12 @@ class LogReader:
             yield from self._paged("/v2/logs", "logs", {"messageIds": ",".join(chunk)},
                                    f"the logs of {len(chunk)} message(s)")
 
+    def url_group_endpoints(self, name: str) -> list[str]:
+        """The endpoint URLs of QStash URL group ``name`` (``GET /v2/topics/{name}``)."""
+        found = self._get(f"/v2/topics/{name}", {}, f"URL group {name}")
+        return sorted({str(e["url"]) for e in found.get("endpoints") or []
+                       if isinstance(e, dict) and e.get("url")})
+
     def dlq(self, *, label: str) -> Iterator[dict[str, Any]]:
         """QStash's DLQ entries with ``label``."""
         return self._paged("/v2/dlq", "messages", {"label": label}, f"the DLQ of label {label}")

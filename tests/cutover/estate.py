@@ -103,10 +103,11 @@ class Estate:
 
 
 def problems(report: dict[str, Any], kind: str) -> dict[int, list[int]]:
-    """{partition: [offsets]} of one problem kind."""
+    """{partition: [offsets]} of one problem kind (runs of offsets expanded)."""
     out: dict[int, list[int]] = {}
     for d in report["destinations"]:
-        found = [i["offset"] for i in d["problems"].get(kind, [])]
+        found = [o for i in d["problems"].get(kind, [])
+                 for o in range(i["offset"], i.get("through", i["offset"]) + 1)]
         if found:
             out[d["partition"]] = sorted(found)
     return out

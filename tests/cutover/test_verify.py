@@ -57,7 +57,7 @@ def test_qstash_route_verified_then_dlq_cancel_and_second_delivery_named_by_offs
                      lambda: f"endpoint got {len(endpoint.requests)}: {est.verify()}")
             rc, report, err = est.verify()
             assert rc == 0, f"{err}\n{json.dumps(report, indent=1)[:3000]}"
-            assert report["version"] == 1 and report["verdict"] == "verified"
+            assert report["version"] == 2 and report["verdict"] == "verified"
             assert report["totals"]["delivered"] == 2 * (BEFORE - HANDOFF) + 30
             assert all(d["start"] == HANDOFF for d in report["destinations"])
 
