@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from migrator.config import redact_url
 from migrator.errors import ServiceError
@@ -30,6 +31,9 @@ MAX_PAGES = 1_000_000  # a guard against a server whose cursor never ends
 def header_value(entry: Mapping[str, Any], name: str) -> str | None:
     """A header of a log entry or DLQ message (``header``: name -> [values]), case-insensitive."""
     headers = entry.get("header") or entry.get("headers") or {}
+    value = headers.get(name)  # as forwarded (canonical case): no scan
+    if isinstance(value, list) and value:
+        return str(value[0])
     wanted = name.lower()
     for key, value in headers.items():
         if key.lower() == wanted:
@@ -86,7 +90,11 @@ class LogReader:
             raise ServiceError(f"QStash at {redact_url(base)} refused reading {what}: "
                                f"{resp.status_code} {resp.text[:200]}", status=resp.status_code)
         self.pages += 1
-        body = resp.json()
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            raise ServiceError(f"QStash at {redact_url(base)} answered {what} with invalid "
+                               f"JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ServiceError(f"QStash at {redact_url(base)} answered {what} with "
                                f"{type(body).__name__}, expected an object")

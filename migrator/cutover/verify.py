@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 Partition = tuple[str, int]
 Coordinate = tuple[str, int, int]
+_KafkaSide = tuple[dict[Partition, KafkaPartition], dict[Coordinate, DeadLetterSeen]]
 
 
 def _ms(iso: str) -> int:
@@ -141,12 +143,17 @@ def verify_group(
     routes = {r.topic: r for r in gcfg.routes}
     handoff_ms = _ms(state.handoff_at)
     retention_from = int((time.time() - log_retention_s) * 1000)
-    kafka = read_kafka(connection, ranges, routes, deep=deep, retention_from_ms=retention_from)
-    report.kafka_records = sum(k.records for k in kafka.values())
-    dead: dict[Coordinate, DeadLetterSeen] = {}
-    if cfg.dead_letter.topic:
-        dead = dead_letters(connection, admin, cfg.dead_letter.topic, ranges,
-                            {r.route_name for r in gcfg.routes}, since_ms=handoff_ms - 60_000)
+    labels = {r.route_name for r in gcfg.routes}
+
+    def kafka_side() -> _KafkaSide:
+        kafka = read_kafka(connection, ranges, routes, deep=deep,
+                           retention_from_ms=retention_from)
+        dead: dict[Coordinate, DeadLetterSeen] = {}
+        if cfg.dead_letter.topic:
+            dead = dead_letters(connection, admin, cfg.dead_letter.topic, ranges, labels,
+                                since_ms=handoff_ms - 60_000)
+        return kafka, dead
+
     if handoff_ms < retention_from:
         report.notes.append(
             f"the hand-off ({state.handoff_at}) is older than QStash's log retention "
@@ -155,18 +162,24 @@ def verify_group(
     total = sum(e - s for s, e in ranges.values())
     own = client is None
     http = client or httpx.Client(timeout=30.0)
+    # Kafka's side is read in a thread while QStash's pages are (it is needed only to assign
+    # the outcomes; --deep compares bodies while reading QStash, so it waits for it first)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="verify-kafka")
+    future = pool.submit(kafka_side)
     try:
         for topic, route in routes.items():
             tps = {tp: ranges[tp] for tp in parts if tp[0] == topic}
             for dest in route.destinations:
                 if isinstance(dest, DirectHttpDestination):
-                    _direct(report, dest, route, tps, kafka, dead)
+                    _direct(report, dest, route, tps, *future.result())
                     continue
-                _qstash(report, dest, route, tps, kafka, dead, qstash=qstash, http=http,
+                _qstash(report, dest, route, tps, future.result, qstash=qstash, http=http,
                         state=state, handoff_ms=handoff_ms,
                         exhaustive=total <= max_records, max_records=max_records,
                         rng=random.Random(seed))
+        report.kafka_records = sum(k.records for k in future.result()[0].values())
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if own:
             http.close()
     return report
@@ -201,7 +214,7 @@ def _direct(report: Verification, dest: DirectHttpDestination, route: Route,
 
 
 def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, tuple[int, int]],
-            kafka: dict[Partition, KafkaPartition], dead: dict[Coordinate, DeadLetterSeen], *,
+            kafka_side: Callable[[], _KafkaSide], *,
             qstash: QStashConnection | None, http: httpx.Client, state: GroupCutover,
             handoff_ms: int, exhaustive: bool, max_records: int, rng: random.Random) -> None:
     label = cutover_label(state.group, max(1, state.switches))
@@ -219,7 +232,8 @@ def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, 
                 if not endpoints:
                     raise ServiceError(f"QStash's URL group {group!r} has no endpoints")
             tallies, sample = read_outcomes(
-                reader, dest, endpoints, ranges=tps, kafka=kafka, label=label,
+                reader, dest, endpoints, ranges=tps,
+                kafka=kafka_side()[0] if report.deep else {}, label=label,
                 earlier_labels=[cutover_label(state.group, e)
                                 for e in range(1, max(1, state.switches))],
                 since_ms=handoff_ms - 60_000, deep=report.deep, exhaustive=exhaustive,
@@ -232,6 +246,7 @@ def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, 
         report.log_pages += reader.pages
     if error is not None:
         report.qstash_error = error
+    kafka, dead = kafka_side()
     for url in endpoints or [group or "?"]:
         for tp, (start, end) in tps.items():
             d = DestinationReport(tp[0], tp[1], _dest_name(dest, url if group else None),
