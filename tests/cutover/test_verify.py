@@ -300,3 +300,51 @@ def test_a_second_hand_off_that_replays_what_the_first_delivered_is_a_duplicate(
         assert report["totals"]["delivered"] == 0 and report["totals"]["gap"] == 0
     finally:
         est.close()
+
+
+def test_url_group_each_endpoint_is_an_outcome_and_the_failing_one_is_named(
+    kafka: KafkaKit, kafka_stack: EstateInfo,
+    endpoint_factory: Callable[..., RecordingEndpoint],
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    server = qstash_server_factory()
+    good = endpoint_factory()
+    picky = endpoint_factory(  # fails some records into QStash's DLQ at once
+        lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
+        if req.body.startswith(b"fail-") else Reply())
+    group_name = unique("fanout")
+    r = httpx.post(f"{server.url}/v2/topics/{group_name}/endpoints", headers=server.headers,
+                   json={"endpoints": [{"url": good.url}, {"url": picky.url}]})
+    assert r.status_code < 300, r.text
+    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
+        {"kind": "publish-url-group", "url_group": group_name, "retries": 0}], server)
+    try:
+        with est.switched():
+            est.produce([f"live-{i}" for i in range(6)])
+            est.produce(["fail-1", "fail-2"], partition=1)
+            est.await_committed()
+            wait_for(settled(server, cutover_label(est.group, 1)), lambda: "QStash busy")
+            want = 2 * (BEFORE - HANDOFF) + 8
+            wait_for(lambda: len(good.requests) >= want and len(picky.requests) >= want,
+                     lambda: f"endpoints got {len(good.requests)}, {len(picky.requests)}")
+            failed = sorted(offset_of(picky, b) for b in (b"fail-1", b"fail-2"))
+            rc, report, err = est.verify()
+        assert rc == 1, err
+        rows = {(d["destination"], d["partition"]): d for d in report["destinations"]}
+        assert {name for name, _p in rows} == {f"url-group {group_name} -> {good.url}",
+                                               f"url-group {group_name} -> {picky.url}"}
+        assert all(sum(d["counts"].values()) == d["records"] for d in rows.values())
+        good_rows = [d for (name, _p), d in rows.items() if good.url in name]
+        assert all(d["counts"]["delivered"] == d["records"] for d in good_rows), good_rows
+        picky_failed = {(d["partition"], o)
+                        for (name, _p), d in rows.items() if picky.url in name
+                        for i in d["problems"].get("failed", [])
+                        for o in range(i["offset"], i.get("through", i["offset"]) + 1)}
+        assert sorted(picky_failed) == failed, report["destinations"]
+        assert report["totals"]["failed"] == 2 and report["totals"]["gap"] == 0
+        assert report["totals"]["delivered"] == 2 * want - 2
+        out = run_cli("cutover", "verify", est.group, "--config", str(est.path))
+        assert out.returncode == 1
+        assert f"-> {picky.url}:" in out.stdout and "failed [2]" in out.stdout, out.stdout
+    finally:
+        est.close()
