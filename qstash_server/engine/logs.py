@@ -58,13 +58,14 @@ class LogOps(BrokerState):
 
     def list_logs(self, predicate: Callable[[dict[str, Any]], bool], cursor: str | None,
                   count: int, message_ids: set[str] | None = None, label: str | None = None,
-                  ) -> tuple[list[dict[str, Any]], str | None]:
+                  in_state: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Log entries newest first; the cursor is the sequence number to continue below
-        (``label``: a label the predicate requires, looked up in the log's index)."""
+        (``label``, ``in_state``: a label and a state the predicate requires, looked up in the
+        log's index)."""
         before = int(cursor) if cursor else None
         out: list[dict[str, Any]] = []
         last_seq: int | None = None
-        for seq, at, logged, state, extra in self.logs.newest_first(before, label):
+        for seq, at, logged, state, extra in self.logs.newest_first(before, label, in_state):
             msg = Message.from_record(orjson.loads(logged)) if isinstance(logged, bytes) else logged
             if message_ids and msg.id not in message_ids:
                 continue

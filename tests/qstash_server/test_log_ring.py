@@ -47,11 +47,11 @@ def test_keyset_pages_match_a_full_filter_across_wrap_around() -> None:
         ring.append(every[-1])
     kept = every[-50:]
     assert [e[0] for e in ring] == [e[0] for e in kept]
-    for label in ("a", "b", None):
+    for wanted in ("a", "b", None):
         want = [e[0] for e in reversed(kept)
-                if label is None or label in cast(Any, e[2]).labels]
+                if wanted is None or wanted in cast(Any, e[2]).labels]
         for size in (1, 4, 100):
-            assert _pages(ring, label, size) == want, (label, size)
+            assert _pages(ring, wanted, size) == want, (wanted, size)
     assert list(ring.newest_first(None, "nobody")) == []
     assert [e[0] for e in ring.newest_first(100, None)][:2] == [99, 98]
 
@@ -64,3 +64,14 @@ def test_a_label_whose_entries_were_all_dropped_is_forgotten() -> None:
     assert list(ring.newest_first(None, "old")) == []
     assert "old" not in ring._by_label
     assert len(ring._by_label["new"]) <= 2 * 3 + 1  # compacted, not growing with the log
+
+
+def test_a_state_filter_reads_the_label_and_state_index() -> None:
+    ring = LogRing(40)
+    for seq in range(1, 101):
+        ring.append((seq, seq, cast(Any, _Msg("a")), "CREATED" if seq % 4 == 0 else "ACTIVE", {}))
+    want = [s for s in range(100, 60, -1) if s % 4 == 0]
+    assert [e[0] for e in ring.newest_first(None, "a", "CREATED")] == want
+    assert [e[0] for e in ring.newest_first(90, "a", "CREATED")] == [s for s in want if s < 90]
+    assert [e[0] for e in ring.newest_first(None, None, "CREATED")] == want  # unindexed: skip
+    assert list(ring.newest_first(None, "a", "DELIVERED")) == []
