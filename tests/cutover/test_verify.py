@@ -17,7 +17,16 @@ from connectors.codecs import BytesCodec
 from connectors.sink import Record
 from migrator.cutover.qstash_logs import coordinate
 from migrator.cutover.scope import cutover_label
-from tests.cutover.estate import BEFORE, HANDOFF, Estate, offset_of, problems, settled
+from tests.cutover.estate import (
+    BEFORE,
+    HANDOFF,
+    Estate,
+    await_endpoint,
+    offset_of,
+    problems,
+    publish_url_estate,
+    settled,
+)
 from tests.cutover.harness import run_cli, wait_for
 from tests.fixtures.endpoint import ReceivedRequest, RecordingEndpoint, Reply
 from tests.fixtures.kafka import KafkaKit, unique
@@ -164,10 +173,8 @@ def test_deep_names_a_body_altered_on_its_way(
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     original = BytesCodec.encode
 
     def mangle(self: BytesCodec, record: Record) -> tuple[bytes, str]:
@@ -183,8 +190,7 @@ def test_deep_names_a_body_altered_on_its_way(
             est.await_committed()
             label = cutover_label(est.group, 1)
             wait_for(settled(server, label), lambda: "QStash still delivering")
-            wait_for(lambda: len(endpoint.requests) >= 2 * (BEFORE - HANDOFF) + 10,
-                     lambda: f"endpoint got {len(endpoint.requests)}")
+            await_endpoint(endpoint, 10)
             at = offset_of(endpoint, b"live-7-mangled")
             rc, report, err = est.verify()  # the CLI runs in its own process: no mangling
             assert rc == 0, err  # without --deep, a changed body goes unseen
@@ -202,13 +208,12 @@ def test_sample_above_max_records_names_failures_and_says_what_it_cannot_prove(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory(
-        lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path,
+        retries=0,
+        flow_control={"key": "verify-{topic}", "parallelism": 4},
+        responder=lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
         if req.body == b"live-33" else Reply())
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url, "retries": 0,
-         "flow_control": {"key": "verify-{topic}", "parallelism": 4}}], server)
     try:
         with est.switched():
             est.produce([f"live-{i}" for i in range(200)])
@@ -233,10 +238,8 @@ def test_bad_input_not_switched_unknown_group_and_qstash_unreachable(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, _endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     try:
         rc, _report, err = est.verify()
         assert rc == 10 and "nothing was handed off" in err and "Traceback" not in err, err
@@ -263,10 +266,8 @@ def test_a_second_hand_off_that_replays_what_the_first_delivered_is_a_duplicate(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     try:
         with est.switched():
             est.produce([f"live-{i}" for i in range(10)])
