@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -145,14 +145,24 @@ def verify_group(
     retention_from = int((time.time() - log_retention_s) * 1000)
     labels = {r.route_name for r in gcfg.routes}
 
-    def kafka_side() -> _KafkaSide:
-        kafka = read_kafka(connection, ranges, routes, deep=deep,
-                           retention_from_ms=retention_from)
-        dead: dict[Coordinate, DeadLetterSeen] = {}
-        if cfg.dead_letter.topic:
-            dead = dead_letters(connection, admin, cfg.dead_letter.topic, ranges, labels,
-                                since_ms=handoff_ms - 60_000)
-        return kafka, dead
+    # Kafka's range is read in full (in a thread, while QStash's pages are) only when every
+    # record matters: --deep compares bodies, direct HTTP has no other witness. Otherwise only
+    # where QStash's logs did not show a delivery (a delivered record's outcome does not
+    # depend on Kafka): in a clean run, nothing.
+    full = deep or any(isinstance(d, DirectHttpDestination)
+                       for r in gcfg.routes for d in r.destinations)
+    read: list[int] = []
+
+    def read_part(need: Mapping[Partition, tuple[int, int]]) -> dict[Partition, KafkaPartition]:
+        kafka = read_kafka(connection, need, routes, deep=deep, retention_from_ms=retention_from)
+        read.append(sum(k.records for k in kafka.values()))
+        return kafka
+
+    def dead_side() -> dict[Coordinate, DeadLetterSeen]:
+        if not cfg.dead_letter.topic:
+            return {}
+        return dead_letters(connection, admin, cfg.dead_letter.topic, ranges, labels,
+                            since_ms=handoff_ms - 60_000)
 
     if handoff_ms < retention_from:
         report.notes.append(
@@ -162,22 +172,28 @@ def verify_group(
     total = sum(e - s for s, e in ranges.values())
     own = client is None
     http = client or httpx.Client(timeout=30.0)
-    # Kafka's side is read in a thread while QStash's pages are (it is needed only to assign
-    # the outcomes; --deep compares bodies while reading QStash, so it waits for it first)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="verify-kafka")
-    future = pool.submit(kafka_side)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="verify-kafka")
+    dead_f = pool.submit(dead_side)
+    full_f = pool.submit(read_part, ranges) if full else None
+
+    def kafka_side(need: Mapping[Partition, tuple[int, int]]) -> _KafkaSide:
+        kafka = full_f.result() if full_f is not None else read_part(need)
+        return kafka, dead_f.result()
+
     try:
         for topic, route in routes.items():
             tps = {tp: ranges[tp] for tp in parts if tp[0] == topic}
             for dest in route.destinations:
                 if isinstance(dest, DirectHttpDestination):
-                    _direct(report, dest, route, tps, *future.result())
+                    _direct(report, dest, route, tps, *kafka_side(tps))
                     continue
-                _qstash(report, dest, route, tps, future.result, qstash=qstash, http=http,
+                _qstash(report, dest, route, tps, kafka_side, qstash=qstash, http=http,
                         state=state, handoff_ms=handoff_ms,
                         exhaustive=total <= max_records, max_records=max_records,
                         rng=random.Random(seed))
-        report.kafka_records = sum(k.records for k in future.result()[0].values())
+        if full_f is not None:
+            full_f.result()
+        report.kafka_records = sum(read)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         if own:
@@ -214,7 +230,7 @@ def _direct(report: Verification, dest: DirectHttpDestination, route: Route,
 
 
 def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, tuple[int, int]],
-            kafka_side: Callable[[], _KafkaSide], *,
+            kafka_side: Callable[[Mapping[Partition, tuple[int, int]]], _KafkaSide], *,
             qstash: QStashConnection | None, http: httpx.Client, state: GroupCutover,
             handoff_ms: int, exhaustive: bool, max_records: int, rng: random.Random) -> None:
     label = cutover_label(state.group, max(1, state.switches))
@@ -233,7 +249,7 @@ def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, 
                     raise ServiceError(f"QStash's URL group {group!r} has no endpoints")
             tallies, sample = read_outcomes(
                 reader, dest, endpoints, ranges=tps,
-                kafka=kafka_side()[0] if report.deep else {}, label=label,
+                kafka=kafka_side(tps)[0] if report.deep else {}, label=label,
                 earlier_labels=[cutover_label(state.group, e)
                                 for e in range(1, max(1, state.switches))],
                 since_ms=handoff_ms - 60_000, deep=report.deep, exhaustive=exhaustive,
@@ -246,7 +262,8 @@ def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, 
         report.log_pages += reader.pages
     if error is not None:
         report.qstash_error = error
-    kafka, dead = kafka_side()
+    per_tp = [[tallies.get((u, tp)) for u in endpoints] or [None] for tp in tps]
+    kafka, dead = kafka_side(_undecided(tps, per_tp))
     for url in endpoints or [group or "?"]:
         for tp, (start, end) in tps.items():
             d = DestinationReport(tp[0], tp[1], _dest_name(dest, url if group else None),
@@ -261,6 +278,19 @@ def _qstash(report: Verification, dest: Any, route: Route, tps: dict[Partition, 
             if t is not None:
                 _risks(report, d, t)
             report.destinations.append(d)
+
+
+def _undecided(tps: Mapping[Partition, tuple[int, int]],
+               per_tp: Iterable[list[Tally | None]]) -> dict[Partition, tuple[int, int]]:
+    """Per partition, the span of offsets some endpoint has no delivery for (empty: none)."""
+    out: dict[Partition, tuple[int, int]] = {}
+    for (tp, (start, end)), tallies in zip(tps.items(), per_tp, strict=True):
+        lo, hi = end, start
+        for off in range(start, end):
+            if any(t is None or not t.delivered[off] for t in tallies):
+                lo, hi = min(lo, off), off + 1
+        out[tp] = (lo, hi) if lo < hi else (start, start)
+    return out
 
 
 def _classify(d: DestinationReport, off: int, t: Tally, route: Route, kp: KafkaPartition,
