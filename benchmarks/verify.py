@@ -179,7 +179,8 @@ def run(n: int) -> dict[str, Any]:
                 "memory_ratio": round(m_ver / max(m_sdk, 0.001), 2)}
     finally:
         endpoint.terminate()
-        server.stop()
+        endpoint.wait(10)
+        server.close()
 
 
 def _print(r: dict[str, Any]) -> None:
