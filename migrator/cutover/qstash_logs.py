@@ -81,17 +81,23 @@ class LogReader:
     def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         base = self.url.rstrip("/")
         try:
-            resp = self.client.get(f"{base}{path}", params=params,
-                                   headers={"Authorization": f"Bearer {self.token}"})
+            # streamed and joined here, not kept on the response: httpx's responses sit in
+            # reference cycles, so a page's bytes kept on one would live until the next
+            # garbage collection (several pages at once)
+            with self.client.stream("GET", f"{base}{path}", params=params,
+                                    headers={"Authorization": f"Bearer {self.token}"}) as resp:
+                status = resp.status_code
+                data = b"".join(resp.iter_bytes())
         except httpx.HTTPError as exc:
             raise ServiceError(f"QStash at {redact_url(base)} unreachable while reading {what}: "
                                f"{exc}") from None
-        if resp.status_code >= 400:
+        if status >= 400:
             raise ServiceError(f"QStash at {redact_url(base)} refused reading {what}: "
-                               f"{resp.status_code} {resp.text[:200]}", status=resp.status_code)
+                               f"{status} {data[:200].decode('utf-8', 'replace')}",
+                               status=status)
         self.pages += 1
         try:
-            body = orjson.loads(resp.content)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ServiceError(f"QStash at {redact_url(base)} answered {what} with invalid "
                                f"JSON: {exc}") from None
