@@ -1,16 +1,21 @@
 """Benchmark: `migrator cutover verify` against reading the same log pages with the `qstash` SDK.
 
-    python benchmarks/verify.py [--records 20000]
+    python benchmarks/verify.py [--records 100000] [--sizes 20000,100000]
 
 1. ``--records`` small records on a 4-partition topic; an old group committed at 0, prepared and
    switched (no bridge: the bridge group's committed offsets are then set to the end, as a
    bridge that delivered everything would leave them).
-2. The same records published to the local QStash server with ``/v2/batch`` exactly as the
-   bridge stamps them (the hand-off's label, forwarded Kafka-Topic/Partition/Offset), delivered
-   to a real endpoint (uvicorn, 200 ok).
-3. Timed, each in this process with tracemalloc's peak: ``verify_group`` (exhaustive: Kafka
-   range, dead letters, every log page of the label, the DLQ), and the official SDK's
-   ``client.log.list(filter={"label": ...})`` paged through the same label, 100 per page.
+2. The same records published to a local QStash server of its own with ``/v2/batch`` exactly
+   as the bridge stamps them (the hand-off's label, forwarded Kafka-Topic/Partition/Offset),
+   delivered to a real endpoint (uvicorn, 200 ok).
+3. In this process: ``verify_group`` (exhaustive: Kafka range, dead letters, every log page of
+   the label by state, the DLQ), and the official SDK's ``client.log.list`` paging the same
+   label with the same state filters (the same number of pages), 100 per page. Each is run
+   twice: once timed, once under tracemalloc for its allocation peak (tracemalloc slows
+   Python, so the timed run is without it).
+
+``--sizes`` runs several sizes in one go (fresh topic and QStash server each) and prints the
+memory at each: flat in the number of records when verify streams.
 
 Connection details from KAFKA_BOOTSTRAP_SERVERS, else the running stack's own state (as `migrator dev env`).
 """
@@ -44,12 +49,16 @@ def _measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return elapsed, peak / 1e6, result
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=20_000)
-    args = ap.parse_args()
-    n = args.records
+_STATES = ("FAILED", "CANCELED", "CANCEL_REQUESTED", "RETRY", "ERROR", "DELIVERED", "CREATED")
 
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
+def run(n: int) -> dict[str, Any]:
     import httpx
 
     from migrator.bridge.config import BridgeConfig
@@ -75,7 +84,7 @@ def main() -> None:
             "routes": [{"topic": topic, "destinations": [
                 {"kind": "publish-url", "url": url, "replaces_group": group}]}]})
         conn = KafkaConnection(bootstrap_servers=bootstrap)
-        coord = Coordinator(cfg, conn, qstash=(server.url, server.token), poll=0.2)
+        coord = Coordinator(cfg, conn, qstash=server.connection, poll=0.2)
         parts = [(topic, p) for p in range(4)]
         coord.admin.alter_group_offsets(group, dict.fromkeys(parts, 0))
         coord.prepare(group)
@@ -83,63 +92,125 @@ def main() -> None:
         ends = coord.admin.list_offsets(parts, "latest")
         coord.admin.alter_group_offsets(state.bridge_group, ends)
         label = cutover_label(group, 1)
-        items = [{"destination": url, "body": f"v{p}-{o}", "headers": {
-            "Upstash-Label": label, "Upstash-Deduplication-Id": f"b-{p}-{o}",
-            "Upstash-Forward-Kafka-Topic": topic, "Upstash-Forward-Kafka-Partition": str(p),
-            "Upstash-Forward-Kafka-Offset": str(o)}}
-            for (_t, p), end in ends.items() for o in range(end)]
-        ids: list[str] = []
-        with httpx.Client(timeout=60) as http:
-            for i in range(0, len(items), 500):
-                r = http.post(f"{server.url}/v2/batch", json=items[i:i + 500],
-                              headers=server.headers)
+
+        def items() -> Any:
+            for (_t, p), end in ends.items():
+                for o in range(end):
+                    yield {"destination": url, "body": f"v{p}-{o}", "headers": {
+                        "Upstash-Label": label, "Upstash-Deduplication-Id": f"b-{p}-{o}",
+                        "Upstash-Forward-Kafka-Topic": topic,
+                        "Upstash-Forward-Kafka-Partition": str(p),
+                        "Upstash-Forward-Kafka-Offset": str(o)}}
+
+        t_publish = time.monotonic()
+        with httpx.Client(timeout=120) as http:
+            chunk: list[dict[str, Any]] = []
+            last: list[str] = []
+            for item in items():
+                chunk.append(item)
+                if len(chunk) == 500:
+                    r = http.post(f"{server.url}/v2/batch", json=chunk, headers=server.headers)
+                    r.raise_for_status()
+                    last = [x["messageId"] for x in r.json()]
+                    chunk = []
+            if chunk:
+                r = http.post(f"{server.url}/v2/batch", json=chunk, headers=server.headers)
                 r.raise_for_status()
-                ids += [x["messageId"] for x in r.json()]
-            deadline = time.monotonic() + 600
-            probe = ids[:: max(1, len(ids) // 50)] + ids[-5:]
-            while time.monotonic() < deadline:
-                r = http.get(f"{server.url}/v2/logs", params={"messageIds": ",".join(probe),
-                                                               "state": "DELIVERED",
-                                                               "count": 1000},
-                             headers=server.headers)
-                if len({e["messageId"] for e in r.json()["logs"]}) == len(set(probe)):
+                last = [x["messageId"] for x in r.json()]
+            deadline = time.monotonic() + 1800
+            while True:  # every message delivered: as many DELIVERED entries as records
+                delivered = 0
+                cursor = None
+                while True:
+                    params: dict[str, Any] = {"label": label, "state": "DELIVERED",
+                                              "count": 1000}
+                    if cursor:
+                        params["cursor"] = cursor
+                    page = http.get(f"{server.url}/v2/logs", params=params,
+                                    headers=server.headers).json()
+                    delivered += len(page["logs"])
+                    cursor = page.get("cursor")
+                    if not cursor:
+                        break
+                if delivered >= n:
                     break
-                time.sleep(1.0)
-        time.sleep(2.0)
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {delivered} of {n} delivered after 30 min "
+                                     f"(last batch {last[:1]})")
+                time.sleep(2.0)
+        t_publish = time.monotonic() - t_publish
         state = coord.load(group)
 
         def run_verify() -> Any:
             return verify_group(cfg, state, parts, coord.admin, conn,
-                                qstash=(server.url, server.token), max_records=n + 1)
+                                qstash=server.connection, max_records=n + 1)
+
+        from qstash.log import LogState
 
         def run_sdk() -> int:
             client = server.client()
-            pages = entries = 0
-            cursor = None
+            pages = 0
             # qstash-py 3.4 prints each page: discarded, not kept in memory
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-                while True:
-                    resp = client.log.list(cursor=cursor, count=100, filter={"label": label})
-                    pages += 1
-                    entries += len(resp.logs)
-                    cursor = resp.cursor
-                    if not cursor:
-                        break
+                for st in _STATES:
+                    cursor = None
+                    while True:
+                        resp = client.log.list(cursor=cursor, count=100,
+                                               filter={"label": label, "state": LogState(st)})
+                        pages += 1
+                        cursor = resp.cursor
+                        if not cursor:
+                            break
             return pages
 
-        t_sdk, m_sdk, sdk_pages = _measure(run_sdk)
-        t_ver, m_ver, report = _measure(run_verify)
+        t_sdk, sdk_pages = _timed(run_sdk)
+        t_ver, report = _timed(run_verify)
+        _t, m_sdk, _p = _measure(run_sdk)
+        _t, m_ver, _r = _measure(run_verify)
         totals = report.totals()
-        print(f"records {n}; verify: {report.verdict}, delivered {totals['delivered']}, "
-              f"in QStash {totals['in_qstash']}, gaps {totals['gap']}")
-        print(f"verify:  {t_ver:.2f} s, {report.log_pages} log pages, peak {m_ver:.1f} MB "
-              f"(tracemalloc)")
-        print(f"SDK:     {t_sdk:.2f} s, {sdk_pages} log pages, peak {m_sdk:.1f} MB")
-        print(f"ratio time {t_ver / t_sdk:.2f}, memory {m_ver / max(m_sdk, 0.001):.2f}")
         coord.close()
+        return {"records": n, "verdict": report.verdict, "delivered": totals["delivered"],
+                "gaps": totals["gap"], "in_qstash": totals["in_qstash"],
+                "publish_and_deliver_s": round(t_publish, 1),
+                "verify_s": round(t_ver, 2), "verify_pages": report.log_pages,
+                "verify_peak_mb": round(m_ver, 2), "sdk_s": round(t_sdk, 2),
+                "sdk_pages": sdk_pages, "sdk_peak_mb": round(m_sdk, 2),
+                "time_ratio": round(t_ver / t_sdk, 2),
+                "memory_ratio": round(m_ver / max(m_sdk, 0.001), 2)}
     finally:
         endpoint.terminate()
-        server.stop()
+        endpoint.wait(10)
+        server.close()
+
+
+def _print(r: dict[str, Any]) -> None:
+    print(f"records {r['records']}: verify {r['verdict']}, delivered {r['delivered']}, "
+          f"in QStash {r['in_qstash']}, gaps {r['gaps']} (published and delivered in "
+          f"{r['publish_and_deliver_s']} s)")
+    print(f"  verify: {r['verify_s']:.2f} s, {r['verify_pages']} log pages, peak "
+          f"{r['verify_peak_mb']:.2f} MB (tracemalloc)")
+    print(f"  SDK:    {r['sdk_s']:.2f} s, {r['sdk_pages']} log pages, peak "
+          f"{r['sdk_peak_mb']:.2f} MB")
+    print(f"  ratio time {r['time_ratio']:.2f}, memory {r['memory_ratio']:.2f}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--sizes", default="", help="comma-separated record counts, e.g. 20000,100000")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",") if x] or [args.records]
+    results = []
+    for n in sizes:
+        results.append(run(n))
+        _print(results[-1])
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"memory at {a['records']} vs {b['records']} records: verify "
+              f"{a['verify_peak_mb']:.2f} -> {b['verify_peak_mb']:.2f} MB "
+              f"(x{b['verify_peak_mb'] / max(a['verify_peak_mb'], 0.001):.2f} for "
+              f"x{b['records'] / a['records']:.0f} records), SDK {a['sdk_peak_mb']:.2f} -> "
+              f"{b['sdk_peak_mb']:.2f} MB")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,24 @@ def _options(fn: Any) -> Any:
     return fn
 
 
+def _connect(fn: Any) -> Any:
+    """Kafka Connect's REST URL: source connectors writing to a routed topic are producers,
+    sinks reading one are consumers (as `migrator audit`'s options)."""
+    fn = click.option("--connect-password", envvar="KAFKA_CONNECT_PASSWORD", metavar="PASSWORD",
+                      help="Connect basic-auth password.  [env: KAFKA_CONNECT_PASSWORD]")(fn)
+    fn = click.option("--connect-user", envvar="KAFKA_CONNECT_USER", metavar="USER",
+                      help="Connect basic-auth user.  [env: KAFKA_CONNECT_USER]")(fn)
+    return click.option("--connect-url", envvar="KAFKA_CONNECT_URL", metavar="URL",
+                        help="Kafka Connect REST URL: its connectors on the topic count.  "
+                             "[env: KAFKA_CONNECT_URL]")(fn)
+
+
+def _connection(url: str | None, user: str | None, password: str | None) -> Any:
+    from migrator.cli.audit import rest_connection
+
+    return rest_connection(url, user, password, flag="--connect-url", timeout=30.0)
+
+
 def _without_bridge(fn: Any) -> Any:
     fn = click.option("--bridge-wait", default="20s", show_default=True,
                       help="How long to wait for a bridge with this config to be running.")(fn)
@@ -365,13 +383,16 @@ def verify(group: str, config_path: str, x_options: tuple[str, ...], kafka_confi
               help="How long the topic's end offsets must stay unchanged.")
 @click.option("--timeout", default="10m", show_default=True,
               help="Give up when the topic is not quiet and drained by then.")
+@_connect
 def producers(topic: str, config_path: str, x_options: tuple[str, ...],
-              kafka_config: str | None, window: str, timeout: str) -> None:
+              kafka_config: str | None, window: str, timeout: str, connect_url: str | None,
+              connect_user: str | None, connect_password: str | None) -> None:
     """Say when TOPIC's producers may publish to QStash directly: its Kafka producers stopped
     (end offsets unchanged for --window), every group's lag 0, nothing left in QStash."""
     from migrator.cutover.producers import await_producers_stopped
 
     window_s, timeout_s = _duration(window, "--window"), _duration(timeout, "--timeout")
+    connect = _connection(connect_url, connect_user, connect_password)
     coord = _coordinator(config_path, x_options, kafka_config)
     click.echo(f"Stop every Kafka producer of {topic} now. Waiting until its end offsets stay "
                f"unchanged for {window_s:g}s and the bridge delivered everything "
@@ -380,7 +401,7 @@ def producers(topic: str, config_path: str, x_options: tuple[str, ...],
         done = await_producers_stopped(
             coord.cfg, coord.admin, coord.store, topic, window=window_s, timeout=timeout_s,
             qstash=coord.qstash, where=Path(config_path).name,
-            on_wait=lambda text: click.echo(text, err=True))
+            on_wait=lambda text: click.echo(text, err=True), connect=connect)
     finally:
         coord.close()
     ends = ", ".join(f"[{p}] {e}" for p, e in sorted(done.ends.items()))
@@ -396,8 +417,10 @@ def producers(topic: str, config_path: str, x_options: tuple[str, ...],
 @click.option("--delete", is_flag=True,
               help="Delete the routed topics and consumer groups (needs --allow-destructive).")
 @click.option("--allow-destructive", is_flag=True, help="Confirm --delete.")
+@_connect
 def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | None, window: str,
-           delete: bool, allow_destructive: bool) -> None:
+           delete: bool, allow_destructive: bool, connect_url: str | None,
+           connect_user: str | None, connect_password: str | None) -> None:
     """Decommission check: producers quiet, every group switched and verified, bridge lag 0,
     nothing pending or failed in QStash, old groups empty. Prints the removal commands;
     exit 1 while anything is outstanding."""
@@ -409,11 +432,12 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
             "--delete removes the routed Kafka topics and consumer groups for good; add "
             "--allow-destructive to confirm. Nothing was changed.")
     window_s = _duration(window, "--window")
+    connect = _connection(connect_url, connect_user, connect_password)
     coord = _coordinator(config_path, x_options, kafka_config)
     try:
         plan = check_finished(coord.cfg, coord.admin, coord.store, coord.connection,
                               qstash=coord.qstash, window=window_s,
-                              where=Path(config_path).name)
+                              where=Path(config_path).name, connect=connect)
         if not plan.done:
             click.echo("Outstanding before Kafka can be decommissioned:")
             for item in plan.outstanding:
@@ -430,5 +454,8 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
         if delete:
             for item in delete_routed(coord.admin, plan, bootstrap):
                 click.echo(f"deleted {item}")
+            if plan.connectors:
+                click.echo("Connectors are not deleted by --delete: run the curl commands "
+                           "above.")
     finally:
         coord.close()

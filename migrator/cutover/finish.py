@@ -4,9 +4,11 @@ Per routed topic: producers quiet and the bridge drained (:mod:`migrator.cutover
 Per replaced group: switched, verified (:func:`~migrator.cutover.verify.verify_group`), its old
 group without members. When nothing is outstanding, what can be removed is listed as commands:
 the routed topics, the old consumer groups, the bridge's consumer groups (per replaced group,
-its shadow groups, its presence group, its own group), and (printed, never deleted) its
-cutover state topic and dead-letter topic. :func:`delete_routed` removes only the routed topics
-and those groups.
+its shadow groups, its presence group, its own group), the Kafka Connect connectors that
+write to or read a routed topic (with a Connect URL: a running one is outstanding, a source
+through the producers' check, a sink here), and (printed, never deleted) its cutover state
+topic and dead-letter topic. :func:`delete_routed` removes only the routed topics and those
+groups (connectors are removed with the printed command).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from migrator.bridge.config import BridgeConfig
-from migrator.config import KafkaConnection, QStashConnection
+from migrator.config import KafkaConnection, QStashConnection, RestConnection, redact_url
+from migrator.cutover.connectors import connector_uses
 from migrator.cutover.producers import await_producers_stopped
 from migrator.cutover.scope import (
     bridge_group,
@@ -41,6 +44,8 @@ class Decommission:
     topics: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)  # old groups and the bridge's groups
     kept: list[str] = field(default_factory=list)  # printed only: state and dead-letter topics
+    connectors: list[str] = field(default_factory=list)  # touching routed topics
+    connect_url: str | None = None
 
     @property
     def done(self) -> bool:
@@ -52,6 +57,9 @@ class Decommission:
                for t in self.topics]
         out += [f"kafka-consumer-groups.sh --bootstrap-server {b} --delete --group "
                 f"{shlex.quote(g)}" for g in self.groups]
+        if self.connect_url is not None:
+            out += [f"curl -fsS -X DELETE {shlex.quote(f'{self.connect_url}/connectors/{c}')}"
+                    for c in self.connectors]
         out += [f"# optional, after you archived it: kafka-topics.sh --bootstrap-server {b} "
                 f"--delete --topic {shlex.quote(t)}" for t in self.kept]
         return out
@@ -59,10 +67,21 @@ class Decommission:
 
 def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
                    connection: KafkaConnection, *, qstash: QStashConnection | None,
-                   window: float, where: str = "bridge config") -> Decommission:
-    """Everything :class:`Decommission` lists, checked against Kafka and QStash now (each
-    topic's end offsets are watched for ``window`` seconds)."""
+                   window: float, where: str = "bridge config",
+                   connect: RestConnection | None = None) -> Decommission:
+    """Everything :class:`Decommission` lists, checked against Kafka, QStash and (``connect``)
+    Kafka Connect now (each topic's end offsets are watched for ``window`` seconds)."""
     out = Decommission()
+    if connect is not None:
+        out.connect_url = redact_url(connect.url)
+        uses, error = connector_uses(connect, [r.topic for r in cfg.routes])
+        if error is not None:
+            out.outstanding.append(f"{error}: cannot tell which connectors use routed topics")
+        for u in uses:
+            out.connectors.append(u.name)
+            if u.kind == "sink" and u.running:
+                out.outstanding.append(f"{u.describe()}: a Kafka consumer; move it off Kafka "
+                                       "or stop it")
     states = store.all() if store.exists() else {}
     groups = replaced_groups(cfg)
     existing = {g.group_id for g in admin.list_groups()}
@@ -70,7 +89,8 @@ def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
         topic = route.topic
         try:
             await_producers_stopped(cfg, admin, store, topic, window=window,
-                                    timeout=window + 5.0, qstash=qstash, where=where)
+                                    timeout=window + 5.0, qstash=qstash, where=where,
+                                    connect=connect)
         except FenceTimeoutError as exc:
             out.outstanding.append(str(exc))
         out.topics.append(topic)

@@ -5,7 +5,8 @@ are stopped; a producer still writing is named with the partitions it moved), (2
 of the topic has lag 0 where it is authoritative (the bridge group of a switched group, the old
 group otherwise, the bridge's own group for destinations that replace no group), and (3) QStash
 holds nothing for the topic under the cutover label of any switched group (no message created,
-being delivered or between retries). Then nothing published directly can overtake or be
+being delivered or between retries), and (4) with a Kafka Connect URL, no source connector
+writing to the topic runs (it is a Kafka producer; named). Then nothing published directly can overtake or be
 overtaken by a bridged record.
 """
 
@@ -19,7 +20,8 @@ from datetime import datetime
 import httpx
 
 from migrator.bridge.config import BridgeConfig, DirectHttpDestination
-from migrator.config import QStashConnection
+from migrator.config import QStashConnection, RestConnection
+from migrator.cutover.connectors import connector_uses
 from migrator.cutover.qstash_logs import LogReader, coordinate
 from migrator.cutover.scope import bridge_group, cutover_label, replaced_groups, routed_topics
 from migrator.cutover.state import GroupCutover, State
@@ -29,7 +31,7 @@ from migrator.kafka.admin import KafkaAdmin
 
 __all__ = ["ProducersCheck", "await_producers_stopped", "check_drained"]
 
-_PENDING = frozenset({"CREATED", "ACTIVE", "RETRY", "ERROR"})
+_FINAL = ("DELIVERED", "FAILED", "CANCELED")
 
 
 @dataclass
@@ -40,9 +42,12 @@ class ProducersCheck:
     ends: dict[int, int]
     lags: dict[str, int] = field(default_factory=dict)  # group (where authoritative) -> lag
     in_qstash: dict[str, int] = field(default_factory=dict)  # label -> messages pending
+    connectors: list[str] = field(default_factory=list)  # running source connectors, or why
+    # Connect could not be read
 
     def outstanding(self) -> list[str]:
-        out = [f"group {g} has lag {n}" for g, n in sorted(self.lags.items()) if n]
+        out = list(self.connectors)
+        out += [f"group {g} has lag {n}" for g, n in sorted(self.lags.items()) if n]
         out += [f"QStash still holds {n} message(s) labelled {label}"
                 for label, n in sorted(self.in_qstash.items()) if n]
         return out
@@ -53,19 +58,22 @@ def _ms(iso: str) -> int:
 
 
 def _pending(reader: LogReader, label: str, topic: str, since_ms: int) -> int:
-    newest: dict[str, str] = {}
-    for entry in reader.logs(label=label, from_ms=since_ms):
-        mid = entry.get("messageId")
-        coord = coordinate(entry)
-        if isinstance(mid, str) and mid not in newest and coord is not None and coord[0] == topic:
-            newest[mid] = str(entry.get("state", "")).upper()
-    return sum(1 for s in newest.values() if s in _PENDING)
+    """Messages of ``topic`` under ``label`` QStash still holds: created and not yet delivered,
+    failed or cancelled (each message logs each of those states once), counted page by page
+    (nothing kept per message)."""
+    def count(state: str) -> int:
+        return sum(1 for entry in reader.logs(label=label, state=state, from_ms=since_ms)
+                   if (c := coordinate(entry)) is not None and c[0] == topic)
+
+    return max(0, count("CREATED") - sum(count(s) for s in _FINAL))
 
 
 def check_drained(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore, topic: str,
                   *, qstash: QStashConnection | None, where: str = "bridge config",
-                  client: httpx.Client | None = None) -> ProducersCheck:
-    """Lag per group of ``topic`` and what QStash still holds for it."""
+                  client: httpx.Client | None = None,
+                  connect: RestConnection | None = None) -> ProducersCheck:
+    """Lag per group of ``topic``, what QStash still holds for it, and (``connect``) the
+    source connectors writing to it that run."""
     if topic not in [r.topic for r in cfg.routes]:
         raise ConfigError(f"{where}: no route reads topic {topic!r}; routed topics: "
                           f"{', '.join(r.topic for r in cfg.routes)}.")
@@ -75,6 +83,13 @@ def check_drained(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore, top
     parts = [(topic, p.partition) for p in found.partitions]
     ends = admin.list_offsets(parts, "latest")
     check = ProducersCheck(topic, {p: ends.get((topic, p), 0) for _t, p in parts})
+    if connect is not None:
+        uses, error = connector_uses(connect, [topic])
+        check.connectors = [f"{u.describe()}: a Kafka producer; stop or delete it" for u in uses
+                            if u.kind != "sink" and u.running]
+        if error is not None:
+            check.connectors.append(f"{error}: cannot tell whether a source connector writes "
+                                    f"to {topic}")
     states = store.all() if store.exists() else {}
     authoritative: list[str] = []
     labels: list[tuple[str, int]] = []
@@ -117,20 +132,23 @@ def await_producers_stopped(
     cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore, topic: str, *,
     window: float, timeout: float, qstash: QStashConnection | None, poll: float = 0.5,
     where: str = "bridge config", on_wait: Callable[[str], None] | None = None,
+    connect: RestConnection | None = None,
 ) -> ProducersCheck:
     """Wait until ``topic``'s end offsets stay unchanged for ``window`` seconds and nothing is
     outstanding (:meth:`ProducersCheck.outstanding`); FenceTimeoutError at ``timeout`` naming
     the partitions that moved (a producer still writing) or what is outstanding."""
     say = on_wait or (lambda _text: None)
     deadline = time.monotonic() + timeout
-    first = check_drained(cfg, admin, store, topic, qstash=qstash, where=where)
+    first = check_drained(cfg, admin, store, topic, qstash=qstash, where=where,
+                          connect=connect)
     baseline, quiet_since = first.ends, time.monotonic()
     moved: dict[int, tuple[int, int]] = {}
     last = first
     while True:
         now = time.monotonic()
         if now - quiet_since >= window:
-            last = check_drained(cfg, admin, store, topic, qstash=qstash, where=where)
+            last = check_drained(cfg, admin, store, topic, qstash=qstash, where=where,
+                          connect=connect)
             if last.ends != baseline:
                 moved = {p: (baseline.get(p, 0), e) for p, e in last.ends.items()
                          if e != baseline.get(p, 0)}

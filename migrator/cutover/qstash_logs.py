@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from migrator.config import redact_url
 from migrator.errors import ServiceError
@@ -30,6 +31,9 @@ MAX_PAGES = 1_000_000  # a guard against a server whose cursor never ends
 def header_value(entry: Mapping[str, Any], name: str) -> str | None:
     """A header of a log entry or DLQ message (``header``: name -> [values]), case-insensitive."""
     headers = entry.get("header") or entry.get("headers") or {}
+    value = headers.get(name)  # as forwarded (canonical case): no scan
+    if isinstance(value, list) and value:
+        return str(value[0])
     wanted = name.lower()
     for key, value in headers.items():
         if key.lower() == wanted:
@@ -77,16 +81,26 @@ class LogReader:
     def _get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         base = self.url.rstrip("/")
         try:
-            resp = self.client.get(f"{base}{path}", params=params,
-                                   headers={"Authorization": f"Bearer {self.token}"})
+            # streamed and joined here, not kept on the response: httpx's responses sit in
+            # reference cycles, so a page's bytes kept on one would live until the next
+            # garbage collection (several pages at once)
+            with self.client.stream("GET", f"{base}{path}", params=params,
+                                    headers={"Authorization": f"Bearer {self.token}"}) as resp:
+                status = resp.status_code
+                data = b"".join(resp.iter_bytes())
         except httpx.HTTPError as exc:
             raise ServiceError(f"QStash at {redact_url(base)} unreachable while reading {what}: "
                                f"{exc}") from None
-        if resp.status_code >= 400:
+        if status >= 400:
             raise ServiceError(f"QStash at {redact_url(base)} refused reading {what}: "
-                               f"{resp.status_code} {resp.text[:200]}", status=resp.status_code)
+                               f"{status} {data[:200].decode('utf-8', 'replace')}",
+                               status=status)
         self.pages += 1
-        body = resp.json()
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ServiceError(f"QStash at {redact_url(base)} answered {what} with invalid "
+                               f"JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ServiceError(f"QStash at {redact_url(base)} answered {what} with "
                                f"{type(body).__name__}, expected an object")
@@ -124,6 +138,12 @@ class LogReader:
             chunk = message_ids[i:i + 50]
             yield from self._paged("/v2/logs", "logs", {"messageIds": ",".join(chunk)},
                                    f"the logs of {len(chunk)} message(s)")
+
+    def url_group_endpoints(self, name: str) -> list[str]:
+        """The endpoint URLs of QStash URL group ``name`` (``GET /v2/topics/{name}``)."""
+        found = self._get(f"/v2/topics/{name}", {}, f"URL group {name}")
+        return sorted({str(e["url"]) for e in found.get("endpoints") or []
+                       if isinstance(e, dict) and e.get("url")})
 
     def dlq(self, *, label: str) -> Iterator[dict[str, Any]]:
         """QStash's DLQ entries with ``label``."""

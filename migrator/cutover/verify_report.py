@@ -12,39 +12,35 @@ __all__ = ["render"]
 _SHOWN = 20  # problem offsets listed per kind and partition in table/markdown (JSON has all)
 
 
-def _ranges(offsets: list[int]) -> str:
+def _span(item: dict[str, Any]) -> str:
+    """``7`` or ``7-9`` (an item covering a run of offsets)."""
+    last = item.get("through", item["offset"])
+    return str(item["offset"]) if last == item["offset"] else f"{item['offset']}-{last}"
+
+
+def _ranges(items: list[dict[str, Any]]) -> str:
     """``3, 7-9, 12``."""
-    out: list[str] = []
-    run: list[int] = []
-    for o in sorted(offsets):
-        if run and o == run[-1] + 1:
-            run.append(o)
-            continue
-        if run:
-            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-        run = [o]
-    if run:
-        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ", ".join(out)
+    return ", ".join(_span(i) for i in sorted(items, key=lambda i: int(i["offset"])))
 
 
 def _detail(kind: str, item: dict[str, Any]) -> str:
-    extra = {k: v for k, v in item.items() if k != "offset" and v is not None}
+    extra = {k: v for k, v in item.items() if k not in ("offset", "through") and v is not None}
     if not extra:
-        return str(item["offset"])
-    return f"{item['offset']} (" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")"
+        return _span(item)
+    return f"{_span(item)} (" + ", ".join(f"{k}={v}" for k, v in extra.items()) + ")"
 
 
 def _problem_lines(items: dict[str, list[dict[str, Any]]]) -> list[str]:
     lines = []
     for kind, found in sorted(items.items()):
         if kind in (Outcome.GAP.value, Outcome.NOT_SAMPLED.value, Outcome.UNPROVEN.value):
-            text = _ranges([i["offset"] for i in found])
+            text = _ranges(found)
         else:
             shown = [_detail(kind, i) for i in found[:_SHOWN]]
             more = len(found) - _SHOWN
             text = "; ".join(shown) + (f"; ... {more} more (see --format json)" if more > 0 else "")
-        lines.append(f"{kind.replace('_', ' ')} [{len(found)}]: {text}")
+        n = sum(int(i.get("through", i["offset"])) - int(i["offset"]) + 1 for i in found)
+        lines.append(f"{kind.replace('_', ' ')} [{n}]: {text}")
     return lines
 
 

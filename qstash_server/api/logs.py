@@ -31,7 +31,16 @@ def _logs(key: str) -> Handler:
         if cursor is not None and not cursor.isdigit():
             raise ApiError(400, f"invalid cursor {cursor!r}")
         ids = set(multi(params, "messageId")) | set(multi(params, "messageIds"))
-        entries, next_cursor = b.list_logs(predicate, cursor, count, ids or None)
+        labels = set(multi(params, "label"))
+        states = {s.upper() for s in multi(params, "state")}
+        state = states.pop() if len(states) == 1 else None
+        if state == "IN_PROGRESS":  # several states (the predicate knows which)
+            state = None
+        elif state == "CANCELLED":
+            state = "CANCELED"
+        entries, next_cursor = b.list_logs(predicate, cursor, count, ids or None,
+                                           next(iter(labels)) if len(labels) == 1 else None,
+                                           state)
         out: dict[str, Any] = {key: entries}
         if next_cursor:
             out["cursor"] = next_cursor

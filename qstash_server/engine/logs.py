@@ -1,5 +1,5 @@
-"""Logs: the in-memory entries (newest first) and their API documents (``/v2/logs``, the
-SDKs' ``/v2/events``)."""
+"""Logs: the in-memory entries (a ring, keyset-paged by sequence number) and their API
+documents (``/v2/logs``, the SDKs' ``/v2/events``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from qstash_server.engine.publish_config import redact_view
 from qstash_server.engine.state import BrokerState
 
 __all__ = ["LogOps", "build_log"]
-
-
-
 
 def build_log(msg: Message, state: str, now: int, **extra: Any) -> dict[str, Any]:
     red_body, header = redact_view(msg.redact, msg.body, msg.header)
@@ -60,15 +57,15 @@ class LogOps(BrokerState):
     """Log entries."""
 
     def list_logs(self, predicate: Callable[[dict[str, Any]], bool], cursor: str | None,
-                  count: int, message_ids: set[str] | None = None,
-                  ) -> tuple[list[dict[str, Any]], str | None]:
-        """Log entries newest first; the cursor is the sequence number to continue below."""
+                  count: int, message_ids: set[str] | None = None, label: str | None = None,
+                  in_state: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Log entries newest first; the cursor is the sequence number to continue below
+        (``label``, ``in_state``: a label and a state the predicate requires, looked up in the
+        log's index)."""
         before = int(cursor) if cursor else None
         out: list[dict[str, Any]] = []
         last_seq: int | None = None
-        for seq, at, logged, state, extra in reversed(self.logs):
-            if before is not None and seq >= before:
-                continue
+        for seq, at, logged, state, extra in self.logs.newest_first(before, label, in_state):
             msg = Message.from_record(orjson.loads(logged)) if isinstance(logged, bytes) else logged
             if message_ids and msg.id not in message_ids:
                 continue

@@ -20,6 +20,7 @@ from tests.cutover.harness import gated_bridges, run_cli, wait_for, write_config
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.qstash import QStashServer
+from tests.fixtures.stack import EstateInfo
 
 PARTS = 2
 BEFORE = 20  # records per partition written before the hand-off (the old group got 10 of them)
@@ -102,11 +103,49 @@ class Estate:
         self.coord.close()
 
 
+def await_endpoint(endpoint: RecordingEndpoint, live: int) -> None:
+    """Until the endpoint got every record since the hand-off: the ones written before it
+    (``BEFORE - HANDOFF`` per partition) and ``live`` written after the switch."""
+    want = PARTS * (BEFORE - HANDOFF) + live
+    wait_for(lambda: len(endpoint.requests) >= want,
+             lambda: f"endpoint got {len(endpoint.requests)} of {want}")
+
+
+def publish_url_estate(kafka: KafkaKit, stack: EstateInfo,
+                       endpoint_factory: Callable[..., RecordingEndpoint],
+                       qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+                       **dest: Any) -> tuple[Estate, QStashServer, RecordingEndpoint]:
+    """An estate whose one destination publishes to a fresh endpoint through a fresh local
+    QStash server (``dest``: more destination settings)."""
+    server = qstash_server_factory()
+    endpoint = endpoint_factory(dest.pop("responder")) if "responder" in dest \
+        else endpoint_factory()
+    est = Estate(kafka, stack.bootstrap_servers, tmp_path,
+                 [{"kind": "publish-url", "url": endpoint.url, **dest}], server)
+    return est, server, endpoint
+
+
+def delivered_estate(kafka: KafkaKit, stack: EstateInfo,
+                     endpoint_factory: Callable[..., RecordingEndpoint],
+                     qstash_server_factory: Callable[..., QStashServer],
+                     tmp_path: Path) -> Estate:
+    """A publish-url estate switched, 10 live records delivered, the bridge stopped: what
+    `cutover finish` passes on."""
+    est, _server, endpoint = publish_url_estate(kafka, stack, endpoint_factory,
+                                                qstash_server_factory, tmp_path)
+    with est.switched():
+        est.produce([f"live-{i}" for i in range(10)])
+        est.await_committed()
+        await_endpoint(endpoint, 10)
+    return est
+
+
 def problems(report: dict[str, Any], kind: str) -> dict[int, list[int]]:
-    """{partition: [offsets]} of one problem kind."""
+    """{partition: [offsets]} of one problem kind (runs of offsets expanded)."""
     out: dict[int, list[int]] = {}
     for d in report["destinations"]:
-        found = [i["offset"] for i in d["problems"].get(kind, [])]
+        found = [o for i in d["problems"].get(kind, [])
+                 for o in range(i["offset"], i.get("through", i["offset"]) + 1)]
         if found:
             out[d["partition"]] = sorted(found)
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sink import Record
-from tests.cutover.estate import BEFORE, HANDOFF, Estate
+from tests.cutover.estate import BEFORE, HANDOFF, Estate, await_endpoint, publish_url_estate
 from tests.cutover.harness import KeepProducing, run_cli, wait_for
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec
@@ -27,11 +27,9 @@ def test_producers_refuses_while_a_producer_writes_then_says_go_after_the_bridge
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url,
-         "flow_control": {"key": "p-{topic}", "parallelism": 4}}], server)
+    est, _server, _endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path,
+        flow_control={"key": "p-{topic}", "parallelism": 4})
     producer = KeepProducing(kafka_stack.bootstrap_servers, {est.topic: 2}, rate=40)
     try:
         with est.switched():
@@ -122,10 +120,8 @@ def test_finish_lists_what_is_outstanding_then_removes_exactly_what_was_routed(
     from migrator.kafka.admin import KafkaAdmin
     from tests.fixtures.kafka import unique
 
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     bystander = kafka.create_topic(unique("bystander"), partitions=1)
     admin = KafkaAdmin(KafkaConnection(bootstrap_servers=kafka_stack.bootstrap_servers))
     try:
@@ -135,8 +131,7 @@ def test_finish_lists_what_is_outstanding_then_removes_exactly_what_was_routed(
         with est.switched():
             est.produce([f"live-{i}" for i in range(10)])
             est.await_committed()
-            wait_for(lambda: len(endpoint.requests) >= 2 * (BEFORE - HANDOFF) + 10,
-                     lambda: f"endpoint got {len(endpoint.requests)}")
+            await_endpoint(endpoint, 10)
         r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s",
                     "--delete")
         assert r.returncode == 6 and "--allow-destructive" in r.stderr, r.stderr
@@ -169,12 +164,11 @@ def test_producers_refuses_while_the_bridge_lags_or_qstash_still_holds_messages(
 ) -> None:
     from tests.fixtures.endpoint import Reply
 
-    server = qstash_server_factory()
-    endpoint = endpoint_factory(
-        lambda req: Reply(500, b"later") if req.body.startswith(b"stuck-") else Reply())
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url, "retries": 2, "retry_delay": "3600000",
-         "flow_control": {"key": "p-{topic}", "parallelism": 4}}], server)
+    est, _server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path,
+        retries=2, retry_delay="3600000",
+        flow_control={"key": "p-{topic}", "parallelism": 4},
+        responder=lambda req: Reply(500, b"later") if req.body.startswith(b"stuck-") else Reply())
     try:
         with est.switched():
             est.produce(["stuck-1"], partition=0)

@@ -17,7 +17,16 @@ from connectors.codecs import BytesCodec
 from connectors.sink import Record
 from migrator.cutover.qstash_logs import coordinate
 from migrator.cutover.scope import cutover_label
-from tests.cutover.estate import BEFORE, HANDOFF, Estate, offset_of, problems, settled
+from tests.cutover.estate import (
+    BEFORE,
+    HANDOFF,
+    Estate,
+    await_endpoint,
+    offset_of,
+    problems,
+    publish_url_estate,
+    settled,
+)
 from tests.cutover.harness import run_cli, wait_for
 from tests.fixtures.endpoint import ReceivedRequest, RecordingEndpoint, Reply
 from tests.fixtures.kafka import KafkaKit, unique
@@ -57,7 +66,7 @@ def test_qstash_route_verified_then_dlq_cancel_and_second_delivery_named_by_offs
                      lambda: f"endpoint got {len(endpoint.requests)}: {est.verify()}")
             rc, report, err = est.verify()
             assert rc == 0, f"{err}\n{json.dumps(report, indent=1)[:3000]}"
-            assert report["version"] == 1 and report["verdict"] == "verified"
+            assert report["version"] == 2 and report["verdict"] == "verified"
             assert report["totals"]["delivered"] == 2 * (BEFORE - HANDOFF) + 30
             assert all(d["start"] == HANDOFF for d in report["destinations"])
 
@@ -164,10 +173,8 @@ def test_deep_names_a_body_altered_on_its_way(
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     original = BytesCodec.encode
 
     def mangle(self: BytesCodec, record: Record) -> tuple[bytes, str]:
@@ -183,8 +190,7 @@ def test_deep_names_a_body_altered_on_its_way(
             est.await_committed()
             label = cutover_label(est.group, 1)
             wait_for(settled(server, label), lambda: "QStash still delivering")
-            wait_for(lambda: len(endpoint.requests) >= 2 * (BEFORE - HANDOFF) + 10,
-                     lambda: f"endpoint got {len(endpoint.requests)}")
+            await_endpoint(endpoint, 10)
             at = offset_of(endpoint, b"live-7-mangled")
             rc, report, err = est.verify()  # the CLI runs in its own process: no mangling
             assert rc == 0, err  # without --deep, a changed body goes unseen
@@ -202,13 +208,12 @@ def test_sample_above_max_records_names_failures_and_says_what_it_cannot_prove(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory(
-        lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path,
+        retries=0,
+        flow_control={"key": "verify-{topic}", "parallelism": 4},
+        responder=lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
         if req.body == b"live-33" else Reply())
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url, "retries": 0,
-         "flow_control": {"key": "verify-{topic}", "parallelism": 4}}], server)
     try:
         with est.switched():
             est.produce([f"live-{i}" for i in range(200)])
@@ -233,10 +238,8 @@ def test_bad_input_not_switched_unknown_group_and_qstash_unreachable(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, _endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     try:
         rc, _report, err = est.verify()
         assert rc == 10 and "nothing was handed off" in err and "Traceback" not in err, err
@@ -263,10 +266,8 @@ def test_a_second_hand_off_that_replays_what_the_first_delivered_is_a_duplicate(
     endpoint_factory: Callable[..., RecordingEndpoint],
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
 ) -> None:
-    server = qstash_server_factory()
-    endpoint = endpoint_factory()
-    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
-        {"kind": "publish-url", "url": endpoint.url}], server)
+    est, server, endpoint = publish_url_estate(
+        kafka, kafka_stack, endpoint_factory, qstash_server_factory, tmp_path)
     try:
         with est.switched():
             est.produce([f"live-{i}" for i in range(10)])
@@ -298,5 +299,53 @@ def test_a_second_hand_off_that_replays_what_the_first_delivered_is_a_duplicate(
         assert sorted((r["partition"], r["offset"]) for r in report["duplicate_risk"]) == sorted(
             (p, o) for p, offs in want.items() for o in offs)
         assert report["totals"]["delivered"] == 0 and report["totals"]["gap"] == 0
+    finally:
+        est.close()
+
+
+def test_url_group_each_endpoint_is_an_outcome_and_the_failing_one_is_named(
+    kafka: KafkaKit, kafka_stack: EstateInfo,
+    endpoint_factory: Callable[..., RecordingEndpoint],
+    qstash_server_factory: Callable[..., QStashServer], tmp_path: Path,
+) -> None:
+    server = qstash_server_factory()
+    good = endpoint_factory()
+    picky = endpoint_factory(  # fails some records into QStash's DLQ at once
+        lambda req: Reply(489, b"no", {"Upstash-NonRetryable-Error": "true"})
+        if req.body.startswith(b"fail-") else Reply())
+    group_name = unique("fanout")
+    r = httpx.post(f"{server.url}/v2/topics/{group_name}/endpoints", headers=server.headers,
+                   json={"endpoints": [{"url": good.url}, {"url": picky.url}]})
+    assert r.status_code < 300, r.text
+    est = Estate(kafka, kafka_stack.bootstrap_servers, tmp_path, [
+        {"kind": "publish-url-group", "url_group": group_name, "retries": 0}], server)
+    try:
+        with est.switched():
+            est.produce([f"live-{i}" for i in range(6)])
+            est.produce(["fail-1", "fail-2"], partition=1)
+            est.await_committed()
+            wait_for(settled(server, cutover_label(est.group, 1)), lambda: "QStash busy")
+            want = 2 * (BEFORE - HANDOFF) + 8
+            wait_for(lambda: len(good.requests) >= want and len(picky.requests) >= want,
+                     lambda: f"endpoints got {len(good.requests)}, {len(picky.requests)}")
+            failed = sorted(offset_of(picky, b) for b in (b"fail-1", b"fail-2"))
+            rc, report, err = est.verify()
+        assert rc == 1, err
+        rows = {(d["destination"], d["partition"]): d for d in report["destinations"]}
+        assert {name for name, _p in rows} == {f"url-group {group_name} -> {good.url}",
+                                               f"url-group {group_name} -> {picky.url}"}
+        assert all(sum(d["counts"].values()) == d["records"] for d in rows.values())
+        good_rows = [d for (name, _p), d in rows.items() if good.url in name]
+        assert all(d["counts"]["delivered"] == d["records"] for d in good_rows), good_rows
+        picky_failed = {(d["partition"], o)
+                        for (name, _p), d in rows.items() if picky.url in name
+                        for i in d["problems"].get("failed", [])
+                        for o in range(i["offset"], i.get("through", i["offset"]) + 1)}
+        assert sorted(picky_failed) == failed, report["destinations"]
+        assert report["totals"]["failed"] == 2 and report["totals"]["gap"] == 0
+        assert report["totals"]["delivered"] == 2 * want - 2
+        out = run_cli("cutover", "verify", est.group, "--config", str(est.path))
+        assert out.returncode == 1
+        assert f"-> {picky.url}:" in out.stdout and "failed [2]" in out.stdout, out.stdout
     finally:
         est.close()
