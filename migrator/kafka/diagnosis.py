@@ -27,6 +27,9 @@ __all__ = ["Check", "Diagnosis", "Needs", "diagnose", "missing_operations"]
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 EXPIRY_WARNING_DAYS = 14
+# OpenSSL's verify codes for a certificate that does not hold the name or address connected to
+# (X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH; the ssl module names neither).
+_NAME_MISMATCH = frozenset({62, 64})
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def _tls(diag: Diagnosis, conn: KafkaConnection, host: str, port: int, timeout: 
         except (OSError, ssl.SSLError):
             seen = ""
         reason = exc.verify_message or str(exc)
-        if "hostname" in reason.lower() or "mismatch" in reason.lower():
+        if exc.verify_code in _NAME_MISMATCH:
             fix = ("connect with a name the certificate holds (bootstrap.servers), or set "
                    "ssl.endpoint.identification.algorithm= only for a test broker")
         else:
@@ -215,9 +218,10 @@ def _acl_check(diag: Diagnosis, step: str, target: str, allowed: list[str], need
 
 def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups: Sequence[str],
            timeout: float, admin_factory: Callable[[dict[str, Any]], Any]) -> None:
-    from confluent_kafka import KafkaError, KafkaException, TopicCollection
+    from confluent_kafka import KafkaException, TopicCollection
 
-    from migrator.kafka.admin import librdkafka_logger
+    from migrator.kafka.client_log import librdkafka_logger
+    from migrator.kafka.errors import SASL_CODES, error_code
 
     how = conn.sasl_mechanism if "SASL" in conn.security_protocol else None
     user = conn.sasl_username or conn.oauth_client_id
@@ -228,7 +232,7 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     admin = admin_factory(conf)
 
     def refused() -> list[Any]:
-        return [e for e in reported if e.code() == KafkaError._AUTHENTICATION]
+        return [e for e in reported if e.code() in SASL_CODES]
 
     future = admin.describe_cluster(request_timeout=timeout, include_authorized_operations=True)
     while not future.done() and not refused():
@@ -241,7 +245,7 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
         auth = refused()
         err = auth[0] if auth else exc.args[0] if exc.args else exc
         text = err.str() if hasattr(err, "str") else str(err)
-        if auth or "SASL" in text or "uthentication" in text:
+        if auth or error_code(err) in SASL_CODES:
             fix = (f"check the user and secret in sasl.jaas.config (OAUTHBEARER: clientId, "
                    f"clientSecret and sasl.oauthbearer.token.endpoint.url) and that the cluster "
                    f"offers {how} (the error names the mechanisms it offers)") if how else \

@@ -152,7 +152,7 @@ def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclBroker]:
         _seed(broker)
         yield broker
     finally:
-        stop(proc.pid, grace=10)
+        stop(proc, grace=10)
 
 
 def audit(broker: AclBroker, user: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
