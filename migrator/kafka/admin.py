@@ -51,22 +51,7 @@ from migrator.kafka.descriptions import (
 )
 from migrator.kafka.errors import rejected_settings
 
-# The data classes, map_kafka_error and librdkafka_logger live in their own modules
-# (descriptions, answers, client_log); they stay importable from here.
-__all__ = [
-    "BrokerNode",
-    "ClusterDescription",
-    "ConfigEntryData",
-    "GroupDescription",
-    "GroupListing",
-    "GroupMemberData",
-    "KafkaAdmin",
-    "PartitionDescription",
-    "TopicDescription",
-    "TopicPartitionKey",
-    "librdkafka_logger",
-    "map_kafka_error",
-]
+__all__ = ["KafkaAdmin"]
 
 log = logging.getLogger(__name__)
 
