@@ -223,7 +223,7 @@ def test_kill_9_of_the_switch_command_then_rerun_keeps_old_plus_new_exact(
                         break
             finally:
                 tail.close()
-            proc.wait(30)
+            proc.communicate(timeout=30)  # waits, and closes its pipes
             assert killed_in is not None, "the switch never recorded a hand-off"
             rerun = run_cli("cutover", "switch", group, "--config", str(cfg_path),
                             "--watch", "2s", "--timeout", "60s")
