@@ -268,34 +268,34 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     _acl_check(diag, "acl:cluster", conn.bootstrap_servers,
                _names(cluster.authorized_operations), CLUSTER_NEEDS, "--cluster", principal)
     if topics:
-        described = admin.describe_topics(TopicCollection(list(topics)), request_timeout=timeout,
-                                          include_authorized_operations=True)
-        for name, future in described.items():
-            try:
-                ops = _names(future.result().authorized_operations)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else exc
-                diag.add("acl:topic", name, "fail",
-                         f"cannot describe: {err.str() if hasattr(err, 'str') else err}",
-                         "the topic does not exist or Describe is not granted (Kafka answers "
-                         f"both alike): create it, or kafka-acls --add --allow-principal "
-                         f"{principal} --operation Describe --topic {name}")
-                continue
-            _acl_check(diag, "acl:topic", name, ops, TOPIC_NEEDS, f"--topic {name}", principal)
+        _resource_acls(diag, "topic", admin.describe_topics(
+            TopicCollection(list(topics)), request_timeout=timeout,
+            include_authorized_operations=True), TOPIC_NEEDS, principal,
+            lambda name: "the topic does not exist or Describe is not granted (Kafka answers both "
+            f"alike): create it, or kafka-acls --add --allow-principal {principal} --operation "
+            f"Describe --topic {name}")
     if groups:
-        described = admin.describe_consumer_groups(list(groups), request_timeout=timeout,
-                                                   include_authorized_operations=True)
-        for name, future in described.items():
-            try:
-                ops = _names(future.result().authorized_operations)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else exc
-                diag.add("acl:group", name, "fail",
-                         f"cannot describe: {err.str() if hasattr(err, 'str') else err}",
-                         f"kafka-acls --add --allow-principal {principal} --operation Describe "
-                         f"--operation Read --group {name}")
-                continue
-            _acl_check(diag, "acl:group", name, ops, GROUP_NEEDS, f"--group {name}", principal)
+        _resource_acls(diag, "group", admin.describe_consumer_groups(
+            list(groups), request_timeout=timeout, include_authorized_operations=True),
+            GROUP_NEEDS, principal,
+            lambda name: f"kafka-acls --add --allow-principal {principal} --operation Describe "
+            f"--operation Read --group {name}")
+
+
+def _resource_acls(diag: Diagnosis, kind: str, described: dict[str, Any], needs: Needs,
+                   principal: str, fix: Callable[[str], str]) -> None:
+    """One ``acl:<kind>`` check per described topic or group (``fix``: when it cannot be)."""
+    from confluent_kafka import KafkaException
+
+    for name, future in described.items():
+        try:
+            ops = _names(future.result().authorized_operations)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            diag.add(f"acl:{kind}", name, "fail",
+                     f"cannot describe: {err.str() if hasattr(err, 'str') else err}", fix(name))
+            continue
+        _acl_check(diag, f"acl:{kind}", name, ops, needs, f"--{kind} {name}", principal)
 
 
 def _rest(diag: Diagnosis, step: str, rest: RestConnection, path: str, what: str,
