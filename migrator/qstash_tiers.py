@@ -43,47 +43,12 @@ class TierLimits:
     """The global parallelism cap ("Parallelism" on the pricing page)."""
 
 
-TIERS: dict[str, TierLimits] = {  # keyed by TierName
-    "free": TierLimits(
-        name="free",
-        max_message_bytes=1 * MIB,
-        messages_per_day=1_000,
-        max_queues=10,
-        max_queue_parallelism=2,
-        max_schedules=10,
-        max_url_groups=1,
-        max_endpoints_per_group=100,
-        max_delay_s=7 * _DAY,
-        max_response_duration_s=15 * 60,
-        dlq_retention_s=3 * _DAY,
-        max_parallelism=10,
-    ),
-    "payg": TierLimits(
-        name="payg",
-        max_message_bytes=10 * MIB,
-        messages_per_day=None,
-        max_queues=100,
-        max_queue_parallelism=10,
-        max_schedules=1_000,
-        max_url_groups=100,
-        max_endpoints_per_group=100,
-        max_delay_s=365 * _DAY,
-        max_response_duration_s=2 * 3600,
-        dlq_retention_s=7 * _DAY,
-        max_parallelism=100,
-    ),
-    "fixed": TierLimits(
-        name="fixed",
-        max_message_bytes=50 * MIB,
-        messages_per_day=1_000_000,
-        max_queues=1_000,
-        max_queue_parallelism=10,
-        max_schedules=10_000,
-        max_url_groups=1_000,
-        max_endpoints_per_group=1_000,
-        max_delay_s=None,
-        max_response_duration_s=6 * 3600,
-        dlq_retention_s=30 * _DAY,
-        max_parallelism=200,
-    ),
-}
+# One row per tier, the columns in TierLimits' field order (positional: each number stands
+# under its column's name).
+TIERS: dict[str, TierLimits] = {t.name: t for t in (  # keyed by TierName
+    #          name     message  msgs/day   queues queue schedules URL  endpoints max delay  response DLQ kept  paral-
+    #                   size                       par.          groups per group                              lelism
+    TierLimits("free",  1 * MIB,  1_000,     10,    2,    10,     1,     100,      7 * _DAY,  15 * 60, 3 * _DAY,  10),
+    TierLimits("payg",  10 * MIB, None,      100,   10,   1_000,  100,   100,    365 * _DAY, 2 * 3600, 7 * _DAY,  100),
+    TierLimits("fixed", 50 * MIB, 1_000_000, 1_000, 10,   10_000, 1_000, 1_000,    None,     6 * 3600, 30 * _DAY, 200),
+)}

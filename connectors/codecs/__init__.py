@@ -16,12 +16,13 @@ from __future__ import annotations
 from connectors.codecs.codec import BytesCodec, Codec
 from connectors.codecs.framed import SchemaRegistryCodec
 from connectors.codecs.json_output import to_json
-from connectors.codecs.lookup import ProtoReferences, SchemaLookup, registry_lookup
+from connectors.codecs.lookup import ProtoReferences, RegistryLookup, SchemaLookup, registry_lookup
 
 __all__ = [
     "BytesCodec",
     "Codec",
     "ProtoReferences",
+    "RegistryLookup",
     "SchemaLookup",
     "SchemaRegistryCodec",
     "registry_lookup",

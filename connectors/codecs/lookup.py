@@ -21,7 +21,7 @@ from connectors.codecs.protobuf import (
 )
 from migrator.errors import PermanentDeliveryError
 
-__all__ = ["ProtoReferences", "SchemaLookup", "registry_lookup", "registry_outage"]
+__all__ = ["ProtoReferences", "RegistryLookup", "SchemaLookup", "registry_lookup", "registry_outage"]
 
 
 def _no_answer_types() -> tuple[type[BaseException], ...]:
@@ -45,23 +45,29 @@ A Protobuf schema's text is a base64 ``FileDescriptorProto``; the optional third
 files it imports (transitively), which a lookup may omit when there are none."""
 
 
-def registry_lookup(url: str, conf: dict[str, str] | None = None) -> SchemaLookup:
-    """A lookup backed by confluent-kafka's SchemaRegistryClient (which caches by id).
+class RegistryLookup:
+    """A :data:`SchemaLookup` backed by confluent-kafka's SchemaRegistryClient (which caches by id).
 
     Protobuf schemas come back as base64 ``FileDescriptorProto``: the stored text when it already
     is one (what confluent-kafka's ProtobufSerializer registers), else the registry's
     ``format=serialized`` rendering. Their references are followed recursively by subject and
     version. A reference the registry does not have, or a cycle, is a PermanentDeliveryError
     naming the schema id and the reference.
+
+    It holds two clients (with keep-alive connections): ``close()`` them, or use it as a context
+    manager.
     """
-    from migrator.kafka.registry import registry_client
 
-    client = registry_client(url, conf)
-    # The client caches by id and by subject/version whatever the format asked for, so the
-    # serialized renderings come from a client of their own.
-    serialized = registry_client(url, conf)
+    def __init__(self, url: str, conf: dict[str, str] | None = None) -> None:
+        from migrator.kafka.registry import registry_client
 
-    def lookup(schema_id: int) -> tuple[str, str] | tuple[str, str, ProtoReferences]:
+        self._client = registry_client(url, conf)
+        # The client caches by id and by subject/version whatever the format asked for, so the
+        # serialized renderings come from a client of their own.
+        self._serialized = registry_client(url, conf)
+
+    def __call__(self, schema_id: int) -> tuple[str, str] | tuple[str, str, ProtoReferences]:
+        client, serialized = self._client, self._serialized
         schema = client.get_schema(schema_id)
         kind = (schema.schema_type or "AVRO").upper()
         if kind != "PROTOBUF":
@@ -76,7 +82,20 @@ def registry_lookup(url: str, conf: dict[str, str] | None = None) -> SchemaLooku
         _resolve_references(client, serialized, schema.references or [], schema_id, (), files)
         return kind, text, list(files.items())
 
-    return lookup
+    def close(self) -> None:
+        self._client.close()
+        self._serialized.close()
+
+    def __enter__(self) -> RegistryLookup:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def registry_lookup(url: str, conf: dict[str, str] | None = None) -> RegistryLookup:
+    """A :class:`RegistryLookup` for the registry at ``url`` (close it when done)."""
+    return RegistryLookup(url, conf)
 
 
 def _resolve_references(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from migrator.audit.progress import NullProgress, Progress
 from migrator.inventory import ConsumerGroupInfo, GroupMember, GroupPartitionOffset
-from migrator.kafka.admin import GroupDescription, GroupListing, KafkaAdmin, TopicPartitionKey
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.descriptions import GroupDescription, GroupListing, TopicPartitionKey
 
 __all__ = ["GroupSnapshot", "build_groups", "committed_offsets", "snapshot_groups"]
 

@@ -10,6 +10,7 @@ credentials, or no cluster Describe and no visible topic or group) aborts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -38,7 +39,8 @@ from migrator.inventory import (
     TopicInfo,
 )
 from migrator.kafka.access import AccessDenied
-from migrator.kafka.admin import KafkaAdmin, TopicDescription
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.descriptions import TopicDescription
 from migrator.kafka.sampler import plan_ranges, read_records
 from migrator.qstash_tiers import TierName
 from migrator.topic_roles import is_internal
@@ -79,24 +81,23 @@ def run_audit(options: AuditOptions, progress: Progress | None = None) -> Invent
         topic_names = set(snap.descriptions)
 
         registry = SchemaRegistryInfo()
-        reader: RegistryReader | None = None
-        if options.schema_registry is not None:
-            reader = RegistryReader(options.schema_registry)
-            subjects_wanted = _subject_filter(selected)
-            progress.step("reading the schema registry")
-            registry = reader.read(subjects_wanted, topic_names, progress=progress.advance)
-
-        connect = ConnectInfo()
-        if options.connect is not None:
-            progress.step("reading Kafka Connect")
-            with ConnectReader(options.connect) as connect_reader:
-                connect = connect_reader.read(_ConnectorFilter(selected))
-
         read_denied: list[AccessDenied] = []
-        samples = _sample_records(options, snap.low, snap.high, snap.descriptions, reader,
-                                  registry, progress, read_denied.append)
-        if reader is not None:
-            reader.close()
+        with contextlib.ExitStack() as readers:
+            reader: RegistryReader | None = None
+            if options.schema_registry is not None:
+                reader = readers.enter_context(RegistryReader(options.schema_registry))
+                subjects_wanted = _subject_filter(selected)
+                progress.step("reading the schema registry")
+                registry = reader.read(subjects_wanted, topic_names, progress=progress.advance)
+
+            connect = ConnectInfo()
+            if options.connect is not None:
+                progress.step("reading Kafka Connect")
+                with ConnectReader(options.connect) as connect_reader:
+                    connect = connect_reader.read(_ConnectorFilter(selected))
+
+            samples = _sample_records(options, snap.low, snap.high, snap.descriptions, reader,
+                                      registry, progress, read_denied.append)
 
         rates: dict[str, float] | None = None
         later_high = None

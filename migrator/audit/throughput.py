@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from migrator.kafka.admin import TopicPartitionKey
+from migrator.kafka.descriptions import TopicPartitionKey
 
 __all__ = ["topic_rates"]
 

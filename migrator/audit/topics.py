@@ -15,7 +15,8 @@ from typing import Any
 
 from migrator.audit.progress import NullProgress, Progress
 from migrator.inventory import ConfigValue, PartitionInfo, TopicInfo
-from migrator.kafka.admin import KafkaAdmin, TopicDescription, TopicPartitionKey
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.descriptions import TopicDescription, TopicPartitionKey
 from migrator.topic_roles import is_internal
 
 __all__ = ["KEY_CONFIGS", "TopicFilter", "TopicSnapshot", "build_topics", "snapshot_topics"]

@@ -187,13 +187,22 @@ def _iso(value: datetime) -> str:
 
 def _qstash(cfg: BridgeConfig, qstash: QStashConnection, result: Preflight) -> None:
     from qstash import QStash
-    from qstash.errors import QStashError
 
     from migrator.bridge.routes import check_qstash
 
     check_qstash(qstash)  # a wrong URL or token is an error of its own (exit 7)
     result.checked.append(f"QStash at {redact_url(qstash.url)}: the token is accepted")
     client = QStash(qstash.bearer, base_url=qstash.url, retry=False)
+    try:
+        _url_groups(cfg, client, result)
+        _fifo_queues(cfg, client, result)
+    finally:
+        client.http._client.close()  # the SDK's one httpx.Client; the SDK has no close()
+
+
+def _url_groups(cfg: BridgeConfig, client: Any, result: Preflight) -> None:
+    from qstash.errors import QStashError
+
     seen: set[str] = set()
     for i, route in enumerate(cfg.routes):
         for j, dest in enumerate(route.destinations):
@@ -214,7 +223,6 @@ def _qstash(cfg: BridgeConfig, qstash: QStashConnection, result: Preflight) -> N
                 result.checked.append(
                     f"QStash URL group {dest.url_group!r}: {len(group.endpoints)} endpoints"
                 )
-    _fifo_queues(cfg, client, result)
 
 
 def _fifo_queues(cfg: BridgeConfig, client: Any, result: Preflight) -> None:

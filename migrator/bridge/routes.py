@@ -15,6 +15,7 @@ import httpx
 from connectors.codecs import (
     BytesCodec,
     Codec,
+    RegistryLookup,
     SchemaLookup,
     SchemaRegistryCodec,
     registry_lookup,
@@ -52,6 +53,7 @@ class RouteRuntime:
     route: Route
     codec: Codec
     destinations: list[DestinationRuntime]
+    lookup: RegistryLookup | None = None  # made for this route: closed with the bridge
 
 
 def identity(dest: Destination) -> str:
@@ -65,18 +67,20 @@ def identity(dest: Destination) -> str:
     return f"{dest.kind} {dest.url}"
 
 
+def _registry_url(route: Route) -> str:
+    url = route.payload.schema_registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
+    if not url:
+        raise ConfigError(
+            f"route {route.route_name!r}: payload mode decode needs "
+            "payload.schema_registry_url or SCHEMA_REGISTRY_URL."
+        )
+    return url
+
+
 def _codec(route: Route, schema_lookup: SchemaLookup | None) -> Codec:
     if route.payload.mode == "bytes":
         return BytesCodec()
-    lookup = schema_lookup
-    if lookup is None:
-        url = route.payload.schema_registry_url or os.environ.get("SCHEMA_REGISTRY_URL")
-        if not url:
-            raise ConfigError(
-                f"route {route.route_name!r}: payload mode decode needs "
-                "payload.schema_registry_url or SCHEMA_REGISTRY_URL."
-            )
-        lookup = registry_lookup(url)
+    lookup = schema_lookup if schema_lookup is not None else registry_lookup(_registry_url(route))
     return SchemaRegistryCodec(lookup, decimal=route.payload.decimal)
 
 
@@ -123,7 +127,10 @@ def build_routes(
                 config.batch.count_for(direct=isinstance(dest, DirectHttpDestination)),
             ))
             index += 1
-        routes[route.topic] = RouteRuntime(route, _codec(route, schema_lookup), dests)
+        made = None  # a lookup made for this route, closed with the bridge
+        if route.payload.mode != "bytes" and schema_lookup is None:
+            made = registry_lookup(_registry_url(route))
+        routes[route.topic] = RouteRuntime(route, _codec(route, schema_lookup or made), dests, made)
     return routes
 
 

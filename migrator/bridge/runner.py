@@ -265,6 +265,9 @@ class Bridge:
         self._dispatch.shutdown()
         self._dead.flush(5.0)
         self._client.close()
+        for route in self._routes.values():
+            if route.lookup is not None:
+                route.lookup.close()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from migrator.plan.admin import QStashAdmin
 from migrator.plan.apply import apply_actions
 from migrator.plan.diff import check_conflicts, diff
 from migrator.plan.explain import explain
-from migrator.plan.spec import load_plan
+from migrator.plan.spec import Plan, load_plan
 from migrator.plan.state import read_state
 from migrator.yamlfile import write_atomic
 
@@ -43,7 +43,13 @@ def command(plan_file: Path, dry_run: bool, prune: bool, allow_destructive: bool
             f"{'; '.join(f'{b.object}: {b.message}' for b in over)}. QStash would refuse these "
             "midway; re-run `migrator plan` with a larger --qstash-plan or fewer routes.")
     conn = QStashConnection.from_env(qstash_url, qstash_token)
-    admin = QStashAdmin(conn)
+    with QStashAdmin(conn) as admin:
+        _apply(admin, plan, plan_file, conn, prune=prune, allow_destructive=allow_destructive,
+               dry_run=dry_run)
+
+
+def _apply(admin: QStashAdmin, plan: Plan, plan_file: Path, conn: QStashConnection, *,
+           prune: bool, allow_destructive: bool, dry_run: bool) -> None:
     live = read_state(admin)
     if plan.reviewed_state is None:
         click.echo("Note: the plan was made offline; changes made in QStash since then cannot be "

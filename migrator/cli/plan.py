@@ -136,7 +136,8 @@ def _review_state(url: str | None, token: str | None, prefix: str) -> ReviewedSt
         return None
     conn = QStashConnection.from_env(url, token)
     try:
-        return reviewed(read_state(QStashAdmin(conn)), conn.url, prefix)
+        with QStashAdmin(conn) as admin:
+            return reviewed(read_state(admin), conn.url, prefix)
     except ServiceError as exc:
         raise ServiceError(f"{exc} To plan without reading QStash, pass --offline.",
                            status=exc.status) from None

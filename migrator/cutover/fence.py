@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from migrator.errors import FenceTimeoutError
-from migrator.kafka.admin import GroupMemberData, KafkaAdmin
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.descriptions import GroupMemberData
 
 __all__ = ["GroupSnapshot", "await_quiet", "describe_members", "snapshot"]
 

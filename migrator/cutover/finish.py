@@ -31,7 +31,8 @@ from migrator.cutover.state import GroupCutover, State
 from migrator.cutover.store import CutoverStore
 from migrator.cutover.verify import verify_group
 from migrator.errors import FenceTimeoutError, ServiceError
-from migrator.kafka.admin import KafkaAdmin, map_kafka_error
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.answers import map_kafka_error
 
 __all__ = ["Decommission", "check_finished", "delete_routed"]
 

@@ -17,15 +17,11 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
-import threading
-import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
-    KafkaError,
     KafkaException,
     TopicCollection,
     TopicPartition,
@@ -39,30 +35,27 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from migrator.config import KafkaConnection
-from migrator.errors import MigratorError
-from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied, denial_for
-from migrator.kafka.errors import REACH_HINT, ErrorKind, error_code, kind_of, rejected_settings, translate
+from migrator.kafka.access import CLUSTER_RESOURCE, AccessDenied
+from migrator.kafka.answers import AdminRequests, map_kafka_error
+from migrator.kafka.client_log import librdkafka_logger
+from migrator.kafka.descriptions import (
+    BrokerNode,
+    ClusterDescription,
+    ConfigEntryData,
+    GroupDescription,
+    GroupListing,
+    GroupMemberData,
+    PartitionDescription,
+    TopicDescription,
+    TopicPartitionKey,
+)
+from migrator.kafka.errors import rejected_settings
 
-__all__ = [
-    "BrokerNode",
-    "ClusterDescription",
-    "ConfigEntryData",
-    "GroupDescription",
-    "GroupListing",
-    "GroupMemberData",
-    "KafkaAdmin",
-    "PartitionDescription",
-    "TopicDescription",
-    "TopicPartitionKey",
-    "librdkafka_logger",
-    "map_kafka_error",
-]
+__all__ = ["KafkaAdmin"]
 
 log = logging.getLogger(__name__)
 
-TopicPartitionKey = tuple[str, int]
 T = TypeVar("T")
-K = TypeVar("K")
 
 # Batch sizes: large enough that a 10,000-partition estate needs a handful of requests, small
 # enough that one request never approaches the broker's default 100 MB request limit.
@@ -73,94 +66,6 @@ GROUP_BATCH = 500
 # list_consumer_group_offsets takes one group per request: this many are kept in flight at once.
 GROUP_OFFSETS_IN_FLIGHT = 64
 
-# The admin's requests are bounded by the audit's --timeout: name it when Kafka does not answer.
-_REACH_HINT = f"{REACH_HINT}, or raise --timeout"
-
-
-@dataclass(frozen=True)
-class BrokerNode:
-    id: int
-    host: str
-    port: int
-    rack: str | None = None
-
-
-@dataclass(frozen=True)
-class ClusterDescription:
-    cluster_id: str | None
-    controller_id: int | None
-    brokers: tuple[BrokerNode, ...]
-    # ACL operations the principal holds on the cluster (None: not known).
-    authorized_operations: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class PartitionDescription:
-    partition: int
-    leader: int | None
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TopicDescription:
-    name: str
-    internal: bool
-    partitions: tuple[PartitionDescription, ...]
-
-
-@dataclass(frozen=True)
-class ConfigEntryData:
-    name: str
-    value: str | None
-    source: str
-    is_default: bool
-    is_sensitive: bool
-
-
-@dataclass(frozen=True)
-class GroupListing:
-    group_id: str
-    state: str
-    type: str
-    is_simple: bool
-
-
-@dataclass(frozen=True)
-class GroupMemberData:
-    member_id: str
-    client_id: str
-    host: str
-    assignment: tuple[TopicPartitionKey, ...]
-
-
-@dataclass(frozen=True)
-class GroupDescription:
-    group_id: str
-    state: str
-    type: str
-    protocol: str | None
-    members: tuple[GroupMemberData, ...] = field(default_factory=tuple)
-
-
-def map_kafka_error(error: BaseException | KafkaError, what: str, servers: str) -> MigratorError:
-    """The toolkit error for a librdkafka failure while doing ``what`` (see ``kafka.errors``)."""
-    return translate(error, what, servers, reach_hint=_REACH_HINT)
-
-
-class _LibrdkafkaLog:
-    """Routes librdkafka's log lines to Python logging at DEBUG: they are noise for a user."""
-
-    def __init__(self, name: str) -> None:
-        self._log = logging.getLogger(name)
-
-    def log(self, level: int, msg: str, *args: Any) -> None:
-        self._log.debug(msg, *args)
-
-
-def librdkafka_logger() -> Any:
-    """A ``logger`` for librdkafka client configs that keeps its chatter out of the terminal."""
-    return _LibrdkafkaLog("migrator.kafka.librdkafka")
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -173,7 +78,7 @@ def _enum_name(value: Any) -> str:
     return str(name) if name is not None else str(value)
 
 
-class KafkaAdmin:
+class KafkaAdmin(AdminRequests):
     """Read-only admin operations against one cluster, each bounded by ``timeout`` seconds."""
 
     def __init__(
@@ -183,11 +88,7 @@ class KafkaAdmin:
         timeout: float = 30.0,
         client: Any | None = None,
     ) -> None:
-        self._servers = connection.describe()  # errors name the protocol and SASL mechanism
-        self._timeout = timeout
-        self._fatal: KafkaError | None = None
-        self._lock = threading.Lock()
-        self._denied: dict[AccessDenied, None] = {}  # insertion-ordered set
+        super().__init__(connection.describe(), timeout)
         if client is not None:
             self._client = client
         else:
@@ -201,102 +102,6 @@ class KafkaAdmin:
             except KafkaException as exc:  # a property librdkafka does not know or accept
                 raise rejected_settings(exc, "client", conf, "fix it in -X or the properties "
                                         "file (--kafka-config).") from None
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _on_error(self, error: KafkaError) -> None:
-        log.debug("librdkafka error: %s", error)
-        code = error.code()
-        # Authorization errors are per resource (handled where the request is answered);
-        # only refused credentials or no broker at all end everything.
-        if kind_of(code) is ErrorKind.AUTHENTICATION or code == KafkaError._ALL_BROKERS_DOWN \
-                or error.fatal():
-            with self._lock:
-                # An authentication failure explains a later "all brokers down": keep it.
-                if self._fatal is None or not kind_of(self._fatal.code()).refused:
-                    self._fatal = error
-
-    def _wait(self, futures: Iterable[concurrent.futures.Future[Any]], what: str, *,
-              fail_fast: bool) -> None:
-        """Wait for futures until done or the deadline; with fail_fast, stop on a fatal error_cb."""
-        pending = set(futures)
-        deadline = time.monotonic() + self._timeout
-        while pending:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise map_kafka_error(TimeoutError(), what, self._servers)
-            _, pending = concurrent.futures.wait(pending, timeout=min(0.2, left))
-            if pending:
-                self._client.poll(0)
-                fatal = self._fatal
-                if fatal is not None and (fail_fast or kind_of(fatal.code()).refused):
-                    raise map_kafka_error(KafkaException(fatal), what, self._servers)
-
-    def _answers(
-        self,
-        futures: Mapping[K, concurrent.futures.Future[T]],
-        what: str,
-        *,
-        operation: str,
-        doing: str,
-        resource: Literal["topic", "group", "cluster"],
-        name: Callable[[K], str] = str,
-        fail_fast: bool = False,
-    ) -> Iterator[tuple[K, T]]:
-        """Wait for one batch of per-resource requests and yield each resource's answer.
-
-        A resource that is gone (deleted between listing and asking) is left out; one Kafka
-        refused for lack of an ACL ``operation`` is recorded as a denial (the audit was
-        ``doing`` something) and left out; any other failure raises the toolkit's error.
-        ``fail_fast``: stop waiting on refused credentials or no broker at all (a first call).
-        """
-        self._wait(futures.values(), what, fail_fast=fail_fast)
-        for key, future in futures.items():
-            try:
-                answer = future.result(timeout=0)
-            except KafkaException as exc:
-                if kind_of(error_code(exc)) is ErrorKind.NOT_FOUND:
-                    continue
-                named = name(key)
-                if self._deny(exc, operation=operation, what=doing,
-                              topic=named if resource == "topic" else None,
-                              group=named if resource == "group" else None):
-                    continue
-                about = what if resource == "cluster" else f"{what} of {named!r}"
-                raise map_kafka_error(exc, about, self._servers) from None
-            yield key, answer
-
-    def _get(self, future: concurrent.futures.Future[T], what: str) -> T:
-        try:
-            return future.result(timeout=0)
-        except KafkaException as exc:
-            raise map_kafka_error(exc, what, self._servers) from None
-        except concurrent.futures.TimeoutError as exc:
-            raise map_kafka_error(exc, what, self._servers) from None
-
-    def _deny(self, exc: KafkaException, *, operation: str, what: str,
-              topic: str | None = None, group: str | None = None) -> bool:
-        """Record the denial an exception means; False when it is no authorization error."""
-        kerr = exc.args[0] if exc.args else None
-        if not isinstance(kerr, KafkaError):
-            return False
-        denial = denial_for(kerr.code(), operation=operation, what=what, topic=topic, group=group)
-        if denial is None:
-            return False
-        log.info("Kafka refused %s on %s %s (%s)", operation, denial.resource, denial.name, what)
-        with self._lock:
-            self._denied[denial] = None
-        return True
-
-    @property
-    def denied(self) -> list[AccessDenied]:
-        """Every request refused for lack of an ACL so far, in the order seen (no repeats)."""
-        with self._lock:
-            return list(self._denied)
-
-    @property
-    def _request_timeout(self) -> float:
-        return self._timeout
 
     def close(self) -> None:
         """Release the client (AdminClient has no explicit close; drop the reference)."""

@@ -124,7 +124,7 @@ class KafkaConsumer:
         conf["stats_cb"] = self._on_stats
         # librdkafka's own log lines go to logging (debug), not raw to stderr: error_cb already
         # reports each problem once, as a warning or an error
-        from migrator.kafka.admin import librdkafka_logger
+        from migrator.kafka.client_log import librdkafka_logger
 
         conf.setdefault("logger", librdkafka_logger())
         self._group = group

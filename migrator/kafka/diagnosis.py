@@ -28,6 +28,9 @@ __all__ = ["Check", "Diagnosis", "Needs", "diagnose", "missing_operations"]
 
 Status = Literal["ok", "warn", "fail", "skipped"]
 EXPIRY_WARNING_DAYS = 14
+# OpenSSL's verify codes for a certificate that does not hold the name or address connected to
+# (X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH; the ssl module names neither).
+_NAME_MISMATCH = frozenset({62, 64})
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def _tls(diag: Diagnosis, conn: KafkaConnection, host: str, port: int, timeout: 
         except (OSError, ssl.SSLError):
             seen = ""
         reason = exc.verify_message or str(exc)
-        if "hostname" in reason.lower() or "mismatch" in reason.lower():
+        if exc.verify_code in _NAME_MISMATCH:
             fix = ("connect with a name the certificate holds (bootstrap.servers), or set "
                    "ssl.endpoint.identification.algorithm= only for a test broker")
         else:
@@ -216,9 +219,10 @@ def _acl_check(diag: Diagnosis, step: str, target: str, allowed: list[str], need
 
 def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups: Sequence[str],
            timeout: float, admin_factory: Callable[[dict[str, Any]], Any]) -> None:
-    from confluent_kafka import KafkaError, KafkaException, TopicCollection
+    from confluent_kafka import KafkaException, TopicCollection
 
-    from migrator.kafka.admin import librdkafka_logger
+    from migrator.kafka.client_log import librdkafka_logger
+    from migrator.kafka.errors import SASL_CODES, error_code
 
     how = conn.sasl_mechanism if "SASL" in conn.security_protocol else None
     user = conn.sasl_username or conn.oauth_client_id
@@ -238,7 +242,7 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     admin = admin_factory(conf)
 
     def refused() -> list[Any]:
-        return [e for e in reported if e.code() == KafkaError._AUTHENTICATION]
+        return [e for e in reported if e.code() in SASL_CODES]
 
     future = admin.describe_cluster(request_timeout=timeout, include_authorized_operations=True)
     while not future.done() and not refused():
@@ -251,7 +255,7 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
         auth = refused()
         err = auth[0] if auth else exc.args[0] if exc.args else exc
         text = err.str() if hasattr(err, "str") else str(err)
-        if auth or "SASL" in text or "uthentication" in text:
+        if auth or error_code(err) in SASL_CODES:
             fix = ("check that this AWS identity may kafka-cluster:Connect to the cluster (its IAM "
                    "policy), that the region is the cluster's, and that the bootstrap servers are "
                    "MSK's IAM listener (port 9098)") if conn.msk_iam is not None else \
@@ -277,34 +281,34 @@ def _kafka(diag: Diagnosis, conn: KafkaConnection, topics: Sequence[str], groups
     _acl_check(diag, "acl:cluster", conn.bootstrap_servers,
                _names(cluster.authorized_operations), CLUSTER_NEEDS, "--cluster", principal)
     if topics:
-        described = admin.describe_topics(TopicCollection(list(topics)), request_timeout=timeout,
-                                          include_authorized_operations=True)
-        for name, future in described.items():
-            try:
-                ops = _names(future.result().authorized_operations)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else exc
-                diag.add("acl:topic", name, "fail",
-                         f"cannot describe: {err.str() if hasattr(err, 'str') else err}",
-                         "the topic does not exist or Describe is not granted (Kafka answers "
-                         f"both alike): create it, or kafka-acls --add --allow-principal "
-                         f"{principal} --operation Describe --topic {name}")
-                continue
-            _acl_check(diag, "acl:topic", name, ops, TOPIC_NEEDS, f"--topic {name}", principal)
+        _resource_acls(diag, "topic", admin.describe_topics(
+            TopicCollection(list(topics)), request_timeout=timeout,
+            include_authorized_operations=True), TOPIC_NEEDS, principal,
+            lambda name: "the topic does not exist or Describe is not granted (Kafka answers both "
+            f"alike): create it, or kafka-acls --add --allow-principal {principal} --operation "
+            f"Describe --topic {name}")
     if groups:
-        described = admin.describe_consumer_groups(list(groups), request_timeout=timeout,
-                                                   include_authorized_operations=True)
-        for name, future in described.items():
-            try:
-                ops = _names(future.result().authorized_operations)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else exc
-                diag.add("acl:group", name, "fail",
-                         f"cannot describe: {err.str() if hasattr(err, 'str') else err}",
-                         f"kafka-acls --add --allow-principal {principal} --operation Describe "
-                         f"--operation Read --group {name}")
-                continue
-            _acl_check(diag, "acl:group", name, ops, GROUP_NEEDS, f"--group {name}", principal)
+        _resource_acls(diag, "group", admin.describe_consumer_groups(
+            list(groups), request_timeout=timeout, include_authorized_operations=True),
+            GROUP_NEEDS, principal,
+            lambda name: f"kafka-acls --add --allow-principal {principal} --operation Describe "
+            f"--operation Read --group {name}")
+
+
+def _resource_acls(diag: Diagnosis, kind: str, described: dict[str, Any], needs: Needs,
+                   principal: str, fix: Callable[[str], str]) -> None:
+    """One ``acl:<kind>`` check per described topic or group (``fix``: when it cannot be)."""
+    from confluent_kafka import KafkaException
+
+    for name, future in described.items():
+        try:
+            ops = _names(future.result().authorized_operations)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            diag.add(f"acl:{kind}", name, "fail",
+                     f"cannot describe: {err.str() if hasattr(err, 'str') else err}", fix(name))
+            continue
+        _acl_check(diag, f"acl:{kind}", name, ops, needs, f"--{kind} {name}", principal)
 
 
 def _rest(diag: Diagnosis, step: str, rest: RestConnection, path: str, what: str,

@@ -37,6 +37,7 @@ __all__ = [
     "AUTHENTICATION_CODES",
     "AUTHORIZATION_RESOURCES",
     "REACH_HINT",
+    "SASL_CODES",
     "ErrorKind",
     "ResourceKind",
     "authorization_resource",
@@ -70,6 +71,10 @@ class ErrorKind(enum.Enum):
 AUTHENTICATION_CODES: frozenset[int] = frozenset(
     {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
 )
+# The SASL handshake or login failed (the TLS layer's _SSL aside): what ``doctor`` calls its sasl step.
+SASL_CODES: frozenset[int] = (AUTHENTICATION_CODES - {KafkaError._SSL}) | {
+    KafkaError.UNSUPPORTED_SASL_MECHANISM, KafkaError.ILLEGAL_SASL_STATE,
+}
 AUTHORIZATION_RESOURCES: dict[int, ResourceKind] = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
     KafkaError.GROUP_AUTHORIZATION_FAILED: "group",

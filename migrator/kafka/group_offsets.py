@@ -18,7 +18,9 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaExcep
 from confluent_kafka.admin import AclOperation, NewTopic  # type: ignore[attr-defined]
 
 from migrator.errors import GroupNotEmptyError, KafkaAuthError
-from migrator.kafka.admin import KafkaAdmin, TopicPartitionKey, map_kafka_error
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.answers import map_kafka_error
+from migrator.kafka.descriptions import TopicPartitionKey
 from migrator.kafka.errors import is_authorization_error
 
 __all__ = ["GroupOffsetAdmin"]

@@ -18,7 +18,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from migrator.config import KafkaConnection
 from migrator.kafka.access import AccessDenied, denial_for
-from migrator.kafka.admin import librdkafka_logger, map_kafka_error
+from migrator.kafka.answers import map_kafka_error
+from migrator.kafka.client_log import librdkafka_logger
 from migrator.kafka.errors import authorization_resource, is_authentication_error
 
 __all__ = ["PartitionRange", "SampledRecord", "plan_ranges", "read_records"]

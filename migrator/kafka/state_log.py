@@ -18,7 +18,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from migrator.config import KafkaConnection
 from migrator.errors import KafkaUnavailableError
-from migrator.kafka.admin import librdkafka_logger, map_kafka_error
+from migrator.kafka.answers import map_kafka_error
+from migrator.kafka.client_log import librdkafka_logger
 
 __all__ = [
     "LogEntry",

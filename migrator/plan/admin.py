@@ -31,7 +31,10 @@ _STATUS = re.compile(r"status: (\d{3})")
 
 
 class QStashAdmin:
-    """Queues, URL groups and schedules through the SDK, with retries on transient errors."""
+    """Queues, URL groups and schedules through the SDK, with retries on transient errors.
+
+    A context manager: leaving it closes the SDK's connections (``with QStashAdmin(c) as a``).
+    """
 
     def __init__(
         self,
@@ -41,7 +44,9 @@ class QStashAdmin:
         backoff: float = 0.25,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests: a flaky or mock transport)."""
         self.url = connection.url
         self.client = QStash(
             connection.token.get_secret_value(), retry=False, base_url=connection.url
@@ -49,6 +54,24 @@ class QStashAdmin:
         self.attempts, self.backoff, self.max_backoff, self._sleep = (
             attempts, backoff, max_backoff, sleep,
         )
+        if transport is not None:
+            self._http().close()
+            self.client.http._client = httpx.Client(transport=transport)
+
+    def _http(self) -> httpx.Client:
+        # The SDK's HttpClient holds one httpx.Client and has no close() of its own.
+        client: httpx.Client = self.client.http._client
+        return client
+
+    def close(self) -> None:
+        """Close the SDK's HTTP connections (idempotent)."""
+        self._http().close()
+
+    def __enter__(self) -> QStashAdmin:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------------------ reading
     def queues(self) -> list[QueueSpec]:

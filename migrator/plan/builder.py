@@ -20,10 +20,8 @@ What a topic is (internal, Streams internal, retry, dead-letter, data) and who r
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +30,9 @@ from migrator.finding_codes import plan_severity
 from migrator.inventory import ConnectorInfo, ConsumerGroupInfo, Inventory, TopicInfo
 from migrator.plan.cost import PriceTable, estimate
 from migrator.plan.endpoints import EndpointMap
+from migrator.plan.fifo import FifoRoute, queue_counts, queue_names, safe_name, with_queues
 from migrator.plan.limits import fit
+from migrator.plan.retries import auxiliary, config_int, retry_settings
 from migrator.plan.spec import (
     Blocker,
     GroupTarget,
@@ -49,11 +49,9 @@ from migrator.plan.spec import (
     UrlGroupSpec,
 )
 from migrator.qstash_tiers import TIERS, TierLimits, TierName
-from migrator.topic_roles import TopicClass, classify, readers, streams_applications
+from migrator.topic_roles import classify, readers, streams_applications
 
-__all__ = ["PlanOptions", "build_plan", "queue_base", "queue_names", "safe_name"]
-
-_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+__all__ = ["PlanOptions", "build_plan"]
 
 
 @dataclass(frozen=True)
@@ -66,40 +64,6 @@ class PlanOptions:
     """Flow-control rate = observed records/s x headroom."""
     prices: PriceTable = field(default_factory=lambda: PriceTable())
     inventory_path: str | None = None
-
-
-@dataclass(frozen=True)
-class _Fifo:
-    """An ordered route going through FIFO queues, before the queue budget is shared out."""
-
-    partitions: int
-    rps: float
-    latency_ms: dict[str, float]  # strict group -> its endpoint's round trip
-    why: str
-
-    @property
-    def groups(self) -> int:
-        return len(self.latency_ms)
-
-    def busiest(self, queues: int) -> tuple[float, int]:
-        """(share of the busiest queue's time its endpoint is busy, partitions on it)."""
-        per_queue = math.ceil(self.partitions / queues)
-        slowest = max(self.latency_ms.values()) / 1000
-        return self.rps / self.partitions * per_queue * slowest, per_queue
-
-    def capacity(self, queues: int, group: str) -> float:
-        """Records/s ``group``'s queues deliver, partitions evenly loaded."""
-        per_queue = math.ceil(self.partitions / queues)
-        return self.partitions / (per_queue * self.latency_ms[group] / 1000)
-
-
-@dataclass
-class _Aux:
-    """Retry and dead-letter topics found for a base topic."""
-
-    retry_topics: list[tuple[str, int | None]] = field(default_factory=list)
-    dlq_topics: list[str] = field(default_factory=list)
-    connectors: list[ConnectorInfo] = field(default_factory=list)
 
 
 def build_plan(
@@ -157,10 +121,6 @@ def _unavailable_sources(inventory: Inventory) -> list[Blocker]:
     ]
 
 
-def safe_name(value: str) -> str:
-    return _SAFE.sub("-", value)
-
-
 class _Planner:
     def __init__(
         self, inv: Inventory, endpoints: EndpointMap, opts: PlanOptions, limits: TierLimits
@@ -170,10 +130,10 @@ class _Planner:
         self.broker_max_message_bytes = 0
         """The largest broker- or cluster-wide max.message.bytes seen (one warning, not one per
         topic; Kafka's own default, 1,048,588, counts batch overhead and is never flagged)."""
-        self.fifo: dict[str, _Fifo] = {}
+        self.fifo: dict[str, FifoRoute] = {}
         names = {t.name for t in inv.topics}
         self.classes = classify(inv)
-        self.aux = _auxiliary(inv, self.classes)
+        self.aux = auxiliary(inv, self.classes)
         self.streams_apps = streams_applications({g.group_id for g in inv.consumer_groups}, names)
         self.readers = readers(inv)
         self.ordering_findings = {
@@ -183,7 +143,7 @@ class _Planner:
     # ----------------------------------------------------------------------------------- routes
     def routes(self) -> list[RouteSpec]:
         routes = [self._route(topic) for topic in sorted(self.inv.topics, key=lambda t: t.name)]
-        counts = self._queue_counts()
+        counts = queue_counts(self.fifo, self.limits.max_queues)
         routes = [self._queues(r, counts[r.topic]) if r.topic in counts else r for r in routes]
         if self.broker_max_message_bytes > self.limits.max_message_bytes:
             self.blockers.append(Blocker(
@@ -250,7 +210,7 @@ class _Planner:
             )
         else:
             conf = topic.configs.get("max.message.bytes")
-            configured = _int(conf.value) if conf is not None else None
+            configured = config_int(conf.value) if conf is not None else None
             if conf is not None and conf.source not in ("default", "topic"):
                 self.broker_max_message_bytes = max(self.broker_max_message_bytes, configured or 0)
                 configured = None
@@ -305,7 +265,7 @@ class _Planner:
             reason = "stateful consumer (Kafka Streams application): an Upstash Workflow run per record"
         if workflow_ids and pattern != "workflow":
             reason += f"; {', '.join(sorted(workflow_ids))} as Upstash Workflow"
-        retries, retry_delay, retry_reason, dead_letter = self._retries(name)
+        retries, retry_delay, retry_reason, dead_letter = retry_settings(self.aux.get(name))
         rps = topic.records_per_second
         rate = max(1, math.ceil(rps * self.opts.headroom)) if rps and not ordered else None
         parallelism = None if ordered else min(self.limits.max_parallelism,
@@ -369,7 +329,7 @@ class _Planner:
                                  best_effort=best_effort), "flow_control",
                     f"{why}: best effort, as the endpoint file asks ({', '.join(opted)}): a "
                     f"flow-control key by {by} with parallelism 1; order can break on a retry")
-        self.fifo[topic.name] = _Fifo(
+        self.fifo[topic.name] = FifoRoute(
             partitions=max(1, len(topic.partitions)), rps=topic.records_per_second or 0.0,
             latency_ms={g: self.endpoints.latency_ms(g) for g in strict}, why=why)
         return (OrderingSpec(mode="fifo_queue", queue=self.opts.prefix + topic.name, key=key,
@@ -387,118 +347,10 @@ class _Planner:
                 "get FIFO queues",
             ))
 
-    def _queue_counts(self) -> dict[str, int]:
-        """Queues per group for each FIFO route, within the plan's queue budget.
-
-        Every route starts with one queue per group; the rest of the budget goes, a step at a
-        time, to the route whose busiest queue is busiest, each step the fewest queues that put
-        fewer partitions on that queue (never more queues than partitions). With budget enough,
-        every partition has its own queue. Fewer queues than routes x groups is left to the plan
-        fit (PLAN_LIMIT).
-        """
-        counts = {t: 1 for t in self.fifo}
-        left = self.limits.max_queues - sum(f.groups for f in self.fifo.values())
-        heap: list[tuple[float, int, str]] = []
-
-        def push(topic: str) -> None:
-            load, per_queue = self.fifo[topic].busiest(counts[topic])
-            if per_queue > 1:
-                heapq.heappush(heap, (-load, -per_queue, topic))
-
-        for topic in self.fifo:
-            push(topic)
-        while heap and left > 0:
-            _, neg_per_queue, topic = heapq.heappop(heap)
-            fifo = self.fifo[topic]
-            more = math.ceil(fifo.partitions / (-neg_per_queue - 1))
-            cost = (more - counts[topic]) * fifo.groups
-            if cost > left:
-                continue
-            counts[topic] = more
-            left -= cost
-            push(topic)
-        return counts
-
     def _queues(self, route: RouteSpec, queues: int) -> RouteSpec:
-        """The route with its queue count, capacity, reason, and ORDERED_CAPACITY where due."""
-        fifo = self.fifo[route.topic]
-        assert route.ordering is not None
-        capacity = {g: fifo.capacity(queues, g) for g in fifo.latency_ms}
-        p = fifo.partitions
-        per_group = ", per group" if fifo.groups > 1 else ""
-        shared = (f"; partitions share queues: the {self.limits.name} plan allows "
-                  f"{self.limits.max_queues} queues" if queues < p else "")
-        slowest = min(capacity, key=lambda g: capacity[g])
-        observed = (f"{fifo.rps:g} rec/s observed" if fifo.rps else "no rate observed")
-        reason = (f"{fifo.why}: FIFO queues with parallelism 1, each partition to one queue "
-                  f"({queues} queue{'s' if queues > 1 else ''} for {p} partition"
-                  f"{'s' if p > 1 else ''}{per_group}{shared}); about "
-                  f"{capacity[slowest]:,.0f} rec/s at {fifo.latency_ms[slowest]:g} ms per endpoint "
-                  f"round trip, {observed}")
-        if route.ordering.best_effort:
-            reason += (f"; best effort for {', '.join(route.ordering.best_effort)} (a flow-control "
-                       "key, parallelism 1): order can break on a retry")
-        for group, cap in capacity.items():
-            if fifo.rps > cap:
-                self.blockers.append(self._capacity_blocker(route.topic, group, fifo, queues, cap))
-        ordering = route.ordering.model_copy(update={"queues": queues, "capacity": {
-            g: round(c, 1) for g, c in capacity.items()}})
-        return route.model_copy(update={"ordering": ordering, "reason": reason})
-
-    def _capacity_blocker(
-        self, topic: str, group: str, fifo: _Fifo, queues: int, capacity: float
-    ) -> Blocker:
-        p, latency = fifo.partitions, fifo.latency_ms[group]
-        per_queue = math.ceil(p / queues)
-        remedies = []
-        if queues < p:
-            more = ("choose a larger --qstash-plan or fewer ordered routes"
-                    if self.limits.name != "fixed" else "fewer ordered routes")
-            remedies.append(f"more queues, up to {p} (one per partition; the {self.limits.name} "
-                            f"plan's {self.limits.max_queues} are shared out: {more})")
-        needed_ms = p / (per_queue * fifo.rps) * 1000
-        remedies.append(f"a faster endpoint (at most {needed_ms:,.0f} ms per round trip with "
-                        f"{queues} queue{'s' if queues > 1 else ''}; give the measured figure as "
-                        f"latency_ms: {group} in the endpoint file)")
-        remedies.append(f"or accept the weaker guarantee explicitly: `ordering: {group}: "
-                        "best_effort` in the endpoint file (a flow-control key; order can break "
-                        "on a retry)")
-        return Blocker(
-            code="ORDERED_CAPACITY", object=f"topic:{topic}",
-            message=f"group {group}: {fifo.rps:g} rec/s must arrive in order, but its {queues} "
-            f"FIFO queue{'s' if queues > 1 else ''} (parallelism 1: one message per endpoint "
-            f"round trip each) deliver about {capacity:,.0f} rec/s at {latency:g} ms",
-            remedy="; ".join(remedies),
-        )
-
-    def _retries(self, topic: str) -> tuple[int, str | None, str, str]:
-        aux = self.aux.get(topic)
-        dead_letter = "QStash DLQ"
-        if aux and aux.dlq_topics:
-            dead_letter = f"QStash DLQ (replaces Kafka topic {', '.join(aux.dlq_topics)})"
-        if aux and aux.retry_topics:
-            delays = sorted(d for _, d in aux.retry_topics if d is not None and d >= 100)
-            retries = len(aux.retry_topics)
-            expr: str | None = None
-            if delays:
-                expr = str(delays[0])
-                if len(delays) > 1 and delays[1] > delays[0]:
-                    expr = f"{delays[0]} * pow({delays[1] / delays[0]:g}, retried)"
-            names = ", ".join(t for t, _ in aux.retry_topics)
-            return retries, expr, f"{retries} retry topic(s) seen: {names}", dead_letter
-        for conn in (aux.connectors if aux else []):
-            timeout = _int(conn.config.get("errors.retry.timeout"))
-            delay_max = _int(conn.config.get("errors.retry.delay.max.ms")) or 60_000
-            if conn.config.get("errors.deadletterqueue.topic.name"):
-                dead_letter = (f"QStash DLQ (replaces {conn.name}'s "
-                               f"{conn.config['errors.deadletterqueue.topic.name']})")
-            if timeout is None or timeout == 0:
-                continue
-            retries = 20 if timeout < 0 else _doublings(timeout, delay_max)
-            return (retries, f"min({delay_max}, 1000 * pow(2, retried))",
-                    f"connector {conn.name}: errors.retry.timeout={timeout}, "
-                    f"errors.retry.delay.max.ms={delay_max}", dead_letter)
-        return 3, None, "no retry topics or connector error settings seen: QStash defaults", dead_letter
+        route, blockers = with_queues(route, self.fifo[route.topic], queues, self.limits)
+        self.blockers.extend(blockers)
+        return route
 
     # -------------------------------------------------------------------------------- resources
     def resources(self, routes: list[RouteSpec]) -> Resources:
@@ -516,7 +368,7 @@ class _Planner:
         return Resources(queues=queues, url_groups=groups, schedules=schedules)
 
     def _schedule(self, conn: ConnectorInfo) -> ScheduleSpec:
-        poll = next((_int(v) for k, v in conn.config.items() if k.endswith("poll.interval.ms")), None)
+        poll = next((config_int(v) for k, v in conn.config.items() if k.endswith("poll.interval.ms")), None)
         minutes = max(1, round((poll or 60_000) / 60_000))
         cron = "* * * * *" if minutes == 1 else (
             f"*/{minutes} * * * *" if minutes < 60 else "0 * * * *"
@@ -533,65 +385,6 @@ class _Planner:
         )
 
 
-def queue_base(route: RouteSpec, group: str) -> str | None:
-    """The base name of ``group``'s FIFO queues on ``route`` (None: it has none); partition p
-    goes to ``<base>-<p mod queues>``."""
-    o = route.ordering
-    plain = [t for t in route.targets if not t.workflow]
-    if (o is None or o.mode != "fifo_queue" or not o.queue or not o.queues
-            or group in o.best_effort or group not in {t.group for t in plain}):
-        return None
-    return o.queue if len(plain) == 1 else f"{o.queue}.{safe_name(group)}"
-
-
-def queue_names(route: RouteSpec) -> list[str]:
-    """Every FIFO queue of an ordered route: ``queues`` per strict group."""
-    count = route.ordering.queues if route.ordering is not None else None
-    bases = [queue_base(route, t.group) for t in route.targets]
-    return [f"{b}-{i}" for b in bases if b is not None for i in range(count or 0)]
-
-
-def _auxiliary(inv: Inventory, classes: dict[str, TopicClass]) -> dict[str, _Aux]:
-    """Per topic: its retry and dead-letter topics and the connectors reading it."""
-    names = set(classes)
-    out: dict[str, _Aux] = {}
-    for c in classes.values():
-        if c.serves is None:
-            continue
-        if c.role == "retry":
-            out.setdefault(c.serves, _Aux()).retry_topics.append((c.name, c.attempt))
-        elif c.role == "dead-letter":
-            out.setdefault(c.serves, _Aux()).dlq_topics.append(c.name)
-    for conn in inv.connect.connectors:
-        dlq_name = conn.config.get("errors.deadletterqueue.topic.name")
-        for topic in conn.topics:
-            aux = out.setdefault(topic, _Aux())
-            aux.connectors.append(conn)
-            if dlq_name and dlq_name in names and dlq_name not in aux.dlq_topics:
-                aux.dlq_topics.append(dlq_name)
-    for aux in out.values():
-        aux.retry_topics.sort()
-        aux.dlq_topics.sort()
-    return out
-
-
 def _all_keyed(topic: TopicInfo) -> bool:
     return topic.sample is not None and topic.sample.keyed_ratio >= 0.999
 
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _doublings(timeout_ms: int, delay_max_ms: int) -> int:
-    """How many retries with delay min(max, 1s x 2^n) fit in ``timeout_ms``."""
-    total, n = 0, 0
-    while n < 20:
-        total += min(delay_max_ms, 1000 * 2**n)
-        if total > timeout_ms:
-            break
-        n += 1
-    return max(1, n)

@@ -23,7 +23,7 @@ from migrator.errors import StackError
 from migrator.stack import servers
 from migrator.stack.java import find_java
 from migrator.stack.maven import StackJars, cached_jars, require_tools, resolve_jars
-from migrator.stack.process import free_port, is_alive, stop, tail, wait_until
+from migrator.stack.process import free_port, is_alive, port_taken, stop, tail, wait_until
 from migrator.stack.state import ProcessInfo, StackInfo, load_state, save_state
 
 __all__ = ["ServerStatus", "down", "logs", "status", "up"]
@@ -61,13 +61,17 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
     jars = resolve_jars(log=run_dir / "logs" / "maven.log")
     for attempt in range(1, _BIND_ATTEMPTS + 1):
         started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        chosen: list[int] = []
         try:
-            info = _start_all(jars, run_dir, timeout, qstash_backoff_scale, started, progress)
+            info = _start_all(jars, run_dir, timeout, qstash_backoff_scale, started, progress,
+                              chosen)
         except BaseException as exc:
             for _name, proc in reversed(started):
-                stop(proc.pid, grace=5)
-            # A free port can be taken by another process between choosing and binding it.
-            if isinstance(exc, StackError) and "already in use" in str(exc) and attempt < _BIND_ATTEMPTS:
+                stop(proc, grace=5)
+            # A free port can be taken by another process between choosing and binding it: with
+            # ours stopped, a chosen port some other process listens on tells (EADDRINUSE).
+            if isinstance(exc, StackError) and attempt < _BIND_ATTEMPTS \
+                    and any(port_taken(port) for port in chosen):
                 progress("a chosen port was taken meanwhile; starting again on other ports")
                 shutil.rmtree(run_dir / "data", ignore_errors=True)
                 shutil.rmtree(run_dir / "logs", ignore_errors=True)
@@ -80,10 +84,13 @@ def up(run_dir: Path, *, timeout: float = 180.0, qstash_backoff_scale: float = 1
 
 def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
                started: list[tuple[str, subprocess.Popen[bytes]]],
-               progress: Callable[[str], None]) -> StackInfo:
-    ports = servers.BrokerPorts(free_port(), free_port(), free_port(), free_port(), free_port(),
-                                free_port(), free_port())
-    sr_port, connect_port, qstash_port = free_port(), free_port(), free_port()
+               progress: Callable[[str], None], chosen: list[int]) -> StackInfo:
+    def port() -> int:
+        chosen.append(free_port())
+        return chosen[-1]
+
+    ports = servers.BrokerPorts(port(), port(), port(), port(), port(), port(), port())
+    sr_port, connect_port, qstash_port = port(), port(), port()
     bootstrap = f"127.0.0.1:{ports.plaintext}"
     sasl_user, sasl_password = "migrator", secrets.token_urlsafe(18)
     cluster_id = servers.new_cluster_id()
@@ -94,7 +101,7 @@ def _start_all(jars: StackJars, run: Path, timeout: float, backoff_scale: float,
     progress("starting Apicurio Registry")
     started.append(("registry", servers.start_registry(jars, run, sr_port)))
     progress("starting the OIDC issuer (OAUTHBEARER listener)")
-    oidc_url, oidc_secret = f"http://127.0.0.1:{free_port()}", secrets.token_urlsafe(18)
+    oidc_url, oidc_secret = f"http://127.0.0.1:{port()}", secrets.token_urlsafe(18)
     oidc = servers.start_oidc(run, int(oidc_url.rsplit(":", 1)[1]), sasl_user, oidc_secret)
     started.append(("oidc", oidc))
     wait_until(lambda: servers.oidc_ready(oidc_url), timeout=60, what="OIDC issuer", proc=oidc,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from migrator.errors import StackError
 
-__all__ = ["free_port", "is_alive", "spawn", "stop", "tail", "wait_until"]
+__all__ = ["free_port", "is_alive", "port_taken", "spawn", "stop", "tail", "wait_until"]
 
 
 def free_port() -> int:
@@ -37,6 +38,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         fallback: int = sock.getsockname()[1]
         return fallback
+
+
+def port_taken(port: int) -> bool:
+    """Whether something listens on ``port`` of 127.0.0.1 now (binding it fails: EADDRINUSE).
+
+    SO_REUSEADDR lets the bind past connections of a stopped server still in TIME_WAIT: only a
+    live listener counts.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -77,8 +93,20 @@ def is_alive(pid: int) -> bool:
     return True
 
 
-def stop(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL after ``grace`` seconds."""
+def stop(process: int | subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group, then SIGKILL after ``grace`` seconds.
+
+    Given the ``Popen`` that started it, its exit is recorded there too (a ``Popen`` dropped with
+    no exit status is a ResourceWarning, "subprocess N is still running").
+    """
+    if isinstance(process, subprocess.Popen):
+        _signal_group(process.pid, grace)
+        process.poll()  # the status is reaped already (is_alive): this records it
+    else:
+        _signal_group(process, grace)
+
+
+def _signal_group(pid: int, grace: float) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)

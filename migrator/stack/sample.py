@@ -110,16 +110,19 @@ def _produce_payments(info: StackInfo, producer: Producer, topic: str, count: in
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     registry = SchemaRegistryClient({"url": info.schema_registry_url, "timeout": 10})
-    serializer = AvroSerializer(registry, json.dumps(PAYMENT_SCHEMA))
-    ctx = SerializationContext(topic, MessageField.VALUE)
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    for i in range(count):
-        value: dict[str, Any] = {
-            "payment_id": f"p-{i:05d}", "order_id": f"o-{rng.randrange(300):05d}",
-            "amount": Decimal(rng.randrange(100, 50000)) / 100,
-            "paid_at": start + timedelta(minutes=i),
-        }
-        producer.produce(topic, serializer(value, ctx), key=value["order_id"])
+    try:
+        serializer = AvroSerializer(registry, json.dumps(PAYMENT_SCHEMA))
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        for i in range(count):
+            value: dict[str, Any] = {
+                "payment_id": f"p-{i:05d}", "order_id": f"o-{rng.randrange(300):05d}",
+                "amount": Decimal(rng.randrange(100, 50000)) / 100,
+                "paid_at": start + timedelta(minutes=i),
+            }
+            producer.produce(topic, serializer(value, ctx), key=value["order_id"])
+    finally:
+        registry.close()  # its httpx client's keep-alive connection to the registry
 
 
 def _commit(conf: dict[str, str | int | float | bool], group: str, topic: str, partitions: int, behind: int) -> None:

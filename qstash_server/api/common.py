@@ -36,6 +36,9 @@ __all__ = [
     "int_param",
     "json_body",
     "json_response",
+    "listing",
+    "named_action",
+    "named_answer",
     "raw_headers",
     "same_secret",
     "split_query",
@@ -135,6 +138,34 @@ def broker_of(request: Request) -> Broker:
     """The engine behind the app that received ``request``."""
     broker: Broker = request.app.state.broker
     return broker
+
+
+def listing(fetch: Callable[[Broker], Any]) -> Handler:
+    """A handler answering ``fetch(broker)`` as JSON (``GET /v2/<resources>``)."""
+
+    async def handler(request: Request) -> Response:
+        return json_response(fetch(broker_of(request)))
+
+    return handler
+
+
+def named_answer(fetch: Callable[[Broker, str], Any]) -> Handler:
+    """A handler answering ``fetch(broker, name)`` as JSON (``GET /v2/<resources>/{name}``)."""
+
+    async def handler(request: Request) -> Response:
+        return json_response(fetch(broker_of(request), request.path_params["name"]))
+
+    return handler
+
+
+def named_action(act: Callable[[Broker, str], object]) -> Handler:
+    """A handler doing ``act(broker, name)``, answering an empty 200 (delete, pause, ...)."""
+
+    async def handler(request: Request) -> Response:
+        act(broker_of(request), request.path_params["name"])
+        return empty()
+
+    return handler
 
 
 def destination_of(request: Request, prefix_parts: int) -> tuple[str, dict[str, str]]:

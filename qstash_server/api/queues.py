@@ -10,7 +10,9 @@ from qstash_server.api.common import (
     broker_of,
     empty,
     json_body,
-    json_response,
+    listing,
+    named_action,
+    named_answer,
 )
 from qstash_server.problems import ApiError
 
@@ -40,32 +42,11 @@ async def upsert_queue(request: Request) -> Response:
     return empty()
 
 
-async def list_queues(request: Request) -> Response:
-    b = broker_of(request)
-    return json_response(b.list_queues())
-
-
-async def get_queue(request: Request) -> Response:
-    b = broker_of(request)
-    return json_response(b.get_queue(request.path_params["name"]).to_api())
-
-
-async def delete_queue(request: Request) -> Response:
-    b = broker_of(request)
-    b.delete_queue(request.path_params["name"])
-    return empty()
-
-
-async def pause_queue(request: Request) -> Response:
-    b = broker_of(request)
-    b.pause_queue(request.path_params["name"], True)
-    return empty()
-
-
-async def resume_queue(request: Request) -> Response:
-    b = broker_of(request)
-    b.pause_queue(request.path_params["name"], False)
-    return empty()
+list_queues = listing(lambda b: b.list_queues())
+get_queue = named_answer(lambda b, name: b.get_queue(name).to_api())
+delete_queue = named_action(lambda b, name: b.delete_queue(name))
+pause_queue = named_action(lambda b, name: b.pause_queue(name, True))
+resume_queue = named_action(lambda b, name: b.pause_queue(name, False))
 
 
 ROUTES: list[RouteSpec] = [

@@ -10,7 +10,9 @@ from qstash_server.api.common import (
     broker_of,
     empty,
     json_body,
-    json_response,
+    listing,
+    named_action,
+    named_answer,
 )
 from qstash_server.problems import ApiError
 
@@ -46,20 +48,9 @@ async def remove_endpoints(request: Request) -> Response:
     return empty()
 
 
-async def list_groups(request: Request) -> Response:
-    b = broker_of(request)
-    return json_response(b.list_groups())
-
-
-async def get_group(request: Request) -> Response:
-    b = broker_of(request)
-    return json_response(b.get_group(request.path_params["name"]).to_api())
-
-
-async def delete_group(request: Request) -> Response:
-    b = broker_of(request)
-    b.delete_group(request.path_params["name"])
-    return empty()
+list_groups = listing(lambda b: b.list_groups())
+get_group = named_answer(lambda b, name: b.get_group(name).to_api())
+delete_group = named_action(lambda b, name: b.delete_group(name))
 
 
 ROUTES: list[RouteSpec] = [

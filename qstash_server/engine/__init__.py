@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qstash_server.engine.batches import BatchOps
 from qstash_server.engine.dead_letters import DeadLetterOps
 from qstash_server.engine.delivery import DeliveryOps
 from qstash_server.engine.flow_control import FlowControlOps, FlowKey
@@ -30,6 +31,7 @@ __all__ = ["AttemptResult", "Broker", "OutgoingRequest"]
 
 
 class Broker(
+    BatchOps,
     PublishingOps,
     MessageOps,
     QueueOps,

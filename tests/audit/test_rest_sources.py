@@ -68,7 +68,8 @@ def test_registry_reader_sends_basic_auth_and_maps_subjects(
 def test_registry_without_credentials_is_marked_unavailable(
         endpoint_factory: Callable[..., RecordingEndpoint]) -> None:
     ep = endpoint_factory(_registry)
-    info = RegistryReader(RestConnection(url=ep.url, timeout=5)).read()
+    with RegistryReader(RestConnection(url=ep.url, timeout=5)) as reader:
+        info = reader.read()
     assert not info.status.available and info.status.error == "HTTP 401 Unauthorized"
     assert info.subjects == []
 
@@ -112,5 +113,6 @@ def test_connect_reader_sends_basic_auth_filters_and_redacts(
 def test_connect_refusing_is_marked_unavailable(
         endpoint_factory: Callable[..., RecordingEndpoint]) -> None:
     ep = endpoint_factory(_connect)
-    info = ConnectReader(RestConnection(url=ep.url, timeout=5)).read()
+    with ConnectReader(RestConnection(url=ep.url, timeout=5)) as reader:
+        info = reader.read()
     assert not info.status.available and info.status.error == "HTTP 403 Forbidden"

@@ -374,7 +374,7 @@ def test_terminal_progress_draws_and_clears() -> None:
 
 def test_group_progress_between_two_offset_snapshots() -> None:
     from migrator.audit.groups import GroupSnapshot, build_groups
-    from migrator.kafka.admin import GroupListing
+    from migrator.kafka.descriptions import GroupListing
 
     listing = {g: GroupListing(g, "EMPTY", "CLASSIC", False) for g in ("a", "b", "c", "d")}
     snap = GroupSnapshot(listings=listing, descriptions={}, offsets={

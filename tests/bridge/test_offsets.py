@@ -213,7 +213,7 @@ def test_protobuf_with_timestamp_and_decimal_arrives_as_json(
 
 
 def test_a_registry_outage_holds_the_partition_instead_of_dead_lettering(
-    kafka: KafkaKit, kafka_stack: Any, endpoint_factory: Any
+    kafka: KafkaKit, kafka_stack: Any, endpoint_factory: Any, request: pytest.FixtureRequest
 ) -> None:
     """The registry not answering says nothing about the records: the partition is sought back
     to the first undecoded record and held, then read again; nothing is dead-lettered, every
@@ -233,6 +233,7 @@ def test_a_registry_outage_holds_the_partition_instead_of_dead_lettering(
     kafka.produce_serialized(topic, ser, [{"n": i} for i in range(n)])
     kafka.produce(topic, [Rec(b"\x00\x00\x0f\x42\x40rest", partition=0)])  # schema id 1,000,000
     real = registry_lookup(kafka_stack.schema_registry_url)
+    request.addfinalizer(real.close)
     lock = threading.Lock()
     failures: list[int] = []
 

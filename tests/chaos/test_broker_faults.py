@@ -62,7 +62,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
                    what="the chaos test broker", proc=broker.proc, log=run / "logs" / "kafka.log")
         yield broker
     finally:
-        stop(broker.proc.pid, grace=10)
+        stop(broker.proc, grace=10)
 
 
 # A known bug, found by this test (passed once, failed twice; a graceful restart, how="graceful

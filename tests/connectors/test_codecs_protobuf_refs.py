@@ -5,6 +5,7 @@ codec through ``registry_lookup``."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaReference
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connectors.codecs import SchemaRegistryCodec, registry_lookup
+from connectors.codecs import RegistryLookup, SchemaRegistryCodec, registry_lookup
 from connectors.codecs.lookup import _resolve_references
 from connectors.sink import Record
 from migrator.errors import PermanentDeliveryError
@@ -38,26 +39,43 @@ def serialize(kafka: KafkaKit, package: str) -> bytes:
     return value
 
 
-def test_imported_messages_and_enums_decode_to_json(kafka: KafkaKit) -> None:
+Lookups = Callable[[str], RegistryLookup]
+
+
+@pytest.fixture
+def lookups() -> Iterator[Lookups]:
+    """``registry_lookup`` whose lookups are closed after the test."""
+    made: list[RegistryLookup] = []
+
+    def make(url: str) -> RegistryLookup:
+        made.append(registry_lookup(url))
+        return made[-1]
+
+    yield make
+    for lookup in made:
+        lookup.close()
+
+
+def test_imported_messages_and_enums_decode_to_json(kafka: KafkaKit, lookups: Lookups) -> None:
     url = registry_url(kafka)
     package = unique("refs").replace("-", "_")
     value = serialize(kafka, package)
     schema_id = int.from_bytes(value[1:5], "big")
 
-    kind, _text, *rest = registry_lookup(url)(schema_id)
+    kind, _text, *rest = lookups(url)(schema_id)
     assert kind == "PROTOBUF"
     # dependencies first, the diamond's shared file once, well-known imports left to the pool
     assert [name for name, _ in rest[0]] == [f"{package}/money.proto", f"{package}/common.proto"]
 
-    body, ctype = SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
+    body, ctype = SchemaRegistryCodec(lookups(url)).encode(rec(value))
     assert ctype == "application/json"
     assert body.decode() == ORDER_JSON
-    as_text = SchemaRegistryCodec(registry_lookup(url), decimal="string").encode(rec(value))[0]
+    as_text = SchemaRegistryCodec(lookups(url), decimal="string").encode(rec(value))[0]
     assert b'"amount":"99999999999999999999.99"' in as_text
 
 
 def test_a_schema_registered_without_its_references_names_the_missing_import(
-    kafka: KafkaKit,
+    kafka: KafkaKit, lookups: Lookups,
 ) -> None:
     url = registry_url(kafka)
     package = unique("norefs").replace("-", "_")
@@ -73,7 +91,7 @@ def test_a_schema_registered_without_its_references_names_the_missing_import(
     value = b"\x00" + schema_id.to_bytes(4, "big") + b"\x00" + order(
         order_class(package)).SerializeToString()
     with pytest.raises(PermanentDeliveryError) as err:
-        SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
+        SchemaRegistryCodec(lookups(url)).encode(rec(value))
     message = str(err.value)
     assert f"schema id {schema_id}" in message
     assert f"imports '{package}/common.proto', which is not among the schema's registry " \
@@ -135,7 +153,7 @@ def test_a_custom_lookup_returns_the_referenced_files() -> None:
     assert with_refs.encode(rec(value))[0].decode() == ORDER_JSON
 
 
-def test_proto_text_schemas_with_references(kafka: KafkaKit) -> None:
+def test_proto_text_schemas_with_references(kafka: KafkaKit, lookups: Lookups) -> None:
     """Schemas registered as .proto text (as Java clients do): the bridge has no .proto parser,
     so it needs the registry's ``format=serialized``. Apicurio 3 answers with the raw descriptor
     bytes in a JSON string, decoded as UTF-8, so any byte >= 0x80 arrives as U+FFFD: small
@@ -152,7 +170,7 @@ def test_proto_text_schemas_with_references(kafka: KafkaKit) -> None:
         SchemaReference(f"{package}/inner.proto", f"{package}-inner", 1)]))
     payload = b"\x00" + b"\x0a\x03\x0a\x01x" + b"\x10\x01"  # Outer{inner{a:"x"}, c:BLUE}
     value = b"\x00" + small.to_bytes(4, "big") + payload
-    body, _ = SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
+    body, _ = SchemaRegistryCodec(lookups(url)).encode(rec(value))
     assert body == b'{"inner":{"a":"x"},"c":"BLUE"}'
 
     fields = " ".join(f"string a_rather_long_field_name_{n} = {n};" for n in range(3, 9))
@@ -162,4 +180,4 @@ def test_proto_text_schemas_with_references(kafka: KafkaKit) -> None:
     value = b"\x00" + large.to_bytes(4, "big") + payload
     with pytest.raises(PermanentDeliveryError, match=rf"PROTOBUF schema id {large}: the registry "
                        r"returned no intact serialized descriptor .*no \.proto parser"):
-        SchemaRegistryCodec(registry_lookup(url)).encode(rec(value))
+        SchemaRegistryCodec(lookups(url)).encode(rec(value))

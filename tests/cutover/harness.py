@@ -54,21 +54,33 @@ class OldConsumer:
         reader.start()
         reader.join(60)
         if not line or line[0].strip() != "READY":
-            self.kill()
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(30)
             self.stderr.seek(0)
-            raise AssertionError(f"old consumer of {group} did not start: {self.stderr.read()[-2000:]}")
+            said = self.stderr.read()[-2000:]
+            self._release()
+            raise AssertionError(f"old consumer of {group} did not start: {said}")
 
     def stop(self) -> None:
         """SIGTERM: the application commits what it processed and leaves the group."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         rc = self.process.wait(30)
+        self._release()
         assert rc == 0, f"old consumer exited {rc}"
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(30)
+        self._release()
+
+    def _release(self) -> None:
+        """The READY pipe and the stderr file (idempotent)."""
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.stderr.close()
 
     def processed(self) -> list[Coord]:
         if not self.out.exists():

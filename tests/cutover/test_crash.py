@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -41,6 +42,22 @@ from tests.fixtures.stack import EstateInfo
 pytestmark = pytest.mark.timeout(180)
 
 
+def _config(tmp_path: Path, bootstrap: str, topic: str, destination: dict[str, Any], *,
+            ordered: bool = False, **settings: Any) -> Path:
+    """A bridge.yaml with one route, on ``topic`` to ``destination`` (which replaces a group), a
+    fresh bridge group and cutover topic; ``settings``: more top-level keys, or those replaced."""
+    route: dict[str, Any] = {"topic": topic, "destinations": [destination]}
+    if ordered:
+        route["ordered"] = True
+    return write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": unique("_cutover"), "routes": [route], **settings})
+
+
+def _direct(endpoint: RecordingEndpoint, group: str) -> dict[str, Any]:
+    return {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}
+
+
 class Crash(BaseException):
     """What a kill looks like to the code after the crash point: nothing more runs."""
 
@@ -70,11 +87,7 @@ def test_a_switch_that_dies_during_the_hand_off_is_finished_by_a_rerun(
     kafka.commit_group(group, {(topic, 0): 0, (topic, 1): 0})
     kafka.produce(topic, [Rec(f"v{i}", partition=i % 2) for i in range(40)])
     kafka.commit_group(group, {(topic, 0): 7, (topic, 1): 12})
-    cfg_path = write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": unique("_cutover"),
-        "routes": [{"topic": topic, "destinations": [
-            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg_path = _config(tmp_path, bootstrap, topic, _direct(endpoint, group))
     cfg = load_bridge_config(cfg_path)
     conn = KafkaConnection(bootstrap_servers=bootstrap)
     first = Coordinator(cfg, conn, admin=CrashingAdmin(conn, after=after), poll=0.2)
@@ -111,11 +124,7 @@ def test_a_switch_refused_by_kafka_acls_leaves_the_group_prepared(
     group = unique("acl")
     kafka.produce(topic, [Rec("v")])
     kafka.commit_group(group, {(topic, 0): 1})
-    cfg = load_bridge_config(write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": unique("_cutover"),
-        "routes": [{"topic": topic, "destinations": [
-            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]}))
+    cfg = load_bridge_config(_config(tmp_path, bootstrap, topic, _direct(endpoint, group)))
     conn = KafkaConnection(bootstrap_servers=bootstrap)
     coord = Coordinator(cfg, conn, admin=RefusingAdmin(conn), poll=0.2)
     coord.prepare(group)
@@ -136,11 +145,7 @@ def test_a_rollback_that_dies_while_setting_the_old_offsets_is_finished_by_a_rer
     group = unique("undo")
     kafka.produce(topic, [Rec(f"v{i}", partition=i % 2) for i in range(40)])
     kafka.commit_group(group, {(topic, 0): 5, (topic, 1): 9})
-    cfg_path = write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": unique("_cutover"),
-        "routes": [{"topic": topic, "destinations": [
-            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg_path = _config(tmp_path, bootstrap, topic, _direct(endpoint, group))
     cfg = load_bridge_config(cfg_path)
     conn = KafkaConnection(bootstrap_servers=bootstrap)
     coord = Coordinator(cfg, conn, poll=0.2)
@@ -190,11 +195,8 @@ def test_kill_9_of_the_switch_command_then_rerun_keeps_old_plus_new_exact(
     topic = kafka.create_topic(unique("cut-kill"), partitions=2)
     group = unique("orders")
     state_topic = unique("_cutover")
-    cfg_path = write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": state_topic, "shutdown_deadline": 10,
-        "routes": [{"topic": topic, "destinations": [
-            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg_path = _config(tmp_path, bootstrap, topic, _direct(endpoint, group),
+                       cutover_topic=state_topic, shutdown_deadline=10)
     cfg = load_bridge_config(cfg_path)
     producer = KeepProducing(bootstrap, {topic: 2}, rate=150)
     old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
@@ -221,7 +223,7 @@ def test_kill_9_of_the_switch_command_then_rerun_keeps_old_plus_new_exact(
                         break
             finally:
                 tail.close()
-            proc.wait(30)
+            proc.communicate(timeout=30)  # waits, and closes its pipes
             assert killed_in is not None, "the switch never recorded a hand-off"
             rerun = run_cli("cutover", "switch", group, "--config", str(cfg_path),
                             "--watch", "2s", "--timeout", "60s")
@@ -250,12 +252,9 @@ def test_three_bridges_in_one_group_one_killed_after_the_switch(
     server = qstash_server_factory()
     topic = kafka.create_topic(unique("cut-three"), partitions=3)
     group = unique("payments")
-    cfg_path = write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": unique("_cutover"), "shutdown_deadline": 10,
-        "qstash": {"url": server.url, "token": server.token},
-        "routes": [{"topic": topic, "destinations": [
-            {"kind": "publish-url", "url": endpoint.url, "replaces_group": group}]}]})
+    cfg_path = _config(tmp_path, bootstrap, topic,
+                       {"kind": "publish-url", "url": endpoint.url, "replaces_group": group},
+                       shutdown_deadline=10, qstash={"url": server.url, "token": server.token})
     cfg = load_bridge_config(cfg_path)
     producer = KeepProducing(bootstrap, {topic: 3}, rate=150)
     old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
@@ -307,13 +306,11 @@ def test_rollback_after_the_last_bridge_was_killed_9_keeps_old_plus_new_exact(
     server = qstash_server_factory()
     topic = kafka.create_topic(unique("cut-rbkill"), partitions=2)
     group = unique("refunds")
-    cfg_path = write_config(tmp_path / "bridge.yaml", {
-        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
-        "cutover_topic": unique("_cutover"), "shutdown_deadline": 10,
-        "qstash": {"url": server.url, "token": server.token},
-        "routes": [{"topic": topic, "ordered": True, "destinations": [
-            {"kind": "enqueue-queue", "queue": "refunds-{partition}", "url": endpoint.url,
-             "replaces_group": group}]}]})
+    cfg_path = _config(tmp_path, bootstrap, topic,
+                       {"kind": "enqueue-queue", "queue": "refunds-{partition}", "url": endpoint.url,
+                        "replaces_group": group},
+                       ordered=True, shutdown_deadline=10,
+                       qstash={"url": server.url, "token": server.token})
     cfg = load_bridge_config(cfg_path)
     producer = KeepProducing(bootstrap, {topic: 2}, rate=300)
     runs = [OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")]

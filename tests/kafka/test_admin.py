@@ -11,7 +11,8 @@ from confluent_kafka import KafkaError, KafkaException
 from migrator.config import KafkaConnection
 from migrator.errors import KafkaAuthError, KafkaUnavailableError
 from migrator.kafka import admin as admin_mod
-from migrator.kafka.admin import KafkaAdmin, map_kafka_error
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.answers import map_kafka_error
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.stack import EstateInfo
 

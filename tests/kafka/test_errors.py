@@ -11,7 +11,8 @@ from confluent_kafka import KafkaError, KafkaException
 
 from migrator.config import KafkaConnection
 from migrator.errors import KafkaAuthError, KafkaUnavailableError
-from migrator.kafka.admin import KafkaAdmin, map_kafka_error
+from migrator.kafka.admin import KafkaAdmin
+from migrator.kafka.answers import map_kafka_error
 from migrator.kafka.consumer import KafkaConsumer
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, translate
 

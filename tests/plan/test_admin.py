@@ -23,8 +23,7 @@ def admin_answering(*replies: httpx.Response) -> tuple[QStashAdmin, list[httpx.R
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     admin = QStashAdmin(QStashConnection(url="http://127.0.0.1:9", token=SecretStr(TOKEN)),
-                        attempts=4, sleep=sleeps.append)
-    admin.client.http._client = httpx.Client(transport=httpx.MockTransport(handle))
+                        attempts=4, sleep=sleeps.append, transport=httpx.MockTransport(handle))
     return admin, seen, sleeps
 
 

@@ -44,8 +44,8 @@ def estate_plan(server: QStashServer | None, out: Path, *, fifo_topics: int = 1,
                                    schedules={"imp": endpoint + "/import"}))
     state = None
     if server is not None:
-        admin = QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)))
-        state = reviewed(read_state(admin), server.url)
+        with QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token))) as admin:
+            state = reviewed(read_state(admin), server.url)
     plan = build_plan(inv, eps, PlanOptions(qstash_tier="payg"), state)
     build_output(plan, inv).write(out)
     return plan
@@ -169,6 +169,9 @@ class FlakyTransport(httpx.BaseTransport):
             return httpx.Response(503, json={"error": "unavailable"}, request=request)
         return self.inner.handle_request(request)
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 def test_transient_429_and_503_are_retried(
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path
@@ -176,12 +179,11 @@ def test_transient_429_and_503_are_retried(
     server = qstash_server_factory()
     plan = estate_plan(None, tmp_path)
     sleeps: list[float] = []
-    admin = QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)),
-                        sleep=sleeps.append)
     flaky = FlakyTransport(4)
-    admin.client.http._client = httpx.Client(transport=flaky)
-    live = read_state(admin)
-    report = apply_actions(admin, diff(plan, live).actions)
+    with QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)),
+                     sleep=sleeps.append, transport=flaky) as admin:
+        live = read_state(admin)
+        report = apply_actions(admin, diff(plan, live).actions)
     assert report.failed is None and report.count("applied") == 3
     assert flaky.faults == 4 and len(sleeps) == 4
     check_live(server, plan)
@@ -191,12 +193,11 @@ def test_persistent_server_errors_fail_with_a_clear_error(
     qstash_server_factory: Callable[..., QStashServer], tmp_path: Path
 ) -> None:
     server = qstash_server_factory()
-    admin = QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)),
-                        attempts=3, sleep=lambda _s: None)
-    admin.client.http._client = httpx.Client(transport=FlakyTransport(100))
     from migrator.errors import ServiceError
 
-    with pytest.raises(ServiceError, match="could not list queues after 3 attempts"):
+    with QStashAdmin(QStashConnection(url=server.url, token=SecretStr(server.token)),
+                     attempts=3, sleep=lambda _s: None, transport=FlakyTransport(100)) as admin, \
+            pytest.raises(ServiceError, match="could not list queues after 3 attempts"):
         read_state(admin)
 
 

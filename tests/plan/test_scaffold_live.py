@@ -200,8 +200,8 @@ def test_generated_bridge_yaml_delivers_to_the_generated_fastapi_apps_deployed_a
             thread.start()
             servers.append((uv, thread))
         conn = QStashConnection(url=server.url, token=SecretStr(server.token))
-        admin = QStashAdmin(conn)
-        report = apply_actions(admin, diff(plan, read_state(admin)).actions)
+        with QStashAdmin(conn) as admin:
+            report = apply_actions(admin, diff(plan, read_state(admin)).actions)
         assert not report.failed, report.lines()
         config, left_out = bridge_config(plan, group=unique("scaf-bridge"))
         assert config is not None and not left_out

@@ -111,5 +111,5 @@ def sasl_ssl_broker(kafka_stack: EstateInfo, tmp_path_factory: pytest.TempPathFa
                             f"{oidc_url}/token", "migrator", oidc_secret)
     finally:
         if proc is not None:
-            stop(proc.pid, grace=10)
-        stop(oidc.pid, grace=5)
+            stop(proc, grace=10)
+        stop(oidc, grace=5)

@@ -60,6 +60,7 @@ def test_up_status_logs_down_cycle(tmp_path: Path, endpoint: RecordingEndpoint) 
 
         client = QStash(info["qstash_token"], base_url=info["qstash_url"])
         client.message.publish_json(url=f"{endpoint.url}/hook", body={"hello": "stack"})
+        client.http._client.close()  # the SDK has no close() of its own
         (req,) = endpoint.wait_for(1)
         Receiver(current_signing_key=info["qstash_current_signing_key"],
                  next_signing_key=info["qstash_next_signing_key"]).verify(
@@ -149,10 +150,15 @@ def test_dev_qstash_runs_alone_with_generated_credentials(endpoint: RecordingEnd
         creds = dict(proc.stderr.readline().strip().split(": ", 1) for _ in range(3))
         client = QStash(creds["TOKEN"], base_url=ready[1])
         client.message.publish_json(url=f"{endpoint.url}/alone", body={"n": 1})
+        client.http._client.close()  # the SDK has no close() of its own
         (req,) = endpoint.wait_for(1)
         Receiver(current_signing_key=creds["CURRENT-SIGNING-KEY"],
                  next_signing_key=creds["NEXT-SIGNING-KEY"]).verify(
             body=req.body.decode(), signature=req.headers["upstash-signature"], url=f"{endpoint.url}/alone")
     finally:
         proc.terminate()
-        assert proc.wait(timeout=30) in (0, -15)
+        code = proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        assert code in (0, -15)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrator.bridge.config import BridgeConfig
-from migrator.plan.builder import queue_base, safe_name
+from migrator.plan.fifo import queue_base, safe_name
 from migrator.plan.spec import Plan, RouteSpec, is_placeholder
 from migrator.yamlfile import dump_yaml
 

@@ -16,7 +16,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from migrator.inventory import Inventory, SchemaSubjectInfo
-from migrator.plan.builder import safe_name
+from migrator.plan.fifo import safe_name
 from migrator.plan.scaffold.schemas import TypedSchema, typed_schema
 from migrator.plan.spec import GroupTarget, Plan, RouteSpec, is_placeholder
 
