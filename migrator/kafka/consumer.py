@@ -240,9 +240,16 @@ class KafkaConsumer:
     def commit(self, offsets: Mapping[Partition, int], *, asynchronous: bool = False) -> bool:
         """Commit ``offset`` (the next offset to read) for each partition; nothing else.
 
-        False when the group refused it because this member's membership moved on (thrown
-        out, or a rebalance under way): the partitions' new owner starts from the last
-        committed offset, and the loop learns of the loss from the rebalance callbacks.
+        False when nothing was committed and the caller carries on (keeping the offsets for
+        its next commit, where it still owns the partitions):
+
+        * the group refused it because this member's membership moved on (thrown out, or a
+          rebalance under way): the partitions' new owner starts from the last committed
+          offset, and the loop learns of the loss from the rebalance callbacks;
+        * the group coordinator did not answer (its broker down, restarting or moving the
+          group: ``_WAIT_COORD``, ``COORDINATOR_NOT_AVAILABLE``, ``NOT_COORDINATOR``, a
+          transport failure or a timeout). An outage of the cluster, not of this member:
+          librdkafka reconnects and rejoins on its own, so it is no reason to stop.
         """
         if not offsets:
             return True
@@ -253,8 +260,13 @@ class KafkaConsumer:
             code = error_code(exc)
             if code == KafkaError._NO_OFFSET:
                 return True
-            if kind_of(code) is ErrorKind.MEMBERSHIP:  # this member's generation is over
+            kind = kind_of(code)
+            if kind is ErrorKind.MEMBERSHIP:  # this member's generation is over
                 log.warning("commit refused, membership moved on: %s", exc)
+                return False
+            if kind is ErrorKind.UNAVAILABLE:  # the coordinator is away: try again later
+                log.warning("commit not answered, offsets kept for the next one: %s",
+                            translate(exc, "a commit", self._servers))
                 return False
             raise translate(exc, "a commit", self._servers) from None
         return True

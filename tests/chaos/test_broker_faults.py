@@ -65,14 +65,18 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
         stop(broker.proc.pid, grace=10)
 
 
-# A known bug, found by this test (passed once, failed twice; a graceful restart, how="graceful
-# restart", failed the same way): when the broker goes away before the bridge's first commit,
-# the bridge logs its partitions lost and "rejoining", then owns no partition and consumes
-# nothing for minutes after the broker is back (stats: lost=3, assigned=[], commits=0). Not
-# strict: it passes when the timing avoids it. Remove the mark with the fix.
-@pytest.mark.xfail(reason="bug: after its broker comes back the bridge may never rejoin its "
-                          "group (partitions lost, assigned stays empty)", strict=False)
-@pytest.mark.parametrize("how", ["kill -9, down past the session timeout"])
+GRACEFUL = "graceful restart (controlled shutdown) mid-batch"
+
+
+# A known bug (passed once, failed twice): after a graceful restart the bridge may own no
+# partition and consume nothing for minutes (its client knows no broker any more). Not strict:
+# it passes when the timing avoids it. Remove the mark with the fix.
+@pytest.mark.parametrize("how", [
+    "kill -9, down past the session timeout",
+    pytest.param(GRACEFUL, marks=pytest.mark.xfail(
+        reason="bug: after a controlled shutdown the bridge's client may know no broker and "
+               "never rejoin (partitions lost, assigned stays empty)", strict=False)),
+])
 def test_the_bridge_rides_out_its_broker_going_away(
     own_broker: OwnBroker, qstash_server: QStashServer, endpoint: RecordingEndpoint, how: str
 ) -> None:
@@ -102,7 +106,8 @@ def test_the_bridge_rides_out_its_broker_going_away(
             outcome = settle(endpoint, n, timeout=60)
         except AssertionError as exc:
             b = rb.bridge
-            raise AssertionError(f"{exc}; bridge: {b.stats}, assigned {sorted(b.assigned)}, "
+            raise AssertionError(f"{exc}; bridge thread alive {rb.thread.is_alive()}, error "
+                                 f"{rb.error!r}, {b.stats}, assigned {sorted(b.assigned)}, "
                                  f"paused {b.paused_count}, in flight {b.in_flight}, "
                                  f"committed {kafka.committed(group, topic, 3)}") from None
         wait_for("committed offsets at the end", lambda: kafka.committed(group, topic, 3),
