@@ -8,12 +8,16 @@ What it adds to the raw client:
   otherwise swallow) are stored and re-raised from the next :meth:`KafkaConsumer.consume` call
   on the main loop;
 * librdkafka errors become toolkit errors (:class:`~migrator.errors.KafkaAuthError`, ...) by
-  :func:`migrator.kafka.errors.translate`.
+  :func:`migrator.kafka.errors.translate`;
+* with ``statistics.interval.ms`` set (the bridge's default), a client stranded without any
+  broker is replaced by a new one (:class:`BrokerWatch`, :meth:`KafkaConsumer.consume`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,10 +39,13 @@ __all__ = [
     "BRIDGE_CONSUMER_DEFAULTS",
     "OFFSET_BEGINNING",
     "OFFSET_END",
+    "STRANDED_AFTER",
     "AssignmentCallback",
+    "BrokerWatch",
     "KafkaConsumer",
     "Partition",
     "consumer_settings",
+    "known_brokers",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,7 +73,57 @@ BRIDGE_CONSUMER_DEFAULTS = {
     # a member joining or leaving moves only the partitions that change hands; the others
     # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
     "partition.assignment.strategy": "cooperative-sticky",
+    # lets the consumer notice that its client knows no broker any more (BrokerWatch); the
+    # statistics (a JSON object per broker and per partition of the topics read) are parsed
+    # every 5 s
+    "statistics.interval.ms": "5000",
 }
+
+# Seconds a consumer may know no broker at all before it is replaced (BrokerWatch).
+STRANDED_AFTER = 10.0
+
+
+def known_brokers(stats: Mapping[str, Any]) -> int:
+    """The brokers a client can talk to, from its statistics (librdkafka's ``stats_cb`` JSON):
+    the bootstrap servers and the brokers learned from metadata; not the logical
+    ``GroupCoordinator`` handle or the internal one."""
+    brokers = stats.get("brokers")
+    if not isinstance(brokers, Mapping):
+        return 0
+    return sum(1 for b in brokers.values()
+               if isinstance(b, Mapping) and b.get("source") in ("configured", "learned"))
+
+
+class BrokerWatch:
+    """Tells a client that has known no broker for ``after`` seconds: it is stranded.
+
+    librdkafka (2.10 and later) drops every broker a metadata response does not list. A broker
+    in controlled shutdown answers Metadata without itself, so a client of a single-broker
+    cluster (or of brokers all restarting) can be left with no broker at all. It should then
+    re-bootstrap from ``bootstrap.servers``; seen here (librdkafka 2.16, Kafka 4.1 KRaft) it
+    sometimes does not: a re-bootstrap scheduled when the last broker went down appears to be
+    cancelled by the metadata response handled at the same moment (a successful response stops
+    the re-bootstrap timer, and its in-progress flag is only cleared when the timer fires), and
+    none is scheduled again. The client then sends nothing, finds no coordinator and owns no
+    partition until it is replaced. A real outage
+    does not look like this: the client keeps its brokers and keeps reconnecting to them.
+    """
+
+    def __init__(self, after: float = STRANDED_AFTER) -> None:
+        self.after = after
+        self._none_since: float | None = None
+
+    def observe(self, brokers: int, now: float) -> None:
+        if brokers:
+            self._none_since = None
+        elif self._none_since is None:
+            self._none_since = now
+
+    def stranded(self, now: float) -> bool:
+        return self._none_since is not None and now - self._none_since >= self.after
+
+    def reset(self) -> None:
+        self._none_since = None
 
 
 def consumer_settings(
@@ -122,6 +179,15 @@ class KafkaConsumer:
         from migrator.kafka.admin import librdkafka_logger
 
         conf.setdefault("logger", librdkafka_logger())
+        # notices a client stranded without brokers (None: statistics.interval.ms is off)
+        self.watch: BrokerWatch | None = None
+        if _positive(conf.get("statistics.interval.ms")):
+            self.watch = BrokerWatch()
+            conf["stats_cb"] = self._on_stats
+        self._conf = conf
+        self._factory = factory
+        self._subscription: tuple[list[str], dict[str, Any]] | None = None
+        self.renewals = 0  # clients replaced because they were stranded without a broker
         self._group = group
         # errors name the servers, the protocol and the SASL mechanism
         self._servers = connection.describe()
@@ -149,6 +215,16 @@ class KafkaConsumer:
                 self._pending = translate(err, "consuming", self._servers)
         else:
             log.warning("kafka: %s", err.str())
+
+    def _on_stats(self, raw: str) -> None:
+        if self.watch is None:
+            return
+        try:
+            stats = json.loads(raw)
+        except ValueError:
+            return
+        if isinstance(stats, Mapping):
+            self.watch.observe(known_brokers(stats), time.monotonic())
 
     def _guard(self, callback: AssignmentCallback | None) -> Callable[[Any, list[TopicPartition]], None]:
         def run(_consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -193,6 +269,31 @@ class KafkaConsumer:
             self._consumer.subscribe(list(topics), **kwargs)
         except KafkaException as exc:
             raise translate(exc, "a subscription", self._servers) from None
+        self._subscription = (list(topics), kwargs)
+
+    def _renew(self) -> None:
+        """Replace a client stranded without any broker (see :class:`BrokerWatch`) by a new one
+        bootstrapped afresh, subscribed the same way. Closing the old one hands back what it
+        still owns (``on_revoke`` / ``on_lost``); the new one joins the group as a new member
+        and gets its partitions through ``on_assign``, from the committed offsets."""
+        assert self.watch is not None
+        log.warning("kafka: the consumer of group %s has known no broker for %.0f s (dropped "
+                    "from metadata while the cluster restarted, and not re-bootstrapped); "
+                    "replacing it with a new one from bootstrap.servers %s", self._group,
+                    self.watch.after, self._servers)
+        try:
+            self._consumer.close()  # runs the rebalance callbacks for what it still owns
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("kafka: closing the stranded consumer failed: %s", exc)
+        self.watch.reset()
+        try:
+            self._consumer = self._factory(self._conf)
+            if self._subscription is not None:
+                topics, kwargs = self._subscription
+                self._consumer.subscribe(topics, **kwargs)
+        except KafkaException as exc:
+            raise translate(exc, "a new consumer", self._servers) from None
+        self.renewals += 1
 
     def assign(
         self, partitions: Sequence[Partition], starts: Mapping[Partition, int] | None = None
@@ -215,8 +316,12 @@ class KafkaConsumer:
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
 
     def consume(self, max_records: int, timeout: float) -> list[Any]:
-        """Up to ``max_records`` messages (errors filtered out and logged or raised)."""
+        """Up to ``max_records`` messages (errors filtered out and logged or raised). A client
+        stranded without any broker is replaced first (:class:`BrokerWatch`)."""
         self.raise_pending()
+        if self.watch is not None and self.watch.stranded(time.monotonic()):
+            self._renew()
+            self.raise_pending()
         try:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
@@ -334,3 +439,10 @@ class KafkaConsumer:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("kafka: closing the consumer failed: %s", exc)
+
+
+def _positive(value: object) -> bool:
+    try:
+        return int(str(value)) > 0
+    except ValueError:
+        return False

@@ -24,6 +24,7 @@ USER_VALUES = {
     "session.timeout.ms": "45000",
     "heartbeat.interval.ms": "3000",
     "partition.assignment.strategy": "range",
+    "statistics.interval.ms": "10000",
     "auto.offset.reset": "latest",
 }
 
