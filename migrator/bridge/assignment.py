@@ -6,7 +6,7 @@
 * revoked (:meth:`Assignment.on_revoke`): its open batches are sent, its in-flight messages
   drained until ``shutdown_deadline``, its contiguous offset committed, then it is forgotten;
 * lost (:meth:`Assignment.on_lost`, thrown out of the group): forgotten at once, nothing
-  committed (another member may own it already);
+  committed (another member may own it already); not ready until the member has rejoined;
 * :meth:`Assignment.commit` commits the contiguous delivered offsets (the loop: about once a
   second, and at the end).
 """
@@ -143,6 +143,9 @@ class Assignment:
         tps = set(partitions)
         self._stats.lost += len(tps & self.assigned)
         self.forget(tps)
+        # out of the group until it has rejoined: /readyz says so until the next on_assign
+        # (librdkafka calls it after every join, with no partitions too)
+        self._metrics.ready = False
         log.warning("lost %s (thrown out of the group: was the loop stalled past "
                     "max.poll.interval.ms?); rejoining", _names(sorted(tps)))
 

@@ -90,6 +90,10 @@ def test_the_bridge_rides_out_its_broker_going_away(
         else:
             own_broker.graceful_stop()  # mid-batch: the backlog is still being delivered
         assert rb.thread.is_alive() and rb.error is None, rb.error
+        # /readyz: thrown out of its group (session timeout) and not back yet
+        wait_for("/readyz not ready while the broker is away",
+                 lambda: rb.bridge.metrics.not_ready(time.monotonic()),
+                 lambda why: why is not None, timeout=60)
         own_broker.start()
         kafka.produce(topic, (Rec(f"v{i}", partition=i % 3) for i in range(half, n)))
         try:
@@ -104,6 +108,8 @@ def test_the_bridge_rides_out_its_broker_going_away(
         wait_for("committed offsets at the end", lambda: kafka.committed(group, topic, 3),
                  lambda c: c == kafka.end_offsets(topic, 3), timeout=90)
         assert rb.thread.is_alive() and rb.error is None, rb.error
+        wait_for("/readyz ready again", lambda: rb.bridge.metrics.not_ready(time.monotonic()),
+                 lambda why: why is None, timeout=30)
         renewals = rb.bridge.consumer.renewals
         rb.stop()
     assert outcome.lost == 0 and outcome.duplicates == 0, outcome
