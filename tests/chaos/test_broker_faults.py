@@ -1,6 +1,7 @@
 """Chaos on the Kafka side: the bridge's broker killed (-9) for longer than the session
-timeout, and restarted gracefully mid-batch, on the same ports and data. A dedicated broker
-(the stack's own start code, in a run dir of this module), never the shared one."""
+timeout, and restarted gracefully mid-batch, on the same ports and data; and a consumer client
+left knowing no broker (what a graceful restart can do to librdkafka), forced. A dedicated
+broker (the stack's own start code, in a run dir of this module), never the shared one."""
 
 from __future__ import annotations
 
