@@ -214,7 +214,7 @@ class Bridge:
         if not self._flow.records:
             self.metrics.progress = now  # nothing waiting: the stall clock starts over
         if now - self._assignment.last_commit >= COMMIT_INTERVAL:
-            self._assignment.commit()
+            self._assignment.commit_in_background()
             self._assignment.update_lag(now)
 
     def _drain(self, pending: Callable[[], bool]) -> bool:

@@ -36,6 +36,7 @@ from migrator.errors import ConfigError
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
 
 __all__ = [
+    "ASYNC_COMMIT_TIMEOUT",
     "BRIDGE_CONSUMER_DEFAULTS",
     "OFFSET_BEGINNING",
     "OFFSET_END",
@@ -81,6 +82,8 @@ BRIDGE_CONSUMER_DEFAULTS = {
 
 # Seconds a consumer may know no broker at all before it is replaced (BrokerWatch).
 STRANDED_AFTER = 10.0
+# Seconds an asynchronous commit may stay unanswered before another one may be started.
+ASYNC_COMMIT_TIMEOUT = 30.0
 
 
 def known_brokers(stats: Mapping[str, Any]) -> int:
@@ -184,6 +187,9 @@ class KafkaConsumer:
         if _positive(conf.get("statistics.interval.ms")):
             self.watch = BrokerWatch()
             conf["stats_cb"] = self._on_stats
+        conf["on_commit"] = self._on_commit
+        # the asynchronous commit awaiting its result: offsets, done(ok), started
+        self._async: tuple[dict[Partition, int], Callable[[bool], None], float] | None = None
         self._conf = conf
         self._factory = factory
         self._subscription: tuple[list[str], dict[str, Any]] | None = None
@@ -225,6 +231,31 @@ class KafkaConsumer:
             return
         if isinstance(stats, Mapping):
             self.watch.observe(known_brokers(stats), time.monotonic())
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The result of a commit (librdkafka reports synchronous ones here too): settles the
+        asynchronous commit whose offsets it carries."""
+        pending = self._async
+        if pending is None:
+            return
+        offsets, done, _started = pending
+        if {(tp.topic, tp.partition): tp.offset for tp in partitions} != offsets:
+            return
+        self._async = None
+        failed = err if err is not None else next((tp.error for tp in partitions if tp.error),
+                                                  None)
+        if failed is not None:
+            kind = kind_of(failed.code())
+            if kind in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
+                log.warning("commit not done, offsets kept for the next one: %s",
+                            translate(failed, "a commit", self._servers))
+            elif self._pending is None:
+                self._pending = translate(failed, "a commit", self._servers)
+        try:
+            done(failed is None)
+        except BaseException as exc:  # resurfaced on the main loop
+            if self._pending is None:
+                self._pending = exc
 
     def _guard(self, callback: AssignmentCallback | None) -> Callable[[Any, list[TopicPartition]], None]:
         def run(_consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -286,6 +317,7 @@ class KafkaConsumer:
         except (KafkaException, RuntimeError) as exc:
             log.warning("kafka: closing the stranded consumer failed: %s", exc)
         self.watch.reset()
+        self._async = None  # the old client's commit will not answer any more
         try:
             self._consumer = self._factory(self._conf)
             if self._subscription is not None:
@@ -374,6 +406,35 @@ class KafkaConsumer:
                             translate(exc, "a commit", self._servers))
                 return False
             raise translate(exc, "a commit", self._servers) from None
+        return True
+
+    def commit_async(self, offsets: Mapping[Partition, int], done: Callable[[bool], None]) -> bool:
+        """Start committing ``offsets`` without waiting: ``done(ok)`` runs inside a later
+        :meth:`consume` when the group answers. One at a time: False (nothing started) while
+        an earlier one is unanswered, for up to :data:`ASYNC_COMMIT_TIMEOUT` seconds, and when
+        the group cannot take it now (membership moved on, coordinator away: the caller's next
+        commit carries the offsets). A loop that must not stall commits this way: a synchronous
+        commit the coordinator never answers blocks its caller (seen for over 100 s with
+        librdkafka 2.16 while the coordinator's broker shut down)."""
+        now = time.monotonic()
+        if self._async is not None and now - self._async[2] < ASYNC_COMMIT_TIMEOUT:
+            return False
+        self._async = None
+        if not offsets:
+            return True
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=True)
+        except KafkaException as exc:
+            code = error_code(exc)
+            if code == KafkaError._NO_OFFSET:
+                return False
+            if kind_of(code) in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
+                log.warning("commit not started, offsets kept for the next one: %s",
+                            translate(exc, "a commit", self._servers))
+                return False
+            raise translate(exc, "a commit", self._servers) from None
+        self._async = (dict(offsets), done, now)
         return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:

@@ -66,6 +66,9 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
         stop(broker.proc.pid, grace=10)
 
 
+# a broker restart (a JVM start) can take a minute on a loaded machine, then up to 60 s to
+# settle and 90 s for the commits: more than the suite's 120 s default
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["kill -9, down past the session timeout",
                                  "graceful restart (controlled shutdown) mid-batch"])
 def test_the_bridge_rides_out_its_broker_going_away(
