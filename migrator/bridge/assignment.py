@@ -6,9 +6,10 @@
 * revoked (:meth:`Assignment.on_revoke`): its open batches are sent, its in-flight messages
   drained until ``shutdown_deadline``, its contiguous offset committed, then it is forgotten;
 * lost (:meth:`Assignment.on_lost`, thrown out of the group): forgotten at once, nothing
-  committed (another member may own it already);
-* :meth:`Assignment.commit` commits the contiguous delivered offsets (the loop: about once a
-  second, and at the end).
+  committed (another member may own it already); not ready until the member has rejoined;
+* :meth:`Assignment.commit` commits the contiguous delivered offsets (on revoke and at the
+  end); the loop commits them about once a second without waiting
+  (:meth:`Assignment.commit_in_background`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ class Assignment:
         tps = set(partitions)
         self._stats.lost += len(tps & self.assigned)
         self.forget(tps)
+        # out of the group until it has rejoined: /readyz says so until the next on_assign
+        # (librdkafka calls it after every join, with no partitions too)
+        self._metrics.ready = False
         log.warning("lost %s (thrown out of the group: was the loop stalled past "
                     "max.poll.interval.ms?); rejoining", _names(sorted(tps)))
 
@@ -170,6 +174,18 @@ class Assignment:
             return
         if not self._consumer.commit(offsets):
             return  # membership moved on: the rebalance callbacks tell what is still ours
+        self._committed(offsets)
+
+    def commit_in_background(self) -> None:
+        """The loop's periodic commit of the contiguous delivered offsets: asynchronous, so a
+        commit the group coordinator never answers cannot stall the loop (see
+        :meth:`KafkaConsumer.commit_async`); noted as committed when the group confirms it."""
+        self.last_commit = time.monotonic()
+        offsets = self._checkpoint.committable()
+        if offsets:
+            self._consumer.commit_async(offsets, lambda ok: self._committed(offsets) if ok else None)
+
+    def _committed(self, offsets: dict[Partition, int]) -> None:
         self._checkpoint.committed(offsets)
         self._stats.commits += 1
         for (topic, partition), offset in offsets.items():

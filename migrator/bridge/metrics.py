@@ -8,9 +8,10 @@ bridge observes them with one call instead of one locked call per record (promet
 ``Histogram.observe`` costs about as much as the rest of a record's delivery bookkeeping).
 :class:`MetricsServer` serves ``/metrics`` (text format), ``/healthz`` (200 while the
 loop has ticked in the last 30 s) and ``/readyz`` (200 once the bridge owns partitions or has
-joined its group; 503 before and while stopping, while a destination is unavailable, while
-records are in flight but none was delivered for ``stall_after`` seconds, and while no broker
-connection has been up for ``stall_after`` seconds; the body says which).
+joined its group; 503 before and while stopping, after its partitions were lost until it has
+rejoined, while a destination is unavailable, while records are in flight but none was delivered
+for ``stall_after`` seconds, and while no broker connection has been up for ``stall_after``
+seconds; the body says which).
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ class Bridge:
         elif up:
             self.metrics.kafka_down_since = None
         if now - self._assignment.last_commit >= COMMIT_INTERVAL:
-            self._assignment.commit()
+            self._assignment.commit_in_background()
             self._assignment.update_lag(now)
 
     def _drain(self, pending: Callable[[], bool]) -> bool:

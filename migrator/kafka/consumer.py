@@ -8,13 +8,16 @@ What it adds to the raw client:
   otherwise swallow) are stored and re-raised from the next :meth:`KafkaConsumer.consume` call
   on the main loop;
 * librdkafka errors become toolkit errors (:class:`~migrator.errors.KafkaAuthError`, ...) by
-  :func:`migrator.kafka.errors.translate`.
+  :func:`migrator.kafka.errors.translate`;
+* with ``statistics.interval.ms`` set (the bridge's default), a client stranded without any
+  broker is replaced by a new one (:class:`BrokerWatch`, :meth:`KafkaConsumer.consume`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,13 +36,17 @@ from migrator.errors import ConfigError
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
 
 __all__ = [
+    "ASYNC_COMMIT_TIMEOUT",
     "BRIDGE_CONSUMER_DEFAULTS",
     "OFFSET_BEGINNING",
     "OFFSET_END",
+    "STRANDED_AFTER",
     "AssignmentCallback",
+    "BrokerWatch",
     "KafkaConsumer",
     "Partition",
     "consumer_settings",
+    "known_brokers",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,10 +74,59 @@ BRIDGE_CONSUMER_DEFAULTS = {
     # a member joining or leaving moves only the partitions that change hands; the others
     # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
     "partition.assignment.strategy": "cooperative-sticky",
-    # librdkafka's statistics every second: whether any broker connection is up (brokers_up),
-    # which the bridge's /readyz reports when it is not
+    # librdkafka's statistics every second: whether any broker connection is up (brokers_up,
+    # which the bridge's /readyz reports when it is not) and whether the client still knows any
+    # broker at all (BrokerWatch); 0 turns both off
     "statistics.interval.ms": "1000",
 }
+
+# Seconds a consumer may know no broker at all before it is replaced (BrokerWatch).
+STRANDED_AFTER = 10.0
+# Seconds an asynchronous commit may stay unanswered before another one may be started.
+ASYNC_COMMIT_TIMEOUT = 30.0
+
+
+def known_brokers(stats: Mapping[str, Any]) -> int:
+    """The brokers a client can talk to, from its statistics (librdkafka's ``stats_cb`` JSON):
+    the bootstrap servers and the brokers learned from metadata; not the logical
+    ``GroupCoordinator`` handle or the internal one."""
+    brokers = stats.get("brokers")
+    if not isinstance(brokers, Mapping):
+        return 0
+    return sum(1 for b in brokers.values()
+               if isinstance(b, Mapping) and b.get("source") in ("configured", "learned"))
+
+
+class BrokerWatch:
+    """Tells a client that has known no broker for ``after`` seconds: it is stranded.
+
+    librdkafka (2.10 and later) drops every broker a metadata response does not list. A broker
+    in controlled shutdown answers Metadata without itself, so a client of a single-broker
+    cluster (or of brokers all restarting) can be left with no broker at all. It should then
+    re-bootstrap from ``bootstrap.servers``; seen here (librdkafka 2.16, Kafka 4.1 KRaft) it
+    sometimes does not: a re-bootstrap scheduled when the last broker went down appears to be
+    cancelled by the metadata response handled at the same moment (a successful response stops
+    the re-bootstrap timer, and its in-progress flag is only cleared when the timer fires), and
+    none is scheduled again. The client then sends nothing, finds no coordinator and owns no
+    partition until it is replaced. A real outage
+    does not look like this: the client keeps its brokers and keeps reconnecting to them.
+    """
+
+    def __init__(self, after: float = STRANDED_AFTER) -> None:
+        self.after = after
+        self._none_since: float | None = None
+
+    def observe(self, brokers: int, now: float) -> None:
+        if brokers:
+            self._none_since = None
+        elif self._none_since is None:
+            self._none_since = now
+
+    def stranded(self, now: float) -> bool:
+        return self._none_since is not None and now - self._none_since >= self.after
+
+    def reset(self) -> None:
+        self._none_since = None
 
 
 def consumer_settings(
@@ -127,6 +183,17 @@ class KafkaConsumer:
         from migrator.kafka.client_log import librdkafka_logger
 
         conf.setdefault("logger", librdkafka_logger())
+        # notices a client stranded without brokers (None: statistics.interval.ms is off)
+        self.watch: BrokerWatch | None = None
+        if _positive(conf.get("statistics.interval.ms")):
+            self.watch = BrokerWatch()
+        conf["on_commit"] = self._on_commit
+        # the asynchronous commit awaiting its result: offsets, done(ok), started
+        self._async: tuple[dict[Partition, int], Callable[[bool], None], float] | None = None
+        self._conf = conf
+        self._factory = factory
+        self._subscription: tuple[list[str], dict[str, Any]] | None = None
+        self.renewals = 0  # clients replaced because they were stranded without a broker
         self._group = group
         # errors name the servers, the protocol and the SASL mechanism
         self._servers = connection.describe()
@@ -160,11 +227,43 @@ class KafkaConsumer:
 
     def _on_stats(self, raw: str) -> None:
         try:
-            brokers = json.loads(raw).get("brokers") or {}
+            stats = json.loads(raw)
         except ValueError:
             return
-        if brokers:  # every connection: the brokers, the bootstrap ones, the group coordinator
-            self.brokers_up = any(b.get("state") == "UP" for b in brokers.values())
+        if not isinstance(stats, Mapping):
+            return
+        brokers = stats.get("brokers") or {}
+        if isinstance(brokers, Mapping) and brokers:
+            # every connection: the brokers, the bootstrap ones, the group coordinator
+            self.brokers_up = any(isinstance(b, Mapping) and b.get("state") == "UP"
+                                  for b in brokers.values())
+        if self.watch is not None:
+            self.watch.observe(known_brokers(stats), time.monotonic())
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The result of a commit (librdkafka reports synchronous ones here too): settles the
+        asynchronous commit whose offsets it carries."""
+        pending = self._async
+        if pending is None:
+            return
+        offsets, done, _started = pending
+        if {(tp.topic, tp.partition): tp.offset for tp in partitions} != offsets:
+            return
+        self._async = None
+        failed = err if err is not None else next((tp.error for tp in partitions if tp.error),
+                                                  None)
+        if failed is not None:
+            kind = kind_of(failed.code())
+            if kind in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
+                log.warning("commit not done, offsets kept for the next one: %s",
+                            translate(failed, "a commit", self._servers))
+            elif self._pending is None:
+                self._pending = translate(failed, "a commit", self._servers)
+        try:
+            done(failed is None)
+        except BaseException as exc:  # resurfaced on the main loop
+            if self._pending is None:
+                self._pending = exc
 
     def _guard(self, callback: AssignmentCallback | None) -> Callable[[Any, list[TopicPartition]], None]:
         def run(_consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -209,6 +308,32 @@ class KafkaConsumer:
             self._consumer.subscribe(list(topics), **kwargs)
         except KafkaException as exc:
             raise translate(exc, "a subscription", self._servers) from None
+        self._subscription = (list(topics), kwargs)
+
+    def _renew(self) -> None:
+        """Replace a client stranded without any broker (see :class:`BrokerWatch`) by a new one
+        bootstrapped afresh, subscribed the same way. Closing the old one hands back what it
+        still owns (``on_revoke`` / ``on_lost``); the new one joins the group as a new member
+        and gets its partitions through ``on_assign``, from the committed offsets."""
+        assert self.watch is not None
+        log.warning("kafka: the consumer of group %s has known no broker for %.0f s (dropped "
+                    "from metadata while the cluster restarted, and not re-bootstrapped); "
+                    "replacing it with a new one from bootstrap.servers %s", self._group,
+                    self.watch.after, self._servers)
+        try:
+            self._consumer.close()  # runs the rebalance callbacks for what it still owns
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("kafka: closing the stranded consumer failed: %s", exc)
+        self.watch.reset()
+        self._async = None  # the old client's commit will not answer any more
+        try:
+            self._consumer = self._factory(self._conf)
+            if self._subscription is not None:
+                topics, kwargs = self._subscription
+                self._consumer.subscribe(topics, **kwargs)
+        except KafkaException as exc:
+            raise translate(exc, "a new consumer", self._servers) from None
+        self.renewals += 1
 
     def assign(
         self, partitions: Sequence[Partition], starts: Mapping[Partition, int] | None = None
@@ -231,8 +356,12 @@ class KafkaConsumer:
         return [(tp.topic, tp.partition) for tp in self._consumer.assignment()]
 
     def consume(self, max_records: int, timeout: float) -> list[Any]:
-        """Up to ``max_records`` messages (errors filtered out and logged or raised)."""
+        """Up to ``max_records`` messages (errors filtered out and logged or raised). A client
+        stranded without any broker is replaced first (:class:`BrokerWatch`)."""
         self.raise_pending()
+        if self.watch is not None and self.watch.stranded(time.monotonic()):
+            self._renew()
+            self.raise_pending()
         try:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         except KafkaException as exc:
@@ -256,9 +385,16 @@ class KafkaConsumer:
     def commit(self, offsets: Mapping[Partition, int], *, asynchronous: bool = False) -> bool:
         """Commit ``offset`` (the next offset to read) for each partition; nothing else.
 
-        False when the group refused it because this member's membership moved on (thrown
-        out, or a rebalance under way): the partitions' new owner starts from the last
-        committed offset, and the loop learns of the loss from the rebalance callbacks.
+        False when nothing was committed and the caller carries on (keeping the offsets for
+        its next commit, where it still owns the partitions):
+
+        * the group refused it because this member's membership moved on (thrown out, or a
+          rebalance under way): the partitions' new owner starts from the last committed
+          offset, and the loop learns of the loss from the rebalance callbacks;
+        * the group coordinator did not answer (its broker down, restarting or moving the
+          group: ``_WAIT_COORD``, ``COORDINATOR_NOT_AVAILABLE``, ``NOT_COORDINATOR``, a
+          transport failure or a timeout). An outage of the cluster, not of this member:
+          librdkafka reconnects and rejoins on its own, so it is no reason to stop.
         """
         if not offsets:
             return True
@@ -269,10 +405,44 @@ class KafkaConsumer:
             code = error_code(exc)
             if code == KafkaError._NO_OFFSET:
                 return True
-            if kind_of(code) is ErrorKind.MEMBERSHIP:  # this member's generation is over
+            kind = kind_of(code)
+            if kind is ErrorKind.MEMBERSHIP:  # this member's generation is over
                 log.warning("commit refused, membership moved on: %s", exc)
                 return False
+            if kind is ErrorKind.UNAVAILABLE:  # the coordinator is away: try again later
+                log.warning("commit not answered, offsets kept for the next one: %s",
+                            translate(exc, "a commit", self._servers))
+                return False
             raise translate(exc, "a commit", self._servers) from None
+        return True
+
+    def commit_async(self, offsets: Mapping[Partition, int], done: Callable[[bool], None]) -> bool:
+        """Start committing ``offsets`` without waiting: ``done(ok)`` runs inside a later
+        :meth:`consume` when the group answers. One at a time: False (nothing started) while
+        an earlier one is unanswered, for up to :data:`ASYNC_COMMIT_TIMEOUT` seconds, and when
+        the group cannot take it now (membership moved on, coordinator away: the caller's next
+        commit carries the offsets). A loop that must not stall commits this way: a synchronous
+        commit the coordinator never answers blocks its caller (seen for over 100 s with
+        librdkafka 2.16 while the coordinator's broker shut down)."""
+        now = time.monotonic()
+        if self._async is not None and now - self._async[2] < ASYNC_COMMIT_TIMEOUT:
+            return False
+        self._async = None
+        if not offsets:
+            return True
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=True)
+        except KafkaException as exc:
+            code = error_code(exc)
+            if code == KafkaError._NO_OFFSET:
+                return False
+            if kind_of(code) in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
+                log.warning("commit not started, offsets kept for the next one: %s",
+                            translate(exc, "a commit", self._servers))
+                return False
+            raise translate(exc, "a commit", self._servers) from None
+        self._async = (dict(offsets), done, now)
         return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:
@@ -338,3 +508,10 @@ class KafkaConsumer:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("kafka: closing the consumer failed: %s", exc)
+
+
+def _positive(value: object) -> bool:
+    try:
+        return int(str(value)) > 0
+    except ValueError:
+        return False

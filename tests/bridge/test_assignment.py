@@ -79,8 +79,10 @@ def test_a_lost_partition_is_forgotten_without_a_commit() -> None:
     batch = rig.track([0, 1], partition=0)
     rig.dispatch.submit(batch)
     rig.dispatch.submit(rig.track([2], partition=0))  # waits behind the first
+    rig.metrics.ready = True
     a.on_lost([A])
     assert consumer.commits == [] and a.assigned == {B}
+    assert rig.metrics.not_ready(0.0) == "not ready"  # /readyz: out of the group until rejoined
     assert rig.flow.records == 2  # the waiting one is dropped; the in-flight one settles later
     rig.cycle()
     assert rig.flow.records == 0 and rig.checkpoint.committable() == {}
