@@ -152,13 +152,14 @@ class BridgeMetrics:
 
     def not_ready(self, now: float) -> str | None:
         """Why ``/readyz`` answers 503 now, or None when ready."""
+        down = self.kafka_down_since
+        if down is not None and now - down >= self.stall_after:
+            # first: the most specific reason (losing the partitions follows from it)
+            return f"kafka unreachable: no broker connection up for {now - down:.0f}s"
         if not self.ready:
             return "not ready"
         if self.unavailable_routes:
             return "destination unavailable: " + ", ".join(sorted(self.unavailable_routes))
-        down = self.kafka_down_since
-        if down is not None and now - down >= self.stall_after:
-            return f"kafka unreachable: no broker connection up for {now - down:.0f}s"
         idle = now - self.progress
         if self.in_flight and idle >= self.stall_after:
             return (f"stalled: {self.in_flight} records in flight, none delivered for "
