@@ -119,9 +119,6 @@ def run(
 
         gate = GatedBridges(cfg, connection, qstash=qstash)
         install_gate_signal_handlers(gate)
-        logging.getLogger("migrator.bridge").info(
-            "bridge starting: gated by `migrator cutover` for groups %s, kafka %s",
-            ", ".join(replaced_groups(cfg)), connection.describe())
         server = MetricsServer(gate.metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
         try:
             stats = gate.run()

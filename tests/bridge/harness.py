@@ -70,9 +70,6 @@ def running_bridge(
             rb.thread.join(60)
 
 
-STARTED = "bridge starting:"  # what `migrator bridge run` logs once its signal handlers are in
-
-
 class BridgeProcess:
     """``migrator bridge run`` as a subprocess (for kill -9 and signal tests)."""
 
@@ -95,21 +92,10 @@ class BridgeProcess:
             self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
-    def started(self, timeout: float = 60.0) -> None:
-        """Wait until the bridge logged that it is starting (its signal handlers are installed
-        then); raises with the log's tail if it exits first or does not get there."""
-        wait_until(lambda: (STARTED in self.output(), self.process.poll()), timeout,
-                   until=lambda seen: seen[0] or seen[1] is not None, interval=0.1,
-                   what=f"the bridge process to log {STARTED!r}")
-        assert STARTED in self.output(), f"the bridge exited:\n{self.output()[-3000:]}"
-
     def terminate(self, timeout: float = 60.0) -> int:
-        """SIGTERM once the bridge has started (a SIGTERM while Python is still importing ends
-        the process with -15 before any handler exists: not the graceful stop under test)."""
         import signal
 
         if self.process.poll() is None:
-            self.started(timeout)
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
