@@ -19,7 +19,8 @@ import logging
 import queue
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from connectors.sink import DeliveryResult, Message, Sink
@@ -59,6 +60,7 @@ class Dispatcher:
         self._retries: list[tuple[float, int, Batch]] = []
         self._seq = itertools.count()
         self.outstanding = 0  # batches submitted to the pool and not settled
+        self._running: set[Future[None]] = set()  # submitted and not finished by a worker
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -76,7 +78,9 @@ class Dispatcher:
     def _send(self, batch: Batch) -> None:
         self.outstanding += 1
         self._stats.batches += 1
-        self._pool.submit(self._deliver, batch)
+        future = self._pool.submit(self._deliver, batch)
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
 
     def _deliver(self, batch: Batch) -> None:
         """Worker thread: one request (or request sequence) for one batch."""
@@ -152,6 +156,12 @@ class Dispatcher:
                 for m in batch.messages:
                     done(m)
 
-    def shutdown(self) -> None:
-        """Stop the pool without waiting; batches not started are cancelled."""
+    def shutdown(self, wait: float = 0.0) -> bool:
+        """Stop the pool: batches not started are cancelled, the requests under way get up to
+        ``wait`` seconds to finish (their sinks' clients must stay open until then: closing a
+        client under a request leaks its connection). True when none is left running."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        running = list(self._running)
+        if running and wait > 0:
+            futures_wait(running, timeout=wait)
+        return not any(not f.done() for f in running)

@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 COMMIT_INTERVAL = 1.0
 OUTAGE_LOG_INTERVAL = 30.0  # seconds between warnings while a destination stays unavailable
 GC_YOUNG_THRESHOLD = 50_000  # see _throughput_gc
+# seconds a closing bridge waits for the requests under way before it closes their clients
+CLOSE_WAIT_S = 5.0
 
 
 class Bridge:
@@ -262,7 +264,9 @@ class Bridge:
 
     def _close(self) -> None:
         self.consumer.close()
-        self._dispatch.shutdown()
+        if not self._dispatch.shutdown(wait=CLOSE_WAIT_S):
+            log.warning("closing with deliveries still under way after %gs (not committed: "
+                        "they are delivered again on restart)", CLOSE_WAIT_S)
         self._dead.flush(5.0)
         self._client.close()
         for route in self._routes.values():
