@@ -190,7 +190,7 @@ def free_port() -> int:
 def child_consume(args: argparse.Namespace) -> dict[str, Any]:
     from confluent_kafka import Consumer
 
-    from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS
+    from migrator.kafka.consumer_config import BRIDGE_CONSUMER_DEFAULTS
 
     c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,

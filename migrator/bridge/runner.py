@@ -57,7 +57,8 @@ from migrator.bridge.routes import build_routes
 from migrator.bridge.settle import DeadLetters, Settler
 from migrator.bridge.stats import BridgeStats
 from migrator.config import KafkaConnection, QStashConnection
-from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS, KafkaConsumer
+from migrator.kafka.consumer import KafkaConsumer
+from migrator.kafka.consumer_config import BRIDGE_CONSUMER_DEFAULTS
 
 __all__ = ["PAUSE_AFTER", "Bridge", "BridgeStats", "install_signal_handlers"]
 

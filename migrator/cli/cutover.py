@@ -415,7 +415,8 @@ def producers(topic: str, config_path: str, x_options: tuple[str, ...],
 @click.option("--window", default="10s", show_default=True,
               help="How long each routed topic's end offsets must stay unchanged.")
 @click.option("--delete", is_flag=True,
-              help="Delete the routed topics and consumer groups (needs --allow-destructive).")
+              help="Delete the routed topics, consumer groups and the connectors on them "
+                   "(needs --allow-destructive).")
 @click.option("--allow-destructive", is_flag=True, help="Confirm --delete.")
 @_connect
 def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | None, window: str,
@@ -429,7 +430,7 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
 
     if delete and not allow_destructive:
         raise DestructiveChangeError(
-            "--delete removes the routed Kafka topics and consumer groups for good; add "
+            "--delete removes the routed Kafka topics, consumer groups and connectors for good; add "
             "--allow-destructive to confirm. Nothing was changed.")
     window_s = _duration(window, "--window")
     connect = _connection(connect_url, connect_user, connect_password)
@@ -452,10 +453,7 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
         click.echo("  and stop the bridge (`migrator bridge run --config ...`) and its "
                    "deployment.")
         if delete:
-            for item in delete_routed(coord.admin, plan, bootstrap):
+            for item in delete_routed(coord.admin, plan, bootstrap, connect):
                 click.echo(f"deleted {item}")
-            if plan.connectors:
-                click.echo("Connectors are not deleted by --delete: run the curl commands "
-                           "above.")
     finally:
         coord.close()

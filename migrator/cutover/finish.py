@@ -7,8 +7,8 @@ the routed topics, the old consumer groups, the bridge's consumer groups (per re
 its shadow groups, its presence group, its own group), the Kafka Connect connectors that
 write to or read a routed topic (with a Connect URL: a running one is outstanding, a source
 through the producers' check, a sink here), and (printed, never deleted) its cutover state
-topic and dead-letter topic. :func:`delete_routed` removes only the routed topics and those
-groups (connectors are removed with the printed command).
+topic and dead-letter topic. :func:`delete_routed` removes only those connectors (first, so
+nothing reads or writes a topic being deleted), the routed topics and those groups.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from migrator.bridge.config import BridgeConfig
 from migrator.config import KafkaConnection, QStashConnection, RestConnection, redact_url
-from migrator.cutover.connectors import connector_uses
+from migrator.cutover.connectors import connector_uses, delete_connectors
 from migrator.cutover.producers import await_producers_stopped
 from migrator.cutover.scope import (
     bridge_group,
@@ -122,11 +122,14 @@ def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
     return out
 
 
-def delete_routed(admin: KafkaAdmin, plan: Decommission, servers: str) -> list[str]:
-    """Delete the routed topics and the listed groups (never the kept topics); returns what
-    was deleted."""
+def delete_routed(admin: KafkaAdmin, plan: Decommission, servers: str,
+                  connect: RestConnection | None = None) -> list[str]:
+    """Delete the listed connectors (with ``connect``), the routed topics and the listed groups
+    (never the kept topics); returns what was deleted."""
     client = admin._client  # deletion is this module's alone; the admin lists and describes
     deleted: list[str] = []
+    if plan.connectors and connect is not None:
+        deleted += delete_connectors(connect, plan.connectors)
     if plan.topics:
         for topic, fut in client.delete_topics(plan.topics, operation_timeout=30).items():
             try:

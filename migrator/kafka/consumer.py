@@ -31,22 +31,18 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from migrator.config import KafkaConnection, LibrdkafkaConfig
-from migrator.errors import ConfigError
+from migrator.config import KafkaConnection
+from migrator.kafka.broker_watch import BrokerWatch, known_brokers
+from migrator.kafka.consumer_config import consumer_settings
 from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
 
 __all__ = [
     "ASYNC_COMMIT_TIMEOUT",
-    "BRIDGE_CONSUMER_DEFAULTS",
     "OFFSET_BEGINNING",
     "OFFSET_END",
-    "STRANDED_AFTER",
     "AssignmentCallback",
-    "BrokerWatch",
     "KafkaConsumer",
     "Partition",
-    "consumer_settings",
-    "known_brokers",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,106 +52,8 @@ AssignmentCallback = Callable[[list[Partition]], None]
 # OFFSET_BEGINNING / OFFSET_END: start offsets for :meth:`KafkaConsumer.assign` (the partition's
 # first / next new record), re-exported so that no caller needs confluent_kafka itself
 
-_FORCED = {"enable.auto.offset.store": "false", "enable.auto.commit": "false"}
-_DEFAULTS = {"auto.offset.reset": "earliest"}
-
-# The bridge's tuning of its consumer: defaults only, any of them can be set by the user.
-BRIDGE_CONSUMER_DEFAULTS = {
-    "queued.max.messages.kbytes": "8192",
-    "queued.min.messages": "20000",
-    # librdkafka postpones a partition's next fetch by this much whenever the prefetch queue is
-    # over either limit above (default 1,000 ms): with records that do not compress much, a
-    # bridge with a backlog then starved for most of each second (raw consume of 100-byte
-    # records went from ~73,000 to over 1,000,000 rec/s with 10 ms)
-    "fetch.queue.backoff.ms": "10",
-    "fetch.max.bytes": "8388608",
-    "session.timeout.ms": "10000",
-    "heartbeat.interval.ms": "2000",
-    # a member joining or leaving moves only the partitions that change hands; the others
-    # keep flowing (eager rebalancing revoked, drained and re-fetched every partition)
-    "partition.assignment.strategy": "cooperative-sticky",
-    # librdkafka's statistics every second: whether any broker connection is up (brokers_up,
-    # which the bridge's /readyz reports when it is not) and whether the client still knows any
-    # broker at all (BrokerWatch); 0 turns both off
-    "statistics.interval.ms": "1000",
-}
-
-# Seconds a consumer may know no broker at all before it is replaced (BrokerWatch).
-STRANDED_AFTER = 10.0
 # Seconds an asynchronous commit may stay unanswered before another one may be started.
 ASYNC_COMMIT_TIMEOUT = 30.0
-
-
-def known_brokers(stats: Mapping[str, Any]) -> int:
-    """The brokers a client can talk to, from its statistics (librdkafka's ``stats_cb`` JSON):
-    the bootstrap servers and the brokers learned from metadata; not the logical
-    ``GroupCoordinator`` handle or the internal one."""
-    brokers = stats.get("brokers")
-    if not isinstance(brokers, Mapping):
-        return 0
-    return sum(1 for b in brokers.values()
-               if isinstance(b, Mapping) and b.get("source") in ("configured", "learned"))
-
-
-class BrokerWatch:
-    """Tells a client that has known no broker for ``after`` seconds: it is stranded.
-
-    librdkafka (2.10 and later) drops every broker a metadata response does not list. A broker
-    in controlled shutdown answers Metadata without itself, so a client of a single-broker
-    cluster (or of brokers all restarting) can be left with no broker at all. It should then
-    re-bootstrap from ``bootstrap.servers``; seen here (librdkafka 2.16, Kafka 4.1 KRaft) it
-    sometimes does not: a re-bootstrap scheduled when the last broker went down appears to be
-    cancelled by the metadata response handled at the same moment (a successful response stops
-    the re-bootstrap timer, and its in-progress flag is only cleared when the timer fires), and
-    none is scheduled again. The client then sends nothing, finds no coordinator and owns no
-    partition until it is replaced. A real outage
-    does not look like this: the client keeps its brokers and keeps reconnecting to them.
-    """
-
-    def __init__(self, after: float = STRANDED_AFTER) -> None:
-        self.after = after
-        self._none_since: float | None = None
-
-    def observe(self, brokers: int, now: float) -> None:
-        if brokers:
-            self._none_since = None
-        elif self._none_since is None:
-            self._none_since = now
-
-    def stranded(self, now: float) -> bool:
-        return self._none_since is not None and now - self._none_since >= self.after
-
-    def reset(self) -> None:
-        self._none_since = None
-
-
-def consumer_settings(
-    connection: KafkaConnection, group: str, defaults: Mapping[str, str] | None = None
-) -> LibrdkafkaConfig:
-    """librdkafka's configuration of a consumer of ``group``: the one place it is assembled.
-
-    Precedence, lowest first:
-
-    1. built-in defaults: ``auto.offset.reset=earliest``, then the caller's ``defaults`` (the
-       bridge passes :data:`BRIDGE_CONSUMER_DEFAULTS`);
-    2. the user's settings, ``connection.to_librdkafka()`` (environment < properties file <
-       config file < command-line flags < ``-X``, see :meth:`KafkaConnection.build`): they win;
-    3. what this wrapper relies on: ``group.id`` and no automatic offset store or commit. A user
-       setting that contradicts them is refused (:class:`ConfigError`), not silently replaced.
-
-    Values are checked by librdkafka when the consumer is created (:class:`KafkaConsumer`).
-    """
-    user = connection.to_librdkafka()
-    managed = {"group.id": group, **_FORCED}
-    for key, value in managed.items():
-        if key in user and str(user[key]).strip().lower() != value:
-            why = ("the group is the config's `group`" if key == "group.id" else
-                   "offsets are committed by the toolkit once records are handled")
-            raise ConfigError(
-                f"Kafka setting {key}={user[key]} cannot be changed ({why}); remove it from "
-                "-X, kafka.options or the properties file."
-            )
-    return {**_DEFAULTS, **(defaults or {}), **user, **managed}
 
 
 class KafkaConsumer:
@@ -402,19 +300,20 @@ class KafkaConsumer:
         try:
             self._consumer.commit(offsets=tps, asynchronous=asynchronous)
         except KafkaException as exc:
-            code = error_code(exc)
-            if code == KafkaError._NO_OFFSET:
+            if error_code(exc) == KafkaError._NO_OFFSET:
                 return True
-            kind = kind_of(code)
-            if kind is ErrorKind.MEMBERSHIP:  # this member's generation is over
-                log.warning("commit refused, membership moved on: %s", exc)
-                return False
-            if kind is ErrorKind.UNAVAILABLE:  # the coordinator is away: try again later
-                log.warning("commit not answered, offsets kept for the next one: %s",
-                            translate(exc, "a commit", self._servers))
-                return False
-            raise translate(exc, "a commit", self._servers) from None
+            self._not_now(exc)
+            return False
         return True
+
+    def _not_now(self, exc: KafkaException) -> None:
+        """A commit the group cannot take now is logged (its offsets go with the next one:
+        this member's generation is over, or the coordinator is away); any other is raised."""
+        if kind_of(error_code(exc)) in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
+            log.warning("commit not done, offsets kept for the next one: %s",
+                        translate(exc, "a commit", self._servers))
+            return
+        raise translate(exc, "a commit", self._servers) from None
 
     def commit_async(self, offsets: Mapping[Partition, int], done: Callable[[bool], None]) -> bool:
         """Start committing ``offsets`` without waiting: ``done(ok)`` runs inside a later
@@ -434,14 +333,9 @@ class KafkaConsumer:
         try:
             self._consumer.commit(offsets=tps, asynchronous=True)
         except KafkaException as exc:
-            code = error_code(exc)
-            if code == KafkaError._NO_OFFSET:
-                return False
-            if kind_of(code) in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
-                log.warning("commit not started, offsets kept for the next one: %s",
-                            translate(exc, "a commit", self._servers))
-                return False
-            raise translate(exc, "a commit", self._servers) from None
+            if error_code(exc) != KafkaError._NO_OFFSET:
+                self._not_now(exc)
+            return False
         self._async = (dict(offsets), done, now)
         return True
 

@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.runner import Bridge
-from migrator.kafka.consumer import BRIDGE_CONSUMER_DEFAULTS
+from migrator.kafka.consumer_config import BRIDGE_CONSUMER_DEFAULTS
 
 # a valid value different from the bridge's default, for every key the bridge sets
 USER_VALUES = {

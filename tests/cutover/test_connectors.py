@@ -1,6 +1,7 @@
 """Kafka Connect on the real worker: a FileStreamSource connector writing to a routed topic is a
 producer (`cutover producers` refuses while it runs, naming it), a FileStreamSink reading one is
-a consumer (`cutover finish` names it while it runs), and finish prints both for removal."""
+a consumer (`cutover finish` names it while it runs), finish prints both for removal, and
+`finish --delete --allow-destructive` deletes them."""
 
 from __future__ import annotations
 
@@ -103,6 +104,15 @@ def test_a_running_source_connector_is_a_producer_and_a_running_sink_a_consumer(
         r = run_cli("cutover", "finish", "--config", str(est.path), "--window", "1s",
                     "--connect-url", "")
         assert r.returncode == 0 and "connectors/" not in r.stdout, r.stdout
+        # --delete removes the connectors on the routed topic too (before the topic)
+        r = run_cli("cutover", "finish", *flags, "--window", "1s", "--delete",
+                    "--allow-destructive")
+        assert r.returncode == 0, r.stdout + r.stderr
+        for c in (source, sink):
+            assert f"deleted connector {c.name}" in r.stdout, r.stdout
+            gone = httpx.get(f"{connect}/connectors/{c.name}", timeout=10)
+            assert gone.status_code == 404, (c.name, gone.status_code, gone.text)
+        assert f"deleted topic {est.topic}" in r.stdout, r.stdout
     finally:
         for c in made:
             c.delete()

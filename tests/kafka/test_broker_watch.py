@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrator.kafka.consumer import BrokerWatch, known_brokers
+from migrator.kafka.broker_watch import BrokerWatch, known_brokers
 
 LEARNED = {"brokers": {
     "127.0.0.1:9092/1": {"source": "learned", "state": "DOWN", "nodeid": 1},
