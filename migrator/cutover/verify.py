@@ -55,9 +55,7 @@ from migrator.cutover.scope import cutover_label, group_config
 from migrator.cutover.state import GroupCutover, State
 from migrator.cutover.verify_kafka import KafkaPartition, read_kafka
 from migrator.cutover.verify_model import (
-    BAD,
     DEDUP_WINDOW_S,
-    REPORT_VERSION,
     DestinationReport,
     Outcome,
     Verification,
@@ -66,15 +64,7 @@ from migrator.cutover.verify_qstash import Tally, read_outcomes
 from migrator.errors import IllegalTransitionError, ServiceError
 from migrator.kafka.admin import KafkaAdmin
 
-__all__ = [
-    "BAD",
-    "DEDUP_WINDOW_S",
-    "REPORT_VERSION",
-    "DestinationReport",
-    "Outcome",
-    "Verification",
-    "verify_group",
-]
+__all__ = ["verify_group"]
 
 log = logging.getLogger(__name__)
 Partition = tuple[str, int]

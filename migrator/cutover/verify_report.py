@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from migrator.cutover.verify import Outcome, Verification
+from migrator.cutover.verify_model import Outcome, Verification
 
 __all__ = ["render"]
 
