@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from migrator.bridge.config import BridgeConfig
 from migrator.stack import servers
 from migrator.stack.maven import StackJars, resolve_jars
 from migrator.stack.process import free_port, stop, wait_until
@@ -66,6 +67,21 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBroker]:
         stop(broker.proc, grace=10)
 
 
+def _estate(broker: OwnBroker, endpoint: RecordingEndpoint, prefix: str
+            ) -> tuple[KafkaKit, str, str, BridgeConfig]:
+    """A 3-partition topic holding its first 300 records (v0..v299, round robin) and a bridge
+    config publishing it through QStash to ``endpoint``, in small batches."""
+    kafka = KafkaKit(broker.bootstrap, None)
+    topic = kafka.create_topic(unique(prefix), partitions=3)
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 3) for i in range(300)))
+    group = unique("chaos-g")
+    cfg = bridge_config(group=group, batch={"count": 10, "linger_ms": 5},
+                        in_flight={"batches": 2, "records": 100},
+                        routes=[{"topic": topic, "destinations": [
+                            {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
+    return kafka, topic, group, cfg
+
+
 # a broker restart (a JVM start) can take a minute on a loaded machine, then up to 60 s to
 # settle and 90 s for the commits: more than the suite's 120 s default
 @pytest.mark.timeout(300)
@@ -76,15 +92,8 @@ def test_the_bridge_rides_out_its_broker_going_away(
 ) -> None:
     """Records before, during and after the broker's absence all arrive exactly once through
     QStash; the bridge keeps running, rejoins, resumes from its commits and commits to the end."""
-    kafka = KafkaKit(own_broker.bootstrap, None)
-    topic = kafka.create_topic(unique("chaos-broker"), partitions=3)
+    kafka, topic, group, cfg = _estate(own_broker, endpoint, "chaos-broker")
     n, half = 600, 300
-    kafka.produce(topic, (Rec(f"v{i}", partition=i % 3) for i in range(half)))
-    group = unique("chaos-g")
-    cfg = bridge_config(group=group, batch={"count": 10, "linger_ms": 5},
-                        in_flight={"batches": 2, "records": 100},
-                        routes=[{"topic": topic, "destinations": [
-                            {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
     with running_bridge(cfg, own_broker.bootstrap, qstash=qstash_server.connection) as rb:
         wait_for("deliveries before the fault", lambda: rb.bridge.stats.delivered,
                  lambda d: d >= 60)
@@ -124,19 +133,12 @@ def test_a_consumer_stranded_without_any_broker_is_replaced_and_the_bridge_resum
     own_broker: OwnBroker, qstash_server: QStashServer, endpoint: RecordingEndpoint
 ) -> None:
     """The graceful restart above can leave librdkafka knowing no broker at all (see
-    :class:`migrator.kafka.consumer.BrokerWatch`); it does not happen on every run, so here the
+    :class:`migrator.kafka.broker_watch.BrokerWatch`); it does not happen on every run, so here the
     watch is told so, mid-batch: the bridge replaces its client (the old one hands its
     partitions back, committing what was delivered), the new one joins and resumes from the
     commits, and every record arrives exactly once."""
-    kafka = KafkaKit(own_broker.bootstrap, None)
-    topic = kafka.create_topic(unique("chaos-strand"), partitions=3)
+    kafka, topic, group, cfg = _estate(own_broker, endpoint, "chaos-strand")
     n, half = 600, 300
-    kafka.produce(topic, (Rec(f"v{i}", partition=i % 3) for i in range(half)))
-    group = unique("chaos-g")
-    cfg = bridge_config(group=group, batch={"count": 10, "linger_ms": 5},
-                        in_flight={"batches": 2, "records": 100},
-                        routes=[{"topic": topic, "destinations": [
-                            {"kind": "publish-url", "url": endpoint.url + "/hook"}]}])
     with running_bridge(cfg, own_broker.bootstrap, qstash=qstash_server.connection) as rb:
         consumer = rb.bridge.consumer
         assert consumer.watch is not None  # the bridge's consumers collect statistics
