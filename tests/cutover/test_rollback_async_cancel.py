@@ -52,6 +52,7 @@ class Door:
         self.state = "open"
         self.accepted: list[Coord] = []
         self.refused: set[Coord] = set()
+        self.slow: list[tuple[float, float]] = []  # (start, end) of slow calls, epoch ms
         self._lock = threading.Lock()
 
     def __call__(self, req: ReceivedRequest) -> Reply:
@@ -63,7 +64,10 @@ class Door:
                 self.refused.add(coord)
                 return Reply(503, b"busy")
         if state == "reopened" and coord[2] % 7 == 0:
+            start = time.time() * 1000
             time.sleep(SLOW_S)
+            with self._lock:
+                self.slow.append((start, time.time() * 1000))
         with self._lock:
             self.accepted.append(coord)
         return Reply(200)
@@ -167,8 +171,12 @@ def test_rollback_with_an_asynchronous_cancel_waits_for_what_qstash_still_delive
         cancelled = [h for h in asked if h[-1] == "CANCELED"]
         # the asynchronous cancel was exercised: records delivered after it was answered
         assert late and cancelled, (len(asked), len(late), len(cancelled))
+        actions = httpx.get(f"{server.url}/v2/bulkActions", headers=server.headers).json()
+        took_effect = actions["bulkActions"][0]["completedAt"]
+        spanning = [c for c in door.slow if c[0] < took_effect < c[1]]
+        assert spanning, f"no delivery was in flight when the cancel took effect: {door.slow}"
         print(f"\ncancel matched {len(asked)}: {len(late)} delivered after CANCEL_REQUESTED, "
-              f"{len(cancelled)} cancelled; skip list "
+              f"{len(cancelled)} cancelled, {len(spanning)} in flight as it took effect; skip list "
               f"{sum(b - a + 1 for s in state.skip for a, b in s.ranges)} record(s); "
               f"rollback said: {r.stdout.strip().splitlines()[:3]}")
         assert json.loads(skip_file.read_text())["group"] == group
