@@ -69,6 +69,11 @@ def build_settings(**options: object) -> tuple[ServerSettings, list[str]]:
               help="Test only: fraction of publish/enqueue/batch calls refused.")
 @click.option("--fault-statuses", default="429,503", show_default=True,
               help="Test only: statuses used for refused calls.")
+@click.option("--cancel-delay-ms", default=0, show_default=True, type=int,
+              envvar="QSTASH_SERVER_CANCEL_DELAY_MS",
+              help="Test only: a filter-based bulk cancel answers at once (CANCEL_REQUESTED) "
+                   "and takes effect this many ms later, as QStash's background bulk action "
+                   "does; 0 cancels synchronously. Env: QSTASH_SERVER_CANCEL_DELAY_MS.")
 def qstash_command(**options: object) -> None:
     """Run a local QStash-compatible server in the foreground until interrupted."""
     from qstash_server.server import serve

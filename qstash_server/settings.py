@@ -41,6 +41,9 @@ class ServerSettings(BaseModel):
     fault_statuses: tuple[int, ...] = (429, 503)
     delivery_concurrency: int = Field(default=256, ge=1)
     public_url: str | None = None
+    # > 0: a filter-based bulk cancel runs in the background and takes effect this much later,
+    # as on QStash's newer API (engine/bulk_actions.py); 0: synchronous
+    cancel_delay_ms: int = Field(default=0, ge=0, le=3_600_000)
 
     @field_validator("plan")
     @classmethod

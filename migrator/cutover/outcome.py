@@ -40,6 +40,7 @@ class HandoffOutcome:
     not_delivered: dict[Partition, set[int]] = field(default_factory=dict)
     messages: int = 0
     waited: float = 0.0
+    cancelled: int = 0  # messages QStash logged CANCELED (its bulk cancel's answer is a match count)
 
     def count(self, which: str) -> int:
         found: dict[Partition, set[int]] = getattr(self, which)
@@ -67,13 +68,20 @@ class RollbackPoint:
     skip: tuple[int, ...] = ()  # offsets above ``offset`` the endpoint already processed
 
 
-def _final(entries: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, Mapping[str, Any]]]:
-    out: dict[str, tuple[str, Mapping[str, Any]]] = {}
+def _final(entries: Iterable[Mapping[str, Any]],
+           into: dict[str, tuple[str, Mapping[str, Any]]] | None = None,
+           ) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """Each message's final state (``into``, updated). ``DELIVERED`` outranks any other: the
+    endpoint answered 2xx, whatever QStash logged about the message besides (a cancel that
+    reached it after the delivery, in whichever order the logs list them)."""
+    out = {} if into is None else into
     for entry in entries:
         state = str(entry.get("state", "")).upper()
         mid = entry.get("messageId")
-        if state in FINAL_STATES and isinstance(mid, str):
-            out.setdefault(mid, (state, entry))
+        if state not in FINAL_STATES or not isinstance(mid, str):
+            continue
+        if mid not in out or (state == "DELIVERED" and out[mid][0] != "DELIVERED"):
+            out[mid] = (state, entry)
     return out
 
 
@@ -89,7 +97,7 @@ def settle(reader: LogReader, label: str, *, since_ms: int, timeout: float, poll
             created.setdefault(mid, entry)
     final: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for state in ("DELIVERED", "FAILED", "CANCELED"):
-        final.update(_final(reader.logs(label=label, state=state, from_ms=since_ms)))
+        _final(reader.logs(label=label, state=state, from_ms=since_ms), final)
     said = False
     while True:
         open_ids = [m for m in created if m not in final]
@@ -105,8 +113,9 @@ def settle(reader: LogReader, label: str, *, since_ms: int, timeout: float, poll
                     "(delivered or cancelled)")
             said = True
         time.sleep(poll)
-        final.update(_final(reader.logs_of(open_ids)))
-    out = HandoffOutcome(messages=len(created), waited=time.monotonic() - started)
+        _final(reader.logs_of(open_ids), final)
+    out = HandoffOutcome(messages=len(created), waited=time.monotonic() - started,
+                         cancelled=sum(s in ("CANCELED", "CANCELLED") for s, _e in final.values()))
     for mid, (state, last) in final.items():
         first = created.get(mid)
         coord = coordinate(last) or (coordinate(first) if first is not None else None)
@@ -126,7 +135,7 @@ def tally(reader: LogReader, label: str, *, since_ms: int) -> QStashCounts:
                if isinstance(mid := e.get("messageId"), str)}
     final: dict[str, tuple[str, Mapping[str, Any]]] = {}
     for state in ("DELIVERED", "FAILED", "CANCELED"):
-        final.update(_final(reader.logs(label=label, state=state, from_ms=since_ms)))
+        _final(reader.logs(label=label, state=state, from_ms=since_ms), final)
     states = [s for s, _e in final.values()]
     return QStashCounts(delivered=states.count("DELIVERED"), failed=states.count("FAILED"),
                         cancelled=states.count("CANCELED") + states.count("CANCELLED"),

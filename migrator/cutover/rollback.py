@@ -111,7 +111,6 @@ def _decide(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition
     group = current.group
     committed = coord.admin.list_group_offsets([current.bridge_group]).get(
         current.bridge_group, {})
-    cancelled = 0
     outcome: HandoffOutcome | None = None
     if uses_qstash(coord, group):
         if coord.qstash is None:
@@ -119,8 +118,9 @@ def _decide(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition
                               "token is configured (qstash.token or QSTASH_TOKEN).")
         label = cutover_label(group, current.switches)
         with httpx.Client(timeout=30.0) as http:
-            cancelled = cancel_label(coord.qstash.url, coord.qstash.bearer, label, client=http)
-            coord.say(f"cancelled {cancelled} message(s) QStash held for group {group!r}")
+            matched = cancel_label(coord.qstash.url, coord.qstash.bearer, label, client=http)
+            coord.say(f"asked QStash to cancel the {matched} message(s) it held for group "
+                      f"{group!r}")
             reader = LogReader(coord.qstash.url, coord.qstash.bearer, http)
             outcome = settle(reader, label, since_ms=handoff_since_ms(current), timeout=timeout,
                              poll=coord.poll, on_wait=coord.say)
@@ -136,5 +136,7 @@ def _decide(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition
         "skip": tuple(PartitionSkip(topic=t, partition=p, ranges=to_ranges(pt.skip))
                       for (t, p), pt in points.items() if pt.skip),
         "rollback_at": at,
-        "cancelled": cancelled,
+        # what QStash's logs say it cancelled: its answer to the cancel is how many matched,
+        # and a matched message can still be delivered before the cancel takes effect
+        "cancelled": outcome.cancelled if outcome is not None else 0,
     }

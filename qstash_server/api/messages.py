@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,18 +18,25 @@ from qstash_server.api.common import (
     json_response,
     target_and_headers,
 )
-from qstash_server.api.filters import multi, parse_filter
+from qstash_server.api.filters import Filter, multi, parse_filter
+from qstash_server.engine import Broker
+from qstash_server.problems import ApiError
 
 __all__ = [
+    "BULK_WAIT_S",
     "ROUTES",
     "batch",
     "cancel_message",
     "cancel_messages",
     "enqueue",
+    "get_bulk_action",
     "get_message",
+    "list_bulk_actions",
     "publish",
     "retry_message",
 ]
+
+BULK_WAIT_S = 60.0  # how long a filter-based cancel without async=true waits (QStash: 1 min)
 
 
 async def publish(request: Request) -> Response:
@@ -90,6 +99,7 @@ async def cancel_messages(request: Request) -> Response:
         int_param(params, "count", 100, 1, 500)
     body = await json_body(request, default={})
     predicate = None
+    filters: dict[str, list[str]] = {}  # as given, for the bulk action's record
     if isinstance(body, dict):
         if "messageIds" in body and not ids:
             # an explicit list, even an empty one, never means "everything"
@@ -102,14 +112,48 @@ async def cancel_messages(request: Request) -> Response:
                  for k, v in body_filters.items()]
             )
             predicate = parse_filter(merged, MSG_FILTERS)
-    if not ids and any(
-        multi(params, name) for name in (*MSG_FILTERS, "fromDate", "toDate")
-    ):
+            filters = {k: multi(merged, k) for k in merged}
+    query_filters = {name: values for name in (*MSG_FILTERS, "fromDate", "toDate")
+                     if (values := multi(params, name))}
+    if not ids and query_filters:
         predicate = parse_filter(params, MSG_FILTERS)
+        filters = query_filters
+    if not ids and b.cancels_in_background:
+        return await _cancel_in_background(b, predicate, filters,
+                                           params.get("async", "").lower() == "true")
     count = None
     if params.get("count") is not None:
         count = int_param(params, "count", 100, 1, 500)
     return json_response({"cancelled": b.cancel_many(ids or None, predicate, count)})
+
+
+async def _cancel_in_background(b: Broker, predicate: Filter | None,
+                                filters: dict[str, list[str]], at_once: bool) -> Response:
+    """QStash's newer filter-based cancel: a bulk action. ``async=true`` answers as soon as it
+    is created (``actionId``); otherwise the request waits up to a minute for it (then 429,
+    the action keeps running). ``cancelled`` is how many messages matched, not how many were
+    cancelled; ``count`` is ignored (both as QStash documents)."""
+    action = b.bulk_cancel(predicate, filters)
+    if at_once:
+        return json_response({"cancelled": len(action.targets), "actionId": action.id}, 202)
+    try:
+        await asyncio.wait_for(action.done.wait(), timeout=BULK_WAIT_S)
+    except TimeoutError:
+        raise ApiError(429, f"bulk action {action.id} did not finish within "
+                            f"{BULK_WAIT_S:g}s; it keeps running in the background "
+                            f"(GET /v2/bulkActions/{action.id})") from None
+    return json_response({"cancelled": len(action.targets)}, 202)
+
+
+async def get_bulk_action(request: Request) -> Response:
+    return json_response(broker_of(request).bulk_action(request.path_params["id"]))
+
+
+async def list_bulk_actions(request: Request) -> Response:
+    params = request.query_params
+    count = int_param(params, "count", 100, 1, 1_000_000)
+    return json_response(broker_of(request).list_bulk_actions(
+        params.get("cursor"), min(count, 1000), params.get("state")))
 
 
 ROUTES: list[RouteSpec] = [
@@ -120,4 +164,6 @@ ROUTES: list[RouteSpec] = [
     ("/v2/messages/{id}", cancel_message, ["DELETE"]),
     ("/v2/messages", cancel_messages, ["DELETE"]),
     ("/v2/messages/{id}/retry", retry_message, ["POST"]),
+    ("/v2/bulkActions", list_bulk_actions, ["GET"]),
+    ("/v2/bulkActions/{id}", get_bulk_action, ["GET"]),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from qstash_server.engine.batches import BatchOps
+from qstash_server.engine.bulk_actions import BulkAction, BulkActionOps
 from qstash_server.engine.dead_letters import DeadLetterOps
 from qstash_server.engine.delivery import DeliveryOps
 from qstash_server.engine.flow_control import FlowControlOps, FlowKey
@@ -34,6 +35,7 @@ class Broker(
     BatchOps,
     PublishingOps,
     MessageOps,
+    BulkActionOps,
     QueueOps,
     UrlGroupOps,
     ScheduleOps,
@@ -47,6 +49,7 @@ class Broker(
 
     def __init__(self, settings: ServerSettings) -> None:
         self._templates = TemplateCache(settings.limits)
+        self.bulk_actions: dict[str, BulkAction] = {}
         super().__init__(settings)
 
     def _load(self) -> None:

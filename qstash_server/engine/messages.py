@@ -185,6 +185,11 @@ class MessageOps(BrokerState):
 
     def _cancel(self, msg: Message) -> None:
         self._log(msg, "CANCEL_REQUESTED")
+        self._cancel_effect(msg)
+
+    def _cancel_effect(self, msg: Message) -> None:
+        """A requested cancel takes effect: the message is removed, or, in flight, decided at
+        the end of its call (``DeliveryOps.attempt_done``)."""
         if self.stored_only:
             msg.state = "CANCELED"
             self.store.delete_message(msg.seq)
