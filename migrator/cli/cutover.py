@@ -426,6 +426,7 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
     nothing pending or failed in QStash, old groups empty. Prints the removal commands;
     exit 1 while anything is outstanding."""
     from migrator.cutover.finish import check_finished, delete_routed
+    from migrator.cutover.scope import replaced_groups
     from migrator.errors import DestructiveChangeError
 
     if delete and not allow_destructive:
@@ -436,24 +437,28 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
     connect = _connection(connect_url, connect_user, connect_password)
     coord = _coordinator(config_path, x_options, kafka_config)
     try:
-        plan = check_finished(coord.cfg, coord.admin, coord.store, coord.connection,
-                              qstash=coord.qstash, window=window_s,
-                              where=Path(config_path).name, connect=connect)
-        if not plan.done:
-            click.echo("Outstanding before Kafka can be decommissioned:")
-            for item in plan.outstanding:
-                click.echo(f"  - {item}")
+        # every replaced group's lease: no step may change a group while it is checked and
+        # its topics and groups are deleted
+        with coord.leased_all(replaced_groups(coord.cfg), "finish"):
+            plan = check_finished(coord.cfg, coord.admin, coord.store, coord.connection,
+                                  qstash=coord.qstash, window=window_s,
+                                  where=Path(config_path).name, connect=connect)
+            if not plan.done:
+                click.echo("Outstanding before Kafka can be decommissioned:")
+                for item in plan.outstanding:
+                    click.echo(f"  - {item}")
+                if delete:
+                    click.echo("Nothing was deleted.", err=True)
+                raise click.exceptions.Exit(1)
+            bootstrap = coord.connection.bootstrap_servers
+            click.echo("Everything routed is off Kafka. What can be removed now:")
+            for line in plan.commands(bootstrap):
+                click.echo(f"  {line}")
+            click.echo("  and stop the bridge (`migrator bridge run --config ...`) and its "
+                       "deployment.")
             if delete:
-                click.echo("Nothing was deleted.", err=True)
-            raise click.exceptions.Exit(1)
-        bootstrap = coord.connection.bootstrap_servers
-        click.echo("Everything routed is off Kafka. What can be removed now:")
-        for line in plan.commands(bootstrap):
-            click.echo(f"  {line}")
-        click.echo("  and stop the bridge (`migrator bridge run --config ...`) and its "
-                   "deployment.")
-        if delete:
-            for item in delete_routed(coord.admin, plan, bootstrap, connect):
-                click.echo(f"deleted {item}")
+                coord.ensure_held("deleting the routed topics, groups and connectors")
+                for item in delete_routed(coord.admin, plan, bootstrap, connect):
+                    click.echo(f"deleted {item}")
     finally:
         coord.close()
