@@ -191,3 +191,85 @@ def test_a_holder_cut_off_from_kafka_is_overtaken_and_exits_16_when_the_link_ret
             first.wait(30)
         old.kill()
         log.close()
+
+
+def test_a_rollback_that_loses_its_lease_mid_step_is_finished_by_the_next_command(
+    kafka: KafkaKit, kafka_stack: EstateInfo, endpoint: RecordingEndpoint, tmp_path: Path
+) -> None:
+    """A rollback that recorded ``rolling_back`` and waits for a member to leave the bridge group
+    is paused past its lease; the second operator's rollback finishes the step (it resumes from
+    the recorded state); resumed, the first refuses to record its own rollback offsets, exits 16
+    saying it had recorded rolling_back, and the group is rolled back once, as the second left
+    it."""
+    bootstrap = kafka_stack.bootstrap_servers
+    topic = kafka.create_topic(unique("cut-lost-rb"), partitions=1)
+    kafka.produce(topic, [Rec(f"v{i}") for i in range(10)])
+    group = unique("lost-rb")
+    state_topic = unique("_cutover")
+    cfg = str(write_config(tmp_path / "bridge.yaml", {
+        "kafka": {"bootstrap_servers": bootstrap}, "group": unique("mb"),
+        "cutover_topic": state_topic,
+        "routes": [{"topic": topic, "destinations": [
+            {"kind": "direct-http", "url": endpoint.url, "replaces_group": group}]}]}))
+    old = OldConsumer(bootstrap, group, [topic], tmp_path / "old.txt")
+    wait_for(lambda: len(old.processed()) == 10,
+             lambda: f"old consumer processed {len(old.processed())} of 10")
+    old.stop()
+    assert run_cli("cutover", "prepare", group, "--config", cfg).returncode == 0
+    switched = run_cli("cutover", "switch", group, "--config", cfg, "--watch", "1s",
+                       "--without-bridge")
+    assert switched.returncode == 0, switched.stderr
+    status = json.loads(run_cli("cutover", "status", group, "--config", cfg, "--format",
+                                "json").stdout)["groups"][0]
+    bgroup = status["bridge_group"]["name"]
+    # a member in the bridge group (a bridge of an older version) keeps the rollback waiting
+    straggler = OldConsumer(bootstrap, bgroup, [topic], tmp_path / "straggler.txt")
+    first: subprocess.Popen[str] | None = None
+    try:
+        err = tmp_path / "first.err"
+        with err.open("w") as sink:
+            first = subprocess.Popen(
+                [sys.executable, "-m", "migrator", "cutover", "rollback", group, "--config", cfg,
+                 "--timeout", "300s", "--lease-ttl", "6s"],
+                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
+        wait_for(lambda: "waiting for the bridges to drain" in err.read_text(),
+                 lambda: f"first rollback said: {err.read_text()[-1000:]}", timeout=60)
+        os.kill(first.pid, signal.SIGSTOP)
+        log = StateLog(KafkaConnection(bootstrap_servers=bootstrap), state_topic)
+        try:
+            seen: list[object] = []
+
+            def expired() -> bool:
+                seen.append(holder(log.read(), group, int(time.time() * 1000)))
+                return seen[-1] is None
+
+            wait_for(expired, lambda: f"the paused holder's lease still holds: {seen[-1]}",
+                     timeout=60)
+        finally:
+            log.close()
+        straggler.stop()
+        second = run_cli("cutover", "rollback", group, "--config", cfg, "--timeout", "60s")
+        assert second.returncode == 0, second.stderr
+        before = run_cli("cutover", "history", group, "--config", cfg).stdout
+        states = [json.loads(x)["state"] for x in before.splitlines()]
+        assert states[-3:] == ["rolling_back", "rolling_back", "rolled_back"], states
+        os.kill(first.pid, signal.SIGCONT)
+        rc = first.wait(120)
+        said = err.read_text()
+        last = [x for x in said.splitlines() if x.strip()][-1]
+        assert rc == 16, said
+        assert last.startswith("Error: lost the lease on group"), said
+        assert "Done by this command: recorded rolling_back." in last, last
+        assert run_cli("cutover", "history", group, "--config", cfg).stdout == before
+        after = json.loads(run_cli("cutover", "status", group, "--config", cfg, "--format",
+                                   "json").stdout)["groups"][0]
+        assert after["state"] == "rolled_back"
+        assert [p["offset"] for p in after["rollback"]] == [10], after["rollback"]
+        rerun = run_cli("cutover", "rollback", group, "--config", cfg)
+        assert rerun.returncode == 0 and "already rolled back" in rerun.stderr, rerun.stderr
+    finally:
+        if first is not None and first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+            first.wait(30)
+        straggler.kill()
