@@ -181,12 +181,16 @@ class Lease:
                 log.info("lost the lease on group %s: %s", self.group, why)
 
     def _unconfirmed(self, now_ms: int) -> str | None:
-        """Why the lease may have lapsed at ``now_ms`` (None while it surely holds)."""
-        if now_ms < self._held_until_ms - int(self.ttl * 1000) // 3:
+        """Why the lease may have lapsed at ``now_ms`` (None while it surely holds): the last
+        confirmed claim expires within a third of the time to live (the margin a write begun
+        now has to land before another command may claim the lease)."""
+        with self._guard:
+            until, renewed = self._held_until_ms, self._renewed_ms
+        if now_ms < until - int(self.ttl * 1000) // 3:
             return None
-        return (f"no renewal confirmed since {_iso(self._renewed_ms)} and the lease expired "
-                f"or was about to at {_iso(self._held_until_ms)}: another command may have "
-                "taken it and changed the group")
+        return (f"no renewal confirmed since {_iso(renewed)} and the lease expired or was "
+                f"about to at {_iso(until)}: another command may have taken it and changed "
+                "the group")
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
