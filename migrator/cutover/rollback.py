@@ -118,10 +118,10 @@ def _decide(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition
             raise ConfigError(f"group {group!r} is delivered through QStash but no QStash "
                               "token is configured (qstash.token or QSTASH_TOKEN).")
         label = cutover_label(group, current.switches)
+        coord.ensure_held("cancelling the messages QStash holds for the hand-off")
+        coord.changed(f"asked QStash to cancel the messages labelled {label}")
         with httpx.Client(timeout=30.0) as http:
-            coord.ensure_held("cancelling the messages QStash holds for the hand-off")
             cancelled = cancel_label(coord.qstash.url, coord.qstash.bearer, label, client=http)
-            coord.changed(f"cancelled {cancelled} QStash message(s)")
             coord.say(f"cancelled {cancelled} message(s) QStash held for group {group!r}")
             reader = LogReader(coord.qstash.url, coord.qstash.bearer, http)
             outcome = settle(reader, label, since_ms=handoff_since_ms(current), timeout=timeout,
