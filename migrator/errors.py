@@ -16,7 +16,8 @@
     │   ├── FenceTimeoutError          the old consumers did not stop within --timeout (exit 11)
     │   ├── GroupNotEmptyError         a consumer group to alter still has members (exit 12)
     │   ├── BridgeNotRunningError      no bridge runs with this config to take the group (exit 13)
-    │   └── LeaseHeldError             another cutover command is changing the group (exit 14)
+    │   ├── LeaseHeldError             another cutover command is changing the group (exit 14)
+    │   └── LeaseLostError             this command's lease on the group lapsed mid-step (exit 16)
     └── DeliveryError                  one record could not be delivered (handled by the bridge)
         ├── RetryableDeliveryError     try again later (429, 5xx, timeouts), maybe after retry_after
         └── PermanentDeliveryError     will never succeed (412, other 4xx, undecodable)
@@ -41,6 +42,7 @@ __all__ = [
     "KafkaAuthError",
     "KafkaUnavailableError",
     "LeaseHeldError",
+    "LeaseLostError",
     "MigratorError",
     "PermanentDeliveryError",
     "PlanError",
@@ -122,6 +124,12 @@ class BridgeNotRunningError(CutoverError):
 
 class LeaseHeldError(CutoverError):
     """Another cutover command holds the group's lease (it is changing the group)."""
+
+
+class LeaseLostError(CutoverError):
+    """This command's lease on the group was lost while its step ran (its renewals failed for
+    so long that the lease may have expired, or another command holds it): the step stopped
+    before its next write; the message says what it had done. A rerun resumes the step."""
 
 
 class DeliveryError(MigratorError):

@@ -20,6 +20,9 @@ Exit codes (documented in docs/exit-codes.md):
     11 cutover fence not reached: the old consumers did not stop in time
     12 cutover refused: a consumer group to alter still has members
     13 cutover refused: no bridge runs with this config to take the group over
+    14 cutover refused: another cutover command holds the group's lease
+    15 the settings need an optional extra that is not installed
+    16 cutover stopped: this command lost the group's lease mid-step (a rerun resumes)
     70 internal error (a bug: please report it, run with --debug for the traceback)
     130 interrupted
 """
@@ -46,6 +49,7 @@ from migrator.errors import (
     KafkaAuthError,
     KafkaUnavailableError,
     LeaseHeldError,
+    LeaseLostError,
     MigratorError,
     PlanError,
     ServiceError,
@@ -68,6 +72,7 @@ EXIT_CODES: dict[type[MigratorError], int] = {
     BridgeNotRunningError: 13,
     LeaseHeldError: 14,
     ExtraNotInstalledError: 15,
+    LeaseLostError: 16,
 }
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2

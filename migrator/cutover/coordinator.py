@@ -5,14 +5,19 @@ it decided: hand-off or rollback offsets) and again after, and every Kafka chang
 idempotent (setting committed offsets to recorded values), so a step killed at any point is
 finished by running it again. ``switch`` is :mod:`migrator.cutover.switch`, ``rollback``
 :mod:`migrator.cutover.rollback`.
+
+A step holds the group's lease (:mod:`migrator.cutover.lease`) and makes every write that
+matters through :meth:`Coordinator.save`, :meth:`Coordinator.set_offsets` or after
+:meth:`Coordinator.ensure_held`: once the lease is lost the step stops before its next write with
+:class:`~migrator.errors.LeaseLostError`, saying what it had done; its state stays resumable.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 
 import httpx
 
@@ -35,7 +40,7 @@ from migrator.cutover.scope import (
 )
 from migrator.cutover.state import GroupCutover, State, Step, check_step
 from migrator.cutover.store import CutoverStore
-from migrator.errors import BridgeNotRunningError, ConfigError, ServiceError
+from migrator.errors import BridgeNotRunningError, ConfigError, LeaseLostError, ServiceError
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 
 __all__ = ["Coordinator"]
@@ -72,6 +77,8 @@ class Coordinator:
         self.where = where
         self.bridge_wait = bridge_wait
         self.lease_ttl = lease_ttl
+        self._leases: list[Lease] = []
+        self._changes: list[str] = []  # what the running step wrote, for a LeaseLostError
 
     def close(self) -> None:
         self.store.close()
@@ -101,15 +108,62 @@ class Coordinator:
         return parts, current
 
     @contextmanager
-    def leased(self, group: str, step: Step) -> Iterator[None]:
+    def leased(self, group: str, step: str) -> Iterator[None]:
         """Hold the group's lease (:mod:`migrator.cutover.lease`) while a step runs. Without a
         cutover topic nothing was ever prepared: there is nothing to keep apart yet."""
-        require_routed(self.cfg, group, self.where)
+        with self.leased_all([group], step):
+            yield
+
+    @contextmanager
+    def leased_all(self, groups: Iterable[str], step: str) -> Iterator[None]:
+        """Hold the lease of every group in ``groups`` (LeaseHeldError, releasing those taken,
+        when one is held elsewhere)."""
+        groups = list(groups)
+        for group in groups:
+            require_routed(self.cfg, group, self.where)
         if not self.store.exists():
             yield
             return
-        with Lease(self.connection, self.cfg.cutover_topic, group, step, ttl=self.lease_ttl):
+        self._changes = []
+        with ExitStack() as stack:
+            for group in groups:
+                lease = stack.enter_context(Lease(self.connection, self.cfg.cutover_topic,
+                                                  group, step, ttl=self.lease_ttl))
+                self._leases.append(lease)
+                stack.callback(self._leases.remove, lease)
             yield
+
+    def ensure_held(self, doing: str) -> None:
+        """LeaseLostError, saying what this step had done, unless every lease held still
+        surely holds; call before each write that matters (``doing``: that write)."""
+        for lease in self._leases:
+            try:
+                lease.ensure_held()
+            except LeaseLostError as exc:
+                done = "; ".join(self._changes) or "nothing"
+                rerun = f"migrator cutover {lease.step}" + (
+                    "" if lease.step == "finish" else f" {lease.group}")
+                raise LeaseLostError(
+                    f"{exc}; stopped before {doing}. Done by this command: {done}. Rerun "
+                    f"`{rerun}` to resume (once the command holding the lease now has "
+                    "finished).") from None
+
+    def save(self, state: GroupCutover) -> GroupCutover:
+        """Record a state transition of a leased step."""
+        self.ensure_held(f"recording {state.state.value} ({state.note})")
+        saved = self.store.save(state)
+        self._changes.append(f"recorded {saved.state.value}")
+        return saved
+
+    def set_offsets(self, group: str, offsets: Mapping[Partition, int], why: str) -> None:
+        """Set ``group``'s committed offsets in a leased step (``why``: for the record)."""
+        self.ensure_held(f"setting the committed offsets of group {group!r} ({why})")
+        self.admin.alter_group_offsets(group, dict(offsets))
+        self._changes.append(f"set the committed offsets of group {group!r} ({why})")
+
+    def changed(self, what: str) -> None:
+        """Note a write made after :meth:`ensure_held` (for the LeaseLostError message)."""
+        self._changes.append(what)
 
     def _known_group(self, group: str, parts: Sequence[Partition]) -> GroupSnapshot:
         snap = snapshot(self.admin, group, parts)
@@ -135,7 +189,7 @@ class Coordinator:
         if current.state is State.PREPARED:
             return current
         topics = tuple(sorted({t for t, _ in parts}))
-        return self.store.save(current.moved(
+        return self.save(current.moved(
             State.PREPARED, "the bridge delivers nothing for this group until it is switched",
             topics=topics))
 
@@ -172,7 +226,7 @@ class Coordinator:
             return current
         if require_bridge:
             self.require_bridge(group)
-        return self.store.save(current.moved(
+        return self.save(current.moved(
             State.SHADOW, "endpoints receive records marked Migrator-Shadow: true; the old "
             "consumers stay authoritative"))
 

@@ -13,6 +13,14 @@ renews its claim every third of the lease's time to live while it runs, so a ste
 longer than that; a command killed with -9 stops renewing and its lease expires after the time
 to live, so a rerun goes ahead (and finishes the interrupted step). Expiry compares the clocks
 of the two machines: keep them in sync (NTP) or the time to live well above their skew.
+
+Losing the lease is a hard stop. A renewal counts only once it is read back as the holder; the
+step calls :meth:`Lease.ensure_held` before each write that matters, which raises
+:class:`~migrator.errors.LeaseLostError` once the last confirmed renewal is within a third of
+the time to live of expiring (a holder paused, or cut off from Kafka, past that point may have
+been overtaken), or once a renewal read back another holder. The loss is final for the command:
+a renewal that gets the lease back after it lapsed does not count, since another command may
+have changed the group meanwhile and this step's view of it is stale.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from migrator.config import KafkaConnection
-from migrator.errors import LeaseHeldError
+from migrator.errors import LeaseHeldError, LeaseLostError
 from migrator.kafka.state_log import LogEntry, StateLog
 from migrator.stack.process import is_alive
 
@@ -115,11 +123,16 @@ class Lease:
         self._log = StateLog(connection, topic)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+        self._held_until_ms = 0  # expiry of the last claim read back as the holder
+        self._renewed_ms = 0
+        self._lost: str | None = None  # why the lease was lost; final once set
 
     def _key(self) -> str:
         return f"{LEASE_PREFIX}{self.group}:{self.token}"
 
-    def _claim(self, supersedes: str | None = None) -> None:
+    def _claim(self, supersedes: str | None = None, timeout: float = 30.0) -> int:
+        """Append a claim; returns its expiry."""
         now = int(time.time() * 1000)
         doc: dict[str, object] = {
             "kind": "claim", "group": self.group, "token": self.token, "owner": self.owner,
@@ -127,7 +140,8 @@ class Lease:
             "expires_ms": now + int(self.ttl * 1000)}
         if supersedes:
             doc["supersedes"] = supersedes
-        self._log.append(self._key(), doc)
+        self._log.append(self._key(), doc, timeout=timeout)
+        return now + int(self.ttl * 1000)
 
     def _release(self) -> None:
         self._log.append(self._key(), {"kind": "release", "group": self.group,
@@ -139,7 +153,7 @@ class Lease:
         if stale and before is not None:
             log.info("taking over the lease on group %s from %s pid %d (no such process)",
                      self.group, before.owner, before.pid)
-        self._claim(supersedes=before.token if stale and before is not None else None)
+        expires = self._claim(supersedes=before.token if stale and before is not None else None)
         found = holder(self._log.read(), self.group, int(time.time() * 1000))
         if found is None or found.token != self.token:
             self._release()
@@ -148,24 +162,81 @@ class Lease:
             raise LeaseHeldError(
                 f"group {self.group!r} is being changed by {who}; nothing was changed. Wait "
                 "until it finishes (or, if it was killed, until its lease expires) and rerun.")
+        self._confirmed(expires)
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.group}",
                                         daemon=True)
         self._thread.start()
         log.info("lease on group %s taken by %s for %s", self.group, self.owner, self.step)
 
+    def _confirmed(self, expires_ms: int) -> None:
+        with self._guard:
+            if self._lost is None:
+                self._held_until_ms = max(self._held_until_ms, expires_ms)
+                self._renewed_ms = int(time.time() * 1000)
+
+    def _lose(self, why: str) -> None:
+        with self._guard:
+            if self._lost is None:
+                self._lost = why
+                log.info("lost the lease on group %s: %s", self.group, why)
+
+    def _unconfirmed(self, now_ms: int) -> str | None:
+        """Why the lease may have lapsed at ``now_ms`` (None while it surely holds): the last
+        confirmed claim expires within a third of the time to live (the margin a write begun
+        now has to land before another command may claim the lease)."""
+        with self._guard:
+            until, renewed = self._held_until_ms, self._renewed_ms
+        if now_ms < until - int(self.ttl * 1000) // 3:
+            return None
+        return (f"no renewal confirmed since {_iso(renewed)} and the lease expired or was "
+                f"about to at {_iso(until)}: another command may have taken it and changed "
+                "the group")
+
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
+            why = self._unconfirmed(int(time.time() * 1000))
+            if why is not None:  # lapsed (a paused process): a renewal now proves nothing
+                self._lose(why)
+                return
             try:
-                self._claim()
-            except Exception as exc:  # the step goes on; the lease may lapse: logged
+                expires = self._claim(timeout=self.ttl / 3)
+                found = holder(self._log.read(timeout=self.ttl / 3), self.group,
+                               int(time.time() * 1000))
+            except Exception as exc:  # retried; ensure_held stops the step if it lapses
                 log.warning("could not renew the lease on group %s: %s", self.group, exc)
+                continue
+            if found is None or found.token != self.token:
+                self._lose(f"{found.describe() if found else 'nobody'} holds it now")
+                return
+            self._confirmed(expires)
+
+    def ensure_held(self) -> None:
+        """LeaseLostError unless the lease surely holds: call before each write that matters."""
+        why = self._unconfirmed(int(time.time() * 1000))
+        if why is not None:
+            self._lose(why)
+        with self._guard:
+            lost = self._lost
+        if lost is not None:
+            raise LeaseLostError(f"lost the lease on group {self.group!r} ({lost})")
+
+    @property
+    def lost(self) -> bool:
+        with self._guard:
+            return self._lost is not None
 
     def release(self) -> None:
         self._stop.set()
+        lost = self.lost
         if self._thread is not None:
-            self._thread.join(self.ttl)
+            self._thread.join(1.0 if lost else self.ttl)
         try:
             self._release()
+        except Exception as exc:
+            if not lost:
+                raise
+            # the lease is gone anyway; the step's LeaseLostError is what the operator reads
+            log.warning("could not release the lost lease on group %s: %s", self.group, exc)
         finally:
             self._log.close()
 

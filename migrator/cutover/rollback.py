@@ -64,7 +64,7 @@ def rollback(coord: Coordinator, group: str, *, timeout: float) -> GroupCutover:
         return current
     coord.admin.require_may_alter(group)  # before the bridges stop delivering it
     if current.state is State.SWITCHED:
-        current = coord.store.save(current.moved(
+        current = coord.save(current.moved(
             State.ROLLING_BACK, "bridges stop delivering this group: drain, commit, leave"))
     _await_bridges_gone(coord, current, parts, timeout)
     old = snapshot(coord.admin, group, parts)
@@ -74,15 +74,15 @@ def rollback(coord: Coordinator, group: str, *, timeout: float) -> GroupCutover:
             "again before their offsets were set back. Stop them and rerun the rollback "
             "(state stays rolling_back; the bridges deliver nothing for it).")
     if not current.rollback:
-        current = coord.store.save(current.moved(
+        current = coord.save(current.moved(
             State.ROLLING_BACK, "rollback offsets decided",
             **_decide(coord, current, parts, timeout)))
-    coord.admin.alter_group_offsets(group, current.rollback_map())
+    coord.set_offsets(group, current.rollback_map(), "the rollback offsets")
     note = ("the old group's committed offsets point at the first record the endpoint did not "
             "get; restart the old consumers")
     if current.skip:
         note += " and have them skip the records of the skip list (the endpoint processed them)"
-    return coord.store.save(current.moved(State.ROLLED_BACK, note))
+    return coord.save(current.moved(State.ROLLED_BACK, note))
 
 
 def _await_bridges_gone(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition],
@@ -117,6 +117,8 @@ def _decide(coord: Coordinator, current: GroupCutover, parts: Sequence[Partition
             raise ConfigError(f"group {group!r} is delivered through QStash but no QStash "
                               "token is configured (qstash.token or QSTASH_TOKEN).")
         label = cutover_label(group, current.switches)
+        coord.ensure_held("cancelling the messages QStash holds for the hand-off")
+        coord.changed(f"asked QStash to cancel the messages labelled {label}")
         with httpx.Client(timeout=30.0) as http:
             matched = cancel_label(coord.qstash.url, coord.qstash.bearer, label, client=http)
             coord.say(f"asked QStash to cancel the {matched} message(s) it held for group "

@@ -59,7 +59,7 @@ def switch(
     fenced = await_quiet(coord.admin, group, parts, watch=watch, timeout=timeout,
                          poll=coord.poll, on_wait=coord.say)
     handoff = _handoff(coord, parts, fenced, overrides or {})
-    switching = coord.store.save(current.moved(
+    switching = coord.save(current.moved(
         State.SWITCHING, f"fenced after {watch:g}s quiet; handing off",
         handoff=handoff, handoff_at=now_iso(),
         topics=tuple(sorted({t for t, _ in parts})), rollback=(), rollback_at=None,
@@ -115,19 +115,19 @@ def _finish(coord: Coordinator, switching: GroupCutover, parts: Sequence[Partiti
             f"{group!r} is not switched (a bridge from an older migrator?); stop them and "
             "rerun the switch. The hand-off is recorded; nothing was delivered.")
     try:
-        coord.admin.alter_group_offsets(bgroup, switching.handoff_map())
+        coord.set_offsets(bgroup, switching.handoff_map(), "the hand-off")
     except KafkaAuthError:
         # the principal may not set the bridge group's offsets: nothing was handed over
-        coord.store.save(switching.moved(
+        coord.save(switching.moved(
             State.PREPARED, "Kafka refused setting the bridge group's offsets"))
         raise
     after = snapshot(coord.admin, group, parts)
     if after.members or after.offsets != fenced.offsets:
-        back = coord.store.save(switching.moved(
+        back = coord.save(switching.moved(
             State.PREPARED, "the old group moved during the hand-off; nothing was delivered"))
         seen = describe_members(after.members) if after.members else "its offsets moved"
         raise FenceTimeoutError(
             f"group {group!r} changed during the hand-off ({seen}); the switch was undone "
             f"(state {back.state.value}, nothing delivered). Stop its consumers and rerun.")
-    return coord.store.save(switching.moved(
+    return coord.save(switching.moved(
         State.SWITCHED, "bridges deliver from the hand-off offsets"))
