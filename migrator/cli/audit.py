@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from migrator.audit.progress import NullProgress, Progress, TerminalProgress
 from migrator.audit.report import render
 from migrator.audit.runner import AuditOptions, run_audit
+from migrator.cli.options import kafka_options, service_options
 from migrator.config import BasicAuth, KafkaConnection, RestConnection
 from migrator.errors import ConfigError
 from migrator.qstash_tiers import TIERS, TierName
@@ -82,24 +83,8 @@ def report_format(fmt: str | None, output: Path | None) -> str:
 
 
 @click.command("audit")
-@click.option("--bootstrap-servers", "-b", metavar="HOST:PORT[,...]",
-              help="Kafka bootstrap servers.  [env: KAFKA_BOOTSTRAP_SERVERS]")
-@click.option("--kafka-config", metavar="FILE",
-              help="Java client properties file (security.protocol, sasl.*, ssl.* in PEM form).")
-@click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-              help="librdkafka property pass-through (repeatable).")
-@click.option("--schema-registry-url", envvar="SCHEMA_REGISTRY_URL", metavar="URL",
-              help="Confluent-compatible Schema Registry.  [env: SCHEMA_REGISTRY_URL]")
-@click.option("--schema-registry-user", envvar="SCHEMA_REGISTRY_USER", metavar="USER",
-              help="Registry basic-auth user.  [env: SCHEMA_REGISTRY_USER]")
-@click.option("--schema-registry-password", envvar="SCHEMA_REGISTRY_PASSWORD", metavar="PASSWORD",
-              help="Registry basic-auth password.  [env: SCHEMA_REGISTRY_PASSWORD]")
-@click.option("--connect-url", envvar="KAFKA_CONNECT_URL", metavar="URL",
-              help="Kafka Connect REST URL.  [env: KAFKA_CONNECT_URL]")
-@click.option("--connect-user", envvar="KAFKA_CONNECT_USER", metavar="USER",
-              help="Connect basic-auth user.  [env: KAFKA_CONNECT_USER]")
-@click.option("--connect-password", envvar="KAFKA_CONNECT_PASSWORD", metavar="PASSWORD",
-              help="Connect basic-auth password.  [env: KAFKA_CONNECT_PASSWORD]")
+@kafka_options
+@service_options
 @click.option("--include", multiple=True, metavar="GLOB",
               help="Only topics matching this glob (repeatable); groups, subjects and connectors "
                    "follow the topics.")
