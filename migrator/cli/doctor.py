@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from migrator.cli.audit import rest_connection
-from migrator.cli.options import kafka_options, service_options
+from migrator.cli.audit import service_connections
+from migrator.cli.options import ServiceFlags, kafka_options, service_options
 from migrator.config import KafkaConnection
 
 __all__ = ["command"]
@@ -37,12 +37,7 @@ def command(
     bridge_config: str | None,
     topics: tuple[str, ...],
     groups: tuple[str, ...],
-    schema_registry_url: str | None,
-    schema_registry_user: str | None,
-    schema_registry_password: str | None,
-    connect_url: str | None,
-    connect_user: str | None,
-    connect_password: str | None,
+    services: ServiceFlags,
     timeout: float,
     fmt: str,
 ) -> None:
@@ -67,10 +62,7 @@ def command(
     else:
         connection = KafkaConnection.build(bootstrap_servers=bootstrap_servers,
                                            properties_file=kafka_config, x_options=x_options)
-    registry = rest_connection(schema_registry_url, schema_registry_user, schema_registry_password,
-                               flag="--schema-registry-url", timeout=timeout)
-    connect = rest_connection(connect_url, connect_user, connect_password, flag="--connect-url",
-                              timeout=timeout)
+    registry, connect = service_connections(services, timeout)
     result = diagnose(connection, topics=all_topics, groups=all_groups, registry=registry,
                       connect=connect, timeout=timeout)
     if fmt == "json":

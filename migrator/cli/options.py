@@ -1,16 +1,32 @@
 """Click options more than one command declares the same way: the Kafka connection, and the
-Schema Registry and Kafka Connect services beside it (``audit``, ``doctor``)."""
+Schema Registry and Kafka Connect services beside it (``audit``, ``doctor``). The service
+options reach the command as one :class:`ServiceFlags` (parameter ``services``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["kafka_options", "service_options"]
+__all__ = ["ServiceFlags", "kafka_options", "service_options"]
 
 F = TypeVar("F", bound=Callable[..., object])
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ServiceFlags:
+    """The Schema Registry and Kafka Connect flags as given (validated by ``rest_connection``)."""
+
+    schema_registry_url: str | None = None
+    schema_registry_user: str | None = None
+    schema_registry_password: str | None = None
+    connect_url: str | None = None
+    connect_user: str | None = None
+    connect_password: str | None = None
 
 
 def _stack(fn: F, options: list[Callable[[F], F]]) -> F:
@@ -34,10 +50,20 @@ def kafka_options(fn: F) -> F:
     ])
 
 
-def service_options(fn: F) -> F:
-    """The Schema Registry and Kafka Connect URLs with their basic-auth user and password
-    (parameters ``schema_registry_url`` ... ``connect_password``; each also from its env)."""
-    return _stack(fn, [
+def service_options(fn: Callable[..., R]) -> Callable[..., R]:
+    """The Schema Registry and Kafka Connect URLs with their basic-auth user and password (each
+    also from its env), handed to ``fn`` as ``services``: one :class:`ServiceFlags`."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, schema_registry_url: str | None, schema_registry_user: str | None,
+            schema_registry_password: str | None, connect_url: str | None,
+            connect_user: str | None, connect_password: str | None, **kwargs: Any) -> R:
+        services = ServiceFlags(schema_registry_url, schema_registry_user,
+                                schema_registry_password, connect_url, connect_user,
+                                connect_password)
+        return fn(*args, services=services, **kwargs)
+
+    return _stack(run, [
         click.option("--schema-registry-url", envvar="SCHEMA_REGISTRY_URL", metavar="URL",
                      help="Confluent-compatible Schema Registry.  [env: SCHEMA_REGISTRY_URL]"),
         click.option("--schema-registry-user", envvar="SCHEMA_REGISTRY_USER", metavar="USER",
