@@ -13,12 +13,13 @@ from pydantic import SecretStr, ValidationError
 from migrator.audit.progress import NullProgress, Progress, TerminalProgress
 from migrator.audit.report import render
 from migrator.audit.runner import AuditOptions, run_audit
+from migrator.cli.options import ServiceFlags, kafka_options, service_options
 from migrator.config import BasicAuth, KafkaConnection, RestConnection
 from migrator.errors import ConfigError
 from migrator.qstash_tiers import TIERS, TierName
 from migrator.yamlfile import write_atomic
 
-__all__ = ["command", "report_format", "rest_connection", "write_atomically"]
+__all__ = ["command", "report_format", "rest_connection", "service_connections", "write_atomically"]
 
 _SEVERITY_RANK = {"blocker": 0, "warning": 1, "info": 2}
 
@@ -43,6 +44,19 @@ def rest_connection(
         return RestConnection(url=url.rstrip("/"), auth=auth, timeout=timeout)
     except ValidationError as exc:
         raise ConfigError(f"{flag}: {exc.errors()[0]['msg']}") from None
+
+
+def service_connections(
+    services: ServiceFlags, timeout: float
+) -> tuple[RestConnection | None, RestConnection | None]:
+    """The Schema Registry and Kafka Connect connections the service options name (or None)."""
+    return (
+        rest_connection(services.schema_registry_url, services.schema_registry_user,
+                        services.schema_registry_password, flag="--schema-registry-url",
+                        timeout=timeout),
+        rest_connection(services.connect_url, services.connect_user, services.connect_password,
+                        flag="--connect-url", timeout=timeout),
+    )
 
 
 def _strip_userinfo(url: str) -> str:
@@ -82,24 +96,8 @@ def report_format(fmt: str | None, output: Path | None) -> str:
 
 
 @click.command("audit")
-@click.option("--bootstrap-servers", "-b", metavar="HOST:PORT[,...]",
-              help="Kafka bootstrap servers.  [env: KAFKA_BOOTSTRAP_SERVERS]")
-@click.option("--kafka-config", metavar="FILE",
-              help="Java client properties file (security.protocol, sasl.*, ssl.* in PEM form).")
-@click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-              help="librdkafka property pass-through (repeatable).")
-@click.option("--schema-registry-url", envvar="SCHEMA_REGISTRY_URL", metavar="URL",
-              help="Confluent-compatible Schema Registry.  [env: SCHEMA_REGISTRY_URL]")
-@click.option("--schema-registry-user", envvar="SCHEMA_REGISTRY_USER", metavar="USER",
-              help="Registry basic-auth user.  [env: SCHEMA_REGISTRY_USER]")
-@click.option("--schema-registry-password", envvar="SCHEMA_REGISTRY_PASSWORD", metavar="PASSWORD",
-              help="Registry basic-auth password.  [env: SCHEMA_REGISTRY_PASSWORD]")
-@click.option("--connect-url", envvar="KAFKA_CONNECT_URL", metavar="URL",
-              help="Kafka Connect REST URL.  [env: KAFKA_CONNECT_URL]")
-@click.option("--connect-user", envvar="KAFKA_CONNECT_USER", metavar="USER",
-              help="Connect basic-auth user.  [env: KAFKA_CONNECT_USER]")
-@click.option("--connect-password", envvar="KAFKA_CONNECT_PASSWORD", metavar="PASSWORD",
-              help="Connect basic-auth password.  [env: KAFKA_CONNECT_PASSWORD]")
+@kafka_options
+@service_options
 @click.option("--include", multiple=True, metavar="GLOB",
               help="Only topics matching this glob (repeatable); groups, subjects and connectors "
                    "follow the topics.")
@@ -125,12 +123,7 @@ def command(
     bootstrap_servers: str | None,
     kafka_config: str | None,
     x_options: tuple[str, ...],
-    schema_registry_url: str | None,
-    schema_registry_user: str | None,
-    schema_registry_password: str | None,
-    connect_url: str | None,
-    connect_user: str | None,
-    connect_password: str | None,
+    services: ServiceFlags,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     timeout: float,
@@ -153,15 +146,11 @@ def command(
     kafka = KafkaConnection.build(
         bootstrap_servers=bootstrap_servers, properties_file=kafka_config, x_options=x_options
     )
+    registry, connect = service_connections(services, timeout)
     options = AuditOptions(
         kafka=kafka,
-        schema_registry=rest_connection(
-            schema_registry_url, schema_registry_user, schema_registry_password,
-            flag="--schema-registry-url", timeout=timeout,
-        ),
-        connect=rest_connection(
-            connect_url, connect_user, connect_password, flag="--connect-url", timeout=timeout
-        ),
+        schema_registry=registry,
+        connect=connect,
         include=include,
         exclude=exclude,
         timeout=timeout,

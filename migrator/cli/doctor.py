@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from migrator.cli.audit import rest_connection
+from migrator.cli.audit import service_connections
+from migrator.cli.options import ServiceFlags, kafka_options, service_options
 from migrator.config import KafkaConnection
 
 __all__ = ["command"]
@@ -16,12 +17,7 @@ _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "-"}
 
 
 @click.command("doctor")
-@click.option("--bootstrap-servers", "-b", metavar="HOST:PORT[,...]",
-              help="Kafka bootstrap servers.  [env: KAFKA_BOOTSTRAP_SERVERS]")
-@click.option("--kafka-config", metavar="FILE",
-              help="Java client properties file, as for audit and bridge.")
-@click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-              help="librdkafka property pass-through (repeatable).")
+@kafka_options
 @click.option("--config", "bridge_config", type=click.Path(dir_okay=False), metavar="BRIDGE_YAML",
               help="Take the Kafka settings, topics and group from a bridge config.")
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC",
@@ -29,14 +25,7 @@ _MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skipped": "-"}
 @click.option("--group", "groups", multiple=True, metavar="GROUP",
               help="Check the ACLs on this consumer group (repeatable): the bridge's group, and "
                    "the legacy groups a cutover reads and moves.")
-@click.option("--schema-registry-url", envvar="SCHEMA_REGISTRY_URL", metavar="URL",
-              help="Schema Registry to check.  [env: SCHEMA_REGISTRY_URL]")
-@click.option("--schema-registry-user", envvar="SCHEMA_REGISTRY_USER", metavar="USER")
-@click.option("--schema-registry-password", envvar="SCHEMA_REGISTRY_PASSWORD", metavar="PASSWORD")
-@click.option("--connect-url", envvar="KAFKA_CONNECT_URL", metavar="URL",
-              help="Kafka Connect REST URL to check.  [env: KAFKA_CONNECT_URL]")
-@click.option("--connect-user", envvar="KAFKA_CONNECT_USER", metavar="USER")
-@click.option("--connect-password", envvar="KAFKA_CONNECT_PASSWORD", metavar="PASSWORD")
+@service_options
 @click.option("--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
               help="Seconds for any one step.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -48,12 +37,7 @@ def command(
     bridge_config: str | None,
     topics: tuple[str, ...],
     groups: tuple[str, ...],
-    schema_registry_url: str | None,
-    schema_registry_user: str | None,
-    schema_registry_password: str | None,
-    connect_url: str | None,
-    connect_user: str | None,
-    connect_password: str | None,
+    services: ServiceFlags,
     timeout: float,
     fmt: str,
 ) -> None:
@@ -78,10 +62,7 @@ def command(
     else:
         connection = KafkaConnection.build(bootstrap_servers=bootstrap_servers,
                                            properties_file=kafka_config, x_options=x_options)
-    registry = rest_connection(schema_registry_url, schema_registry_user, schema_registry_password,
-                               flag="--schema-registry-url", timeout=timeout)
-    connect = rest_connection(connect_url, connect_user, connect_password, flag="--connect-url",
-                              timeout=timeout)
+    registry, connect = service_connections(services, timeout)
     result = diagnose(connection, topics=all_topics, groups=all_groups, registry=registry,
                       connect=connect, timeout=timeout)
     if fmt == "json":

@@ -30,9 +30,9 @@ from migrator.cutover.scope import (
 from migrator.cutover.state import GroupCutover, State
 from migrator.cutover.store import CutoverStore
 from migrator.cutover.verify import verify_group
-from migrator.errors import FenceTimeoutError, ServiceError
+from migrator.errors import FenceTimeoutError
 from migrator.kafka.admin import KafkaAdmin
-from migrator.kafka.answers import map_kafka_error
+from migrator.kafka.group_offsets import GroupOffsetAdmin
 
 __all__ = ["Decommission", "check_finished", "delete_routed"]
 
@@ -122,26 +122,14 @@ def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
     return out
 
 
-def delete_routed(admin: KafkaAdmin, plan: Decommission, servers: str,
+def delete_routed(admin: GroupOffsetAdmin, plan: Decommission, servers: str,
                   connect: RestConnection | None = None) -> list[str]:
     """Delete the listed connectors (with ``connect``), the routed topics and the listed groups
-    (never the kept topics); returns what was deleted."""
-    client = admin._client  # deletion is this module's alone; the admin lists and describes
+    (never the kept topics); returns what was deleted. (``servers`` is unused: the admin's
+    errors name its servers.)"""
     deleted: list[str] = []
     if plan.connectors and connect is not None:
         deleted += delete_connectors(connect, plan.connectors)
-    if plan.topics:
-        for topic, fut in client.delete_topics(plan.topics, operation_timeout=30).items():
-            try:
-                fut.result()
-            except Exception as exc:
-                raise map_kafka_error(exc, f"deleting topic {topic}", servers) from None
-            deleted.append(f"topic {topic}")
-    if plan.groups:
-        for group, fut in client.delete_consumer_groups(plan.groups).items():
-            try:
-                fut.result()
-            except Exception as exc:
-                raise ServiceError(f"Kafka refused deleting consumer group {group}: {exc}") from None
-            deleted.append(f"group {group}")
+    deleted += [f"topic {t}" for t in admin.delete_topics(plan.topics)]
+    deleted += [f"group {g}" for g in admin.delete_groups(plan.groups)]
     return deleted

@@ -33,11 +33,11 @@ from confluent_kafka import (
 
 from migrator.config import KafkaConnection
 from migrator.kafka.broker_watch import BrokerWatch, known_brokers
+from migrator.kafka.commits import AsyncCommit, commit_refusal
 from migrator.kafka.consumer_config import consumer_settings
-from migrator.kafka.errors import ErrorKind, error_code, is_fatal, kind_of, rejected_settings, translate
+from migrator.kafka.errors import error_code, is_fatal, rejected_settings, translate
 
 __all__ = [
-    "ASYNC_COMMIT_TIMEOUT",
     "OFFSET_BEGINNING",
     "OFFSET_END",
     "AssignmentCallback",
@@ -51,9 +51,6 @@ Partition = tuple[str, int]
 AssignmentCallback = Callable[[list[Partition]], None]
 # OFFSET_BEGINNING / OFFSET_END: start offsets for :meth:`KafkaConsumer.assign` (the partition's
 # first / next new record), re-exported so that no caller needs confluent_kafka itself
-
-# Seconds an asynchronous commit may stay unanswered before another one may be started.
-ASYNC_COMMIT_TIMEOUT = 30.0
 
 
 class KafkaConsumer:
@@ -86,8 +83,7 @@ class KafkaConsumer:
         if _positive(conf.get("statistics.interval.ms")):
             self.watch = BrokerWatch()
         conf["on_commit"] = self._on_commit
-        # the asynchronous commit awaiting its result: offsets, done(ok), started
-        self._async: tuple[dict[Partition, int], Callable[[bool], None], float] | None = None
+        self._async = AsyncCommit()
         self._conf = conf
         self._factory = factory
         self._subscription: tuple[list[str], dict[str, Any]] | None = None
@@ -141,24 +137,14 @@ class KafkaConsumer:
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """The result of a commit (librdkafka reports synchronous ones here too): settles the
         asynchronous commit whose offsets it carries."""
-        pending = self._async
-        if pending is None:
+        settled = self._async.settle(err, partitions, self._servers)
+        if settled is None:
             return
-        offsets, done, _started = pending
-        if {(tp.topic, tp.partition): tp.offset for tp in partitions} != offsets:
-            return
-        self._async = None
-        failed = err if err is not None else next((tp.error for tp in partitions if tp.error),
-                                                  None)
-        if failed is not None:
-            kind = kind_of(failed.code())
-            if kind in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
-                log.warning("commit not done, offsets kept for the next one: %s",
-                            translate(failed, "a commit", self._servers))
-            elif self._pending is None:
-                self._pending = translate(failed, "a commit", self._servers)
+        done, ok, error = settled
+        if error is not None and self._pending is None:
+            self._pending = error
         try:
-            done(failed is None)
+            done(ok)
         except BaseException as exc:  # resurfaced on the main loop
             if self._pending is None:
                 self._pending = exc
@@ -223,7 +209,7 @@ class KafkaConsumer:
         except (KafkaException, RuntimeError) as exc:
             log.warning("kafka: closing the stranded consumer failed: %s", exc)
         self.watch.reset()
-        self._async = None  # the old client's commit will not answer any more
+        self._async.forget()  # the old client's commit will not answer any more
         try:
             self._consumer = self._factory(self._conf)
             if self._subscription is not None:
@@ -307,26 +293,24 @@ class KafkaConsumer:
         return True
 
     def _not_now(self, exc: KafkaException) -> None:
-        """A commit the group cannot take now is logged (its offsets go with the next one:
-        this member's generation is over, or the coordinator is away); any other is raised."""
-        if kind_of(error_code(exc)) in (ErrorKind.MEMBERSHIP, ErrorKind.UNAVAILABLE):
-            log.warning("commit not done, offsets kept for the next one: %s",
-                        translate(exc, "a commit", self._servers))
-            return
-        raise translate(exc, "a commit", self._servers) from None
+        """A commit the group cannot take now is logged (see :func:`commit_refusal`); any
+        other is raised."""
+        error = commit_refusal(exc, self._servers)
+        if error is not None:
+            raise error from None
 
     def commit_async(self, offsets: Mapping[Partition, int], done: Callable[[bool], None]) -> bool:
         """Start committing ``offsets`` without waiting: ``done(ok)`` runs inside a later
-        :meth:`consume` when the group answers. One at a time: False (nothing started) while
-        an earlier one is unanswered, for up to :data:`ASYNC_COMMIT_TIMEOUT` seconds, and when
-        the group cannot take it now (membership moved on, coordinator away: the caller's next
-        commit carries the offsets). A loop that must not stall commits this way: a synchronous
+        :meth:`consume` when the group answers. One at a time (:class:`AsyncCommit`): False
+        (nothing started) while an earlier one is unanswered, and when the group cannot take
+        it now (membership moved on, coordinator away: the caller's next commit carries the
+        offsets). A loop that must not stall commits this way: a synchronous
         commit the coordinator never answers blocks its caller (seen for over 100 s with
         librdkafka 2.16 while the coordinator's broker shut down)."""
         now = time.monotonic()
-        if self._async is not None and now - self._async[2] < ASYNC_COMMIT_TIMEOUT:
+        if self._async.busy(now):
             return False
-        self._async = None
+        self._async.forget()
         if not offsets:
             return True
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
@@ -336,7 +320,7 @@ class KafkaConsumer:
             if error_code(exc) != KafkaError._NO_OFFSET:
                 self._not_now(exc)
             return False
-        self._async = (dict(offsets), done, now)
+        self._async.start(offsets, done, now)
         return True
 
     def committed(self, partitions: Iterable[Partition], timeout: float = 10.0) -> dict[Partition, int]:

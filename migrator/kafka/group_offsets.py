@@ -1,17 +1,18 @@
-"""Writing a consumer group's committed offsets, and the compacted topics the cutover keeps.
+"""The Kafka writes of the cutover: committed offsets, its compacted topics, the decommission.
 
 :class:`GroupOffsetAdmin` extends the read-only :class:`~migrator.kafka.admin.KafkaAdmin` with
-the two writes the cutover needs: ``AlterConsumerGroupOffsets`` (Kafka refuses it for a group
-that has members, which is the guarantee the cutover relies on: a live group is never altered)
-and creating a compacted topic when it is missing. Errors become toolkit errors: a refused ACL
-is :class:`~migrator.errors.KafkaAuthError`, a group with members
+the writes the cutover needs: ``AlterConsumerGroupOffsets`` (Kafka refuses it for a group that
+has members, which is the guarantee the cutover relies on: a live group is never altered),
+creating a compacted topic when it is missing, and deleting the routed topics and replaced
+groups once everything is off Kafka (``cutover finish --delete``). Errors become toolkit
+errors: a refused ACL is :class:`~migrator.errors.KafkaAuthError`, a group with members
 :class:`GroupNotEmptyError`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
@@ -32,6 +33,8 @@ _NOT_EMPTY = frozenset({
     KafkaError.REBALANCE_IN_PROGRESS,
     KafkaError.ILLEGAL_GENERATION,
 })
+# Seconds the controller may take to delete topics before it answers.
+_DELETE_TIMEOUT = 30.0
 
 
 class GroupOffsetAdmin(KafkaAdmin):
@@ -119,3 +122,45 @@ class GroupOffsetAdmin(KafkaAdmin):
             raise map_kafka_error(exc, what, self._servers) from None
         log.info("created compacted topic %s", name)
         return True
+
+    def delete_topics(self, names: Sequence[str]) -> list[str]:
+        """Delete the topics ``names`` (one request); returns them, or raises the toolkit's error
+        for the first one Kafka refused (some of the others may be deleted by then)."""
+        if not names:
+            return []
+        futures: dict[str, Any] = self._client.delete_topics(
+            list(names), operation_timeout=_DELETE_TIMEOUT, request_timeout=self._request_timeout
+        )
+        return self._deleted(futures, "topic", "Delete on the topic")
+
+    def delete_groups(self, ids: Sequence[str]) -> list[str]:
+        """Delete the consumer groups ``ids`` (one request; Kafka refuses a group with members:
+        :class:`GroupNotEmptyError`); returns them, or raises for the first one refused."""
+        if not ids:
+            return []
+        futures: dict[str, Any] = self._client.delete_consumer_groups(
+            list(ids), request_timeout=self._request_timeout
+        )
+        return self._deleted(futures, "consumer group", "Delete on the group")
+
+    def _deleted(self, futures: Mapping[str, Any], kind: str, acl: str) -> list[str]:
+        self._wait(futures.values(), f"deleting {kind}s", fail_fast=False)
+        for name, future in futures.items():
+            what = f"deleting {kind} {name!r}"
+            try:
+                future.result(timeout=0)
+            except KafkaException as exc:
+                kerr = exc.args[0] if exc.args else None
+                code = kerr.code() if isinstance(kerr, KafkaError) else None
+                if code == KafkaError.NON_EMPTY_GROUP:
+                    raise GroupNotEmptyError(
+                        f"Kafka refused {what}: the group has members; stop its consumers "
+                        "and run it again."
+                    ) from None
+                if code is not None and is_authorization_error(code):
+                    raise KafkaAuthError(
+                        f"Kafka at {self._servers} refused {what}: {kerr.str() if kerr else exc}."
+                        f" The principal needs {acl}."
+                    ) from None
+                raise map_kafka_error(exc, what, self._servers) from None
+        return list(futures)

@@ -2,15 +2,16 @@
 
 Every call goes through :meth:`QStashAdmin._call`: 429s (burst limit), 5xx answers and transport
 errors are retried with exponential backoff (honouring ``Burst-RateLimit-Reset``); anything else,
-or retries exhausted, becomes :class:`~migrator.errors.ServiceError` naming the operation. The
-token is only ever in the SDK's Authorization header; no message here contains it.
+or retries exhausted, becomes :class:`~migrator.errors.ServiceError` naming the operation. An
+answer is told apart by the SDK's error type and the HTTP status of the response (recorded by a
+response hook on the SDK's HTTP client), never by the error's text. The token is only ever in
+the SDK's Authorization header; no message here contains it.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,7 +28,6 @@ __all__ = ["QStashAdmin"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_STATUS = re.compile(r"status: (\d{3})")
 
 
 class QStashAdmin:
@@ -57,6 +57,12 @@ class QStashAdmin:
         if transport is not None:
             self._http().close()
             self.client.http._client = httpx.Client(transport=transport)
+        # the status of the last response the SDK received in this attempt (None: no answer)
+        self._status: int | None = None
+        self._http().event_hooks = {"request": [], "response": [self._record_status]}
+
+    def _record_status(self, response: httpx.Response) -> None:
+        self._status = response.status_code
 
     def _http(self) -> httpx.Client:
         # The SDK's HttpClient holds one httpx.Client and has no close() of its own.
@@ -136,6 +142,7 @@ class QStashAdmin:
         delay = self.backoff
         status: int | None
         for attempt in range(1, self.attempts + 1):
+            self._status = None
             try:
                 return fn()
             except DailyMessageLimitExceededError as exc:
@@ -143,8 +150,7 @@ class QStashAdmin:
             except RateLimitExceededError as exc:
                 wait, status, reason = _reset_wait(exc.reset, delay), 429, "rate limited (429)"
             except QStashError as exc:
-                match = _STATUS.search(str(exc))
-                status = int(match.group(1)) if match else None
+                status = self._status
                 if status in (401, 403):
                     raise ServiceError(
                         f"QStash at {self.url} refused the token ({status}) to {what}; check "

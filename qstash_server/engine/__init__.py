@@ -15,13 +15,13 @@ from qstash_server.engine.bulk_actions import BulkAction, BulkActionOps
 from qstash_server.engine.dead_letters import DeadLetterOps
 from qstash_server.engine.delivery import DeliveryOps
 from qstash_server.engine.flow_control import FlowControlOps, FlowKey
+from qstash_server.engine.group_commit import GroupCommitter
 from qstash_server.engine.logs import LogOps
 from qstash_server.engine.messages import Message, MessageOps
 from qstash_server.engine.publishing import PublishingOps
 from qstash_server.engine.queues import Queue, QueueOps
 from qstash_server.engine.schedules import Schedule, ScheduleOps
 from qstash_server.engine.state import AttemptResult, OutgoingRequest, _dedup_hit, _dlq_sort_key
-from qstash_server.engine.store import GroupCommitter
 from qstash_server.engine.templates import TemplateCache
 from qstash_server.engine.timing import now_ms
 from qstash_server.engine.url_groups import UrlGroup, UrlGroupOps

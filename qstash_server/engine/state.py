@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from qstash_server.engine.group_commit import GroupCommitter
 from qstash_server.engine.log_ring import LogRing
-from qstash_server.engine.store import DedupRow, GroupCommitter, Store
+from qstash_server.engine.store import Store
+from qstash_server.engine.store_schema import DedupRow
 from qstash_server.engine.timing import now_ms
 from qstash_server.problems import ApiError
 from qstash_server.settings import ServerSettings

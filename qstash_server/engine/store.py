@@ -1,11 +1,10 @@
 """SQLite persistence: every accepted object is written before the API answers.
 
 State lives in memory for speed; this store is the write-through copy that a restarted
-server loads. Messages (the one thing there are many of) have their own table keyed by
-their sequence number, deduplication records theirs keyed by the dedup key; one generic
-table holds everything else by kind and key (JSON documents). Logs are not stored here
-(the broker keeps recent ones in memory). WAL mode with ``synchronous=NORMAL``: a committed
-write survives a crash or kill of the server process.
+server loads (its tables and rows: ``store_schema``; the background commits:
+``group_commit``). Logs are not stored here (the broker keeps recent ones in memory). WAL
+mode with ``synchronous=NORMAL``: a committed write survives a crash or kill of the server
+process.
 
 A write that fails (the disk is full, the file would pass the process's size limit, an I/O
 error) is rolled back and its changes are held (``restore``) for the next commit; the failure
@@ -14,7 +13,6 @@ is a ``StorageError``, logged once (and once more when writes succeed again).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -23,78 +21,23 @@ import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from qstash_server.engine.store_schema import (
+    SCHEMA,
+    DedupRow,
+    MessageRow,
+    Pending,
+    write_statements,
+)
 from qstash_server.errors import ServerConfigError, StorageError
 
-__all__ = ["DedupRow", "GroupCommitter", "MessageRow", "Pending", "Store"]
+__all__ = ["Store"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    queue TEXT,
-    data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dedup (
-    key TEXT PRIMARY KEY,
-    expires INTEGER NOT NULL,
-    message_id TEXT,
-    answer TEXT
-) WITHOUT ROWID;
-"""
 _CHECKPOINT_PAGES = 10_000
 _log = logging.getLogger(__name__)
-# a message row: (id, queue, JSON document); None = delete
-MessageRow = tuple[str, str | None, bytes]
-# a dedup row: (expires ms, message id, answer JSON when it is not just {"messageId": id})
-DedupRow = tuple[int, str | None, str | None]
-
-
-_UPSERT_MANY = """
-INSERT OR REPLACE INTO objects (kind, key, data)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
-FROM json_each(?)
-"""
-_DELETE_MANY = """
-DELETE FROM objects WHERE (kind, key) IN (
-    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
-)
-"""
-# message documents travel as one blob (sliced by offset and length), their keys as JSON:
-# one SQLite call for all rows, and no JSON escaping or parsing of the documents
-_UPSERT_MESSAGES = """
-INSERT OR REPLACE INTO messages (seq, id, queue, data)
-SELECT value->>0, value->>1, value->>2, substr(?2, value->>3, value->>4) FROM json_each(?1)
-"""
-_DELETE_MESSAGES = "DELETE FROM messages WHERE seq IN (SELECT value FROM json_each(?))"
-_UPSERT_DEDUP = """
-INSERT OR REPLACE INTO dedup (key, expires, message_id, answer)
-SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?)
-"""
-_DELETE_DEDUP = "DELETE FROM dedup WHERE key IN (SELECT value FROM json_each(?))"
-
-
-@dataclass
-class Pending:
-    """Changes not yet written: generic objects, message rows, dedup rows (None = delete)."""
-
-    objects: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    messages: dict[int, MessageRow | None] = field(default_factory=dict)
-    dedup: dict[str, DedupRow | None] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.objects or self.messages or self.dedup)
 
 
 class Store:
@@ -119,7 +62,7 @@ class Store:
                 # checkpoint every ~40 MB of WAL instead of ~4 MB: a page rewritten by many
                 # commits (the last page of a table, index pages) is copied back once
                 self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise ServerConfigError(
                 f"cannot open the QStash server database {path!r}: {exc}; pass --db with a "
@@ -261,7 +204,7 @@ class Store:
         blob), so SQLite does the whole write in a few calls without the GIL instead of one
         GIL hand-off per row.
         """
-        statements = self._statements(pending)
+        statements = write_statements(pending)
         if not statements:
             return
         with self._lock:
@@ -298,43 +241,6 @@ class Store:
             setattr(self._pending, name, held)
         self._inflight = Pending()
 
-    @staticmethod
-    def _statements(pending: Pending) -> list[tuple[str, tuple[Any, ...]]]:
-        out: list[tuple[str, tuple[Any, ...]]] = []
-        if pending.objects:
-            items = pending.objects.items()
-            deletes = [k for k, v in items if v is None]
-            if deletes:
-                out.append((_DELETE_MANY, (orjson.dumps(deletes).decode(),)))
-            upserts = [(k[0], k[1], v) for k, v in items if v is not None]
-            if upserts:
-                out.append((_UPSERT_MANY, (orjson.dumps(upserts).decode(),)))
-        if pending.messages:
-            deleted: list[int] = []
-            index: list[tuple[int, str, str | None, int, int]] = []
-            chunks: list[bytes] = []
-            offset = 1  # substr counts from 1
-            for seq, row in pending.messages.items():
-                if row is None:
-                    deleted.append(seq)
-                    continue
-                data = row[2]
-                index.append((seq, row[0], row[1], offset, len(data)))
-                chunks.append(data)
-                offset += len(data)
-            if deleted:
-                out.append((_DELETE_MESSAGES, (orjson.dumps(deleted).decode(),)))
-            if index:
-                out.append((_UPSERT_MESSAGES, (orjson.dumps(index).decode(), b"".join(chunks))))
-        if pending.dedup:
-            gone = [k for k, v in pending.dedup.items() if v is None]
-            if gone:
-                out.append((_DELETE_DEDUP, (orjson.dumps(gone).decode(),)))
-            rows = [(k, *v) for k, v in pending.dedup.items() if v is not None]
-            if rows:
-                out.append((_UPSERT_DEDUP, (orjson.dumps(rows).decode(),)))
-        return out
-
     def commit(self) -> None:
         """Write every pending change now (blocking); on ``StorageError`` they stay pending."""
         batch = self.take()
@@ -361,75 +267,3 @@ class Store:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-_COALESCE_S = 0.01
-_RETRY_S = 0.5  # after a failed write, held changes are tried again this often
-
-
-class GroupCommitter:
-    """Commits on a background thread while the event loop keeps serving.
-
-    ``await commit()`` returns once every change made before the call is on disk; changes
-    made while a commit runs go into the next one, so concurrent requests share commits.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qstash-commit")
-        self._waiters: list[asyncio.Future[None]] = []
-        self._running = False
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def commit(self) -> None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        if not self._running:
-            self._kick(loop)
-        await asyncio.shield(fut)
-
-    def request(self) -> None:
-        """Commit soon without waiting (delivery bookkeeping): within ``_COALESCE_S``, so the
-        outcomes of many deliveries share one commit instead of keeping the commit thread (and
-        its GIL hand-offs) busy all the time."""
-        if self._running or self._timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(_COALESCE_S, self._timed_kick, loop)
-
-    def _timed_kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        if not self._running and self._store.has_pending():
-            self._kick(loop)
-
-    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._store.take()
-        waiters, self._waiters = self._waiters, []
-        self._running = True
-        done = loop.run_in_executor(self._executor, self._store.write, batch)
-
-        def finished(f: asyncio.Future[None]) -> None:
-            self._running = False
-            exc = f.exception()
-            if exc is not None:
-                self._store.restore(batch)  # held for the next commit
-            for w in waiters:
-                if not w.done():
-                    if exc is not None:
-                        w.set_exception(exc)
-                    else:
-                        w.set_result(None)
-            if self._waiters:
-                self._kick(loop)
-            elif exc is not None:
-                if self._timer is None:
-                    self._timer = loop.call_later(_RETRY_S, self._timed_kick, loop)
-            elif self._store.has_pending():
-                self.request()
-
-        done.add_done_callback(finished)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._executor.shutdown(wait=True)
