@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from migrator.cli.options import bridge_config_options
 from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,12 +49,7 @@ def _start_overrides(start: str | None, group: str | None) -> dict[str, Any]:
 def _connection_options(fn: Any) -> Any:
     """The options ``run`` and ``check`` share: the config, Kafka overrides, start position."""
     for option in reversed([
-        click.option("--config", "config_path", required=True,
-                     type=click.Path(dir_okay=False), help="bridge.yaml (or .json)."),
-        click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-                     help="librdkafka/Java client property (repeatable)."),
-        click.option("--kafka-config", type=click.Path(dir_okay=False),
-                     help="Java client properties file (overrides kafka.properties_file)."),
+        *bridge_config_options("bridge.yaml (or .json)."),
         click.option("--start-from-group", metavar="GROUP",
                      help="Start partitions without offsets at GROUP's committed offsets."),
         click.option("--start", metavar="earliest|latest|ISO-TIME",

@@ -157,7 +157,7 @@ def finish(config_path: str, x_options: tuple[str, ...], kafka_config: str | Non
                        "deployment.")
             if delete:
                 coord.ensure_held("deleting the routed topics, groups and connectors")
-                for item in delete_routed(coord.admin, plan, bootstrap, connect):
+                for item in delete_routed(coord.admin, plan, connect):
                     click.echo(f"deleted {item}")
     finally:
         coord.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from migrator.cli.options import bridge_config_options
 from migrator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -29,14 +30,8 @@ __all__ = [
 
 
 def kafka_options(fn: Any) -> Any:
-    for option in reversed([
-        click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-                     help="bridge.yaml: its destinations name the groups they replace."),
-        click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
-                     help="librdkafka/Java client property (repeatable)."),
-        click.option("--kafka-config", type=click.Path(dir_okay=False),
-                     help="Java client properties file (overrides kafka.properties_file)."),
-    ]):
+    for option in reversed(bridge_config_options(
+            "bridge.yaml: its destinations name the groups they replace.")):
         fn = option(fn)
     return fn
 

@@ -1,5 +1,6 @@
 """Click options more than one command declares the same way: the Kafka connection, and the
-Schema Registry and Kafka Connect services beside it (``audit``, ``doctor``). The service
+Schema Registry and Kafka Connect services beside it (``audit``, ``doctor``); a bridge config
+with its Kafka overrides (``bridge``, ``cutover``). The service
 options reach the command as one :class:`ServiceFlags` (parameter ``services``)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["ServiceFlags", "kafka_options", "service_options"]
+__all__ = ["ServiceFlags", "bridge_config_options", "kafka_options", "service_options"]
 
 F = TypeVar("F", bound=Callable[..., object])
 R = TypeVar("R")
@@ -48,6 +49,20 @@ def kafka_options(fn: F) -> F:
         click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
                      help="librdkafka property pass-through (repeatable)."),
     ])
+
+
+def bridge_config_options(config_help: str) -> list[Callable[[F], F]]:
+    """``--config`` (a bridge.yaml, described by ``config_help``), ``-X`` and ``--kafka-config``
+    (parameters ``config_path``, ``x_options``, ``kafka_config``): the options of the commands
+    that read a bridge config (``bridge``, ``cutover``), in ``--help`` order."""
+    return [
+        click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                     help=config_help),
+        click.option("-X", "x_options", multiple=True, metavar="KEY=VALUE",
+                     help="librdkafka/Java client property (repeatable)."),
+        click.option("--kafka-config", type=click.Path(dir_okay=False),
+                     help="Java client properties file (overrides kafka.properties_file)."),
+    ]
 
 
 def service_options(fn: Callable[..., R]) -> Callable[..., R]:

@@ -122,11 +122,10 @@ def check_finished(cfg: BridgeConfig, admin: KafkaAdmin, store: CutoverStore,
     return out
 
 
-def delete_routed(admin: GroupOffsetAdmin, plan: Decommission, servers: str,
+def delete_routed(admin: GroupOffsetAdmin, plan: Decommission,
                   connect: RestConnection | None = None) -> list[str]:
     """Delete the listed connectors (with ``connect``), the routed topics and the listed groups
-    (never the kept topics); returns what was deleted. (``servers`` is unused: the admin's
-    errors name its servers.)"""
+    (never the kept topics); returns what was deleted."""
     deleted: list[str] = []
     if plan.connectors and connect is not None:
         deleted += delete_connectors(connect, plan.connectors)
