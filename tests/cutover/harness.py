@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,16 @@ import yaml
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.gate import GatedBridges
 from migrator.config import KafkaConnection, QStashConnection
+from migrator.cutover.coordinator import Coordinator
 from migrator.kafka.app_producer import KeepProducing
 from tests.bridge.harness import FAST_GROUP
 from tests.fixtures.endpoint import RecordingEndpoint
+from tests.fixtures.kafka import KafkaKit, unique
+from tests.fixtures.qstash import QStashServer
 
-__all__ = ["KeepProducing", "OldConsumer", "await_exactly_once", "check_exactly_once",
-           "endpoint_coords", "gated_bridges", "run_cli", "wait_for", "write_config"]
+__all__ = ["KeepProducing", "OldConsumer", "RollbackCase", "await_exactly_once",
+           "check_exactly_once", "endpoint_coords", "gated_bridges", "rollback_case", "run_cli",
+           "wait_for", "write_config"]
 
 Coord = tuple[str, int, int]
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +174,70 @@ def run_cli(*args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "migrator", *args], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+@dataclass
+class RollbackCase:
+    """A 2-partition topic a producer keeps writing to, its old group read by a real old
+    consumer, and a bridge config handing that group over to an endpoint through a QStash
+    server (one publish-url destination), with its coordinator."""
+
+    kafka: KafkaKit
+    bootstrap: str
+    topic: str
+    group: str
+    producer: KeepProducing
+    old: OldConsumer
+    out: Path
+    path: Path
+    cfg: BridgeConfig
+    coord: Coordinator
+    resumed: OldConsumer | None = None
+
+    def resume_and_check(self, skip_file: Path, endpoint: Callable[[], list[Coord]]) -> None:
+        """Restart the old consumer with the rollback's skip list, stop the producer, and
+        check old consumer + endpoint processed every offset exactly once."""
+        self.resumed = OldConsumer(self.bootstrap, self.group, [self.topic], self.out,
+                                   skip=skip_file)
+        time.sleep(2.0)
+        self.producer.stop()
+        ends = {(self.topic, p): e for p, e in self.kafka.end_offsets(self.topic, 2).items()}
+        await_exactly_once(self.old.processed, endpoint, ends)
+
+
+@contextmanager
+def rollback_case(kafka: KafkaKit, bootstrap: str, server: QStashServer, endpoint_url: str,
+                  tmp_path: Path, *, name: str, retries: int,
+                  retry_delay: str) -> Iterator[RollbackCase]:
+    """:class:`RollbackCase` for a test of ``cutover rollback`` on an unordered QStash route,
+    once the old consumer has processed 80 records; everything it started is stopped on the
+    way out."""
+    topic = kafka.create_topic(unique(name), partitions=2)
+    group = unique("ledger")
+    producer = KeepProducing(bootstrap, {topic: 2}, rate=100)
+    out = tmp_path / "old.txt"
+    old = OldConsumer(bootstrap, group, [topic], out)
+    data = {
+        "kafka": {"bootstrap_servers": bootstrap},
+        "qstash": {"url": server.url, "token": server.token},
+        "group": unique("mb"), "cutover_topic": unique("_cutover"),
+        "routes": [{"topic": topic, "destinations": [{
+            "kind": "publish-url", "url": endpoint_url, "retries": retries,
+            "retry_delay": retry_delay, "replaces_group": group}]}],
+        "batch": {"count": 20, "linger_ms": 5},
+        "retry": {"initial_backoff": 0.05, "max_backoff": 0.5}, "shutdown_deadline": 10,
+    }
+    path = write_config(tmp_path / "bridge.yaml", data)
+    cfg = BridgeConfig.model_validate(data)
+    coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
+                        qstash=server.connection, poll=0.2)
+    case = RollbackCase(kafka, bootstrap, topic, group, producer, old, out, path, cfg, coord)
+    try:
+        wait_for(lambda: len(old.processed()) >= 80, lambda: f"old saw {len(old.processed())}")
+        yield case
+    finally:
+        producer.stop()
+        coord.close()
+        old.kill()
+        if case.resumed is not None:
+            case.resumed.kill()

@@ -18,22 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from migrator.bridge.config import BridgeConfig
-from migrator.config import KafkaConnection
-from migrator.cutover.coordinator import Coordinator
 from migrator.cutover.state import State
 from tests.cutover.harness import (
     Coord,
-    KeepProducing,
-    OldConsumer,
-    await_exactly_once,
     gated_bridges,
+    rollback_case,
     run_cli,
     wait_for,
-    write_config,
 )
 from tests.fixtures.endpoint import ReceivedRequest, RecordingEndpoint, Reply
-from tests.fixtures.kafka import KafkaKit, unique
+from tests.fixtures.kafka import KafkaKit
 from tests.fixtures.qstash import QStashServer
 from tests.fixtures.stack import EstateInfo
 
@@ -106,33 +100,14 @@ def test_rollback_with_an_asynchronous_cancel_waits_for_what_qstash_still_delive
     bootstrap = kafka_stack.bootstrap_servers
     monkeypatch.setenv("QSTASH_SERVER_CANCEL_DELAY_MS", str(CANCEL_DELAY_MS))
     server = qstash_server_factory(backoff_scale=1.0)  # its own process, not the shared one
-    topic = kafka.create_topic(unique("cut-async"), partitions=2)
-    group = unique("ledger")
     door = Door()
     endpoint = endpoint_factory(door)
-    producer = KeepProducing(bootstrap, {topic: 2}, rate=100)
-    out = tmp_path / "old.txt"
-    old = OldConsumer(bootstrap, group, [topic], out)
-    data = {
-        "kafka": {"bootstrap_servers": bootstrap},
-        "qstash": {"url": server.url, "token": server.token},
-        "group": unique("mb"), "cutover_topic": unique("_cutover"),
-        "routes": [{"topic": topic, "destinations": [{
-            "kind": "publish-url", "url": endpoint.url, "retries": 100, "retry_delay": "1000",
-            "replaces_group": group}]}],
-        "batch": {"count": 20, "linger_ms": 5},
-        "retry": {"initial_backoff": 0.05, "max_backoff": 0.5}, "shutdown_deadline": 10,
-    }
-    path = write_config(tmp_path / "bridge.yaml", data)
-    cfg = BridgeConfig.model_validate(data)
-    coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
-                        qstash=server.connection, poll=0.2)
-    resumed: OldConsumer | None = None
-    try:
-        wait_for(lambda: len(old.processed()) >= 80, lambda: f"old saw {len(old.processed())}")
-        with gated_bridges(cfg, bootstrap, qstash=server.connection):
+    with rollback_case(kafka, bootstrap, server, endpoint.url, tmp_path, name="cut-async",
+                       retries=100, retry_delay="1000") as case:
+        group, path, coord = case.group, case.path, case.coord
+        with gated_bridges(case.cfg, bootstrap, qstash=server.connection):
             coord.prepare(group)
-            old.stop()
+            case.old.stop()
             coord.switch(group, watch=2.0, timeout=60.0)
             wait_for(lambda: len(door.coords()) >= 100,
                      lambda: f"endpoint {len(door.coords())}", timeout=60)
@@ -159,11 +134,7 @@ def test_rollback_with_an_asynchronous_cancel_waits_for_what_qstash_still_delive
             assert state.state is State.ROLLED_BACK
             time.sleep(3.0)
             assert len(door.coords()) == after_rollback, "delivered after the rollback"
-        resumed = OldConsumer(bootstrap, group, [topic], out, skip=skip_file)
-        time.sleep(2.0)
-        producer.stop()
-        ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 2).items()}
-        await_exactly_once(old.processed, door.coords, ends)
+        case.resume_and_check(skip_file, door.coords)
         histories = _histories(server)
         asked = [h for h in histories.values() if "CANCEL_REQUESTED" in h]
         late = [h for h in asked if h[-1] == "DELIVERED"
@@ -180,9 +151,3 @@ def test_rollback_with_an_asynchronous_cancel_waits_for_what_qstash_still_delive
               f"{sum(b - a + 1 for s in state.skip for a, b in s.ranges)} record(s); "
               f"rollback said: {r.stdout.strip().splitlines()[:3]}")
         assert json.loads(skip_file.read_text())["group"] == group
-    finally:
-        producer.stop()
-        coord.close()
-        old.kill()
-        if resumed is not None:
-            resumed.kill()

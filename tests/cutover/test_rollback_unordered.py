@@ -15,22 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from migrator.bridge.config import BridgeConfig
-from migrator.config import KafkaConnection
-from migrator.cutover.coordinator import Coordinator
 from migrator.cutover.state import State
 from tests.cutover.harness import (
     Coord,
-    KeepProducing,
-    OldConsumer,
-    await_exactly_once,
     gated_bridges,
+    rollback_case,
     run_cli,
     wait_for,
-    write_config,
 )
 from tests.fixtures.endpoint import ReceivedRequest, RecordingEndpoint, Reply
-from tests.fixtures.kafka import KafkaKit, unique
+from tests.fixtures.kafka import KafkaKit
 from tests.fixtures.qstash import QStashServer
 from tests.fixtures.stack import EstateInfo
 
@@ -76,33 +70,14 @@ def test_unordered_rollback_with_holes_and_deliveries_in_flight_is_exact_with_th
 ) -> None:
     bootstrap = kafka_stack.bootstrap_servers
     server = qstash_server_factory(backoff_scale=1.0)
-    topic = kafka.create_topic(unique("cut-unord"), partitions=2)
-    group = unique("ledger")
     keeper = Uneven()
     endpoint = endpoint_factory(keeper)
-    producer = KeepProducing(bootstrap, {topic: 2}, rate=100)
-    out = tmp_path / "old.txt"
-    old = OldConsumer(bootstrap, group, [topic], out)
-    data = {
-        "kafka": {"bootstrap_servers": bootstrap},
-        "qstash": {"url": server.url, "token": server.token},
-        "group": unique("mb"), "cutover_topic": unique("_cutover"),
-        "routes": [{"topic": topic, "destinations": [{
-            "kind": "publish-url", "url": endpoint.url, "retries": 3, "retry_delay": "30000",
-            "replaces_group": group}]}],
-        "batch": {"count": 20, "linger_ms": 5},
-        "retry": {"initial_backoff": 0.05, "max_backoff": 0.5}, "shutdown_deadline": 10,
-    }
-    path = write_config(tmp_path / "bridge.yaml", data)
-    cfg = BridgeConfig.model_validate(data)
-    coord = Coordinator(cfg, KafkaConnection(bootstrap_servers=bootstrap),
-                        qstash=server.connection, poll=0.2)
-    resumed: OldConsumer | None = None
-    try:
-        wait_for(lambda: len(old.processed()) >= 80, lambda: f"old saw {len(old.processed())}")
-        with gated_bridges(cfg, bootstrap, qstash=server.connection):
+    with rollback_case(kafka, bootstrap, server, endpoint.url, tmp_path, name="cut-unord",
+                       retries=3, retry_delay="30000") as case:
+        topic, group, path, coord = case.topic, case.group, case.path, case.coord
+        with gated_bridges(case.cfg, bootstrap, qstash=server.connection):
             coord.prepare(group)
-            old.stop()
+            case.old.stop()
             coord.switch(group, watch=2.0, timeout=60.0)
             wait_for(lambda: len(keeper.coords()) >= 150 and len(keeper.refused) >= 10,
                      lambda: f"endpoint {len(keeper.coords())}, refused {len(keeper.refused)}",
@@ -126,14 +101,4 @@ def test_unordered_rollback_with_holes_and_deliveries_in_flight_is_exact_with_th
             assert skip["group"] == group and skip["skip"][topic]
             time.sleep(3.0)
             assert len(keeper.coords()) == after_rollback, "delivered after the rollback"
-        resumed = OldConsumer(bootstrap, group, [topic], out, skip=skip_file)
-        time.sleep(2.0)
-        producer.stop()
-        ends = {(topic, p): e for p, e in kafka.end_offsets(topic, 2).items()}
-        await_exactly_once(old.processed, keeper.coords, ends)
-    finally:
-        producer.stop()
-        coord.close()
-        old.kill()
-        if resumed is not None:
-            resumed.kill()
+        case.resume_and_check(skip_file, keeper.coords)
