@@ -29,9 +29,21 @@ from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, unique
 from tests.fixtures.qstash import QStashServer
 
-__all__ = ["KeepProducing", "OldConsumer", "RollbackCase", "await_exactly_once",
-           "check_exactly_once", "endpoint_coords", "gated_bridges", "rollback_case", "run_cli",
-           "wait_for", "write_config"]
+__all__ = [
+    "KeepProducing",
+    "OldConsumer",
+    "RollbackCase",
+    "await_exactly_once",
+    "check_exactly_once",
+    "endpoint_coords",
+    "gated_bridges",
+    "rollback_case",
+    "run_cli",
+    "start_cli",
+    "wait_for",
+    "wait_said",
+    "write_config",
+]
 
 Coord = tuple[str, int, int]
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,6 +180,19 @@ def wait_for(pred: Callable[[], bool], what: Callable[[], str], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting: {what()}")
         time.sleep(0.1)
+
+
+def start_cli(err: Path, *args: str) -> subprocess.Popen[str]:
+    """``python -m migrator ARGS`` in the background, its stderr written to ``err``."""
+    with err.open("w") as sink:
+        return subprocess.Popen([sys.executable, "-m", "migrator", *args],
+                                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
+
+
+def wait_said(err: Path, text: str, timeout: float = 60.0) -> None:
+    """Wait until a command started by :func:`start_cli` wrote ``text`` to ``err``."""
+    wait_for(lambda: text in err.read_text(), lambda: f"it said: {err.read_text()[-1000:]}",
+             timeout=timeout)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,

@@ -5,7 +5,6 @@ on the same machine the rerun takes over at once)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,14 @@ import yaml
 from migrator.config import KafkaConnection
 from migrator.cutover.lease import Claim, holder
 from migrator.kafka.state_log import LogEntry, StateLog
-from tests.cutover.harness import ROOT, OldConsumer, run_cli, wait_for, write_config
+from tests.cutover.harness import (
+    OldConsumer,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_said,
+    write_config,
+)
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, Rec, unique
 from tests.fixtures.stack import EstateInfo
@@ -65,13 +71,9 @@ def test_two_operators_on_one_group_and_a_killed_holder(
         assert run_cli("cutover", "prepare", group, "--config", cfg).returncode == 0
         # operator 1: a switch that waits at the fence (the old consumer still runs)
         err = tmp_path / "first.err"
-        with err.open("w") as sink:
-            first = subprocess.Popen(
-                [sys.executable, "-m", "migrator", "cutover", "switch", group, "--config", cfg,
-                 "--watch", "2s", "--timeout", "300s", "--without-bridge", "--lease-ttl", "60s"],
-                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
-        wait_for(lambda: "Stop every consumer" in err.read_text(),
-                 lambda: f"first switch said: {err.read_text()[-1000:]}", timeout=60)
+        first = start_cli(err, "cutover", "switch", group, "--config", cfg, "--watch", "2s",
+                          "--timeout", "300s", "--without-bridge", "--lease-ttl", "60s")
+        wait_said(err, "Stop every consumer")
         # operator 2: refused, one line naming the holder, nothing changed
         for step in (["rollback", group], ["prepare", group], ["switch", group, "--watch", "1s"]):
             second = run_cli("cutover", *step, "--config", cfg)

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,14 @@ from migrator.cutover.lease import holder
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 from migrator.kafka.state_log import StateLog
 from tests.chaos.test_broker_network_faults import ProxiedBroker, proxied_broker  # noqa: F401
-from tests.cutover.harness import ROOT, OldConsumer, run_cli, wait_for, write_config
+from tests.cutover.harness import (
+    OldConsumer,
+    run_cli,
+    start_cli,
+    wait_for,
+    wait_said,
+    write_config,
+)
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.faultproxy import HANG, PASS
 from tests.fixtures.kafka import KafkaKit, Rec, unique
@@ -54,13 +60,9 @@ def test_a_paused_holder_overtaken_after_expiry_refuses_its_next_write_and_exits
                  lambda: f"old consumer processed {len(old.processed())} of 10")
         assert run_cli("cutover", "prepare", group, "--config", cfg).returncode == 0
         err = tmp_path / "first.err"
-        with err.open("w") as sink:
-            first = subprocess.Popen(
-                [sys.executable, "-m", "migrator", "cutover", "switch", group, "--config", cfg,
-                 "--watch", "2s", "--timeout", "300s", "--without-bridge", "--lease-ttl", "6s"],
-                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
-        wait_for(lambda: "Stop every consumer" in err.read_text(),
-                 lambda: f"first switch said: {err.read_text()[-1000:]}", timeout=60)
+        first = start_cli(err, "cutover", "switch", group, "--config", cfg, "--watch", "2s",
+                          "--timeout", "300s", "--without-bridge", "--lease-ttl", "6s")
+        wait_said(err, "Stop every consumer")
         os.kill(first.pid, signal.SIGSTOP)  # its renewals stop; the lease runs out
         seen: list[object] = []
 
@@ -147,14 +149,9 @@ def test_a_holder_cut_off_from_kafka_is_overtaken_and_exits_16_when_the_link_ret
                  lambda: f"old consumer processed {len(old.processed())} of 10")
         assert run_cli("cutover", "prepare", group, "--config", cfg).returncode == 0
         err = tmp_path / "first.err"
-        with err.open("w") as sink:
-            first = subprocess.Popen(
-                [sys.executable, "-m", "migrator", "cutover", "switch", group, "--config",
-                 via_proxy, "--watch", "2s", "--timeout", "300s", "--without-bridge",
-                 "--lease-ttl", "4s"],
-                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
-        wait_for(lambda: "Stop every consumer" in err.read_text(),
-                 lambda: f"first switch said: {err.read_text()[-1000:]}", timeout=60)
+        first = start_cli(err, "cutover", "switch", group, "--config", via_proxy, "--watch",
+                          "2s", "--timeout", "300s", "--without-bridge", "--lease-ttl", "4s")
+        wait_said(err, "Stop every consumer")
         proxy.set(HANG)
         cut_at = time.monotonic()
         seen: list[object] = []
@@ -227,13 +224,9 @@ def test_a_rollback_that_loses_its_lease_mid_step_is_finished_by_the_next_comman
     first: subprocess.Popen[str] | None = None
     try:
         err = tmp_path / "first.err"
-        with err.open("w") as sink:
-            first = subprocess.Popen(
-                [sys.executable, "-m", "migrator", "cutover", "rollback", group, "--config", cfg,
-                 "--timeout", "300s", "--lease-ttl", "6s"],
-                stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
-        wait_for(lambda: "waiting for the bridges to drain" in err.read_text(),
-                 lambda: f"first rollback said: {err.read_text()[-1000:]}", timeout=60)
+        first = start_cli(err, "cutover", "rollback", group, "--config", cfg, "--timeout",
+                          "300s", "--lease-ttl", "6s")
+        wait_said(err, "waiting for the bridges to drain")
         os.kill(first.pid, signal.SIGSTOP)
         log = StateLog(KafkaConnection(bootstrap_servers=bootstrap), state_topic)
         try:
