@@ -25,7 +25,7 @@ from migrator.bridge.checkpoint import Checkpointer
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.dispatch import Dispatcher
 from migrator.bridge.flow import Backpressure, InFlight
-from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.metrics import GroupMetrics
 from migrator.bridge.stats import BridgeStats
 from migrator.config import KafkaConnection
 from migrator.errors import MigratorError
@@ -91,7 +91,7 @@ class Assignment:
         *,
         drain: Callable[[Callable[[], bool]], bool],
         stopping: threading.Event,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         stats: BridgeStats,
     ) -> None:
         self._config = config
@@ -158,6 +158,7 @@ class Assignment:
             self._checkpoint.revoke(tp)
             self.assigned.discard(tp)
             self._backpressure.forget(tp)
+            self._metrics.forget_partition(*tp)  # another member reports its lag now
             for m in self._batcher.drop(tp):
                 done(m)
 

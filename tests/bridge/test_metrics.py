@@ -26,22 +26,23 @@ def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoi
     try:
         assert httpx.get(base + "/readyz").status_code == 503
         assert httpx.get(base + "/healthz").status_code == 200
-        cfg = bridge_config(group=unique("g"), routes=[{"topic": topic, "destinations": [
+        group = unique("g")
+        cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
             {"kind": "direct-http", "url": endpoint.url}]}])
         bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), metrics=metrics,
                         consumer_overrides=FAST_GROUP)
         rb = RunningBridge(bridge)
         wait_until(lambda: bridge.stats.delivered, until=lambda d: d >= 30, what="30 delivered")
-        committed = f'bridge_committed_offset{{partition="0",topic="{topic}"}} 30.0'
+        committed = f'bridge_committed_offset{{group="{group}",partition="0",topic="{topic}"}} 30.0'
         wait_until(lambda: httpx.get(base + "/metrics").text, until=lambda text: committed in text,
                    what=f"/metrics to show {committed}")
         assert httpx.get(base + "/readyz").status_code == 200
         text = httpx.get(base + "/metrics").text
-        assert f'bridge_records_received_total{{topic="{topic}"}} 30.0' in text
-        assert f'bridge_records_delivered_total{{route="{topic}",status="ok"}} 30.0' in text
+        assert f'bridge_records_received_total{{group="{group}",topic="{topic}"}} 30.0' in text
+        assert f'bridge_records_delivered_total{{group="{group}",route="{topic}",status="ok"}} 30.0' in text
         assert "bridge_delivery_latency_seconds_bucket" in text
-        assert "bridge_in_flight_records 0.0" in text
-        lag = f'bridge_consumer_lag{{partition="0",topic="{topic}"}} 0.0'
+        assert f'bridge_in_flight_records{{group="{group}"}} 0.0' in text
+        lag = f'bridge_consumer_lag{{group="{group}",partition="0",topic="{topic}"}} 0.0'
         wait_until(lambda: httpx.get(base + "/metrics").text, 20, until=lambda text: lag in text,
                    what=f"/metrics to show {lag}")
         rb.stop()
