@@ -190,7 +190,8 @@ class Assignment:
         self._checkpoint.committed(offsets)
         self._stats.commits += 1
         for (topic, partition), offset in offsets.items():
-            self._metrics.committed.labels(topic, str(partition)).set(offset)
+            if (topic, partition) in self.assigned:  # a late async confirmation adds no stale series
+                self._metrics.committed.labels(topic, str(partition)).set(offset)
 
     def update_lag(self, now: float) -> None:
         """Set the lag gauges (every ``LAG_INTERVAL`` s; from cached watermarks)."""
