@@ -195,11 +195,11 @@ class BridgeMetrics:
         self._groups_lock = threading.Lock()
         self.heartbeat = time.monotonic()
         self.ready = False
-        # for /readyz: set by the loop (in_flight, progress) and the settler (unavailable_routes)
+        # for /readyz: set by the loop (in_flight, progress) and each group's settler (its
+        # GroupMetrics.unavailable_routes)
         self.stall_after = stall_after
         self.in_flight = 0
         self.progress = time.monotonic()  # last delivery, or last moment nothing was in flight
-        self.unavailable_routes: set[str] = set()
         self.kafka_down_since: float | None = None  # no broker connection up since (the loop)
 
     def for_group(self, group: str) -> GroupMetrics:
@@ -224,13 +224,25 @@ class BridgeMetrics:
             return f"kafka unreachable: no broker connection up for {now - down:.0f}s"
         if not self.ready:
             return "not ready"
-        if self.unavailable_routes:
-            return "destination unavailable: " + ", ".join(sorted(self.unavailable_routes))
+        unavailable = self._unavailable()
+        if unavailable:
+            return "destination unavailable: " + ", ".join(unavailable)
         idle = now - self.progress
         if self.in_flight and idle >= self.stall_after:
             return (f"stalled: {self.in_flight} records in flight, none delivered for "
                     f"{idle:.0f}s")
         return None
+
+    def _unavailable(self) -> list[str]:
+        """The routes whose destination is unavailable: by name, or ``group/route`` while
+        the process runs bridges of several groups (a stopped group's routes are gone)."""
+        with self._groups_lock:
+            views = [v for vs in self._groups.values() for v in vs]
+        names: set[str] = set()
+        several = len({v.group for v in views}) > 1
+        for view in views:
+            names.update(f"{view.group}/{r}" if several else r for r in list(view.unavailable_routes))
+        return sorted(names)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -258,6 +270,9 @@ class GroupMetrics:
         self.unavailable = GroupLabelled[Gauge](p.unavailable.labels, p.unavailable.remove, group)
         self._singles = [GroupLabelled[Gauge](g.labels, g.remove, group)
                          for g in (p.in_flight_records, p.in_flight_bytes, p.paused)]
+        # routes whose destination is unavailable (the settler's); /readyz of the process
+        # reports them while this group is running
+        self.unavailable_routes: set[str] = set()
         self.in_flight_records = self._singles[0].labels()
         self.in_flight_bytes = self._singles[1].labels()
         self.paused = self._singles[2].labels()
@@ -321,10 +336,6 @@ class GroupMetrics:
     @kafka_down_since.setter
     def kafka_down_since(self, value: float | None) -> None:
         self.process.kafka_down_since = value
-
-    @property
-    def unavailable_routes(self) -> set[str]:
-        return self.process.unavailable_routes
 
     @property
     def stall_after(self) -> float:

@@ -158,6 +158,12 @@ def test_groups_on_one_registry_keep_their_own_series_and_leave_none_behind() ->
     text = process.render().decode()
     assert 'group="mb.billing"' not in text
     assert text.count('group="mb.shipping"') > 10
-    # the view shares the process's health state
+    # the view shares the process's health state; /readyz names a group's unavailable route
+    # while the group runs, and no longer once its series were removed
     b.ready = True
     assert process.ready and b.not_ready(0.0) is None
+    c = process.for_group("mb.ledger")
+    c.unavailable_routes.add("orders")
+    assert process.not_ready(0.0) == "destination unavailable: mb.ledger/orders"
+    process.remove_group("mb.ledger")
+    assert process.not_ready(0.0) is None
