@@ -129,8 +129,8 @@ def _scrape(port: int) -> dict[str, Any]:
     in_flight = lag = 0.0
     buckets: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("bridge_in_flight_records "):
-            in_flight = float(line.split()[-1])
+        if line.startswith(("bridge_in_flight_records{", "bridge_in_flight_records ")):
+            in_flight += float(line.split()[-1])  # one series per bridge group
         elif line.startswith("bridge_consumer_lag{"):
             lag += float(line.split()[-1])
         elif line.startswith("bridge_delivery_latency_seconds_bucket{"):

@@ -25,7 +25,7 @@ from migrator.bridge.checkpoint import Checkpointer
 from migrator.bridge.config import BridgeConfig
 from migrator.bridge.dispatch import Dispatcher
 from migrator.bridge.flow import Backpressure, InFlight
-from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.metrics import GroupMetrics
 from migrator.bridge.stats import BridgeStats
 from migrator.config import KafkaConnection
 from migrator.errors import MigratorError
@@ -91,7 +91,7 @@ class Assignment:
         *,
         drain: Callable[[Callable[[], bool]], bool],
         stopping: threading.Event,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         stats: BridgeStats,
     ) -> None:
         self._config = config
@@ -158,6 +158,7 @@ class Assignment:
             self._checkpoint.revoke(tp)
             self.assigned.discard(tp)
             self._backpressure.forget(tp)
+            self._metrics.forget_partition(*tp)  # another member reports its lag now
             for m in self._batcher.drop(tp):
                 done(m)
 
@@ -189,7 +190,8 @@ class Assignment:
         self._checkpoint.committed(offsets)
         self._stats.commits += 1
         for (topic, partition), offset in offsets.items():
-            self._metrics.committed.labels(topic, str(partition)).set(offset)
+            if (topic, partition) in self.assigned:  # a late async confirmation adds no stale series
+                self._metrics.committed.labels(topic, str(partition)).set(offset)
 
     def update_lag(self, now: float) -> None:
         """Set the lag gauges (every ``LAG_INTERVAL`` s; from cached watermarks)."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from migrator.bridge.config import InFlightLimits
-from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.metrics import GroupMetrics
 from migrator.bridge.retry import Backoff
 from migrator.errors import RetryableDeliveryError
 
@@ -86,7 +86,7 @@ class Backpressure:
         flow: InFlight,
         backoff: Backoff,
         *,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         throttle: Throttle,
     ) -> None:
         self._consumer = consumer

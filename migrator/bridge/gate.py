@@ -8,9 +8,9 @@ stops a bridge: stop polling, drain in-flight deliveries, commit, leave the grou
 consistent point a rollback sets the old group back to. Destinations that replace no group are
 delivered all the time by one more bridge in the config's own group.
 
-All of them share one :class:`BridgeMetrics` (served by ``--metrics-port``): counters add up
-across groups; the per-partition lag and committed-offset gauges of a topic two groups read
-show whichever group's bridge updated them last.
+All of them share one :class:`BridgeMetrics` (served by ``--metrics-port``); every series carries
+the ``group`` label of the bridge consumer group that set it, so two groups reading one topic
+have their own lag and committed-offset series, and a group's series go when its bridge stops.
 """
 
 from __future__ import annotations
@@ -199,6 +199,7 @@ class GatedBridges:
             if running.thread is not None and running.thread.is_alive():
                 continue
             del self._draining[key]
+            self.metrics.remove_group(running.bridge.config.group)  # no stale lag
             stats = running.stats or running.bridge.stats
             for name in ("received", "delivered", "dead_lettered", "skipped", "retries"):
                 setattr(self.totals, name, getattr(self.totals, name) + getattr(stats, name))

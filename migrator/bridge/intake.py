@@ -22,7 +22,7 @@ from migrator.bridge.batcher import Batcher
 from migrator.bridge.checkpoint import Checkpointer, PartitionCheckpoint
 from migrator.bridge.dispatch import Dispatcher, Key
 from migrator.bridge.flow import Backpressure, InFlight
-from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.metrics import GroupMetrics
 from migrator.bridge.routes import DestinationRuntime, RouteRuntime
 from migrator.bridge.settle import DeadLetters
 from migrator.bridge.stats import BridgeStats
@@ -50,7 +50,7 @@ class Intake:
         assigned: set[Partition],
         *,
         count_outages: bool,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         stats: BridgeStats,
     ) -> None:
         self._routes = routes

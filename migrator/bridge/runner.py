@@ -87,7 +87,8 @@ class Bridge:
     ) -> None:
         self.config = config
         self.connection = connection
-        self.metrics = metrics = metrics or BridgeMetrics()
+        # the process's metrics (one registry for every bridge it runs), as this group sets them
+        self.metrics = view = (metrics or BridgeMetrics()).for_group(config.group)
         self.stats = stats = BridgeStats()
         self.consumer = KafkaConsumer(
             connection, config.group,
@@ -113,22 +114,22 @@ class Bridge:
         self._flow = flow = InFlight()
         self._batcher = Batcher(config.batch, counts=[d.batch_count for d in dests])
         self._dispatch = Dispatcher(sinks, limits.batches, stats)
-        self._backpressure = Backpressure(self.consumer, limits, flow, backoff, metrics=metrics,
+        self._backpressure = Backpressure(self.consumer, limits, flow, backoff, metrics=view,
                                           throttle=outages)
         writer = (DeadLetterWriter(connection, config.dead_letter.topic)
                   if config.dead_letter.topic else None)
-        self._dead = DeadLetters(writer, checkpoint, flow, metrics=metrics, stats=stats)
+        self._dead = DeadLetters(writer, checkpoint, flow, metrics=view, stats=stats)
         self._settler = Settler(sinks, checkpoint, self._dispatch, flow, self._dead, backoff,
-                                metrics=metrics, stats=stats, throttle=outages)
+                                metrics=view, stats=stats, throttle=outages)
         self._assignment = Assignment(
             config, connection, self.consumer, checkpoint, self._batcher, self._dispatch,
             self._backpressure, flow, drain=self._drain, stopping=self._stopping,
-            metrics=metrics, stats=stats,
+            metrics=view, stats=stats,
         )
         self._intake = Intake(
             self._routes, checkpoint, self._batcher, self._dispatch, flow, self._backpressure,
             self._dead, self._assignment.assigned, count_outages=config.retry.count_outages,
-            metrics=metrics, stats=stats,
+            metrics=view, stats=stats,
         )
         self._checkpoint = checkpoint
 

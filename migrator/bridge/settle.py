@@ -30,7 +30,7 @@ from migrator.bridge.batcher import Batch
 from migrator.bridge.checkpoint import Checkpointer
 from migrator.bridge.dispatch import Dispatcher
 from migrator.bridge.flow import InFlight, Throttle
-from migrator.bridge.metrics import BridgeMetrics
+from migrator.bridge.metrics import GroupMetrics
 from migrator.bridge.retry import Backoff
 from migrator.bridge.stats import BridgeStats, LatencySampler
 from migrator.errors import (
@@ -55,7 +55,7 @@ class DeadLetters:
         checkpoint: Checkpointer,
         flow: InFlight,
         *,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         stats: BridgeStats,
     ) -> None:
         self._writer = writer
@@ -118,7 +118,7 @@ class Settler:
         dead: DeadLetters,
         backoff: Backoff,
         *,
-        metrics: BridgeMetrics,
+        metrics: GroupMetrics,
         stats: BridgeStats,
         throttle: Throttle,
     ) -> None:

@@ -126,7 +126,7 @@ class Rig:
     def __init__(self, *sinks: MemorySink, retry: dict[str, Any] | None = None) -> None:
         self.sinks = list(sinks) or [MemorySink()]
         self.stats = BridgeStats()
-        self.metrics = BridgeMetrics()
+        self.metrics = BridgeMetrics().for_group("rig")
         self.pool = ManualPool()
         self.flow = InFlight()
         self.checkpoint = Checkpointer()

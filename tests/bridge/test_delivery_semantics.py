@@ -293,7 +293,7 @@ def test_a_qstash_outage_holds_records_instead_of_dead_lettering_them(
             wait_until(lambda: rb.bridge.stats.retries, until=lambda r: r >= 10 * n,
                        what=f"{10 * n} retries")
             assert rb.bridge.stats.dead_lettered == 0 and rb.bridge.stats.delivered == 0
-            gauge = ("bridge_destination_unavailable", {"route": topic})
+            gauge = ("bridge_destination_unavailable", {"group": group, "route": topic})
             assert rb.bridge.metrics.registry.get_sample_value(*gauge) == 1.0
             server.set_faults(0.0)
             got = settle_exactly(endpoint, n)

@@ -16,7 +16,7 @@ def rig(records: int = 100) -> tuple[Backpressure, InFlight, FakeConsumer]:
     flow, consumer = InFlight(), FakeConsumer()
     policy = RetryPolicy.model_validate({"initial_backoff": 2.0, "max_backoff": 8.0, "jitter": 0})
     bp = Backpressure(consumer, InFlightLimits.model_validate({"records": records, "bytes": 10**9}), flow,
-                      Backoff(policy), metrics=BridgeMetrics(), throttle=Throttle(30.0))
+                      Backoff(policy), metrics=BridgeMetrics().for_group("flow"), throttle=Throttle(30.0))
     return bp, flow, consumer
 
 

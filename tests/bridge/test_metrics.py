@@ -26,22 +26,23 @@ def test_metrics_health_and_readiness(kafka: KafkaKit, endpoint: RecordingEndpoi
     try:
         assert httpx.get(base + "/readyz").status_code == 503
         assert httpx.get(base + "/healthz").status_code == 200
-        cfg = bridge_config(group=unique("g"), routes=[{"topic": topic, "destinations": [
+        group = unique("g")
+        cfg = bridge_config(group=group, routes=[{"topic": topic, "destinations": [
             {"kind": "direct-http", "url": endpoint.url}]}])
         bridge = Bridge(cfg, KafkaConnection(bootstrap_servers=kafka.bootstrap), metrics=metrics,
                         consumer_overrides=FAST_GROUP)
         rb = RunningBridge(bridge)
         wait_until(lambda: bridge.stats.delivered, until=lambda d: d >= 30, what="30 delivered")
-        committed = f'bridge_committed_offset{{partition="0",topic="{topic}"}} 30.0'
+        committed = f'bridge_committed_offset{{group="{group}",partition="0",topic="{topic}"}} 30.0'
         wait_until(lambda: httpx.get(base + "/metrics").text, until=lambda text: committed in text,
                    what=f"/metrics to show {committed}")
         assert httpx.get(base + "/readyz").status_code == 200
         text = httpx.get(base + "/metrics").text
-        assert f'bridge_records_received_total{{topic="{topic}"}} 30.0' in text
-        assert f'bridge_records_delivered_total{{route="{topic}",status="ok"}} 30.0' in text
+        assert f'bridge_records_received_total{{group="{group}",topic="{topic}"}} 30.0' in text
+        assert f'bridge_records_delivered_total{{group="{group}",route="{topic}",status="ok"}} 30.0' in text
         assert "bridge_delivery_latency_seconds_bucket" in text
-        assert "bridge_in_flight_records 0.0" in text
-        lag = f'bridge_consumer_lag{{partition="0",topic="{topic}"}} 0.0'
+        assert f'bridge_in_flight_records{{group="{group}"}} 0.0' in text
+        lag = f'bridge_consumer_lag{{group="{group}",partition="0",topic="{topic}"}} 0.0'
         wait_until(lambda: httpx.get(base + "/metrics").text, 20, until=lambda text: lag in text,
                    what=f"/metrics to show {lag}")
         rb.stop()
@@ -126,3 +127,43 @@ def test_a_requested_stop_is_logged_at_info(caplog: pytest.LogCaptureFixture) ->
     (record,) = [r for r in caplog.records if "stop" in r.getMessage()]
     assert record.levelno == logging.INFO, record
     assert "SIGTERM" in record.getMessage() and "signal 15" not in record.getMessage()
+
+
+def test_groups_on_one_registry_keep_their_own_series_and_leave_none_behind() -> None:
+    process = BridgeMetrics()
+    a, b = process.for_group("mb.billing"), process.for_group("mb.shipping")
+    for view, offset in ((a, 100), (b, 80)):
+        view.committed.labels("orders", "0").set(offset)
+        view.lag.labels("orders", "0").set(120 - offset)
+        view.delivered.labels("orders", "ok").inc(offset)
+        view.latency.labels("orders").observe(0.02, 3)
+        view.in_flight_records.set(offset // 10)
+    get = process.registry.get_sample_value
+    assert get("bridge_committed_offset",
+               {"group": "mb.billing", "topic": "orders", "partition": "0"}) == 100
+    assert get("bridge_committed_offset",
+               {"group": "mb.shipping", "topic": "orders", "partition": "0"}) == 80
+    assert get("bridge_consumer_lag", {"group": "mb.shipping", "topic": "orders", "partition": "0"}) == 40
+    assert get("bridge_delivery_latency_seconds_count", {"group": "mb.billing", "route": "orders"}) == 3
+    assert get("bridge_in_flight_records", {"group": "mb.shipping"}) == 8
+    # a revoked partition: its lag and committed series go, the rest stays
+    a.forget_partition("orders", 0)
+    assert get("bridge_consumer_lag", {"group": "mb.billing", "topic": "orders", "partition": "0"}) is None
+    assert get("bridge_committed_offset",
+               {"group": "mb.billing", "topic": "orders", "partition": "0"}) is None
+    assert get("bridge_records_delivered_total",
+               {"group": "mb.billing", "route": "orders", "status": "ok"}) == 100
+    # a stopped group: none of its series is left, the other group's are untouched
+    process.remove_group("mb.billing")
+    text = process.render().decode()
+    assert 'group="mb.billing"' not in text
+    assert text.count('group="mb.shipping"') > 10
+    # the view shares the process's health state; /readyz names a group's unavailable route
+    # while the group runs, and no longer once its series were removed
+    b.ready = True
+    assert process.ready and b.not_ready(0.0) is None
+    c = process.for_group("mb.ledger")
+    c.unavailable_routes.add("orders")
+    assert process.not_ready(0.0) == "destination unavailable: mb.ledger/orders"
+    process.remove_group("mb.ledger")
+    assert process.not_ready(0.0) is None

@@ -26,9 +26,9 @@ from tests.fixtures.qstash import QStashServer
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "bridge-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "bridge-alerts.yaml"
-# Labels Prometheus attaches at scrape time rather than the bridge: `group` by the chart's
-# ServiceMonitor relabeling (checked below), the rest by Prometheus itself.
-SCRAPE_LABELS = {"group", "job", "instance", "namespace", "pod"}
+# Labels Prometheus attaches at scrape time rather than the bridge. `group` is not one of them:
+# the bridge exports it (its consumer group, one per replaced group in a gated bridge).
+SCRAPE_LABELS = {"job", "instance", "namespace", "pod"}
 
 _METRIC = re.compile(r"\b(bridge_[a-z0-9_]+)\b")
 _MATCHER = re.compile(r"([A-Za-z_]\w*)\s*(?:=~|!~|!=|=)\s*\"")
@@ -181,12 +181,33 @@ def test_alert_rules_use_only_exported_metrics_and_labels(exported: dict[str, se
     check_against(exported, list(alert_queries()))
 
 
-def test_the_chart_adds_the_group_label_the_queries_rely_on() -> None:
+@pytest.mark.stack
+@pytest.mark.qstash
+def test_every_bridge_series_carries_its_group(exported: dict[str, set[str]]) -> None:
+    bridge = {name: labels for name, labels in exported.items() if name.startswith("bridge_")}
+    assert bridge and not [name for name, labels in bridge.items() if "group" not in labels]
+
+
+def test_the_chart_leaves_the_bridges_group_label_alone() -> None:
     monitor = (CHART / "templates" / "servicemonitor.yaml").read_text()
-    assert "targetLabel: group" in monitor
+    assert "targetLabel: group" not in monitor  # would overwrite the bridge's own group label
     grouped = [w for w, expr, _l in [*dashboard_queries(), *alert_queries()]
                if "group" in labels_in(expr)]
-    assert grouped  # the label is used, so the relabeling matters
+    assert grouped
+
+
+def test_per_partition_queries_never_mix_groups() -> None:
+    """A query on a per-partition gauge that aggregates keeps `group` (two groups reading one
+    topic sit at different offsets), except a plain total over everything."""
+    mixed = []
+    for where, expr, _l in [*dashboard_queries(), *alert_queries()]:
+        if not re.search(r"bridge_(consumer_lag|committed_offset)\b", expr):
+            continue
+        for names in _GROUPING.findall(expr):
+            labels = {n.strip() for n in names.split(",") if n.strip()}
+            if labels & {"topic", "partition"} and "group" not in labels:
+                mixed.append(f"{where}: {expr}")
+    assert not mixed, "\n".join(mixed)
 
 
 def test_the_checker_catches_unknown_metrics_and_labels() -> None:
