@@ -32,12 +32,18 @@ typecheck: install
 	$(BIN)/mypy --strict migrator connectors qstash_server tests
 
 # The TypeScript scaffolds are type-checked when npm is there (tools cached in .cache/tscheck).
+# A failed npm install skips that check with a message, except under CI (CI set, not 0/false):
+# there it fails the run, so a broken install cannot turn the check off unnoticed.
 TSCHECK := .cache/tscheck
 tscheck:
 	@if command -v npm >/dev/null 2>&1; then \
 	  mkdir -p $(TSCHECK) && cp tests/plan/tscheck/package.json $(TSCHECK)/ && \
 	  { npm install --silent --no-audit --no-fund --prefix $(TSCHECK) >/dev/null || \
-	    echo "npm install failed: the TypeScript scaffold type-check will be skipped"; }; \
+	    case "$$CI" in \
+	      ""|0|false) echo "npm install failed: the TypeScript scaffold type-check will be skipped";; \
+	      *) echo "npm install failed under CI (CI=$$CI): the TypeScript scaffold type-check cannot run" >&2; \
+	         exit 1;; \
+	    esac; }; \
 	else echo "npm not found: the TypeScript scaffold type-check will be skipped"; fi
 
 # Helm (built from source with the machine's Go) and the CRD schemas for the Helm chart's tests,

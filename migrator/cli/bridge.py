@@ -87,10 +87,13 @@ def run(
     json_logs: bool,
 ) -> None:
     """Run the bridge until SIGTERM/SIGINT (a second SIGINT exits at once)."""
+    from migrator.bridge.stop_signals import StopSignals
+
+    signals = StopSignals.install()  # first: a stop during the imports below still drains
     from migrator.bridge.config import load_bridge_config
     from migrator.bridge.metrics import BridgeMetrics, MetricsServer
     from migrator.bridge.routes import check_qstash
-    from migrator.bridge.runner import Bridge, install_signal_handlers
+    from migrator.bridge.runner import Bridge
     from migrator.bridge.status import JsonFormatter, StatusLine, summary_line
 
     overrides = _start_overrides(start, start_from_group)
@@ -111,10 +114,10 @@ def run(
     from migrator.cutover.scope import replaced_groups
 
     if replaced_groups(cfg):  # destinations replace consumer groups: gated by `migrator cutover`
-        from migrator.bridge.gate import GatedBridges, install_gate_signal_handlers
+        from migrator.bridge.gate import GatedBridges
 
         gate = GatedBridges(cfg, connection, qstash=qstash)
-        install_gate_signal_handlers(gate)
+        signals.attach(gate.stop)
         server = MetricsServer(gate.metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
         try:
             stats = gate.run()
@@ -126,7 +129,7 @@ def run(
     metrics = BridgeMetrics()
     server = MetricsServer(metrics, cfg.metrics_port) if cfg.metrics_port is not None else None
     bridge = Bridge(cfg, connection, qstash=qstash, metrics=metrics)
-    install_signal_handlers(bridge)
+    signals.attach(bridge.stop)
     status = StatusLine()
     logging.getLogger("migrator.bridge").info(
         "bridge starting: group %s, kafka %s", cfg.group, connection.describe()

@@ -48,6 +48,7 @@ class OldConsumer:
                                      text=True)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "READY":
+            self.kill()  # reaped and its pipe closed: no process left running behind the error
             raise MigratorError(f"the old consumer of {self.group} did not start")
 
     def stop(self, progress: Progress) -> None:
@@ -125,6 +126,7 @@ def run_bridge(config: Path, env: dict[str, str], receiver: Receiver,
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()  # its exit status, and no Popen left unreaped
     if proc.returncode not in (0, -signal.SIGTERM):
         raise MigratorError(f"The bridge exited {proc.returncode}; see {log}.")
     progress(f"bridge stopped (log: {log})")

@@ -97,11 +97,15 @@ def stop(process: int | subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process group, then SIGKILL after ``grace`` seconds.
 
     Given the ``Popen`` that started it, its exit is recorded there too (a ``Popen`` dropped with
-    no exit status is a ResourceWarning, "subprocess N is still running").
+    no exit status is a ResourceWarning, "subprocess N is still running"): waited for, since the
+    SIGKILL's own 5 s can run out on a loaded machine before the kernel has ended a big JVM.
     """
     if isinstance(process, subprocess.Popen):
         _signal_group(process.pid, grace)
-        process.poll()  # the status is reaped already (is_alive): this records it
+        if process.poll() is None:  # reaped by is_alive already: poll records it (ECHILD)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)  # not in its group any more, or too slow
+            process.wait()
     else:
         _signal_group(process, grace)
 

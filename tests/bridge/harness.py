@@ -71,10 +71,17 @@ def running_bridge(
 
 
 class BridgeProcess:
-    """``migrator bridge run`` as a subprocess (for kill -9 and signal tests)."""
+    """``migrator bridge run`` as a subprocess (for kill -9 and signal tests).
+
+    It starts with SIGTERM/SIGINT blocked (the signal mask survives exec): one sent while Python
+    still starts up stays pending until the bridge installed its handlers and unblocked them
+    (:class:`migrator.bridge.stop_signals.StopSignals`), as a supervisor that blocks them around
+    the spawn would see. Without that it is a default-action death (-15) under load.
+    """
 
     def __init__(self, config_path: str, env: dict[str, str], *args: str) -> None:
         import os
+        import signal
         import subprocess
         import sys
         import tempfile
@@ -82,8 +89,14 @@ class BridgeProcess:
         fd, self.log_path = tempfile.mkstemp(suffix=".log")
         cmd = [sys.executable, "-m", "migrator", "bridge", "run", "--config", config_path,
                "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500", *args]
+        stop_signals = {signal.SIGTERM, signal.SIGINT}
         with os.fdopen(fd, "w") as log:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **env})
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # this thread only
+            try:
+                self.process = subprocess.Popen(cmd, stdout=log, stderr=log,
+                                                env={**os.environ, **env})
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
     def kill(self) -> None:
         import signal

@@ -270,3 +270,45 @@ def test_a_registry_outage_holds_the_partition_instead_of_dead_lettering(
     dead = kafka.consume_all(dlq, 1)
     assert dict(dead[0].headers())["dead-letter-reason"] == b"undecodable"
     assert dead[0].value() == b"\x00\x00\x0f\x42\x40rest"
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_stop_signal_right_after_spawn_is_a_clean_exit_and_loses_nothing(
+    kafka: KafkaKit, endpoint: RecordingEndpoint, tmp_path: Path, signum: str
+) -> None:
+    """A stop sent while the process still imports (no handler yet) is honoured once the bridge
+    exists: drain, commit, exit 0; a second bridge then delivers the rest, each record once."""
+    import signal
+
+    topic = kafka.create_topic(unique("off-early"), partitions=2)
+    n = 300
+    kafka.produce(topic, (Rec(f"v{i}", partition=i % 2) for i in range(n)))
+    group = unique("off-g")
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump({
+        "kafka": {"bootstrap_servers": kafka.bootstrap}, "group": group,
+        "batch": {"count": 20, "linger_ms": 5},
+        "routes": [{"topic": topic, "destinations": [{"kind": "direct-http", "url": endpoint.url}]}],
+    }))
+    early = BridgeProcess(str(path), {})
+    early.process.send_signal(getattr(signal, signum))  # before Python got to any of our code
+    try:
+        assert early.process.wait(60) == 0, early.output()
+    finally:
+        early.kill()  # only if it did not stop
+    assert "bridge stopped" in early.output()
+    committed = {p: max(0, o) for p, o in kafka.committed(group, topic, 2).items()}
+    delivered = offsets_by_partition(endpoint)
+    for p in (0, 1):  # whatever it committed it delivered
+        assert set(range(committed[p])) <= delivered.get(p, set()), (p, committed[p])
+
+    rest = BridgeProcess(str(path), {})
+    try:
+        wait_until(lambda: kafka.committed(group, topic, 2), 60,
+                   until=lambda c: c == kafka.end_offsets(topic, 2), what="all committed",
+                   context=rest.output)
+    finally:
+        assert rest.terminate() == 0, rest.output()
+    keys = [(int(r.headers["kafka-partition"]), int(r.headers["kafka-offset"]))
+            for r in endpoint.requests]
+    assert len(keys) == n and len(set(keys)) == n, (len(keys), len(set(keys)))

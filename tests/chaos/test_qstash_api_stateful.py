@@ -97,10 +97,12 @@ class Env:
         old = self.server
         old.kill()
         self.client.http._client.close()
-        self.server = start_qstash_server(
-            db=self.db, port=self.port, backoff_scale=0.01, token=old.token,
-            current_signing_key=old.current_signing_key, next_signing_key=old.next_signing_key)
-        old.close()
+        try:
+            self.server = start_qstash_server(
+                db=self.db, port=self.port, backoff_scale=0.01, token=old.token,
+                current_signing_key=old.current_signing_key, next_signing_key=old.next_signing_key)
+        finally:
+            old.close()  # its stderr capture, also when the restart failed
         self.client = self._client()
         self.restarts += 1
 

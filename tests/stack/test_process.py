@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from migrator.stack.process import free_port, port_taken, stop
 
 
@@ -25,3 +27,22 @@ def test_stopping_a_popen_records_its_exit() -> None:
                             start_new_session=True)
     stop(proc, grace=5)
     assert proc.returncode is not None, "the Popen still thinks its process runs"
+
+
+def test_stopping_a_popen_waits_for_it_when_the_group_signals_ran_out_of_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a loaded machine the group's SIGTERM and SIGKILL waits can both run out with the
+    process still there: stop() still ends it and records its exit."""
+    import migrator.stack.process as process
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            start_new_session=True)
+    monkeypatch.setattr(process, "_signal_group", lambda pid, grace: None)  # both waits ran out
+    try:
+        stop(proc, grace=5)
+        assert proc.returncode is not None, "the Popen still thinks its process runs"
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
