@@ -16,12 +16,10 @@ have their own lag and committed-offset series, and a group's series go when its
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, Literal
 
 from migrator.bridge.config import BridgeConfig
@@ -35,7 +33,7 @@ from migrator.kafka.consumer import KafkaConsumer
 from migrator.kafka.group_offsets import GroupOffsetAdmin
 from migrator.kafka.state_log import StateTail
 
-__all__ = ["GatedBridges", "Mode", "install_gate_signal_handlers", "mode_for"]
+__all__ = ["GatedBridges", "Mode", "mode_for"]
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +209,3 @@ class GatedBridges:
             if running.error is not None:
                 self._running.pop(key, None)
                 raise running.error
-
-
-def install_gate_signal_handlers(gate: GatedBridges) -> None:
-    """SIGTERM/SIGINT: stop every bridge gracefully (drain, commit, leave)."""
-
-    def graceful(signum: int, _frame: FrameType | None) -> None:
-        log.warning("signal %d: stopping every bridge", signum)
-        gate.stop()
-
-    signal.signal(signal.SIGTERM, graceful)
-    signal.signal(signal.SIGINT, graceful)

@@ -21,7 +21,7 @@ tracking the record in the checkpointer, (4) sends full or lingered batches, (5)
 finished batches (ack, schedule retries, dead-letter), (6) sends retries that are due, (7)
 commits the contiguous delivered offsets about once a second.
 
-Stop (:meth:`Bridge.stop`, wired to SIGTERM/SIGINT by :func:`install_signal_handlers`) is
+Stop (:meth:`Bridge.stop`, wired to SIGTERM/SIGINT by :class:`migrator.bridge.stop_signals.StopSignals`) is
 two-phase: stop polling, drain in-flight within the deadline, commit, close; a second SIGINT
 exits at once.
 """
@@ -31,12 +31,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -60,7 +57,7 @@ from migrator.config import KafkaConnection, QStashConnection
 from migrator.kafka.consumer import KafkaConsumer
 from migrator.kafka.consumer_config import BRIDGE_CONSUMER_DEFAULTS
 
-__all__ = ["PAUSE_AFTER", "Bridge", "BridgeStats", "install_signal_handlers"]
+__all__ = ["PAUSE_AFTER", "Bridge", "BridgeStats"]
 
 log = logging.getLogger(__name__)
 
@@ -295,17 +292,3 @@ def _throughput_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
-
-
-def install_signal_handlers(bridge: Bridge) -> None:
-    """SIGTERM/SIGINT: graceful stop; a second SIGINT exits at once (status 130)."""
-
-    def graceful(signum: int, _frame: FrameType | None) -> None:
-        if bridge.stopping and signum == signal.SIGINT:
-            os._exit(130)
-        log.info("stop requested (%s): draining and committing (send SIGINT again to exit at once)",
-                 signal.Signals(signum).name)
-        bridge.stop()
-
-    signal.signal(signal.SIGTERM, graceful)
-    signal.signal(signal.SIGINT, graceful)

@@ -63,15 +63,25 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+# The Popen of every process spawn() started and stop() has not ended yet, by pid. A server
+# outlives the caller's handle (the stack runs on after `migrator dev up` returns; a test session
+# keeps only pids), and a Popen dropped while its process runs is a ResourceWarning ("subprocess
+# N is still running") wherever the garbage collector happens to run.
+_SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def spawn(args: Sequence[str], log: Path, *, env: dict[str, str] | None = None,
           cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start a detached process (own session) writing stdout and stderr to ``log``."""
+    """Start a detached process (own session) writing stdout and stderr to ``log``; its handle
+    is kept here until :func:`stop` ends it (by handle or by pid)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(args), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env, cwd=cwd,
         )
+    _SPAWNED[proc.pid] = proc
+    return proc
 
 
 def is_alive(pid: int) -> bool:
@@ -96,11 +106,15 @@ def is_alive(pid: int) -> bool:
 def stop(process: int | subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the process group, then SIGKILL after ``grace`` seconds.
 
-    Given the ``Popen`` that started it, its exit is recorded there too (a ``Popen`` dropped with
-    no exit status is a ResourceWarning, "subprocess N is still running"): waited for, since the
-    SIGKILL's own 5 s can run out on a loaded machine before the kernel has ended a big JVM.
+    Given the ``Popen`` that started it (or the pid of a process :func:`spawn` started here), its
+    exit is recorded there too (a ``Popen`` dropped with no exit status is a ResourceWarning,
+    "subprocess N is still running"): waited for, since the SIGKILL's own 5 s can run out on a
+    loaded machine before the kernel has ended a big JVM.
     """
+    if not isinstance(process, subprocess.Popen):
+        process = _SPAWNED.get(process, process)
     if isinstance(process, subprocess.Popen):
+        _SPAWNED.pop(process.pid, None)
         _signal_group(process.pid, grace)
         if process.poll() is None:  # reaped by is_alive already: poll records it (ECHILD)
             with contextlib.suppress(ProcessLookupError):

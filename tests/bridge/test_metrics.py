@@ -102,7 +102,7 @@ def test_a_requested_stop_is_logged_at_info(caplog: pytest.LogCaptureFixture) ->
     import signal
     import time
 
-    from migrator.bridge.runner import install_signal_handlers
+    from migrator.bridge.stop_signals import StopSignals
 
     class FakeBridge:
         stopping = False
@@ -113,9 +113,9 @@ def test_a_requested_stop_is_logged_at_info(caplog: pytest.LogCaptureFixture) ->
 
     bridge = FakeBridge()
     saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    caplog.set_level(logging.INFO, logger="migrator.bridge")
+    caplog.set_level(logging.INFO, logger="migrator.bridge")  # stop_signals logs under it
     try:
-        install_signal_handlers(bridge)  # type: ignore[arg-type]
+        StopSignals.install().attach(bridge.stop)
         os.kill(os.getpid(), signal.SIGTERM)
         deadline = time.monotonic() + 5
         while not bridge.stops and time.monotonic() < deadline:
