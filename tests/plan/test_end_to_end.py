@@ -139,35 +139,35 @@ def test_audit_plan_apply_bridge(
     log = (tmp_path / "bridge.log").open("w")
     bridge = subprocess.Popen([sys.executable, "-m", "migrator", "bridge", "run", "--config",
                                str(out / "bridge.yaml")], stdout=log, stderr=log, env=env)
-    # every destination names the group it replaces: each endpoint receives what its group had
-    # not consumed yet, once the group is handed over
-    kit = KafkaKit(kafka_stack.bootstrap_servers, None)
-    reads = {f"{p}-fulfilment": f"{p}.orders", f"{p}-billing": f"{p}.payments",
-             f"{p}-ledger": f"{p}.payments", f"{p}-auditor": f"{p}.audit-log",
-             f"{p}-analytics": f"{p}.clicks", f"{p}-marketing": f"{p}.clicks"}
-    partitions = {f"{p}.orders": 3, f"{p}.payments": 2, f"{p}.audit-log": 1, f"{p}.clicks": 2}
-    expected = {}
-    for group, topic_name in reads.items():
-        ends = kit.end_offsets(topic_name, partitions[topic_name])
-        done = kit.committed(group, topic_name, partitions[topic_name])
-        path = "marketing-v2" if group == f"{p}-marketing" else group
-        expected[(path, topic_name)] = sum(e - max(0, done.get(q, 0)) for q, e in ends.items())
-        for step in (["prepare", group], ["switch", group, "--watch", "1s", "--timeout", "60s"]):
-            handed = cli(server, "cutover", *step, "--config", str(out / "bridge.yaml"))
-            assert handed.returncode == 0, handed.stderr
-    assert expected[(f"{p}-auditor", f"{p}.audit-log")] == estate.records[f"{p}.audit-log"]
-
-    def received() -> dict[tuple[str, str], dict[tuple[str, str], bytes]]:
-        """(path group, topic) -> {(Kafka partition, offset): body}: each record once."""
-        got: dict[tuple[str, str], dict[tuple[str, str], bytes]] = {}
-        for req in list(endpoint.requests):
-            parts = req.path.strip("/").split("/")
-            if len(parts) == 2 and "kafka-offset" in req.headers:
-                coords = (req.headers["kafka-partition"], req.headers["kafka-offset"])
-                got.setdefault((parts[0], parts[1]), {})[coords] = req.body
-        return got
-
     try:
+        # every destination names the group it replaces: each endpoint receives what its group had
+        # not consumed yet, once the group is handed over
+        kit = KafkaKit(kafka_stack.bootstrap_servers, None)
+        reads = {f"{p}-fulfilment": f"{p}.orders", f"{p}-billing": f"{p}.payments",
+                 f"{p}-ledger": f"{p}.payments", f"{p}-auditor": f"{p}.audit-log",
+                 f"{p}-analytics": f"{p}.clicks", f"{p}-marketing": f"{p}.clicks"}
+        partitions = {f"{p}.orders": 3, f"{p}.payments": 2, f"{p}.audit-log": 1, f"{p}.clicks": 2}
+        expected = {}
+        for group, topic_name in reads.items():
+            ends = kit.end_offsets(topic_name, partitions[topic_name])
+            done = kit.committed(group, topic_name, partitions[topic_name])
+            path = "marketing-v2" if group == f"{p}-marketing" else group
+            expected[(path, topic_name)] = sum(e - max(0, done.get(q, 0)) for q, e in ends.items())
+            for step in (["prepare", group], ["switch", group, "--watch", "1s", "--timeout", "60s"]):
+                handed = cli(server, "cutover", *step, "--config", str(out / "bridge.yaml"))
+                assert handed.returncode == 0, handed.stderr
+        assert expected[(f"{p}-auditor", f"{p}.audit-log")] == estate.records[f"{p}.audit-log"]
+
+        def received() -> dict[tuple[str, str], dict[tuple[str, str], bytes]]:
+            """(path group, topic) -> {(Kafka partition, offset): body}: each record once."""
+            got: dict[tuple[str, str], dict[tuple[str, str], bytes]] = {}
+            for req in list(endpoint.requests):
+                parts = req.path.strip("/").split("/")
+                if len(parts) == 2 and "kafka-offset" in req.headers:
+                    coords = (req.headers["kafka-partition"], req.headers["kafka-offset"])
+                    got.setdefault((parts[0], parts[1]), {})[coords] = req.body
+            return got
+
         wait_until(lambda: {k: len(received().get(k, ())) for k in expected}, 120,
                    until=lambda counts: all(counts[k] >= n for k, n in expected.items()),
                    what=f"every record at its path: {expected}",
