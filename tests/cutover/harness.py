@@ -23,7 +23,9 @@ from migrator.bridge.config import BridgeConfig
 from migrator.bridge.gate import GatedBridges
 from migrator.config import KafkaConnection, QStashConnection
 from migrator.cutover.coordinator import Coordinator
+from migrator.cutover.lease import holder
 from migrator.kafka.app_producer import KeepProducing
+from migrator.kafka.state_log import StateLog
 from tests.bridge.harness import FAST_GROUP
 from tests.fixtures.endpoint import RecordingEndpoint
 from tests.fixtures.kafka import KafkaKit, unique
@@ -187,6 +189,18 @@ def start_cli(err: Path, *args: str) -> subprocess.Popen[str]:
     with err.open("w") as sink:
         return subprocess.Popen([sys.executable, "-m", "migrator", *args],
                                 stdout=subprocess.DEVNULL, stderr=sink, text=True, cwd=ROOT)
+
+
+def wait_lease_expired(log: StateLog, group: str, timeout: float) -> None:
+    """Wait until nobody holds ``group``'s lease in the cutover state topic read by ``log``."""
+    seen: list[object] = [None]
+
+    def expired() -> bool:
+        seen.append(holder(log.read(), group, int(time.time() * 1000)))
+        return seen[-1] is None
+
+    wait_for(expired, lambda: f"the lease on group {group} still holds: {seen[-1]}",
+             timeout=timeout)
 
 
 def wait_said(err: Path, text: str, timeout: float = 60.0) -> None:

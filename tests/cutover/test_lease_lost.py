@@ -27,6 +27,7 @@ from tests.cutover.harness import (
     run_cli,
     start_cli,
     wait_for,
+    wait_lease_expired,
     wait_said,
     write_config,
 )
@@ -64,14 +65,7 @@ def test_a_paused_holder_overtaken_after_expiry_refuses_its_next_write_and_exits
                           "--timeout", "300s", "--without-bridge", "--lease-ttl", "6s")
         wait_said(err, "Stop every consumer")
         os.kill(first.pid, signal.SIGSTOP)  # its renewals stop; the lease runs out
-        seen: list[object] = []
-
-        def expired() -> bool:
-            seen.append(holder(log.read(), group, int(time.time() * 1000)))
-            return seen[-1] is None
-
-        wait_for(expired, lambda: f"the paused holder's lease still holds: {seen[-1]}",
-                 timeout=60)
+        wait_lease_expired(log, group, timeout=60)
         # operator 2 stops the old consumer and switches the group: it gets the lease
         old.stop()
         second = run_cli("cutover", "switch", group, "--config", cfg, "--watch", "2s",
@@ -154,14 +148,7 @@ def test_a_holder_cut_off_from_kafka_is_overtaken_and_exits_16_when_the_link_ret
         wait_said(err, "Stop every consumer")
         proxy.set(HANG)
         cut_at = time.monotonic()
-        seen: list[object] = []
-
-        def expired() -> bool:
-            seen.append(holder(log.read(), group, int(time.time() * 1000)))
-            return seen[-1] is None
-
-        wait_for(expired, lambda: f"the cut-off holder's lease still holds: {seen[-1]}",
-                 timeout=30)
+        wait_lease_expired(log, group, timeout=30)
         old.stop()
         second = run_cli("cutover", "switch", group, "--config", cfg, "--watch", "1s",
                          "--timeout", "60s", "--without-bridge")
@@ -230,14 +217,7 @@ def test_a_rollback_that_loses_its_lease_mid_step_is_finished_by_the_next_comman
         os.kill(first.pid, signal.SIGSTOP)
         log = StateLog(KafkaConnection(bootstrap_servers=bootstrap), state_topic)
         try:
-            seen: list[object] = []
-
-            def expired() -> bool:
-                seen.append(holder(log.read(), group, int(time.time() * 1000)))
-                return seen[-1] is None
-
-            wait_for(expired, lambda: f"the paused holder's lease still holds: {seen[-1]}",
-                     timeout=60)
+            wait_lease_expired(log, group, timeout=60)
         finally:
             log.close()
         straggler.stop()
